@@ -1,0 +1,535 @@
+package convert
+
+import (
+	"fmt"
+	"math"
+	"runtime"
+	"strconv"
+	"sync"
+	"time"
+
+	"go.opentelemetry.io/collector/pdata/pmetric"
+	"google.golang.org/grpc/codes"
+
+	pb "github.com/metricsmodule/metricsmodule/proto/metricsmodule/v1"
+)
+
+const (
+	numShards = 64
+	// parallelMin is the batch size from which Prepare validates and hashes
+	// items on several goroutines.
+	parallelMin = 1024
+)
+
+// Accumulator holds per-series state and turns prepared batches into pdata.
+// It is safe for concurrent use.
+type Accumulator struct {
+	cfg    Config
+	bounds []float64
+	names  nameTable
+	shards [numShards]shard
+	now    func() time.Time
+	calls  sync.Pool
+	scope  Scope
+}
+
+type shard struct {
+	mu sync.Mutex
+	m  map[uint64]*series
+}
+
+// Scope is the instrumentation scope set on emitted metrics.
+type Scope struct {
+	Name    string
+	Version string
+}
+
+// NewAccumulator returns an accumulator for cfg, which must be valid.
+func NewAccumulator(cfg Config, scope Scope) *Accumulator {
+	a := &Accumulator{cfg: cfg, bounds: cfg.Histogram.Buckets, now: time.Now, scope: scope}
+	for i := range a.shards {
+		a.shards[i].m = make(map[uint64]*series)
+	}
+	a.calls.New = func() any {
+		return &call{index: make(map[uint64]int32), metrics: make(map[metricKey]pmetric.Metric)}
+	}
+	return a
+}
+
+// SetClock replaces the clock (tests).
+func (a *Accumulator) SetClock(now func() time.Time) { a.now = now }
+
+// Limits returns the record limits in force.
+func (a *Accumulator) Limits() Limits { return a.cfg.Limits }
+
+// record is one prepared item of a batch.
+type record struct {
+	m      *pb.MetricData
+	name   *nameInfo
+	key    uint64
+	resKey uint64
+	ts     int64
+	weight float64
+	res    int32
+	bad    bool
+}
+
+type resource struct {
+	attrs map[string]string
+	key   uint64
+}
+
+// Batch is a validated and keyed request, ready for Apply.
+type Batch struct {
+	recs      []record
+	resources []resource
+	now       int64
+	single    bool
+	// Issues are the refused items, in index order.
+	Issues []*Issue
+}
+
+// Len is the number of items in the batch.
+func (b *Batch) Len() int { return len(b.recs) }
+
+// SeriesID returns the series identity of item i as 16 hex digits.
+func (b *Batch) SeriesID(i int) string {
+	return fmt.Sprintf("%016x", b.recs[i].key)
+}
+
+// Refused reports whether item i was refused.
+func (b *Batch) Refused(i int) bool { return b.recs[i].bad }
+
+func (b *Batch) itemPath(i int) string {
+	if b.single {
+		return "metric"
+	}
+	return "metrics[" + strconv.Itoa(i) + "]"
+}
+
+func (b *Batch) refuse(i int, iss *Issue) {
+	iss.Index = i
+	iss.Field = b.itemPath(i) + iss.Field
+	b.recs[i].bad = true
+	b.Issues = append(b.Issues, iss)
+}
+
+// Prepare validates and keys the items of a request. single says the request
+// is a RecordMetric (field paths start with "metric" instead of "metrics[i]").
+// Refused items are listed in Batch.Issues; the batch holds all items.
+func (a *Accumulator) Prepare(ms []*pb.MetricData, res *pb.Resource, single bool) *Batch {
+	now := a.now().UnixNano()
+	b := &Batch{recs: make([]record, len(ms)), now: now, single: single}
+	h := hasherPool.Get().(*hasher)
+	var reqAttrs map[string]string
+	if res != nil {
+		reqAttrs = res.Attributes
+	}
+	b.resources = append(b.resources, resource{attrs: reqAttrs, key: h.resourceKey(reqAttrs)})
+	hasherPool.Put(h)
+	reqKey := b.resources[0].key
+
+	issues := make([]*Issue, len(ms))
+	prep := func(lo, hi int) {
+		h := hasherPool.Get().(*hasher)
+		for i := lo; i < hi; i++ {
+			issues[i] = a.prepareOne(h, &b.recs[i], ms[i], reqKey, now)
+		}
+		hasherPool.Put(h)
+	}
+	workers := runtime.GOMAXPROCS(0)
+	if len(ms) < parallelMin || workers < 2 {
+		prep(0, len(ms))
+	} else {
+		chunk := (len(ms) + workers - 1) / workers
+		var wg sync.WaitGroup
+		for lo := 0; lo < len(ms); lo += chunk {
+			hi := min(lo+chunk, len(ms))
+			wg.Go(func() { prep(lo, hi) })
+		}
+		wg.Wait()
+	}
+	for i := range b.recs {
+		if issues[i] != nil {
+			b.refuse(i, issues[i])
+			continue
+		}
+		r := &b.recs[i]
+		if r.resKey != reqKey {
+			r.res = b.resourceIndex(r.m.Resource.Attributes, r.resKey)
+		}
+	}
+	return b
+}
+
+func (b *Batch) resourceIndex(attrs map[string]string, key uint64) int32 {
+	for i := range b.resources {
+		if b.resources[i].key == key {
+			return int32(i)
+		}
+	}
+	b.resources = append(b.resources, resource{attrs: attrs, key: key})
+	return int32(len(b.resources) - 1)
+}
+
+func (a *Accumulator) prepareOne(h *hasher, r *record, m *pb.MetricData, reqKey uint64, now int64) *Issue {
+	r.m = m
+	if iss := validateRecord(m, now, &a.cfg.Limits); iss != nil {
+		return iss
+	}
+	r.ts = now
+	if m.Timestamp != nil {
+		r.ts = m.Timestamp.AsTime().UnixNano()
+	}
+	r.weight = 1
+	if m.SampleRate > 0 {
+		r.weight = 1 / m.SampleRate
+	}
+	r.resKey = reqKey
+	if m.Resource != nil {
+		r.resKey = h.resourceKey(m.Resource.Attributes)
+	}
+	r.key = h.seriesKey(r.resKey, m)
+	ni := a.names.lookup(m.Name, m.Type, a.cfg.Limits.MaxMetricNames)
+	if ni == nil {
+		return &Issue{
+			Field: ".name", Code: "too_many_metric_names", Status: codes.ResourceExhausted,
+			Message:    fmt.Sprintf("metric %q would pass the limit of %d metric names", m.Name, a.cfg.Limits.MaxMetricNames),
+			Suggestion: "reuse existing metric names with labels, or raise limits.max_metric_names",
+		}
+	}
+	if ni.typ != m.Type {
+		return &Issue{
+			Field: ".type", Code: "type_conflict", Status: codes.InvalidArgument,
+			Message:    fmt.Sprintf("metric %q is a %s; a %s record of the same name is refused", m.Name, typeName(ni.typ), typeName(m.Type)),
+			Suggestion: "use another name for the " + typeName(m.Type) + ", or record the metric as a " + typeName(ni.typ),
+		}
+	}
+	r.name = ni
+	return nil
+}
+
+// stateful reports whether records of this type keep per-series state.
+func stateful(t pb.MetricType) bool { return t != pb.MetricType_METRIC_TYPE_GAUGE }
+
+// Outcome reports what Apply did.
+type Outcome struct {
+	// Accepted is the number of items applied.
+	Accepted int
+	// DataPoints is the number of data points handed to the consumer.
+	DataPoints int
+	// SeriesCreated is the number of new stateful series.
+	SeriesCreated int
+}
+
+// staged is the change one call makes to one series.
+type staged struct {
+	key     uint64
+	target  *series // nil for a new series
+	next    series
+	rec     int32 // last record that touched it (labels, resource, metadata)
+	ts      int64
+	delta   float64 // counter change in this call
+	cloned  bool
+	dhist   *explicitHist // delta temporality: this call's observations
+	dexpo   *expoHist
+	pre     *pb.MetricData // pre-aggregated histogram/summary value
+	started bool
+}
+
+type metricKey struct {
+	res  int32
+	name string
+}
+
+// call is the scratch of one Apply; pooled.
+type call struct {
+	staged  []staged
+	index   map[uint64]int32
+	locked  [numShards]bool
+	metrics map[metricKey]pmetric.Metric
+	rms     []pmetric.ScopeMetrics
+}
+
+func (c *call) reset() {
+	clear(c.staged)
+	c.staged = c.staged[:0]
+	clear(c.index)
+	c.locked = [numShards]bool{}
+	clear(c.metrics)
+	c.rms = c.rms[:0]
+}
+
+// Apply stages the batch's state changes, builds the pdata, hands it to
+// consume and commits the changes only if consume succeeded: on error no
+// counter, histogram or series changes. Items already refused in b.Issues are
+// skipped. With atomic set, an item refused during Apply (series limit)
+// refuses the batch with that *Issue; otherwise it is added to b.Issues.
+func (a *Accumulator) Apply(b *Batch, atomic bool, consume func(pmetric.Metrics) error) (Outcome, error) {
+	c := a.calls.Get().(*call)
+	defer func() {
+		c.reset()
+		a.calls.Put(c)
+	}()
+	var out Outcome
+
+	for i := range b.recs {
+		r := &b.recs[i]
+		if !r.bad && stateful(r.m.Type) {
+			c.locked[r.key%numShards] = true
+		}
+	}
+	for s := range c.locked {
+		if c.locked[s] {
+			a.shards[s].mu.Lock()
+		}
+	}
+	defer func() {
+		for s := range c.locked {
+			if c.locked[s] {
+				a.shards[s].mu.Unlock()
+			}
+		}
+	}()
+
+	created := 0
+	rollbackNames := func() {
+		for i := range c.staged {
+			if c.staged[i].target == nil {
+				c.staged[i].next.name.series.Add(-1)
+			}
+		}
+	}
+	for i := range b.recs {
+		r := &b.recs[i]
+		if r.bad {
+			continue
+		}
+		if stateful(r.m.Type) {
+			if iss := a.stage(c, b, int32(i)); iss != nil {
+				if atomic {
+					rollbackNames()
+					iss.Index = i
+					iss.Field = b.itemPath(i) + iss.Field
+					return Outcome{}, iss
+				}
+				b.refuse(i, iss)
+				continue
+			}
+		}
+		out.Accepted++
+	}
+	for i := range c.staged {
+		if c.staged[i].target == nil {
+			created++
+		}
+	}
+
+	md := a.build(c, b)
+	out.DataPoints = md.DataPointCount()
+	if out.DataPoints > 0 {
+		if err := consume(md); err != nil {
+			rollbackNames()
+			return Outcome{}, err
+		}
+	}
+	// commit
+	for i := range c.staged {
+		st := &c.staged[i]
+		st.next.last = st.ts
+		st.next.lastSeen = b.now
+		if st.target != nil {
+			*st.target = st.next
+			continue
+		}
+		s := new(series)
+		*s = st.next
+		a.shards[st.key%numShards].m[st.key] = s
+	}
+	out.SeriesCreated = created
+	return out, nil
+}
+
+// stage applies record ri to the staged state of its series.
+func (a *Accumulator) stage(c *call, b *Batch, ri int32) *Issue {
+	r := &b.recs[ri]
+	m := r.m
+	idx, ok := c.index[r.key]
+	if !ok {
+		st := staged{key: r.key}
+		if s := a.shards[r.key%numShards].m[r.key]; s != nil {
+			st.target = s
+			st.next = *s
+			st.started = true
+		} else {
+			if lim := a.cfg.Limits.MaxSeriesPerMetric; lim > 0 {
+				if n := r.name.series.Add(1); n > int64(lim) {
+					r.name.series.Add(-1)
+					return &Issue{
+						Field: ".labels", Code: "series_limit", Status: codes.ResourceExhausted,
+						Message:    fmt.Sprintf("metric %q has reached its limit of %d series; this label set would add one more", m.Name, lim),
+						Suggestion: "drop high-cardinality labels (ids, timestamps), or raise limits.max_series_per_metric",
+					}
+				}
+			} else {
+				r.name.series.Add(1)
+			}
+			st.next = series{name: r.name, start: r.ts - int64(time.Millisecond)}
+			if m.StartTime != nil {
+				st.next.start = m.StartTime.AsTime().UnixNano()
+			}
+		}
+		idx = int32(len(c.staged))
+		c.staged = append(c.staged, st)
+		c.index[r.key] = idx
+	}
+	st := &c.staged[idx]
+	st.rec = ri
+	st.ts = max(st.ts, r.ts, st.next.last)
+
+	switch m.Type {
+	case pb.MetricType_METRIC_TYPE_COUNTER:
+		if m.Cumulative {
+			switch {
+			case !st.started:
+				st.delta += m.Value
+			case m.Value < st.next.total: // reset
+				st.next.start = max(st.next.last, st.next.start)
+				st.delta += m.Value
+			default:
+				st.delta += m.Value - st.next.total
+			}
+			if m.StartTime != nil {
+				st.next.start = m.StartTime.AsTime().UnixNano()
+			}
+			st.next.total = m.Value
+		} else {
+			inc := m.Value * r.weight
+			st.next.total += inc
+			st.delta += inc
+		}
+		st.started = true
+	case pb.MetricType_METRIC_TYPE_HISTOGRAM, pb.MetricType_METRIC_TYPE_TIMER, pb.MetricType_METRIC_TYPE_SUMMARY:
+		if m.Histogram != nil || m.Summary != nil {
+			st.pre = m
+			if m.StartTime != nil {
+				st.next.start = m.StartTime.AsTime().UnixNano()
+			}
+			return nil
+		}
+		n := uint64(math.Round(r.weight))
+		observe := func(v float64) { a.observe(st, m.Type, v, n) }
+		if len(m.Observations) > 0 {
+			for _, v := range m.Observations {
+				observe(v)
+			}
+		} else {
+			observe(m.Value)
+		}
+	}
+	return nil
+}
+
+func (a *Accumulator) observe(st *staged, t pb.MetricType, v float64, n uint64) {
+	if t == pb.MetricType_METRIC_TYPE_SUMMARY {
+		if !st.cloned {
+			if st.next.summary == nil {
+				st.next.summary = newSummaryState(a.cfg.Summary.RelativeAccuracy)
+			} else {
+				st.next.summary = st.next.summary.clone()
+			}
+			st.cloned = true
+		}
+		st.next.summary.observe(v, n)
+		return
+	}
+	delta := a.cfg.HistogramTemporality == TemporalityDelta
+	if a.cfg.Histogram.Kind == HistogramExponential {
+		var e *expoHist
+		switch {
+		case delta:
+			if st.dexpo == nil {
+				st.dexpo = newExpoHist(a.cfg.Histogram.MaxSize)
+			}
+			e = st.dexpo
+		default:
+			if !st.cloned {
+				if st.next.expo == nil {
+					st.next.expo = newExpoHist(a.cfg.Histogram.MaxSize)
+				} else {
+					st.next.expo = st.next.expo.clone()
+				}
+				st.cloned = true
+			}
+			e = st.next.expo
+		}
+		e.h.UpdateByIncr(v, n)
+		return
+	}
+	var h *explicitHist
+	switch {
+	case delta:
+		if st.dhist == nil {
+			st.dhist = newExplicitHist(len(a.bounds))
+		}
+		h = st.dhist
+	default:
+		if !st.cloned {
+			if st.next.hist == nil {
+				st.next.hist = newExplicitHist(len(a.bounds))
+			} else {
+				st.next.hist = st.next.hist.clone()
+			}
+			st.cloned = true
+		}
+		h = st.next.hist
+	}
+	h.observe(a.bounds, v, n)
+}
+
+// Sweep drops the state of series without records since before now-SeriesTTL
+// and returns how many were dropped.
+func (a *Accumulator) Sweep() int {
+	cutoff := a.now().Add(-a.cfg.SeriesTTL).UnixNano()
+	dropped := 0
+	for i := range a.shards {
+		sh := &a.shards[i]
+		sh.mu.Lock()
+		for k, s := range sh.m {
+			if s.lastSeen < cutoff {
+				delete(sh.m, k)
+				s.name.series.Add(-1)
+				dropped++
+			}
+		}
+		sh.mu.Unlock()
+	}
+	return dropped
+}
+
+// SeriesCount returns the number of series holding state.
+func (a *Accumulator) SeriesCount() int {
+	n := 0
+	for i := range a.shards {
+		a.shards[i].mu.Lock()
+		n += len(a.shards[i].m)
+		a.shards[i].mu.Unlock()
+	}
+	return n
+}
+
+// CounterTotal returns the committed running total of a counter series (tests
+// and diagnostics); ok is false when the series holds no state.
+func (a *Accumulator) CounterTotal(key uint64) (total float64, ok bool) {
+	sh := &a.shards[key%numShards]
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	s := sh.m[key]
+	if s == nil {
+		return 0, false
+	}
+	return s.total, true
+}
+
+// SeriesKey returns the key of item i (tests and diagnostics).
+func (b *Batch) SeriesKey(i int) uint64 { return b.recs[i].key }

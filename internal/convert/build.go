@@ -1,0 +1,260 @@
+package convert
+
+import (
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/pmetric"
+
+	pb "github.com/metricsmodule/metricsmodule/proto/metricsmodule/v1"
+)
+
+// build turns the staged series and the gauge records of b into pdata.
+func (a *Accumulator) build(c *call, b *Batch) pmetric.Metrics {
+	md := pmetric.NewMetrics()
+	if cap(c.rms) < len(b.resources) {
+		c.rms = make([]pmetric.ScopeMetrics, len(b.resources))
+	}
+	c.rms = c.rms[:len(b.resources)]
+	for i := range c.rms {
+		c.rms[i] = pmetric.ScopeMetrics{}
+	}
+	// Emit in the order of the records: first the gauges (one point per
+	// record), then one point per staged series.
+	for i := range b.recs {
+		r := &b.recs[i]
+		if r.bad || stateful(r.m.Type) {
+			continue
+		}
+		m := a.metricFor(c, md, b, r)
+		dp := m.Gauge().DataPoints().AppendEmpty()
+		dp.SetTimestamp(pcommon.Timestamp(r.ts))
+		dp.SetDoubleValue(r.m.Value)
+		putLabels(dp.Attributes(), r.m.Labels)
+	}
+	for i := range c.staged {
+		st := &c.staged[i]
+		r := &b.recs[st.rec]
+		m := a.metricFor(c, md, b, r)
+		a.emit(m, st, r)
+	}
+	return md
+}
+
+func putLabels(attrs pcommon.Map, labels map[string]string) {
+	attrs.EnsureCapacity(len(labels))
+	for k, v := range labels {
+		attrs.PutStr(k, v)
+	}
+}
+
+// metricFor returns the metric of r's name in r's resource, creating the
+// resource, scope and metric on first use.
+func (a *Accumulator) metricFor(c *call, md pmetric.Metrics, b *Batch, r *record) pmetric.Metric {
+	k := metricKey{res: r.res, name: r.m.Name}
+	if m, ok := c.metrics[k]; ok {
+		if m.Unit() == "" && r.m.Unit != "" {
+			m.SetUnit(r.m.Unit)
+		}
+		if m.Description() == "" && r.m.Description != "" {
+			m.SetDescription(r.m.Description)
+		}
+		return m
+	}
+	sm := c.rms[r.res]
+	if sm == (pmetric.ScopeMetrics{}) {
+		rm := md.ResourceMetrics().AppendEmpty()
+		attrs := b.resources[r.res].attrs
+		rattrs := rm.Resource().Attributes()
+		rattrs.EnsureCapacity(len(attrs))
+		for k, v := range attrs {
+			rattrs.PutStr(k, v)
+		}
+		sm = rm.ScopeMetrics().AppendEmpty()
+		sm.Scope().SetName(a.scope.Name)
+		sm.Scope().SetVersion(a.scope.Version)
+		c.rms[r.res] = sm
+	}
+	m := sm.Metrics().AppendEmpty()
+	m.SetName(r.m.Name)
+	m.SetUnit(r.m.Unit)
+	m.SetDescription(r.m.Description)
+	switch r.m.Type {
+	case pb.MetricType_METRIC_TYPE_GAUGE:
+		m.SetEmptyGauge()
+	case pb.MetricType_METRIC_TYPE_COUNTER:
+		s := m.SetEmptySum()
+		s.SetIsMonotonic(true)
+		s.SetAggregationTemporality(temporality(a.cfg.CounterTemporality))
+	case pb.MetricType_METRIC_TYPE_TIMER, pb.MetricType_METRIC_TYPE_HISTOGRAM:
+		if r.m.Type == pb.MetricType_METRIC_TYPE_TIMER && r.m.Unit == "" {
+			m.SetUnit("s")
+		}
+		switch {
+		case r.m.Histogram != nil && r.m.Histogram.Exponential != nil:
+			m.SetEmptyExponentialHistogram().SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
+		case r.m.Histogram != nil:
+			m.SetEmptyHistogram().SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
+		case a.cfg.Histogram.Kind == HistogramExponential:
+			m.SetEmptyExponentialHistogram().SetAggregationTemporality(temporality(a.cfg.HistogramTemporality))
+		default:
+			m.SetEmptyHistogram().SetAggregationTemporality(temporality(a.cfg.HistogramTemporality))
+		}
+	case pb.MetricType_METRIC_TYPE_SUMMARY:
+		m.SetEmptySummary()
+	}
+	c.metrics[k] = m
+	return m
+}
+
+func temporality(t Temporality) pmetric.AggregationTemporality {
+	if t == TemporalityDelta {
+		return pmetric.AggregationTemporalityDelta
+	}
+	return pmetric.AggregationTemporalityCumulative
+}
+
+// emit appends the data point of one staged series to m.
+func (a *Accumulator) emit(m pmetric.Metric, st *staged, r *record) {
+	ts := pcommon.Timestamp(st.ts)
+	start := pcommon.Timestamp(st.next.start)
+	labels := r.m.Labels
+	switch m.Type() {
+	case pmetric.MetricTypeSum:
+		dp := m.Sum().DataPoints().AppendEmpty()
+		dp.SetTimestamp(ts)
+		if a.cfg.CounterTemporality == TemporalityDelta {
+			dp.SetStartTimestamp(pcommon.Timestamp(max(st.next.last, st.next.start)))
+			dp.SetDoubleValue(st.delta)
+		} else {
+			dp.SetStartTimestamp(start)
+			dp.SetDoubleValue(st.next.total)
+		}
+		putLabels(dp.Attributes(), labels)
+	case pmetric.MetricTypeHistogram:
+		dp := m.Histogram().DataPoints().AppendEmpty()
+		dp.SetTimestamp(ts)
+		dp.SetStartTimestamp(start)
+		putLabels(dp.Attributes(), labels)
+		if st.pre != nil && st.pre.Histogram != nil {
+			h := st.pre.Histogram
+			dp.SetCount(h.Count)
+			dp.SetSum(h.Sum)
+			dp.ExplicitBounds().FromRaw(h.ExplicitBounds)
+			dp.BucketCounts().FromRaw(h.BucketCounts)
+			if h.Min != nil {
+				dp.SetMin(*h.Min)
+			}
+			if h.Max != nil {
+				dp.SetMax(*h.Max)
+			}
+			return
+		}
+		h := st.next.hist
+		if a.cfg.HistogramTemporality == TemporalityDelta {
+			h = st.dhist
+			dp.SetStartTimestamp(pcommon.Timestamp(max(st.next.last, st.next.start)))
+		}
+		if h == nil {
+			h = newExplicitHist(len(a.bounds))
+		}
+		dp.SetCount(h.count)
+		dp.SetSum(h.sum)
+		dp.ExplicitBounds().FromRaw(a.bounds)
+		dp.BucketCounts().FromRaw(h.counts)
+		if h.count > 0 {
+			dp.SetMin(h.min)
+			dp.SetMax(h.max)
+		}
+	case pmetric.MetricTypeExponentialHistogram:
+		dp := m.ExponentialHistogram().DataPoints().AppendEmpty()
+		dp.SetTimestamp(ts)
+		dp.SetStartTimestamp(start)
+		putLabels(dp.Attributes(), labels)
+		if st.pre != nil && st.pre.Histogram != nil {
+			h := st.pre.Histogram
+			e := h.Exponential
+			dp.SetCount(h.Count)
+			dp.SetSum(h.Sum)
+			dp.SetScale(e.Scale)
+			dp.SetZeroCount(e.ZeroCount)
+			dp.SetZeroThreshold(e.ZeroThreshold)
+			dp.Positive().SetOffset(e.PositiveOffset)
+			dp.Positive().BucketCounts().FromRaw(e.PositiveBucketCounts)
+			dp.Negative().SetOffset(e.NegativeOffset)
+			dp.Negative().BucketCounts().FromRaw(e.NegativeBucketCounts)
+			if h.Min != nil {
+				dp.SetMin(*h.Min)
+			}
+			if h.Max != nil {
+				dp.SetMax(*h.Max)
+			}
+			return
+		}
+		e := st.next.expo
+		if a.cfg.HistogramTemporality == TemporalityDelta {
+			e = st.dexpo
+			dp.SetStartTimestamp(pcommon.Timestamp(max(st.next.last, st.next.start)))
+		}
+		if e == nil {
+			e = newExpoHist(a.cfg.Histogram.MaxSize)
+		}
+		fillExpo(dp, e)
+	case pmetric.MetricTypeSummary:
+		dp := m.Summary().DataPoints().AppendEmpty()
+		dp.SetTimestamp(ts)
+		dp.SetStartTimestamp(start)
+		putLabels(dp.Attributes(), labels)
+		if st.pre != nil && st.pre.Summary != nil {
+			s := st.pre.Summary
+			dp.SetCount(s.Count)
+			dp.SetSum(s.Sum)
+			for _, q := range s.Quantiles {
+				qv := dp.QuantileValues().AppendEmpty()
+				qv.SetQuantile(q.Quantile)
+				qv.SetValue(q.Value)
+			}
+			return
+		}
+		s := st.next.summary
+		if s == nil {
+			return
+		}
+		dp.SetCount(s.count)
+		dp.SetSum(s.sum)
+		if s.count == 0 {
+			return
+		}
+		vals, err := s.sketch.GetValuesAtQuantiles(a.cfg.Summary.Quantiles)
+		if err != nil {
+			return
+		}
+		for i, q := range a.cfg.Summary.Quantiles {
+			qv := dp.QuantileValues().AppendEmpty()
+			qv.SetQuantile(q)
+			qv.SetValue(vals[i])
+		}
+	}
+}
+
+func fillExpo(dp pmetric.ExponentialHistogramDataPoint, e *expoHist) {
+	h := &e.h
+	dp.SetCount(h.Count())
+	dp.SetSum(h.Sum())
+	dp.SetScale(h.Scale())
+	dp.SetZeroCount(h.ZeroCount())
+	if h.Count() > 0 {
+		dp.SetMin(h.Min())
+		dp.SetMax(h.Max())
+	}
+	for _, pair := range []struct {
+		src *structureBuckets
+		dst pmetric.ExponentialHistogramDataPointBuckets
+	}{{src: (*structureBuckets)(h.Positive()), dst: dp.Positive()}, {src: (*structureBuckets)(h.Negative()), dst: dp.Negative()}} {
+		n := pair.src.Len()
+		pair.dst.SetOffset(pair.src.Offset())
+		counts := pair.dst.BucketCounts()
+		counts.EnsureCapacity(int(n))
+		for i := uint32(0); i < n; i++ {
+			counts.Append(pair.src.At(i))
+		}
+	}
+}

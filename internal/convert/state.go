@@ -1,0 +1,94 @@
+package convert
+
+import (
+	"math"
+	"sort"
+
+	"github.com/DataDog/sketches-go/ddsketch"
+	"github.com/lightstep/go-expohisto/structure"
+)
+
+// explicitHist is a histogram with fixed bucket bounds.
+type explicitHist struct {
+	counts   []uint64 // len(bounds)+1
+	count    uint64
+	sum      float64
+	min, max float64
+}
+
+func newExplicitHist(nBounds int) *explicitHist {
+	return &explicitHist{counts: make([]uint64, nBounds+1), min: math.Inf(1), max: math.Inf(-1)}
+}
+
+func (h *explicitHist) clone() *explicitHist {
+	c := *h
+	c.counts = append([]uint64(nil), h.counts...)
+	return &c
+}
+
+func (h *explicitHist) observe(bounds []float64, v float64, n uint64) {
+	// bucket i holds (bounds[i-1], bounds[i]]
+	i := sort.SearchFloat64s(bounds, v)
+	h.counts[i] += n
+	h.count += n
+	h.sum += v * float64(n)
+	h.min = math.Min(h.min, v)
+	h.max = math.Max(h.max, v)
+}
+
+// expoHist wraps the exponential histogram of go-expohisto.
+type expoHist struct {
+	h structure.Histogram[float64]
+}
+
+func newExpoHist(maxSize int32) *expoHist {
+	e := &expoHist{}
+	e.h.Init(structure.NewConfig(structure.WithMaxSize(maxSize)))
+	return e
+}
+
+func (e *expoHist) clone() *expoHist {
+	c := &expoHist{}
+	e.h.CopyInto(&c.h)
+	return c
+}
+
+// summaryState is a quantile sketch with exact count and sum.
+type summaryState struct {
+	sketch *ddsketch.DDSketch
+	count  uint64
+	sum    float64
+}
+
+func newSummaryState(relAcc float64) *summaryState {
+	s, err := ddsketch.LogCollapsingLowestDenseDDSketch(relAcc, 2048)
+	if err != nil {
+		// relAcc is validated by Config.Validate; this cannot happen
+		panic("convert: bad summary relative accuracy: " + err.Error())
+	}
+	return &summaryState{sketch: s}
+}
+
+func (s *summaryState) clone() *summaryState {
+	return &summaryState{sketch: s.sketch.Copy(), count: s.count, sum: s.sum}
+}
+
+func (s *summaryState) observe(v float64, n uint64) {
+	_ = s.sketch.AddWithCount(v, float64(n))
+	s.count += n
+	s.sum += v * float64(n)
+}
+
+// series is the state the accumulator keeps for one stateful series.
+type series struct {
+	name     *nameInfo
+	start    int64 // start time of the cumulative totals (unix ns)
+	last     int64 // timestamp of the last emitted point (unix ns)
+	lastSeen int64 // receive time of the last record (unix ns), for expiry
+	total    float64
+	hist     *explicitHist
+	expo     *expoHist
+	summary  *summaryState
+}
+
+type structureBuckets = structure.Buckets

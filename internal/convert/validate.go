@@ -1,0 +1,264 @@
+package convert
+
+import (
+	"fmt"
+	"math"
+	"strconv"
+	"unicode/utf8"
+
+	"google.golang.org/grpc/codes"
+
+	pb "github.com/metricsmodule/metricsmodule/proto/metricsmodule/v1"
+)
+
+// Issue is one refused record: which item, which field, what rule, how to fix.
+type Issue struct {
+	// Index of the item in its request (0 for RecordMetric).
+	Index int
+	// Field path, e.g. `metrics[3].labels["path"]`.
+	Field string
+	// Code is a stable rule name, e.g. "invalid_metric_name".
+	Code string
+	// Message says what is wrong.
+	Message string
+	// Suggestion says how to fix it.
+	Suggestion string
+	// Status is the gRPC code the refusal maps to.
+	Status codes.Code
+}
+
+func (i *Issue) Error() string {
+	return i.Field + ": " + i.Message
+}
+
+func invalid(field, code, msg, suggestion string) *Issue {
+	return &Issue{Field: field, Code: code, Message: msg, Suggestion: suggestion, Status: codes.InvalidArgument}
+}
+
+// validMetricName reports whether s is [a-zA-Z_:][a-zA-Z0-9_:.]*.
+func validMetricName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c == '_', c == ':':
+		case i > 0 && (c >= '0' && c <= '9' || c == '.'):
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// validLabelName reports whether s is [a-zA-Z_][a-zA-Z0-9_.]*.
+func validLabelName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c == '_':
+		case i > 0 && (c >= '0' && c <= '9' || c == '.'):
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+func finite(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }
+
+// validateRecord checks one record against the built-in rules. Field paths
+// of its issues are relative to the item (".name"); the caller prefixes them
+// with the item's path. nowNanos is the receive time.
+func validateRecord(m *pb.MetricData, nowNanos int64, lim *Limits) *Issue {
+	if m == nil {
+		return invalid("", "missing_metric", "the metric is not set", "set the metric field")
+	}
+	if m.Name == "" {
+		return invalid(".name", "empty_metric_name", "metric name is empty", "give the metric a name such as http_requests_total")
+	}
+	if len(m.Name) > lim.MaxNameBytes {
+		return invalid(".name", "metric_name_too_long",
+			fmt.Sprintf("metric name is %d bytes, the limit is %d", len(m.Name), lim.MaxNameBytes), "shorten the name")
+	}
+	if !validMetricName(m.Name) {
+		return invalid(".name", "invalid_metric_name",
+			fmt.Sprintf("metric name %q is invalid: it must match [a-zA-Z_:][a-zA-Z0-9_:.]*", m.Name),
+			"replace other characters with '_' and do not start with a digit")
+	}
+	if lim.MaxLabels > 0 && len(m.Labels) > lim.MaxLabels {
+		return invalid(".labels", "too_many_labels",
+			fmt.Sprintf("metric %q has %d labels, the limit is %d", m.Name, len(m.Labels), lim.MaxLabels),
+			"drop labels that do not identify the series")
+	}
+	for k, v := range m.Labels {
+		if !validLabelName(k) {
+			return invalid(".labels["+strconv.Quote(k)+"]", "invalid_label_name",
+				fmt.Sprintf("label name %q is invalid: it must match [a-zA-Z_][a-zA-Z0-9_.]*", k),
+				"replace other characters with '_' and do not start with a digit")
+		}
+		if len(k) >= 2 && k[0] == '_' && k[1] == '_' {
+			return invalid(".labels["+strconv.Quote(k)+"]", "reserved_label_name",
+				fmt.Sprintf("label name %q is reserved: names starting with \"__\" are for internal use", k),
+				"rename the label")
+		}
+		if len(v) > lim.MaxLabelValueBytes {
+			return invalid(".labels["+strconv.Quote(k)+"]", "label_value_too_long",
+				fmt.Sprintf("label %q value is %d bytes, the limit is %d", k, len(v), lim.MaxLabelValueBytes),
+				"shorten the value or move it out of the labels")
+		}
+		if !utf8.ValidString(v) {
+			return invalid(".labels["+strconv.Quote(k)+"]", "invalid_label_value",
+				fmt.Sprintf("label %q value is not valid UTF-8", k), "send UTF-8 text")
+		}
+	}
+	if m.Timestamp != nil {
+		if err := m.Timestamp.CheckValid(); err != nil {
+			return invalid(".timestamp", "invalid_timestamp", err.Error(), "send a valid timestamp or leave it unset for the receive time")
+		}
+		ts := m.Timestamp.AsTime().UnixNano()
+		if ts > nowNanos+int64(lim.MaxFutureSkew) {
+			return invalid(".timestamp", "timestamp_in_future",
+				fmt.Sprintf("timestamp %s is more than %s ahead of the server clock", m.Timestamp.AsTime().UTC().Format("2006-01-02T15:04:05.000Z07:00"), lim.MaxFutureSkew),
+				"check the client clock, or leave the timestamp unset for the receive time")
+		}
+	}
+	if m.SampleRate < 0 || m.SampleRate > 1 || math.IsNaN(m.SampleRate) {
+		return invalid(".sample_rate", "invalid_sample_rate",
+			fmt.Sprintf("sample_rate %v is outside (0,1]", m.SampleRate), "use a rate in (0,1], or 0 for unsampled")
+	}
+	switch m.Type {
+	case pb.MetricType_METRIC_TYPE_COUNTER:
+		if !finite(m.Value) {
+			return invalid(".value", "non_finite_value", fmt.Sprintf("counter value %v is not a finite number", m.Value), "send a finite number")
+		}
+		if m.Value < 0 {
+			if m.Cumulative {
+				return invalid(".value", "negative_counter", fmt.Sprintf("cumulative counter total %v is negative", m.Value), "counters only go up; use a gauge for values that go down")
+			}
+			return invalid(".value", "negative_counter_increment", fmt.Sprintf("counter increment %v is negative", m.Value), "counters only go up; use a gauge for values that go down")
+		}
+	case pb.MetricType_METRIC_TYPE_GAUGE:
+		if math.IsNaN(m.Value) {
+			return invalid(".value", "nan_value", "gauge value is NaN", "send a number; omit the record when there is no value")
+		}
+	case pb.MetricType_METRIC_TYPE_HISTOGRAM, pb.MetricType_METRIC_TYPE_TIMER, pb.MetricType_METRIC_TYPE_SUMMARY:
+		if m.Histogram != nil && m.Summary != nil {
+			return invalid("", "conflicting_values", "both histogram and summary are set", "set the one that matches the type")
+		}
+		switch {
+		case m.Histogram != nil:
+			if m.Type == pb.MetricType_METRIC_TYPE_SUMMARY {
+				return invalid(".histogram", "type_mismatch", "a summary record carries a histogram value", "send a summary value or change the type to METRIC_TYPE_HISTOGRAM")
+			}
+			return validateHistogram(m.Histogram, ".histogram")
+		case m.Summary != nil:
+			if m.Type != pb.MetricType_METRIC_TYPE_SUMMARY {
+				return invalid(".summary", "type_mismatch", "a "+typeName(m.Type)+" record carries a summary value", "send a histogram value or change the type to METRIC_TYPE_SUMMARY")
+			}
+			return validateSummary(m.Summary, ".summary")
+		case len(m.Observations) > 0:
+			for j, v := range m.Observations {
+				if iss := validateObservation(m.Type, v, ".observations["+strconv.Itoa(j)+"]"); iss != nil {
+					return iss
+				}
+			}
+		default:
+			return validateObservation(m.Type, m.Value, ".value")
+		}
+	case pb.MetricType_METRIC_TYPE_UNSPECIFIED:
+		return invalid(".type", "missing_type", "metric type is not set", "set type to METRIC_TYPE_COUNTER, _GAUGE, _HISTOGRAM, _SUMMARY or _TIMER")
+	default:
+		return invalid(".type", "unknown_type", fmt.Sprintf("metric type %d is unknown", int32(m.Type)), "set type to METRIC_TYPE_COUNTER, _GAUGE, _HISTOGRAM, _SUMMARY or _TIMER")
+	}
+	return nil
+}
+
+func validateObservation(t pb.MetricType, v float64, field string) *Issue {
+	if !finite(v) {
+		return invalid(field, "non_finite_value", fmt.Sprintf("observation %v is not a finite number", v), "send a finite number")
+	}
+	if t == pb.MetricType_METRIC_TYPE_TIMER && v < 0 {
+		return invalid(field, "negative_duration", fmt.Sprintf("timer observation %v is negative", v), "send durations in seconds, >= 0")
+	}
+	return nil
+}
+
+func validateHistogram(h *pb.HistogramValue, field string) *Issue {
+	if !finite(h.Sum) {
+		return invalid(field+".sum", "non_finite_value", "histogram sum is not a finite number", "send a finite sum")
+	}
+	if e := h.Exponential; e != nil {
+		if len(h.ExplicitBounds) > 0 || len(h.BucketCounts) > 0 {
+			return invalid(field, "conflicting_buckets", "both explicit and exponential buckets are set", "send one bucket layout")
+		}
+		if e.Scale < -10 || e.Scale > 20 {
+			return invalid(field+".exponential.scale", "invalid_scale", fmt.Sprintf("scale %d is outside [-10,20]", e.Scale), "use a scale in [-10,20]")
+		}
+		total := e.ZeroCount
+		for _, c := range e.PositiveBucketCounts {
+			total += c
+		}
+		for _, c := range e.NegativeBucketCounts {
+			total += c
+		}
+		if total != h.Count {
+			return invalid(field+".count", "count_mismatch", fmt.Sprintf("count %d differs from the sum of the buckets %d", h.Count, total), "set count to the sum of all bucket counts")
+		}
+		return nil
+	}
+	if len(h.BucketCounts) != len(h.ExplicitBounds)+1 {
+		return invalid(field+".bucket_counts", "bucket_count_mismatch",
+			fmt.Sprintf("%d bucket counts for %d bounds; there must be one more count than bounds (the +Inf bucket)", len(h.BucketCounts), len(h.ExplicitBounds)),
+			"send len(explicit_bounds)+1 bucket counts")
+	}
+	for i, b := range h.ExplicitBounds {
+		if !finite(b) {
+			return invalid(field+".explicit_bounds["+strconv.Itoa(i)+"]", "non_finite_bound", "bucket bound is not finite", "leave +Inf out: it is implied")
+		}
+		if i > 0 && b <= h.ExplicitBounds[i-1] {
+			return invalid(field+".explicit_bounds["+strconv.Itoa(i)+"]", "unsorted_bounds", "bucket bounds must be strictly increasing", "sort the bounds and drop duplicates")
+		}
+	}
+	var total uint64
+	for _, c := range h.BucketCounts {
+		total += c
+	}
+	if total != h.Count {
+		return invalid(field+".count", "count_mismatch", fmt.Sprintf("count %d differs from the sum of the buckets %d", h.Count, total), "set count to the sum of all bucket counts")
+	}
+	return nil
+}
+
+func validateSummary(s *pb.SummaryValue, field string) *Issue {
+	if !finite(s.Sum) {
+		return invalid(field+".sum", "non_finite_value", "summary sum is not a finite number", "send a finite sum")
+	}
+	for i, q := range s.Quantiles {
+		if q == nil || q.Quantile < 0 || q.Quantile > 1 || math.IsNaN(q.Quantile) {
+			return invalid(field+".quantiles["+strconv.Itoa(i)+"]", "invalid_quantile", "quantile must be in [0,1]", "send quantiles such as 0.5, 0.9, 0.99")
+		}
+	}
+	return nil
+}
+
+func typeName(t pb.MetricType) string {
+	switch t {
+	case pb.MetricType_METRIC_TYPE_COUNTER:
+		return "counter"
+	case pb.MetricType_METRIC_TYPE_GAUGE:
+		return "gauge"
+	case pb.MetricType_METRIC_TYPE_HISTOGRAM:
+		return "histogram"
+	case pb.MetricType_METRIC_TYPE_SUMMARY:
+		return "summary"
+	case pb.MetricType_METRIC_TYPE_TIMER:
+		return "timer"
+	default:
+		return "unspecified"
+	}
+}

@@ -1,0 +1,78 @@
+// Package grpccodec is a gRPC codec that decodes and encodes messages with
+// their vtprotobuf-generated methods (several times faster than reflection)
+// and falls back to the protobuf runtime for other messages (health,
+// reflection). Install it per server with grpc.ForceServerCodecV2.
+package grpccodec
+
+import (
+	"fmt"
+
+	"google.golang.org/grpc/encoding"
+	"google.golang.org/grpc/mem"
+	"google.golang.org/protobuf/proto"
+)
+
+// Name is the content-subtype the codec serves; it replaces the default
+// "proto" codec on the servers it is installed on.
+const Name = "proto"
+
+// vtMessage is what protoc-gen-go-vtproto generates.
+type vtMessage interface {
+	SizeVT() int
+	MarshalToSizedBufferVT(dAtA []byte) (int, error)
+	UnmarshalVT(dAtA []byte) error
+}
+
+// Codec implements encoding.CodecV2.
+type Codec struct{}
+
+var _ encoding.CodecV2 = Codec{}
+
+// Marshal encodes v, into a pooled buffer for large messages.
+func (Codec) Marshal(v any) (mem.BufferSlice, error) {
+	vt, ok := v.(vtMessage)
+	if !ok {
+		m, ok := v.(proto.Message)
+		if !ok {
+			return nil, fmt.Errorf("grpccodec: cannot marshal %T: not a proto message", v)
+		}
+		buf, err := proto.Marshal(m)
+		if err != nil {
+			return nil, err
+		}
+		return mem.BufferSlice{mem.SliceBuffer(buf)}, nil
+	}
+	size := vt.SizeVT()
+	if mem.IsBelowBufferPoolingThreshold(size) {
+		buf := make([]byte, size)
+		if _, err := vt.MarshalToSizedBufferVT(buf); err != nil {
+			return nil, err
+		}
+		return mem.BufferSlice{mem.SliceBuffer(buf)}, nil
+	}
+	pool := mem.DefaultBufferPool()
+	buf := pool.Get(size)
+	if _, err := vt.MarshalToSizedBufferVT((*buf)[:size]); err != nil {
+		pool.Put(buf)
+		return nil, err
+	}
+	return mem.BufferSlice{mem.NewBuffer(buf, pool)}, nil
+}
+
+// Unmarshal decodes data into v. Strings are copied out of data, so the
+// message stays valid after the buffer is released.
+func (Codec) Unmarshal(data mem.BufferSlice, v any) error {
+	buf := data.MaterializeToBuffer(mem.DefaultBufferPool())
+	defer buf.Free()
+	if vt, ok := v.(vtMessage); ok {
+		return vt.UnmarshalVT(buf.ReadOnlyData())
+	}
+	m, ok := v.(proto.Message)
+	if !ok {
+		return fmt.Errorf("grpccodec: cannot unmarshal into %T: not a proto message", v)
+	}
+	return proto.Unmarshal(buf.ReadOnlyData(), m)
+}
+
+// Name returns "proto".
+func (Codec) Name() string { return Name }

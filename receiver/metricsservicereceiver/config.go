@@ -1,0 +1,89 @@
+package metricsservicereceiver
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/config/configgrpc"
+
+	"github.com/metricsmodule/metricsmodule/internal/convert"
+)
+
+// Config is the receiver configuration.
+type Config struct {
+	// ServerConfig is the gRPC server (endpoint, TLS, auth, keepalive, ...).
+	configgrpc.ServerConfig `mapstructure:",squash"`
+	// Aggregation says how records become pdata.
+	Aggregation AggregationConfig `mapstructure:"aggregation"`
+	// Limits bound what a request may carry.
+	Limits LimitsConfig `mapstructure:"limits"`
+	// Dedup configures idempotent retries by request id.
+	Dedup DedupConfig `mapstructure:"dedup"`
+}
+
+// AggregationConfig says how records become pdata.
+type AggregationConfig struct {
+	// CounterTemporality of emitted counters: cumulative (default) or delta.
+	CounterTemporality convert.Temporality `mapstructure:"counter_temporality"`
+	// HistogramTemporality of histograms and timers built from observations.
+	HistogramTemporality convert.Temporality `mapstructure:"histogram_temporality"`
+	// Histogram layout of observations.
+	Histogram convert.HistogramConfig `mapstructure:"histogram"`
+	// Summary settings of observations.
+	Summary convert.SummaryConfig `mapstructure:"summary"`
+	// SeriesTTL is how long an idle series keeps its state.
+	SeriesTTL time.Duration `mapstructure:"series_ttl"`
+}
+
+// LimitsConfig bounds what a request may carry.
+type LimitsConfig struct {
+	convert.Limits `mapstructure:",squash"`
+	// MaxBatchSize is the most items of one RecordBatchMetrics.
+	MaxBatchSize int `mapstructure:"max_batch_size"`
+}
+
+// DedupConfig configures idempotent retries.
+type DedupConfig struct {
+	// Window is how long a request id is remembered; 0 disables dedup.
+	Window time.Duration `mapstructure:"window"`
+	// MaxEntries is the most remembered request ids.
+	MaxEntries int `mapstructure:"max_entries"`
+}
+
+var _ component.Config = (*Config)(nil)
+
+// convertConfig returns the conversion settings of cfg.
+func (cfg *Config) convertConfig() convert.Config {
+	return convert.Config{
+		CounterTemporality:   cfg.Aggregation.CounterTemporality,
+		HistogramTemporality: cfg.Aggregation.HistogramTemporality,
+		Histogram:            cfg.Aggregation.Histogram,
+		Summary:              cfg.Aggregation.Summary,
+		Limits:               cfg.Limits.Limits,
+		SeriesTTL:            cfg.Aggregation.SeriesTTL,
+	}
+}
+
+// Validate checks the configuration; messages name the field.
+func (cfg *Config) Validate() error {
+	var errs []error
+	if cfg.NetAddr.Endpoint == "" {
+		errs = append(errs, errors.New("endpoint: must be set, e.g. localhost:4320"))
+	}
+	cc := cfg.convertConfig()
+	if err := cc.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if cfg.Limits.MaxBatchSize <= 0 {
+		errs = append(errs, fmt.Errorf("limits.max_batch_size: must be positive, got %d", cfg.Limits.MaxBatchSize))
+	}
+	if cfg.Dedup.Window < 0 {
+		errs = append(errs, errors.New("dedup.window: must not be negative"))
+	}
+	if cfg.Dedup.Window > 0 && cfg.Dedup.MaxEntries <= 0 {
+		errs = append(errs, errors.New("dedup.max_entries: must be positive when dedup.window is set"))
+	}
+	return errors.Join(errs...)
+}

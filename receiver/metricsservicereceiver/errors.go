@@ -1,0 +1,82 @@
+package metricsservicereceiver
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"go.opentelemetry.io/collector/consumer/consumererror"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/metricsmodule/metricsmodule/internal/convert"
+	pb "github.com/metricsmodule/metricsmodule/proto/metricsmodule/v1"
+)
+
+// maxIssuesInStatus bounds the field violations attached to one status.
+const maxIssuesInStatus = 100
+
+// issuesStatus maps refused items to one gRPC status. The message names the
+// first item, its field and how to fix it; BadRequest details list up to
+// maxIssuesInStatus of them.
+func issuesStatus(issues []*convert.Issue) error {
+	first := issues[0]
+	msg := first.Error()
+	if first.Suggestion != "" {
+		msg += " (fix: " + first.Suggestion + ")"
+	}
+	if len(issues) > 1 {
+		msg += fmt.Sprintf("; %d more items refused", len(issues)-1)
+	}
+	st := status.New(first.Status, msg)
+	br := &errdetails.BadRequest{}
+	for _, iss := range issues[:min(len(issues), maxIssuesInStatus)] {
+		br.FieldViolations = append(br.FieldViolations, &errdetails.BadRequest_FieldViolation{
+			Field:       iss.Field,
+			Description: iss.Message,
+			Reason:      iss.Code,
+		})
+	}
+	if withDetails, err := st.WithDetails(br); err == nil {
+		st = withDetails
+	}
+	return st.Err()
+}
+
+// toValidationIssue turns a refusal into its API form.
+func toValidationIssue(iss *convert.Issue) *pb.ValidationIssue {
+	return &pb.ValidationIssue{
+		Field:      iss.Field,
+		Code:       iss.Code,
+		Message:    iss.Message,
+		Suggestion: iss.Suggestion,
+		Severity:   pb.Severity_SEVERITY_ERROR,
+	}
+}
+
+// memoryLimiterRefusal is the text of the memory_limiter processor's refusal
+// (its error value lives in an internal package).
+const memoryLimiterRefusal = "data refused due to high memory usage"
+
+// consumerStatus maps an error of the next consumer to a gRPC status:
+// a status is passed on; the memory limiter's refusal is RESOURCE_EXHAUSTED
+// (retry later); a permanent error is INVALID_ARGUMENT (do not retry); any
+// other error is UNAVAILABLE (retry).
+func consumerStatus(err error) error {
+	if st, ok := status.FromError(err); ok {
+		return st.Err()
+	}
+	var iss *convert.Issue
+	if errors.As(err, &iss) {
+		return issuesStatus([]*convert.Issue{iss})
+	}
+	switch {
+	case strings.Contains(err.Error(), memoryLimiterRefusal):
+		return status.Error(codes.ResourceExhausted, "pipeline refused the data: "+err.Error()+"; retry later")
+	case consumererror.IsPermanent(err):
+		return status.Error(codes.InvalidArgument, "pipeline refused the data permanently: "+err.Error())
+	default:
+		return status.Error(codes.Unavailable, "pipeline did not accept the data: "+err.Error()+"; retry")
+	}
+}

@@ -1,0 +1,143 @@
+package metricsservicereceiver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"time"
+
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/component/componentstatus"
+	"go.opentelemetry.io/collector/config/configgrpc"
+	"go.opentelemetry.io/collector/consumer"
+	"go.opentelemetry.io/collector/receiver"
+	"go.opentelemetry.io/collector/receiver/receiverhelper"
+	"go.uber.org/zap"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/reflection"
+
+	"github.com/metricsmodule/metricsmodule/internal/convert"
+	"github.com/metricsmodule/metricsmodule/internal/dedup"
+	"github.com/metricsmodule/metricsmodule/internal/grpccodec"
+	pb "github.com/metricsmodule/metricsmodule/proto/metricsmodule/v1"
+	"github.com/metricsmodule/metricsmodule/receiver/metricsservicereceiver/internal/metadata"
+)
+
+// metricsReceiver is the metrics_service receiver: a gRPC server for
+// MetricsService in front of the accumulator and the next consumer.
+type metricsReceiver struct {
+	cfg      *Config
+	settings receiver.Settings
+	next     consumer.Metrics
+	obsrep   *receiverhelper.ObsReport
+
+	acc       *convert.Accumulator
+	dedupOne  *dedup.Cache[*pb.RecordMetricResponse]
+	dedupMany *dedup.Cache[*pb.RecordBatchMetricsResponse]
+
+	server *grpc.Server
+	health *health.Server
+
+	stop     chan struct{}
+	stopOnce sync.Once
+	wg       sync.WaitGroup
+}
+
+func newReceiver(cfg *Config, set receiver.Settings, next consumer.Metrics) (*metricsReceiver, error) {
+	obsrep, err := receiverhelper.NewObsReport(receiverhelper.ObsReportSettings{
+		ReceiverID:             set.ID,
+		Transport:              "grpc",
+		ReceiverCreateSettings: set,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("create obsreport: %w", err)
+	}
+	r := &metricsReceiver{
+		cfg:      cfg,
+		settings: set,
+		next:     next,
+		obsrep:   obsrep,
+		acc: convert.NewAccumulator(cfg.convertConfig(), convert.Scope{
+			Name:    metadata.ScopeName,
+			Version: set.BuildInfo.Version,
+		}),
+		stop: make(chan struct{}),
+	}
+	if cfg.Dedup.Window > 0 {
+		r.dedupOne = dedup.New[*pb.RecordMetricResponse](cfg.Dedup.Window, cfg.Dedup.MaxEntries)
+		r.dedupMany = dedup.New[*pb.RecordBatchMetricsResponse](cfg.Dedup.Window, cfg.Dedup.MaxEntries)
+	}
+	return r, nil
+}
+
+// Start starts the gRPC server and the series sweeper.
+func (r *metricsReceiver) Start(ctx context.Context, host component.Host) error {
+	srv, err := r.cfg.ToServer(ctx, host.GetExtensions(), r.settings.TelemetrySettings,
+		configgrpc.WithGrpcServerOption(grpc.ForceServerCodecV2(grpccodec.Codec{})))
+	if err != nil {
+		return fmt.Errorf("create gRPC server: %w", err)
+	}
+	r.server = srv
+	pb.RegisterMetricsServiceServer(srv, &metricsService{r: r})
+	r.health = health.NewServer()
+	healthpb.RegisterHealthServer(srv, r.health)
+	r.health.SetServingStatus(pb.MetricsService_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
+	reflection.Register(srv)
+
+	ln, err := r.cfg.NetAddr.Listen(ctx)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", r.cfg.NetAddr.Endpoint, err)
+	}
+	r.settings.Logger.Info("Starting MetricsService gRPC server", zap.String("endpoint", ln.Addr().String()))
+	r.wg.Go(func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, grpc.ErrServerStopped) && !errors.Is(err, net.ErrClosed) {
+			componentstatus.ReportStatus(host, componentstatus.NewFatalErrorEvent(err))
+		}
+	})
+	r.wg.Go(r.sweepLoop)
+	return nil
+}
+
+// sweepLoop drops the state of idle series every SeriesTTL/4.
+func (r *metricsReceiver) sweepLoop() {
+	t := time.NewTicker(max(r.cfg.Aggregation.SeriesTTL/4, time.Second))
+	defer t.Stop()
+	for {
+		select {
+		case <-r.stop:
+			return
+		case <-t.C:
+			if n := r.acc.Sweep(); n > 0 {
+				r.settings.Logger.Debug("Dropped state of idle series", zap.Int("series", n))
+			}
+		}
+	}
+}
+
+// Shutdown stops the server, letting running calls finish until ctx ends.
+// It is safe without Start and idempotent.
+func (r *metricsReceiver) Shutdown(ctx context.Context) error {
+	r.stopOnce.Do(func() { close(r.stop) })
+	if r.health != nil {
+		r.health.Shutdown()
+	}
+	if r.server != nil {
+		done := make(chan struct{})
+		go func() {
+			r.server.GracefulStop()
+			close(done)
+		}()
+		select {
+		case <-done:
+		case <-ctx.Done():
+			r.server.Stop()
+			<-done
+		}
+	}
+	r.wg.Wait()
+	return nil
+}
