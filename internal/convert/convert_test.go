@@ -39,7 +39,9 @@ func newTestAccumulator(t *testing.T, mutate func(*Config)) *Accumulator {
 	return a
 }
 
-func at(sec int) *timestamppb.Timestamp { return timestamppb.New(t0.Add(time.Duration(sec) * time.Second)) }
+func at(sec int) *timestamppb.Timestamp {
+	return timestamppb.New(t0.Add(time.Duration(sec) * time.Second))
+}
 
 // recordBatch runs one batch through the accumulator and returns what the consumer got.
 func recordBatch(t *testing.T, a *Accumulator, res *pb.Resource, ms ...*pb.MetricData) pmetric.Metrics {
@@ -323,4 +325,14 @@ func TestParallelPrepareMatchesSequential(t *testing.T) {
 		}
 		require.Equal(t, h.seriesKey(rk, ms[i]), b.SeriesKey(i))
 	}
+}
+
+// TestInvalidUTF8LabelValue covers what a protobuf client cannot send but a
+// hand-built payload can.
+func TestInvalidUTF8LabelValue(t *testing.T) {
+	a := newTestAccumulator(t, nil)
+	b := a.Prepare([]*pb.MetricData{{Name: "x", Type: pb.MetricType_METRIC_TYPE_GAUGE, Labels: map[string]string{"path": "\xff"}}}, nil, false)
+	require.Len(t, b.Issues, 1)
+	assert.Equal(t, `metrics[0].labels["path"]`, b.Issues[0].Field)
+	assert.Equal(t, "invalid_label_value", b.Issues[0].Code)
 }

@@ -41,6 +41,7 @@ type metricsReceiver struct {
 
 	server *grpc.Server
 	health *health.Server
+	ln     net.Listener
 
 	stop     chan struct{}
 	stopOnce sync.Once
@@ -92,6 +93,7 @@ func (r *metricsReceiver) Start(ctx context.Context, host component.Host) error 
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", r.cfg.NetAddr.Endpoint, err)
 	}
+	r.ln = ln
 	r.settings.Logger.Info("Starting MetricsService gRPC server", zap.String("endpoint", ln.Addr().String()))
 	r.wg.Go(func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, grpc.ErrServerStopped) && !errors.Is(err, net.ErrClosed) {
@@ -141,3 +143,6 @@ func (r *metricsReceiver) Shutdown(ctx context.Context) error {
 	r.wg.Wait()
 	return nil
 }
+
+// addr returns the address the server listens on (after Start).
+func (r *metricsReceiver) addr() string { return r.ln.Addr().String() }

@@ -1,0 +1,65 @@
+package metricsservicereceiver
+
+import (
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/confmap"
+	"go.opentelemetry.io/collector/confmap/confmaptest"
+
+	"github.com/metricsmodule/metricsmodule/internal/convert"
+	"github.com/metricsmodule/metricsmodule/receiver/metricsservicereceiver/internal/metadata"
+)
+
+func TestLoadConfig(t *testing.T) {
+	cm, err := confmaptest.LoadConf(filepath.Join("testdata", "config.yaml"))
+	require.NoError(t, err)
+
+	custom := createDefaultConfig().(*Config)
+	custom.NetAddr.Endpoint = "0.0.0.0:5320"
+	custom.Aggregation.CounterTemporality = convert.TemporalityDelta
+	custom.Aggregation.Histogram.Kind = convert.HistogramExponential
+	custom.Aggregation.Histogram.MaxSize = 80
+	custom.Aggregation.SeriesTTL = 10 * time.Minute
+	custom.Limits.MaxLabels = 8
+	custom.Limits.MaxBatchSize = 500
+	custom.Dedup = DedupConfig{Window: time.Minute, MaxEntries: 10}
+
+	tests := []struct {
+		id      component.ID
+		want    *Config
+		wantErr string
+	}{
+		{id: component.NewID(metadata.Type), want: createDefaultConfig().(*Config)},
+		{id: component.NewIDWithName(metadata.Type, "custom"), want: custom},
+		{id: component.NewIDWithName(metadata.Type, "bad_temporality"), wantErr: `counter_temporality: "sometimes" is not one of cumulative, delta`},
+		{id: component.NewIDWithName(metadata.Type, "bad_buckets"), wantErr: "histogram.buckets: bounds must be increasing"},
+		{id: component.NewIDWithName(metadata.Type, "bad_batch"), wantErr: "limits.max_batch_size: must be positive, got 0"},
+		{id: component.NewIDWithName(metadata.Type, "no_endpoint"), wantErr: "endpoint: must be set"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.id.String(), func(t *testing.T) {
+			cfg := createDefaultConfig()
+			sub, err := cm.Sub(tt.id.String())
+			require.NoError(t, err)
+			require.NoError(t, sub.Unmarshal(cfg))
+			err = confmap.Validate(cfg)
+			if tt.wantErr != "" {
+				require.ErrorContains(t, err, tt.wantErr)
+				return
+			}
+			require.NoError(t, err)
+			assert.Equal(t, tt.want, cfg)
+		})
+	}
+}
+
+func TestUnknownKeyIsAnError(t *testing.T) {
+	cfg := createDefaultConfig()
+	err := confmap.NewFromStringMap(map[string]any{"aggregation": map[string]any{"temporality": "delta"}}).Unmarshal(cfg)
+	require.ErrorContains(t, err, "temporality")
+}

@@ -1,0 +1,65 @@
+// Package e2e runs the distribution's collector in-process, with the same
+// factories as builder-config.yaml, for end-to-end tests.
+package e2e
+
+import (
+	"github.com/open-telemetry/opentelemetry-collector-contrib/extension/healthcheckextension"
+	"github.com/open-telemetry/opentelemetry-collector-contrib/extension/storage/filestorage"
+	"go.opentelemetry.io/collector/exporter"
+	"go.opentelemetry.io/collector/exporter/debugexporter"
+	"go.opentelemetry.io/collector/exporter/otlpexporter"
+	"go.opentelemetry.io/collector/exporter/otlphttpexporter"
+	"go.opentelemetry.io/collector/extension"
+	"go.opentelemetry.io/collector/extension/zpagesextension"
+	"go.opentelemetry.io/collector/otelcol"
+	"go.opentelemetry.io/collector/processor"
+	"go.opentelemetry.io/collector/processor/batchprocessor"
+	"go.opentelemetry.io/collector/processor/memorylimiterprocessor"
+	"go.opentelemetry.io/collector/receiver"
+	"go.opentelemetry.io/collector/receiver/otlpreceiver"
+	"go.opentelemetry.io/collector/service/telemetry/otelconftelemetry"
+
+	"github.com/metricsmodule/metricsmodule/receiver/metricsservicereceiver"
+)
+
+// ComponentImports are the import paths of the components below; a test
+// checks that builder-config.yaml names the same ones.
+var ComponentImports = []string{
+	"github.com/open-telemetry/opentelemetry-collector-contrib/extension/healthcheckextension",
+	"github.com/open-telemetry/opentelemetry-collector-contrib/extension/storage/filestorage",
+	"go.opentelemetry.io/collector/exporter/debugexporter",
+	"go.opentelemetry.io/collector/exporter/otlpexporter",
+	"go.opentelemetry.io/collector/exporter/otlphttpexporter",
+	"go.opentelemetry.io/collector/extension/zpagesextension",
+	"go.opentelemetry.io/collector/processor/batchprocessor",
+	"go.opentelemetry.io/collector/processor/memorylimiterprocessor",
+	"go.opentelemetry.io/collector/receiver/otlpreceiver",
+	"github.com/metricsmodule/metricsmodule/receiver/metricsservicereceiver",
+}
+
+// Components returns the factories of the distribution.
+func Components() (otelcol.Factories, error) {
+	var err error
+	f := otelcol.Factories{Telemetry: otelconftelemetry.NewFactory()}
+	if f.Extensions, err = otelcol.MakeFactoryMap[extension.Factory](
+		healthcheckextension.NewFactory(), filestorage.NewFactory(), zpagesextension.NewFactory(),
+	); err != nil {
+		return f, err
+	}
+	if f.Receivers, err = otelcol.MakeFactoryMap[receiver.Factory](
+		metricsservicereceiver.NewFactory(), otlpreceiver.NewFactory(),
+	); err != nil {
+		return f, err
+	}
+	if f.Processors, err = otelcol.MakeFactoryMap[processor.Factory](
+		batchprocessor.NewFactory(), memorylimiterprocessor.NewFactory(),
+	); err != nil {
+		return f, err
+	}
+	if f.Exporters, err = otelcol.MakeFactoryMap[exporter.Factory](
+		debugexporter.NewFactory(), otlpexporter.NewFactory(), otlphttpexporter.NewFactory(),
+	); err != nil {
+		return f, err
+	}
+	return f, nil
+}

@@ -1,0 +1,226 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/confmap"
+	"go.opentelemetry.io/collector/confmap/provider/envprovider"
+	"go.opentelemetry.io/collector/confmap/provider/fileprovider"
+	"go.opentelemetry.io/collector/confmap/provider/yamlprovider"
+	"go.opentelemetry.io/collector/otelcol"
+	"go.opentelemetry.io/collector/pdata/pmetric"
+	"go.opentelemetry.io/collector/pdata/pmetric/pmetricotlp"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/reflection/grpc_reflection_v1"
+
+	pb "github.com/metricsmodule/metricsmodule/proto/metricsmodule/v1"
+)
+
+// otlpSink is a second OTLP endpoint that records what the collector exports.
+type otlpSink struct {
+	pmetricotlp.UnimplementedGRPCServer
+	mu  sync.Mutex
+	got []pmetric.Metrics
+}
+
+func (s *otlpSink) Export(_ context.Context, req pmetricotlp.ExportRequest) (pmetricotlp.ExportResponse, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	md := pmetric.NewMetrics()
+	req.Metrics().CopyTo(md)
+	s.got = append(s.got, md)
+	return pmetricotlp.NewExportResponse(), nil
+}
+
+// counterTotals returns the newest value of each series of a sum metric, by
+// the value of one label, and the resource's service.name.
+func (s *otlpSink) counterTotals(name, label string) (map[string]float64, string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := map[string]float64{}
+	service := ""
+	for _, md := range s.got {
+		for i := 0; i < md.ResourceMetrics().Len(); i++ {
+			rm := md.ResourceMetrics().At(i)
+			for j := 0; j < rm.ScopeMetrics().Len(); j++ {
+				ms := rm.ScopeMetrics().At(j).Metrics()
+				for k := 0; k < ms.Len(); k++ {
+					if m := ms.At(k); m.Name() == name {
+						if v, ok := rm.Resource().Attributes().Get("service.name"); ok {
+							service = v.Str()
+						}
+						for d := 0; d < m.Sum().DataPoints().Len(); d++ {
+							dp := m.Sum().DataPoints().At(d)
+							lv, _ := dp.Attributes().Get(label)
+							out[lv.Str()] = max(out[lv.Str()], dp.DoubleValue())
+						}
+					}
+				}
+			}
+		}
+	}
+	return out, service
+}
+
+func freePort(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// startCollector runs the default config (testdata/config.yaml) with the
+// endpoints moved to free ports and the sink added as exporter.
+func startCollector(t *testing.T, sinkAddr string) (ingest string) {
+	t.Helper()
+	ingest = freePort(t)
+	overrides := fmt.Sprintf(`
+receivers:
+  metrics_service:
+    endpoint: %s
+  otlp:
+    protocols:
+      grpc:
+        endpoint: %s
+      http:
+        endpoint: %s
+processors:
+  batch:
+    timeout: 20ms
+exporters:
+  otlp_grpc/sink:
+    endpoint: %s
+    tls:
+      insecure: true
+extensions:
+  health_check:
+    endpoint: %s
+service:
+  telemetry:
+    metrics:
+      level: none
+  pipelines:
+    metrics:
+      exporters: [debug, otlp_grpc/sink]
+`, ingest, freePort(t), freePort(t), sinkAddr, freePort(t))
+
+	col, err := otelcol.NewCollector(otelcol.CollectorSettings{
+		BuildInfo: component.BuildInfo{Command: "otelcol-metrics", Version: "e2e"},
+		Factories: Components,
+		ConfigProviderSettings: otelcol.ConfigProviderSettings{ResolverSettings: confmap.ResolverSettings{
+			URIs: []string{"file:" + filepath.Join("..", "..", "testdata", "config.yaml"), "yaml:" + overrides},
+			ProviderFactories: []confmap.ProviderFactory{
+				fileprovider.NewFactory(), envprovider.NewFactory(), yamlprovider.NewFactory(),
+			},
+		}},
+		SkipSettingGRPCLogger: true,
+	})
+	require.NoError(t, err)
+	done := make(chan error, 1)
+	go func() { done <- col.Run(context.Background()) }()
+	require.Eventually(t, func() bool { return col.GetState() == otelcol.StateRunning }, 30*time.Second, 10*time.Millisecond)
+	t.Cleanup(func() {
+		col.Shutdown()
+		require.NoError(t, <-done)
+	})
+	return ingest
+}
+
+func TestRecordThroughCollectorReachesOTLPSink(t *testing.T) {
+	sink := &otlpSink{}
+	srv := grpc.NewServer()
+	pmetricotlp.RegisterGRPCServer(srv, sink)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	go func() { _ = srv.Serve(ln) }()
+	defer srv.Stop()
+
+	ingest := startCollector(t, ln.Addr().String())
+	conn, err := grpc.NewClient(ingest, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	require.NoError(t, err)
+	defer conn.Close()
+	client := pb.NewMetricsServiceClient(conn)
+	ctx := context.Background()
+
+	// health and reflection, as grpcurl uses them
+	hc, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{Service: "metricsmodule.v1.MetricsService"})
+	require.NoError(t, err)
+	assert.Equal(t, healthpb.HealthCheckResponse_SERVING, hc.Status)
+	assert.ElementsMatch(t, []string{"grpc.health.v1.Health", "grpc.reflection.v1.ServerReflection", "grpc.reflection.v1alpha.ServerReflection", "metricsmodule.v1.MetricsService"}, listServices(t, conn))
+
+	// the specification's example, three times, and a batch
+	for range 3 {
+		_, err = client.RecordMetric(ctx, &pb.RecordMetricRequest{
+			Resource: &pb.Resource{Attributes: map[string]string{"service.name": "users-api"}},
+			Metric: &pb.MetricData{Name: "http_requests_total", Type: pb.MetricType_METRIC_TYPE_COUNTER, Value: 1.0,
+				Labels: map[string]string{"method": "GET", "path": "/api/v1/users"}},
+		})
+		require.NoError(t, err)
+	}
+	_, err = client.RecordBatchMetrics(ctx, &pb.RecordBatchMetricsRequest{
+		Resource: &pb.Resource{Attributes: map[string]string{"service.name": "users-api"}},
+		Metrics: []*pb.MetricData{
+			{Name: "http_requests_total", Type: pb.MetricType_METRIC_TYPE_COUNTER, Value: 2, Labels: map[string]string{"method": "POST", "path": "/api/v1/users"}},
+			{Name: "http_requests_total", Type: pb.MetricType_METRIC_TYPE_COUNTER, Value: 1, Labels: map[string]string{"method": "GET", "path": "/api/v1/users"}},
+		},
+	})
+	require.NoError(t, err)
+
+	require.Eventually(t, func() bool {
+		totals, _ := sink.counterTotals("http_requests_total", "method")
+		return totals["GET"] == 4 && totals["POST"] == 2
+	}, 10*time.Second, 20*time.Millisecond, "the OTLP sink receives the cumulative totals")
+	_, service := sink.counterTotals("http_requests_total", "method")
+	assert.Equal(t, "users-api", service)
+}
+
+func listServices(t *testing.T, conn *grpc.ClientConn) []string {
+	t.Helper()
+	stream, err := grpc_reflection_v1.NewServerReflectionClient(conn).ServerReflectionInfo(context.Background())
+	require.NoError(t, err)
+	require.NoError(t, stream.Send(&grpc_reflection_v1.ServerReflectionRequest{
+		MessageRequest: &grpc_reflection_v1.ServerReflectionRequest_ListServices{},
+	}))
+	resp, err := stream.Recv()
+	require.NoError(t, err)
+	require.NoError(t, stream.CloseSend())
+	var names []string
+	for _, s := range resp.GetListServicesResponse().GetService() {
+		names = append(names, s.GetName())
+	}
+	return names
+}
+
+// TestBuilderConfigMatchesComponents keeps the in-process factories and the
+// ocb manifest in step.
+func TestBuilderConfigMatchesComponents(t *testing.T) {
+	raw, err := os.ReadFile(filepath.Join("..", "..", "builder-config.yaml"))
+	require.NoError(t, err)
+	var inManifest []string
+	for _, m := range regexp.MustCompile(`(?m)^\s*- gomod: (\S+) \S+\s*$(?:\n\s*import: (\S+))?`).FindAllStringSubmatch(string(raw), -1) {
+		if m[2] != "" {
+			inManifest = append(inManifest, m[2])
+		} else if !regexp.MustCompile(`/confmap/provider/`).MatchString(m[1]) {
+			inManifest = append(inManifest, m[1])
+		}
+	}
+	want := append([]string(nil), ComponentImports...)
+	sort.Strings(want)
+	sort.Strings(inManifest)
+	assert.Equal(t, want, inManifest)
+}
