@@ -2,7 +2,6 @@ package metricsservicereceiver
 
 import (
 	"context"
-	"fmt"
 	"time"
 
 	"go.opentelemetry.io/collector/pdata/pmetric"
@@ -162,18 +161,11 @@ func issueResult(iss *convert.Issue) *pb.MetricResult {
 	}
 }
 
-// apply runs the accumulator transaction, handing the pdata to the next
-// consumer, and maps a failure to a gRPC status.
+// apply runs the accumulator transaction around the hand-off of the pdata
+// and maps a failure to a gRPC status.
 func (r *metricsReceiver) apply(ctx context.Context, b *convert.Batch, atomic bool) (convert.Outcome, error) {
 	out, err := r.acc.Apply(b, atomic, func(md pmetric.Metrics) error {
-		n := md.DataPointCount()
-		opCtx := r.obsrep.StartMetricsOp(ctx)
-		err := r.next.ConsumeMetrics(opCtx, md)
-		r.obsrep.EndMetricsOp(opCtx, dataFormat, n, err)
-		if err != nil {
-			return fmt.Errorf("next consumer: %w", err)
-		}
-		return nil
+		return r.handOff(ctx, md)
 	})
 	if err != nil {
 		return out, consumerStatus(err)

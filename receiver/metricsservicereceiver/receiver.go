@@ -39,6 +39,9 @@ type metricsReceiver struct {
 	dedupOne  *dedup.Cache[*pb.RecordMetricResponse]
 	dedupMany *dedup.Cache[*pb.RecordBatchMetricsResponse]
 
+	// taps stage every batch with the hand-off (store, stream hub).
+	taps []Tap
+
 	server *grpc.Server
 	health *health.Server
 	ln     net.Listener
