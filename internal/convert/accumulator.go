@@ -15,6 +15,11 @@ import (
 )
 
 const (
+	msNanos = int64(time.Millisecond)
+	// maxStep bounds how far ahead of the receive time a series' timestamp
+	// moves to keep one sample per millisecond.
+	maxStep = int64(time.Second)
+
 	numShards = 64
 	// parallelMin is the batch size from which Prepare validates and hashes
 	// items on several goroutines.
@@ -320,8 +325,19 @@ func (a *Accumulator) Apply(b *Batch, atomic bool, consume func(pmetric.Metrics)
 		out.Accepted++
 	}
 	for i := range c.staged {
-		if c.staged[i].target == nil {
+		st := &c.staged[i]
+		if st.target == nil {
 			created++
+		}
+		// One sample per series per millisecond: Prometheus-style stores keep
+		// millisecond timestamps and refuse a second value at the same one, so
+		// a faster update of one series moves to the next millisecond (at most
+		// maxStep ahead of the receive time; beyond that the store keeps the
+		// earlier value until the next update).
+		if st.started && st.ts/msNanos <= st.next.last/msNanos {
+			if bumped := (st.next.last/msNanos + 1) * msNanos; bumped <= b.now+maxStep {
+				st.ts = bumped
+			}
 		}
 	}
 

@@ -336,3 +336,21 @@ func TestInvalidUTF8LabelValue(t *testing.T) {
 	assert.Equal(t, `metrics[0].labels["path"]`, b.Issues[0].Field)
 	assert.Equal(t, "invalid_label_value", b.Issues[0].Code)
 }
+
+func TestOneSamplePerSeriesPerMillisecond(t *testing.T) {
+	a := newTestAccumulator(t, nil)
+	ts := func(md pmetric.Metrics) int64 {
+		return int64(md.ResourceMetrics().At(0).ScopeMetrics().At(0).Metrics().At(0).Sum().DataPoints().At(0).Timestamp())
+	}
+	inc := &pb.MetricData{Name: "c_total", Type: pb.MetricType_METRIC_TYPE_COUNTER, Value: 1, Timestamp: at(0)}
+	first := recordBatch(t, a, nil, inc)
+	second := recordBatch(t, a, nil, inc)
+	assert.Equal(t, ts(first)+int64(time.Millisecond), ts(second), "a second update in the same millisecond moves to the next one")
+
+	// never more than a second ahead of the receive time
+	for range 1100 {
+		recordBatch(t, a, nil, inc)
+	}
+	last := ts(recordBatch(t, a, nil, inc))
+	assert.LessOrEqual(t, last, t0.UnixNano()+int64(time.Second))
+}

@@ -7,8 +7,12 @@ import (
 
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/config/configgrpc"
+	"go.opentelemetry.io/collector/config/confighttp"
+	"go.opentelemetry.io/collector/config/configoptional"
 
 	"github.com/metricsmodule/metricsmodule/internal/convert"
+	"github.com/metricsmodule/metricsmodule/internal/query"
+	"github.com/metricsmodule/metricsmodule/internal/store"
 )
 
 // Config is the receiver configuration.
@@ -21,6 +25,15 @@ type Config struct {
 	Limits LimitsConfig `mapstructure:"limits"`
 	// Dedup configures idempotent retries by request id.
 	Dedup DedupConfig `mapstructure:"dedup"`
+	// Store is the embedded time-series store that answers reads; off
+	// unless the block is present.
+	Store configoptional.Optional[store.Config] `mapstructure:"store"`
+	// Query configures QueryMetrics and GetMetrics (engine limits, results
+	// cache, remote backend).
+	Query query.Config `mapstructure:"query"`
+	// PrometheusAPI serves the Prometheus HTTP read API; off unless the
+	// block is present.
+	PrometheusAPI configoptional.Optional[confighttp.ServerConfig] `mapstructure:"prometheus_api"`
 }
 
 // AggregationConfig says how records become pdata.
@@ -78,6 +91,12 @@ func (cfg *Config) Validate() error {
 	}
 	if cfg.Limits.MaxBatchSize <= 0 {
 		errs = append(errs, fmt.Errorf("limits.max_batch_size: must be positive, got %d", cfg.Limits.MaxBatchSize))
+	}
+	if err := cfg.Query.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("query: %w", err))
+	}
+	if cfg.PrometheusAPI.HasValue() && !cfg.Store.HasValue() && cfg.Query.Remote.Endpoint == "" {
+		errs = append(errs, errors.New("prometheus_api: needs the store block or query.remote.endpoint to answer from"))
 	}
 	if cfg.Dedup.Window < 0 {
 		errs = append(errs, errors.New("dedup.window: must not be negative"))

@@ -6,15 +6,24 @@ import (
 
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/config/configgrpc"
+	"go.opentelemetry.io/collector/config/confighttp"
+	"go.opentelemetry.io/collector/config/configoptional"
 	"go.opentelemetry.io/collector/consumer"
 	"go.opentelemetry.io/collector/receiver"
 
 	"github.com/metricsmodule/metricsmodule/internal/convert"
+	"github.com/metricsmodule/metricsmodule/internal/query"
+	"github.com/metricsmodule/metricsmodule/internal/store"
 	"github.com/metricsmodule/metricsmodule/receiver/metricsservicereceiver/internal/metadata"
 )
 
-// DefaultEndpoint is where the receiver listens unless configured.
-const DefaultEndpoint = "localhost:4320"
+const (
+	// DefaultEndpoint is where the receiver listens unless configured.
+	DefaultEndpoint = "localhost:4320"
+	// DefaultPrometheusAPIEndpoint is where the Prometheus HTTP API listens
+	// when enabled without an endpoint.
+	DefaultPrometheusAPIEndpoint = "localhost:4322"
+)
 
 // NewFactory returns the factory of the metrics_service receiver.
 func NewFactory() receiver.Factory {
@@ -40,6 +49,13 @@ func createDefaultConfig() component.Config {
 		},
 		Limits: LimitsConfig{Limits: cc.Limits, MaxBatchSize: 10_000},
 		Dedup:  DedupConfig{Window: 10 * time.Minute, MaxEntries: 100_000},
+		Store:  configoptional.Default(store.DefaultConfig()),
+		Query:  query.DefaultConfig(),
+		PrometheusAPI: configoptional.Default(func() confighttp.ServerConfig {
+			c := confighttp.NewDefaultServerConfig()
+			c.NetAddr.Endpoint = DefaultPrometheusAPIEndpoint
+			return c
+		}()),
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"sync"
 	"time"
 
@@ -23,6 +24,8 @@ import (
 	"github.com/metricsmodule/metricsmodule/internal/convert"
 	"github.com/metricsmodule/metricsmodule/internal/dedup"
 	"github.com/metricsmodule/metricsmodule/internal/grpccodec"
+	"github.com/metricsmodule/metricsmodule/internal/query"
+	"github.com/metricsmodule/metricsmodule/internal/store"
 	pb "github.com/metricsmodule/metricsmodule/proto/metricsmodule/v1"
 	"github.com/metricsmodule/metricsmodule/receiver/metricsservicereceiver/internal/metadata"
 )
@@ -45,6 +48,11 @@ type metricsReceiver struct {
 	server *grpc.Server
 	health *health.Server
 	ln     net.Listener
+
+	store      *store.Store
+	engine     *query.Engine
+	httpServer *http.Server
+	httpLn     net.Listener
 
 	stop     chan struct{}
 	stopOnce sync.Once
@@ -78,8 +86,12 @@ func newReceiver(cfg *Config, set receiver.Settings, next consumer.Metrics) (*me
 	return r, nil
 }
 
-// Start starts the gRPC server and the series sweeper.
+// Start opens the store, starts the gRPC server, the Prometheus API and the
+// series sweeper.
 func (r *metricsReceiver) Start(ctx context.Context, host component.Host) error {
+	if err := r.startReads(ctx, host); err != nil {
+		return errors.Join(err, r.stopReads(ctx))
+	}
 	srv, err := r.cfg.ToServer(ctx, host.GetExtensions(), r.settings.TelemetrySettings,
 		configgrpc.WithGrpcServerOption(grpc.ForceServerCodecV2(grpccodec.Codec{})))
 	if err != nil {
@@ -143,8 +155,9 @@ func (r *metricsReceiver) Shutdown(ctx context.Context) error {
 			<-done
 		}
 	}
+	err := r.stopReads(ctx)
 	r.wg.Wait()
-	return nil
+	return err
 }
 
 // addr returns the address the server listens on (after Start).

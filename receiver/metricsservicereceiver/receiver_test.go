@@ -354,11 +354,9 @@ func TestUnimplementedMethodsNameTheMethod(t *testing.T) {
 	c := startReceiver(t, &switchSink{}, nil)
 	ctx := context.Background()
 	calls := map[string]func() error{
-		"GetMetrics":        func() error { _, err := c.GetMetrics(ctx, &pb.GetMetricsRequest{}); return err },
 		"RegisterMetric":    func() error { _, err := c.RegisterMetric(ctx, &pb.RegisterMetricRequest{}); return err },
 		"UnregisterMetric":  func() error { _, err := c.UnregisterMetric(ctx, &pb.UnregisterMetricRequest{}); return err },
 		"GetMetricMetadata": func() error { _, err := c.GetMetricMetadata(ctx, &pb.GetMetricMetadataRequest{}); return err },
-		"QueryMetrics":      func() error { _, err := c.QueryMetrics(ctx, &pb.QueryMetricsRequest{}); return err },
 		"GetMetricsSummary": func() error { _, err := c.GetMetricsSummary(ctx, &pb.GetMetricsSummaryRequest{}); return err },
 		"StreamMetrics": func() error {
 			s, err := c.StreamMetrics(ctx, &pb.StreamMetricsRequest{})

@@ -2,8 +2,11 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
+	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -86,13 +89,17 @@ func freePort(t *testing.T) string {
 
 // startCollector runs the default config (testdata/config.yaml) with the
 // endpoints moved to free ports and the sink added as exporter.
-func startCollector(t *testing.T, sinkAddr string) (ingest string) {
+func startCollector(t *testing.T, sinkAddr string) (ingest, promAPI string) {
 	t.Helper()
-	ingest = freePort(t)
+	ingest, promAPI = freePort(t), freePort(t)
 	overrides := fmt.Sprintf(`
 receivers:
   metrics_service:
     endpoint: %s
+    store:
+      path: %s
+    prometheus_api:
+      endpoint: %s
   otlp:
     protocols:
       grpc:
@@ -117,7 +124,7 @@ service:
   pipelines:
     metrics:
       exporters: [debug, otlp_grpc/sink]
-`, ingest, freePort(t), freePort(t), sinkAddr, freePort(t))
+`, ingest, filepath.Join(t.TempDir(), "tsdb"), promAPI, freePort(t), freePort(t), sinkAddr, freePort(t))
 
 	col, err := otelcol.NewCollector(otelcol.CollectorSettings{
 		BuildInfo: component.BuildInfo{Command: "otelcol-metrics", Version: "e2e"},
@@ -138,7 +145,7 @@ service:
 		col.Shutdown()
 		require.NoError(t, <-done)
 	})
-	return ingest
+	return ingest, promAPI
 }
 
 func TestRecordThroughCollectorReachesOTLPSink(t *testing.T) {
@@ -150,7 +157,7 @@ func TestRecordThroughCollectorReachesOTLPSink(t *testing.T) {
 	go func() { _ = srv.Serve(ln) }()
 	defer srv.Stop()
 
-	ingest := startCollector(t, ln.Addr().String())
+	ingest, promAPI := startCollector(t, ln.Addr().String())
 	conn, err := grpc.NewClient(ingest, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	require.NoError(t, err)
 	defer conn.Close()
@@ -187,6 +194,30 @@ func TestRecordThroughCollectorReachesOTLPSink(t *testing.T) {
 	}, 10*time.Second, 20*time.Millisecond, "the OTLP sink receives the cumulative totals")
 	_, service := sink.counterTotals("http_requests_total", "method")
 	assert.Equal(t, "users-api", service)
+
+	// the same data is readable from the embedded store: gRPC and Prometheus HTTP API
+	q, err := client.QueryMetrics(ctx, &pb.QueryMetricsRequest{Query: `sum by (method) (http_requests_total)`})
+	require.NoError(t, err)
+	byMethod := map[string]float64{}
+	for _, s := range q.Series {
+		byMethod[s.Labels["method"]] = s.Samples[0].Value
+	}
+	assert.Equal(t, map[string]float64{"GET": 4, "POST": 2}, byMethod)
+	resp, err := http.Get("http://" + promAPI + "/api/v1/query?query=" + url.QueryEscape(`sum(http_requests_total{job="users-api"})`))
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	var body struct {
+		Status string `json:"status"`
+		Data   struct {
+			Result []struct {
+				Value []any `json:"value"`
+			} `json:"result"`
+		} `json:"data"`
+	}
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&body))
+	assert.Equal(t, "success", body.Status)
+	require.Len(t, body.Data.Result, 1)
+	assert.Equal(t, "6", body.Data.Result[0].Value[1])
 }
 
 func listServices(t *testing.T, conn *grpc.ClientConn) []string {

@@ -1,0 +1,440 @@
+// Package promapi serves the read endpoints of the Prometheus HTTP API
+// (/api/v1/query, query_range, series, labels, label values, metadata) with
+// the same JSON as Prometheus, so a Grafana Prometheus data source works
+// against the collector.
+package promapi
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/promql"
+	"github.com/prometheus/prometheus/promql/parser"
+	"github.com/prometheus/prometheus/storage"
+
+	"github.com/metricsmodule/metricsmodule/internal/query"
+	"github.com/metricsmodule/metricsmodule/internal/store"
+)
+
+// Handler returns the API handler. With a remote query backend every
+// request is proxied to it; otherwise the engine and the store answer.
+func Handler(eng *query.Engine, st *store.Store, remoteEndpoint string) (http.Handler, error) {
+	mux := http.NewServeMux()
+	if remoteEndpoint != "" {
+		u, err := url.Parse(remoteEndpoint)
+		if err != nil {
+			return nil, fmt.Errorf("remote endpoint: %w", err)
+		}
+		proxy := httputil.NewSingleHostReverseProxy(u)
+		mux.Handle("/api/v1/", proxy)
+		return mux, nil
+	}
+	a := &api{eng: eng, st: st}
+	mux.HandleFunc("/api/v1/query", a.query)
+	mux.HandleFunc("/api/v1/query_range", a.queryRange)
+	mux.HandleFunc("/api/v1/series", a.series)
+	mux.HandleFunc("/api/v1/labels", a.labelNames)
+	mux.HandleFunc("/api/v1/label/{name}/values", a.labelValues)
+	mux.HandleFunc("/api/v1/metadata", a.metadata)
+	mux.HandleFunc("/api/v1/status/buildinfo", a.buildInfo)
+	return mux, nil
+}
+
+type api struct {
+	eng *query.Engine
+	st  *store.Store
+}
+
+type response struct {
+	Status    string   `json:"status"`
+	Data      any      `json:"data,omitempty"`
+	ErrorType string   `json:"errorType,omitempty"`
+	Error     string   `json:"error,omitempty"`
+	Warnings  []string `json:"warnings,omitempty"`
+}
+
+func writeJSON(w http.ResponseWriter, code int, r response) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(r)
+}
+
+func ok(w http.ResponseWriter, data any, warnings []string) {
+	writeJSON(w, http.StatusOK, response{Status: "success", Data: data, Warnings: warnings})
+}
+
+func fail(w http.ResponseWriter, err error) {
+	code, typ := http.StatusInternalServerError, "internal"
+	var qe *query.Error
+	if errors.As(err, &qe) {
+		switch qe.Kind {
+		case query.KindBadQuery:
+			code, typ = http.StatusBadRequest, "bad_data"
+		case query.KindTimeout:
+			code, typ = http.StatusServiceUnavailable, "timeout"
+		case query.KindCanceled:
+			code, typ = 499, "canceled"
+		case query.KindTooLarge:
+			code, typ = http.StatusUnprocessableEntity, "execution"
+		case query.KindUnavailable:
+			code, typ = http.StatusServiceUnavailable, "unavailable"
+		}
+	}
+	writeJSON(w, code, response{Status: "error", ErrorType: typ, Error: err.Error()})
+}
+
+func badData(format string, args ...any) error {
+	return &query.Error{Kind: query.KindBadQuery, Err: fmt.Errorf(format, args...)}
+}
+
+// parseTime accepts RFC 3339 or Unix seconds, as Prometheus does.
+func parseTime(s string, def time.Time) (time.Time, error) {
+	if s == "" {
+		return def, nil
+	}
+	if f, err := strconv.ParseFloat(s, 64); err == nil {
+		sec, frac := math.Modf(f)
+		return time.Unix(int64(sec), int64(math.Round(frac*1e9))).UTC(), nil
+	}
+	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+		return t, nil
+	}
+	return time.Time{}, fmt.Errorf("cannot parse %q to a valid timestamp", s)
+}
+
+// parseDuration accepts Prometheus durations ("5m") or seconds ("300").
+func parseDuration(s string) (time.Duration, error) {
+	if f, err := strconv.ParseFloat(s, 64); err == nil {
+		return time.Duration(f * float64(time.Second)), nil
+	}
+	d, err := parseModelDuration(s)
+	if err != nil {
+		return 0, fmt.Errorf("cannot parse %q to a valid duration", s)
+	}
+	return d, nil
+}
+
+type resultData struct {
+	ResultType parser.ValueType `json:"resultType"`
+	Result     parser.Value     `json:"result"`
+	Stats      *queryStats      `json:"stats,omitempty"`
+}
+
+type queryStats struct {
+	SamplesRead int64  `json:"samplesRead"`
+	ExecTime    string `json:"execTime"`
+	CacheHit    bool   `json:"cacheHit"`
+}
+
+func (a *api) run(w http.ResponseWriter, r *http.Request, req query.Request) {
+	if t := r.FormValue("timeout"); t != "" {
+		d, err := parseDuration(t)
+		if err != nil {
+			fail(w, badData("invalid parameter \"timeout\": %v", err))
+			return
+		}
+		req.Timeout = d
+	}
+	res, err := a.eng.Do(r.Context(), req)
+	if err != nil {
+		fail(w, err)
+		return
+	}
+	data := resultData{ResultType: res.Value.Type(), Result: res.Value}
+	if r.FormValue("stats") != "" {
+		data.Stats = &queryStats{SamplesRead: res.Stats.SamplesRead, ExecTime: res.Stats.Duration.String(), CacheHit: res.Stats.CacheHit}
+	}
+	if data.Result == nil {
+		data.Result = promql.Vector{}
+	}
+	ok(w, data, res.Warnings)
+}
+
+func (a *api) query(w http.ResponseWriter, r *http.Request) {
+	ts, err := parseTime(r.FormValue("time"), time.Now())
+	if err != nil {
+		fail(w, badData("invalid parameter \"time\": %v", err))
+		return
+	}
+	a.run(w, r, query.Request{Query: r.FormValue("query"), Instant: true, Time: ts})
+}
+
+func (a *api) queryRange(w http.ResponseWriter, r *http.Request) {
+	start, err := parseTime(r.FormValue("start"), time.Time{})
+	if err != nil || r.FormValue("start") == "" {
+		fail(w, badData("invalid parameter \"start\": %v", orMissing(err)))
+		return
+	}
+	end, err := parseTime(r.FormValue("end"), time.Time{})
+	if err != nil || r.FormValue("end") == "" {
+		fail(w, badData("invalid parameter \"end\": %v", orMissing(err)))
+		return
+	}
+	step, err := parseDuration(r.FormValue("step"))
+	if err != nil {
+		fail(w, badData("invalid parameter \"step\": %v", err))
+		return
+	}
+	a.run(w, r, query.Request{Query: r.FormValue("query"), Start: start, End: end, Step: step})
+}
+
+func orMissing(err error) error {
+	if err == nil {
+		return errors.New("missing")
+	}
+	return err
+}
+
+var (
+	minTime = time.Unix(math.MinInt64/1000+62135596801, 0).UTC()
+	maxTime = time.Unix(math.MaxInt64/1000-62135596801, 999999999).UTC()
+)
+
+// selectParams parses start, end and match[] of the metadata endpoints.
+func selectParams(r *http.Request) (start, end time.Time, matchers [][]*labels.Matcher, err error) {
+	if err = r.ParseForm(); err != nil {
+		return start, end, nil, badData("parse form: %v", err)
+	}
+	if start, err = parseTime(r.FormValue("start"), minTime); err != nil {
+		return start, end, nil, badData("invalid parameter \"start\": %v", err)
+	}
+	if end, err = parseTime(r.FormValue("end"), maxTime); err != nil {
+		return start, end, nil, badData("invalid parameter \"end\": %v", err)
+	}
+	for _, m := range r.Form["match[]"] {
+		ms, perr := selectorParser.ParseMetricSelector(m)
+		if perr != nil {
+			return start, end, nil, badData("invalid parameter \"match[]\": %v", perr)
+		}
+		matchers = append(matchers, ms)
+	}
+	return start, end, matchers, nil
+}
+
+func limitParam(r *http.Request) (int, error) {
+	s := r.FormValue("limit")
+	if s == "" {
+		return 0, nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 0 {
+		return 0, badData("invalid parameter \"limit\": %q is not a non-negative integer", s)
+	}
+	return n, nil
+}
+
+func (a *api) querier(ctx context.Context, start, end time.Time) (storage.Querier, error) {
+	q, err := a.st.Queryable().Querier(start.UnixMilli(), end.UnixMilli())
+	if err != nil {
+		return nil, fmt.Errorf("open querier: %w", err)
+	}
+	_ = ctx
+	return q, nil
+}
+
+func (a *api) series(w http.ResponseWriter, r *http.Request) {
+	start, end, matchers, err := selectParams(r)
+	if err != nil {
+		fail(w, err)
+		return
+	}
+	if len(matchers) == 0 {
+		fail(w, badData("no match[] parameter provided"))
+		return
+	}
+	limit, err := limitParam(r)
+	if err != nil {
+		fail(w, err)
+		return
+	}
+	q, err := a.querier(r.Context(), start, end)
+	if err != nil {
+		fail(w, err)
+		return
+	}
+	defer q.Close()
+	hints := &storage.SelectHints{Start: start.UnixMilli(), End: end.UnixMilli(), Func: "series"}
+	var sets []storage.SeriesSet
+	for _, ms := range matchers {
+		sets = append(sets, q.Select(r.Context(), len(matchers) > 1, hints, ms...))
+	}
+	set := storage.NewMergeSeriesSet(sets, 0, storage.ChainedSeriesMerge)
+	out := []labels.Labels{}
+	for set.Next() {
+		out = append(out, set.At().Labels())
+		if limit > 0 && len(out) >= limit {
+			break
+		}
+	}
+	if err := set.Err(); err != nil {
+		fail(w, err)
+		return
+	}
+	ok(w, out, warnings(set.Warnings()))
+}
+
+func warnings(ws interface{ AsErrors() []error }) []string {
+	var out []string
+	for _, w := range ws.AsErrors() {
+		out = append(out, w.Error())
+	}
+	return out
+}
+
+func (a *api) labelNames(w http.ResponseWriter, r *http.Request) {
+	start, end, matchers, err := selectParams(r)
+	if err != nil {
+		fail(w, err)
+		return
+	}
+	q, err := a.querier(r.Context(), start, end)
+	if err != nil {
+		fail(w, err)
+		return
+	}
+	defer q.Close()
+	hints := &storage.LabelHints{}
+	if limit, lerr := limitParam(r); lerr == nil {
+		hints.Limit = limit
+	}
+	names := map[string]struct{}{}
+	var warns []string
+	if len(matchers) == 0 {
+		matchers = [][]*labels.Matcher{nil}
+	}
+	for _, ms := range matchers {
+		ns, ws, err := q.LabelNames(r.Context(), hints, ms...)
+		if err != nil {
+			fail(w, err)
+			return
+		}
+		warns = append(warns, warnings(ws)...)
+		for _, n := range ns {
+			names[n] = struct{}{}
+		}
+	}
+	ok(w, sortedKeys(names, hints.Limit), warns)
+}
+
+func (a *api) labelValues(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	if strings.HasPrefix(name, "U__") {
+		name = unescapeLabelName(name)
+	}
+	start, end, matchers, err := selectParams(r)
+	if err != nil {
+		fail(w, err)
+		return
+	}
+	q, err := a.querier(r.Context(), start, end)
+	if err != nil {
+		fail(w, err)
+		return
+	}
+	defer q.Close()
+	hints := &storage.LabelHints{}
+	if limit, lerr := limitParam(r); lerr == nil {
+		hints.Limit = limit
+	}
+	values := map[string]struct{}{}
+	var warns []string
+	if len(matchers) == 0 {
+		matchers = [][]*labels.Matcher{nil}
+	}
+	for _, ms := range matchers {
+		vs, ws, err := q.LabelValues(r.Context(), name, hints, ms...)
+		if err != nil {
+			fail(w, err)
+			return
+		}
+		warns = append(warns, warnings(ws)...)
+		for _, v := range vs {
+			values[v] = struct{}{}
+		}
+	}
+	ok(w, sortedKeys(values, hints.Limit), warns)
+}
+
+func sortedKeys(m map[string]struct{}, limit int) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	if limit > 0 && len(out) > limit {
+		out = out[:limit]
+	}
+	return out
+}
+
+type metadataEntry struct {
+	Type string `json:"type"`
+	Help string `json:"help"`
+	Unit string `json:"unit"`
+}
+
+func (a *api) metadata(w http.ResponseWriter, r *http.Request) {
+	limit, err := limitParam(r)
+	if err != nil {
+		fail(w, err)
+		return
+	}
+	metric := r.FormValue("metric")
+	out := map[string][]metadataEntry{}
+	names := make([]string, 0)
+	all := a.st.Metadata()
+	for name := range all {
+		if metric == "" || metric == name {
+			names = append(names, name)
+		}
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		if limit > 0 && len(out) >= limit {
+			break
+		}
+		m := all[name]
+		out[name] = []metadataEntry{{Type: string(m.Type), Help: m.Help, Unit: m.Unit}}
+	}
+	ok(w, out, nil)
+}
+
+func (a *api) buildInfo(w http.ResponseWriter, _ *http.Request) {
+	ok(w, map[string]string{"version": "3.0.0", "application": "metricsmodule"}, nil)
+}
+
+// unescapeLabelName decodes the U__ escaping of UTF-8 label names in URLs.
+func unescapeLabelName(s string) string {
+	s = strings.TrimPrefix(s, "U__")
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '_' && i+1 < len(s) && s[i+1] == '_' {
+			b.WriteByte('_')
+			i++
+			continue
+		}
+		if s[i] == '_' {
+			j := strings.IndexByte(s[i+1:], '_')
+			if j > 0 {
+				if r, err := strconv.ParseInt(s[i+1:i+1+j], 16, 32); err == nil {
+					b.WriteRune(rune(r))
+					i += j + 1
+					continue
+				}
+			}
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}

@@ -1,0 +1,258 @@
+package query
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/prometheus/promql"
+	"github.com/prometheus/prometheus/promql/parser"
+	"github.com/prometheus/prometheus/storage"
+	"go.uber.org/zap"
+)
+
+// maxPoints is the most steps of a range query, as in Prometheus.
+const maxPoints = 11_000
+
+// promParser is the PromQL parser of the engine (default options).
+var promParser = parser.NewParser(parser.Options{})
+
+// Request is one query.
+type Request struct {
+	// Query is the PromQL expression.
+	Query string
+	// Instant evaluates at Time; otherwise over [Start, End] every Step.
+	Instant bool
+	Time    time.Time
+	Start   time.Time
+	End     time.Time
+	Step    time.Duration
+	// Timeout, MaxSamples and MaxSeries lower the server limits when set;
+	// a negative MaxSeries lifts the series limit (the caller pages).
+	Timeout    time.Duration
+	MaxSamples int
+	MaxSeries  int
+	// NoCache bypasses the results cache.
+	NoCache bool
+}
+
+// Stats report what a query cost.
+type Stats struct {
+	// SamplesRead is the engine's count of samples processed.
+	SamplesRead int64
+	// Duration is the wall time of the evaluation.
+	Duration time.Duration
+	// CacheHit is true when (part of) the answer came from the results cache.
+	CacheHit bool
+	// Series is the number of series in the answer.
+	Series int
+}
+
+// Result is the answer of a query: a promql.Vector, promql.Matrix,
+// promql.Scalar or promql.String.
+type Result struct {
+	Value    parser.Value
+	Stats    Stats
+	Warnings []string
+}
+
+// Engine runs queries.
+type Engine struct {
+	cfg     Config
+	q       storage.Queryable
+	logger  *zap.Logger
+	engines sync.Map // max samples (int) -> *promql.Engine
+	cache   *cache
+	remote  *remote
+}
+
+// New returns an engine over q, or over the remote API when configured.
+func New(cfg Config, q storage.Queryable, logger *zap.Logger) (*Engine, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	e := &Engine{cfg: cfg, q: q, logger: logger}
+	if cfg.Cache.Enabled {
+		e.cache = newCache(cfg.Cache.MaxBytes)
+	}
+	if cfg.Remote.Endpoint != "" {
+		r, err := newRemote(cfg.Remote)
+		if err != nil {
+			return nil, err
+		}
+		e.remote = r
+	} else if q == nil {
+		return nil, fmt.Errorf("query: no store and no remote.endpoint to answer queries")
+	}
+	return e, nil
+}
+
+// Remote reports whether queries go to a remote API.
+func (e *Engine) Remote() bool { return e.remote != nil }
+
+// Queryable returns the local store (nil in remote mode).
+func (e *Engine) Queryable() storage.Queryable { return e.q }
+
+// CacheStats returns the results cache's entries and bytes.
+func (e *Engine) CacheStats() (entries int, bytes int64) {
+	if e.cache == nil {
+		return 0, 0
+	}
+	return e.cache.stats()
+}
+
+func (e *Engine) engine(maxSamples int) *promql.Engine {
+	if v, ok := e.engines.Load(maxSamples); ok {
+		return v.(*promql.Engine)
+	}
+	eng := promql.NewEngine(promql.EngineOpts{
+		MaxSamples:           maxSamples,
+		Timeout:              e.cfg.Timeout,
+		LookbackDelta:        e.cfg.LookbackDelta,
+		EnableAtModifier:     true,
+		EnableNegativeOffset: true,
+		Parser:               promParser,
+		NoStepSubqueryIntervalFn: func(int64) int64 {
+			return time.Minute.Milliseconds()
+		},
+	})
+	v, _ := e.engines.LoadOrStore(maxSamples, eng)
+	return v.(*promql.Engine)
+}
+
+// Check validates a request without running it.
+func (e *Engine) Check(req *Request) error {
+	if strings.TrimSpace(req.Query) == "" {
+		return newError(KindBadQuery, "query: is empty")
+	}
+	if _, err := promParser.ParseExpr(req.Query); err != nil {
+		return classify(err)
+	}
+	if req.Instant {
+		return nil
+	}
+	switch {
+	case req.Step <= 0:
+		return newError(KindBadQuery, "step: must be positive for a range query")
+	case req.End.Before(req.Start):
+		return newError(KindBadQuery, "end: %s is before start %s", req.End.Format(time.RFC3339), req.Start.Format(time.RFC3339))
+	case req.End.Sub(req.Start)/req.Step > maxPoints:
+		return newError(KindBadQuery, "step: %s over [%s, %s] is more than %d points; use a larger step",
+			req.Step, req.Start.Format(time.RFC3339), req.End.Format(time.RFC3339), maxPoints)
+	}
+	return nil
+}
+
+// Do runs one query.
+func (e *Engine) Do(ctx context.Context, req Request) (*Result, error) {
+	if err := e.Check(&req); err != nil {
+		return nil, err
+	}
+	timeout := e.cfg.Timeout
+	if req.Timeout > 0 && req.Timeout < timeout {
+		timeout = req.Timeout
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	maxSamples := e.cfg.MaxSamples
+	if req.MaxSamples > 0 && req.MaxSamples < maxSamples {
+		maxSamples = req.MaxSamples
+	}
+	maxSeries := e.cfg.MaxSeries
+	if req.MaxSeries > 0 && req.MaxSeries < maxSeries {
+		maxSeries = req.MaxSeries
+	}
+
+	start := time.Now()
+	var res *Result
+	var err error
+	switch {
+	case req.Instant:
+		res, err = e.eval(ctx, req.Query, req.Time, req.Time, 0, maxSamples)
+	case e.cache != nil && !req.NoCache && cacheable(req):
+		res, err = e.cache.do(ctx, req, time.Now().Add(-e.cfg.Cache.MaxFreshness), func(ctx context.Context, s, t time.Time) (*Result, error) {
+			return e.eval(ctx, req.Query, s, t, req.Step, maxSamples)
+		})
+	default:
+		res, err = e.eval(ctx, req.Query, req.Start, req.End, req.Step, maxSamples)
+	}
+	if err != nil {
+		return nil, classify(err)
+	}
+	res.Stats.Duration = time.Since(start)
+	switch v := res.Value.(type) {
+	case promql.Matrix:
+		res.Stats.Series = len(v)
+	case promql.Vector:
+		res.Stats.Series = len(v)
+	}
+	if req.MaxSeries >= 0 && res.Stats.Series > maxSeries {
+		return nil, newError(KindTooLarge, "query returned %d series, the limit is %d (aggregate with sum by (...) or narrow the selector)", res.Stats.Series, maxSeries)
+	}
+	return res, nil
+}
+
+// eval runs an instant (step 0) or range query locally or remotely.
+func (e *Engine) eval(ctx context.Context, qs string, start, end time.Time, step time.Duration, maxSamples int) (*Result, error) {
+	if e.remote != nil {
+		return e.remote.query(ctx, qs, start, end, step)
+	}
+	eng := e.engine(maxSamples)
+	opts := promql.NewPrometheusQueryOpts(false, e.cfg.LookbackDelta, nil)
+	var qry promql.Query
+	var err error
+	if step == 0 {
+		qry, err = eng.NewInstantQuery(ctx, e.q, opts, qs, start)
+	} else {
+		qry, err = eng.NewRangeQuery(ctx, e.q, opts, qs, start, end, step)
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer qry.Close()
+	r := qry.Exec(ctx)
+	if r.Err != nil {
+		return nil, r.Err
+	}
+	res := &Result{Value: r.Value}
+	if st := qry.Stats(); st != nil && st.Samples != nil {
+		res.Stats.SamplesRead = st.Samples.TotalSamples
+	}
+	for _, w := range r.Warnings.AsErrors() {
+		res.Warnings = append(res.Warnings, w.Error())
+	}
+	// The engine's result may reference pooled memory released by Close.
+	res.Value = copyValue(res.Value)
+	return res, nil
+}
+
+// copyValue deep-copies a result so it outlives the query.
+func copyValue(v parser.Value) parser.Value {
+	switch v := v.(type) {
+	case promql.Matrix:
+		out := make(promql.Matrix, len(v))
+		for i, s := range v {
+			out[i] = promql.Series{Metric: s.Metric.Copy(), Floats: append([]promql.FPoint(nil), s.Floats...)}
+			for _, h := range s.Histograms {
+				out[i].Histograms = append(out[i].Histograms, promql.HPoint{T: h.T, H: h.H.Copy()})
+			}
+		}
+		sort.Sort(out)
+		return out
+	case promql.Vector:
+		out := make(promql.Vector, len(v))
+		for i, s := range v {
+			out[i] = s
+			out[i].Metric = s.Metric.Copy()
+			if s.H != nil {
+				out[i].H = s.H.Copy()
+			}
+		}
+		return out
+	default:
+		return v
+	}
+}

@@ -1,0 +1,493 @@
+package metricsservicereceiver
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/prometheus/prometheus/model/histogram"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/promql"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/metricsmodule/metricsmodule/internal/query"
+	pb "github.com/metricsmodule/metricsmodule/proto/metricsmodule/v1"
+)
+
+const (
+	defaultPageSize = 100
+	maxPageSize     = 10_000
+	defaultWindow   = 5 * time.Minute
+)
+
+// errNoReads is the answer of read methods when neither the store nor a
+// remote backend is configured.
+func errNoReads(method string) error {
+	return status.Errorf(codes.FailedPrecondition,
+		"%s: reads are disabled: add the store block (or query.remote.endpoint) to the metrics_service receiver config", method)
+}
+
+// queryStatus maps a query failure to a gRPC status.
+func queryStatus(err error) error {
+	var qe *query.Error
+	if !errors.As(err, &qe) {
+		if s, ok := status.FromError(err); ok {
+			return s.Err()
+		}
+		return status.Error(codes.Internal, err.Error())
+	}
+	switch qe.Kind {
+	case query.KindBadQuery:
+		return status.Error(codes.InvalidArgument, qe.Error())
+	case query.KindTimeout:
+		return status.Error(codes.DeadlineExceeded, qe.Error())
+	case query.KindCanceled:
+		return status.Error(codes.Canceled, qe.Error())
+	case query.KindTooLarge:
+		return status.Error(codes.ResourceExhausted, qe.Error())
+	case query.KindUnavailable:
+		return status.Error(codes.Unavailable, qe.Error())
+	default:
+		return status.Error(codes.Internal, qe.Error())
+	}
+}
+
+// QueryMetrics runs a PromQL instant or range query.
+func (s *metricsService) QueryMetrics(ctx context.Context, req *pb.QueryMetricsRequest) (*pb.QueryMetricsResponse, error) {
+	eng := s.r.engine
+	if eng == nil {
+		return nil, errNoReads("QueryMetrics")
+	}
+	q := query.Request{Query: req.Query, NoCache: req.DisableCache}
+	if l := req.Limits; l != nil {
+		q.Timeout = l.Timeout.AsDuration()
+		q.MaxSamples = int(l.MaxSamples)
+		q.MaxSeries = int(l.MaxSeries)
+	}
+	rangeQuery := req.Type == pb.QueryType_QUERY_TYPE_RANGE || (req.Type == pb.QueryType_QUERY_TYPE_UNSPECIFIED && req.Start != nil && req.End != nil)
+	if rangeQuery {
+		if req.Start == nil || req.End == nil {
+			return nil, status.Error(codes.InvalidArgument, "start, end: a range query needs both")
+		}
+		q.Start, q.End = req.Start.AsTime(), req.End.AsTime()
+		q.Step = req.Step.AsDuration()
+		if req.Step == nil {
+			q.Step = defaultStep(q.Start, q.End)
+		}
+	} else {
+		q.Instant = true
+		q.Time = time.Now()
+		if req.Time != nil {
+			q.Time = req.Time.AsTime()
+		}
+	}
+	res, err := eng.Do(ctx, q)
+	if err != nil {
+		return nil, queryStatus(err)
+	}
+	resp := &pb.QueryMetricsResponse{
+		Warnings: res.Warnings,
+		Stats: &pb.QueryStats{
+			SamplesRead:    res.Stats.SamplesRead,
+			ExecutionTime:  durationpb.New(res.Stats.Duration),
+			CacheHit:       res.Stats.CacheHit,
+			SeriesReturned: int64(res.Stats.Series),
+		},
+	}
+	switch v := res.Value.(type) {
+	case promql.Vector:
+		resp.ResultType = pb.QueryResultType_QUERY_RESULT_TYPE_VECTOR
+		for _, smp := range v {
+			resp.Series = append(resp.Series, s.r.toSeries(smp.Metric, []promql.FPoint{{T: smp.T, F: smp.F}}, nil, smp.H, smp.T))
+		}
+	case promql.Matrix:
+		resp.ResultType = pb.QueryResultType_QUERY_RESULT_TYPE_MATRIX
+		for _, ser := range v {
+			resp.Series = append(resp.Series, s.r.toSeries(ser.Metric, ser.Floats, ser.Histograms, nil, 0))
+		}
+	case promql.Scalar:
+		resp.ResultType = pb.QueryResultType_QUERY_RESULT_TYPE_SCALAR
+		resp.Scalar = &pb.Sample{Timestamp: timestamppb.New(time.UnixMilli(v.T)), Value: v.V}
+	case promql.String:
+		resp.ResultType = pb.QueryResultType_QUERY_RESULT_TYPE_STRING
+		resp.StringValue = v.V
+	}
+	return resp, nil
+}
+
+// defaultStep picks about 250 points over a range, at least one second.
+func defaultStep(start, end time.Time) time.Duration {
+	return max(end.Sub(start)/250, time.Second).Truncate(time.Second)
+}
+
+// toSeries converts engine output to the API form. For a vector sample with
+// a histogram, h and ht are set instead of floats.
+func (r *metricsReceiver) toSeries(ls labels.Labels, floats []promql.FPoint, hists []promql.HPoint, h *histogram.FloatHistogram, ht int64) *pb.Series {
+	out := &pb.Series{Labels: make(map[string]string, ls.Len())}
+	ls.Range(func(l labels.Label) {
+		if l.Name == labels.MetricName {
+			out.Name = l.Value
+			return
+		}
+		out.Labels[l.Name] = l.Value
+	})
+	out.Type = r.typeOf(out.Name)
+	if h != nil {
+		out.Samples = append(out.Samples, &pb.Sample{Timestamp: timestamppb.New(time.UnixMilli(ht)), Histogram: toHistogramValue(h)})
+		return out
+	}
+	out.Samples = make([]*pb.Sample, 0, len(floats)+len(hists))
+	for _, p := range floats {
+		out.Samples = append(out.Samples, &pb.Sample{Timestamp: timestamppb.New(time.UnixMilli(p.T)), Value: p.F})
+	}
+	for _, p := range hists {
+		out.Samples = append(out.Samples, &pb.Sample{Timestamp: timestamppb.New(time.UnixMilli(p.T)), Histogram: toHistogramValue(p.H)})
+	}
+	if len(hists) > 0 && len(floats) > 0 {
+		sort.Slice(out.Samples, func(i, j int) bool { return out.Samples[i].Timestamp.AsTime().Before(out.Samples[j].Timestamp.AsTime()) })
+	}
+	return out
+}
+
+// toHistogramValue converts a native histogram: custom-bucket histograms to
+// explicit buckets, exponential ones to exponential buckets.
+func toHistogramValue(h *histogram.FloatHistogram) *pb.HistogramValue {
+	out := &pb.HistogramValue{Count: uint64(h.Count), Sum: h.Sum}
+	if h.UsesCustomBuckets() {
+		out.ExplicitBounds = append(out.ExplicitBounds, h.CustomValues...)
+		counts := make([]uint64, len(h.CustomValues)+1)
+		it := h.PositiveBucketIterator()
+		i := 0
+		for it.Next() {
+			b := it.At()
+			for i < len(h.CustomValues) && h.CustomValues[i] < b.Upper {
+				i++
+			}
+			counts[i] = uint64(b.Count)
+		}
+		out.BucketCounts = counts
+		return out
+	}
+	e := &pb.ExponentialBuckets{Scale: h.Schema, ZeroCount: uint64(h.ZeroCount), ZeroThreshold: h.ZeroThreshold}
+	if len(h.PositiveSpans) > 0 {
+		e.PositiveOffset = h.PositiveSpans[0].Offset
+		for it := h.PositiveBucketIterator(); it.Next(); {
+			e.PositiveBucketCounts = append(e.PositiveBucketCounts, uint64(it.At().Count))
+		}
+	}
+	if len(h.NegativeSpans) > 0 {
+		e.NegativeOffset = h.NegativeSpans[0].Offset
+		for it := h.NegativeBucketIterator(); it.Next(); {
+			e.NegativeBucketCounts = append(e.NegativeBucketCounts, uint64(it.At().Count))
+		}
+	}
+	out.Exponential = e
+	return out
+}
+
+// typeOf returns the metric type of a stored series name, from the store's
+// metadata (classic histogram and summary series by their family).
+func (r *metricsReceiver) typeOf(name string) pb.MetricType {
+	if r.store == nil || name == "" {
+		return pb.MetricType_METRIC_TYPE_UNSPECIFIED
+	}
+	for _, cand := range []string{name, strings.TrimSuffix(name, "_bucket"), strings.TrimSuffix(name, "_sum"), strings.TrimSuffix(name, "_count")} {
+		if md, ok := r.store.MetadataOf(cand); ok {
+			switch md.Type {
+			case "counter":
+				return pb.MetricType_METRIC_TYPE_COUNTER
+			case "gauge":
+				return pb.MetricType_METRIC_TYPE_GAUGE
+			case "histogram", "gaugehistogram":
+				return pb.MetricType_METRIC_TYPE_HISTOGRAM
+			case "summary":
+				return pb.MetricType_METRIC_TYPE_SUMMARY
+			}
+		}
+	}
+	return pb.MetricType_METRIC_TYPE_UNSPECIFIED
+}
+
+// globToRegex turns a shell glob (*, ?, [...]) into an RE2 expression.
+func globToRegex(g string) string {
+	var b strings.Builder
+	for i := 0; i < len(g); i++ {
+		switch c := g[i]; c {
+		case '*':
+			b.WriteString(".*")
+		case '?':
+			b.WriteString(".")
+		case '[':
+			j := strings.IndexByte(g[i:], ']')
+			if j < 0 {
+				b.WriteString(regexp.QuoteMeta(g[i:]))
+				return b.String()
+			}
+			class := g[i+1 : i+j]
+			if strings.HasPrefix(class, "!") {
+				class = "^" + class[1:]
+			}
+			b.WriteString("[" + class + "]")
+			i += j
+		default:
+			b.WriteString(regexp.QuoteMeta(string(c)))
+		}
+	}
+	return b.String()
+}
+
+// selector compiles a filter into a PromQL vector selector.
+func selector(f *pb.MetricFilter) (string, error) {
+	var ms []string
+	var names []string
+	for _, n := range f.GetNames() {
+		if n == "" {
+			return "", status.Error(codes.InvalidArgument, "filter.names: empty name")
+		}
+		names = append(names, globToRegex(n))
+	}
+	if len(names) > 0 {
+		ms = append(ms, "__name__=~"+strconv.Quote(strings.Join(names, "|")))
+	}
+	if re := f.GetNameRegex(); re != "" {
+		if _, err := regexp.Compile(re); err != nil {
+			return "", status.Errorf(codes.InvalidArgument, "filter.name_regex: %v", err)
+		}
+		ms = append(ms, "__name__=~"+strconv.Quote(re))
+	}
+	for _, n := range f.GetExcludeNames() {
+		ms = append(ms, "__name__!~"+strconv.Quote(globToRegex(n)))
+	}
+	for i, m := range f.GetLabelMatchers() {
+		if m.Name == "" {
+			return "", status.Errorf(codes.InvalidArgument, "filter.label_matchers[%d].name: is empty", i)
+		}
+		op := "="
+		switch m.Operator {
+		case pb.MatchOperator_MATCH_OPERATOR_NOT_EQUAL:
+			op = "!="
+		case pb.MatchOperator_MATCH_OPERATOR_REGEX:
+			op = "=~"
+		case pb.MatchOperator_MATCH_OPERATOR_NOT_REGEX:
+			op = "!~"
+		}
+		if op == "=~" || op == "!~" {
+			if _, err := regexp.Compile(m.Value); err != nil {
+				return "", status.Errorf(codes.InvalidArgument, "filter.label_matchers[%d].value: %v", i, err)
+			}
+		}
+		ms = append(ms, strconv.Quote(m.Name)+op+strconv.Quote(m.Value))
+	}
+	if len(names) == 0 && f.GetNameRegex() == "" {
+		// PromQL needs at least one matcher that does not match the empty string
+		ms = append(ms, `__name__=~".+"`)
+	}
+	return "{" + strings.Join(ms, ",") + "}", nil
+}
+
+// aggregationQuery compiles GetMetrics' aggregation into PromQL.
+func aggregationQuery(sel string, a *pb.Aggregation) (string, error) {
+	by := ""
+	if len(a.GroupBy) > 0 {
+		quoted := make([]string, len(a.GroupBy))
+		for i, g := range a.GroupBy {
+			if !labelNameRE.MatchString(g) {
+				return "", status.Errorf(codes.InvalidArgument, "aggregation.group_by[%d]: %q is not a label name", i, g)
+			}
+			quoted[i] = g
+		}
+		by = " by (" + strings.Join(quoted, ", ") + ")"
+	}
+	switch a.Function {
+	case pb.AggregationFunction_AGGREGATION_FUNCTION_SUM:
+		return "sum" + by + " (" + sel + ")", nil
+	case pb.AggregationFunction_AGGREGATION_FUNCTION_AVG:
+		return "avg" + by + " (" + sel + ")", nil
+	case pb.AggregationFunction_AGGREGATION_FUNCTION_MIN:
+		return "min" + by + " (" + sel + ")", nil
+	case pb.AggregationFunction_AGGREGATION_FUNCTION_MAX:
+		return "max" + by + " (" + sel + ")", nil
+	case pb.AggregationFunction_AGGREGATION_FUNCTION_COUNT:
+		return "count" + by + " (" + sel + ")", nil
+	case pb.AggregationFunction_AGGREGATION_FUNCTION_RATE:
+		rng := a.Range.AsDuration()
+		if a.Range == nil {
+			rng = 5 * time.Minute
+		}
+		if rng <= 0 {
+			return "", status.Error(codes.InvalidArgument, "aggregation.range: must be positive")
+		}
+		return "sum" + by + " (rate(" + sel + "[" + promDuration(rng) + "]))", nil
+	default:
+		return "", status.Errorf(codes.InvalidArgument, "aggregation.function: %v is not supported", a.Function)
+	}
+}
+
+var labelNameRE = regexp.MustCompile(`^[a-zA-Z_][a-zA-Z0-9_]*$`)
+
+func promDuration(d time.Duration) string {
+	return strconv.FormatInt(d.Milliseconds(), 10) + "ms"
+}
+
+// pageToken is the position after the last series of a page: the series'
+// label string, so pages stay stable when series are added.
+func encodePageToken(after string) string {
+	return base64.RawURLEncoding.EncodeToString([]byte("v1:" + after))
+}
+
+func decodePageToken(tok string) (string, error) {
+	if tok == "" {
+		return "", nil
+	}
+	b, err := base64.RawURLEncoding.DecodeString(tok)
+	if err != nil || !strings.HasPrefix(string(b), "v1:") {
+		return "", status.Error(codes.InvalidArgument, "page_token: is not a token of this API (pass next_page_token unchanged)")
+	}
+	return strings.TrimPrefix(string(b), "v1:"), nil
+}
+
+// GetMetrics lists series: raw samples of the matching series, or an
+// aggregation over a step, a page at a time.
+func (s *metricsService) GetMetrics(ctx context.Context, req *pb.GetMetricsRequest) (*pb.GetMetricsResponse, error) {
+	eng := s.r.engine
+	if eng == nil {
+		return nil, errNoReads("GetMetrics")
+	}
+	pageSize := int(req.PageSize)
+	switch {
+	case pageSize == 0:
+		pageSize = defaultPageSize
+	case pageSize < 0 || pageSize > maxPageSize:
+		return nil, status.Errorf(codes.InvalidArgument, "page_size: %d is outside [1, %d]", pageSize, maxPageSize)
+	}
+	after, err := decodePageToken(req.PageToken)
+	if err != nil {
+		return nil, err
+	}
+	end := time.Now()
+	start := end.Add(-defaultWindow)
+	if tr := req.TimeRange; tr != nil {
+		if tr.End != nil {
+			end = tr.End.AsTime()
+		}
+		if tr.Start != nil {
+			start = tr.Start.AsTime()
+		} else {
+			start = end.Add(-defaultWindow)
+		}
+	}
+	if !end.After(start) {
+		return nil, status.Error(codes.InvalidArgument, "time_range: end must be after start")
+	}
+	sel, err := selector(req.Filter)
+	if err != nil {
+		return nil, err
+	}
+	q := query.Request{}
+	if a := req.Aggregation; a != nil && a.Function != pb.AggregationFunction_AGGREGATION_FUNCTION_UNSPECIFIED {
+		if q.Query, err = aggregationQuery(sel, a); err != nil {
+			return nil, err
+		}
+		q.Step = a.Step.AsDuration()
+		if a.Step == nil {
+			q.Step = time.Minute
+		}
+		if q.Step <= 0 {
+			return nil, status.Error(codes.InvalidArgument, "aggregation.step: must be positive")
+		}
+		q.Start, q.End = start.Truncate(q.Step), end.Truncate(q.Step)
+		if req.LatestOnly {
+			q.Instant, q.Time = true, end
+		}
+	} else {
+		// raw samples: a range selector evaluated at the end of the range
+		q.Instant, q.Time = true, end
+		if req.LatestOnly {
+			q.Query = "last_over_time(" + sel + "[" + promDuration(end.Sub(start)) + "])"
+		} else {
+			q.Query = sel + "[" + promDuration(end.Sub(start)) + "]"
+		}
+	}
+	q.MaxSeries = -1 // pagination bounds the answer, not the series limit
+	res, err := eng.Do(ctx, q)
+	if err != nil {
+		return nil, queryStatus(err)
+	}
+	var all []*pb.Series
+	switch v := res.Value.(type) {
+	case promql.Matrix:
+		for _, ser := range v {
+			all = append(all, s.r.toSeries(ser.Metric, ser.Floats, ser.Histograms, nil, 0))
+		}
+	case promql.Vector:
+		for _, smp := range v {
+			all = append(all, s.r.toSeries(smp.Metric, []promql.FPoint{{T: smp.T, F: smp.F}}, nil, smp.H, smp.T))
+		}
+	}
+	// type filter, then a stable order by labels
+	if types := req.Filter.GetTypes(); len(types) > 0 {
+		want := map[pb.MetricType]bool{}
+		for _, t := range types {
+			want[t] = true
+		}
+		kept := all[:0]
+		for _, ser := range all {
+			if want[ser.Type] {
+				kept = append(kept, ser)
+			}
+		}
+		all = kept
+	}
+	keys := make([]string, len(all))
+	for i, ser := range all {
+		keys[i] = seriesKey(ser)
+	}
+	idx := make([]int, len(all))
+	for i := range idx {
+		idx[i] = i
+	}
+	sort.Slice(idx, func(a, b int) bool { return keys[idx[a]] < keys[idx[b]] })
+	first := sort.Search(len(idx), func(i int) bool { return keys[idx[i]] > after })
+	resp := &pb.GetMetricsResponse{
+		TotalCount: int64(len(all)),
+		Stats: &pb.QueryStats{
+			SamplesRead:    res.Stats.SamplesRead,
+			ExecutionTime:  durationpb.New(res.Stats.Duration),
+			CacheHit:       res.Stats.CacheHit,
+			SeriesReturned: int64(len(all)),
+		},
+	}
+	last := min(first+pageSize, len(idx))
+	for _, i := range idx[first:last] {
+		resp.Series = append(resp.Series, all[i])
+	}
+	if last < len(idx) {
+		resp.NextPageToken = encodePageToken(keys[idx[last-1]])
+	}
+	resp.Stats.SeriesReturned = int64(len(resp.Series))
+	return resp, nil
+}
+
+// seriesKey orders series by name, then labels.
+func seriesKey(s *pb.Series) string {
+	names := make([]string, 0, len(s.Labels))
+	for k := range s.Labels {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	var b strings.Builder
+	b.WriteString(s.Name)
+	for _, k := range names {
+		fmt.Fprintf(&b, "\xff%s\xfe%s", k, s.Labels[k])
+	}
+	return b.String()
+}
