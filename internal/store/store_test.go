@@ -182,5 +182,5 @@ func TestIngestStatsRatesAndTrend(t *testing.T) {
 	cur, before, _, _ := st.Trend(15 * time.Minute)
 	assert.Greater(t, cur, before)
 	assert.False(t, math.IsNaN(cur))
-	assert.Equal(t, "a", st.FamilyRates(5*time.Minute)[0].Family)
+	assert.Equal(t, "a", st.FamilyRates(5 * time.Minute)[0].Family)
 }

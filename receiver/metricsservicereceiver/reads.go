@@ -153,7 +153,9 @@ func (r *metricsReceiver) toSeries(ls labels.Labels, floats []promql.FPoint, his
 		out.Samples = append(out.Samples, &pb.Sample{Timestamp: timestamppb.New(time.UnixMilli(p.T)), Histogram: toHistogramValue(p.H)})
 	}
 	if len(hists) > 0 && len(floats) > 0 {
-		sort.Slice(out.Samples, func(i, j int) bool { return out.Samples[i].Timestamp.AsTime().Before(out.Samples[j].Timestamp.AsTime()) })
+		sort.Slice(out.Samples, func(i, j int) bool {
+			return out.Samples[i].Timestamp.AsTime().Before(out.Samples[j].Timestamp.AsTime())
+		})
 	}
 	return out
 }
