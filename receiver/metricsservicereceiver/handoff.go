@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"go.opentelemetry.io/collector/pdata/pmetric"
 	"go.uber.org/zap"
@@ -51,6 +52,7 @@ func (r *metricsReceiver) handOff(ctx context.Context, md pmetric.Metrics) error
 	r.obsrep.EndMetricsOp(opCtx, dataFormat, n, err)
 	if err != nil {
 		rollback()
+		r.pipelineErrors.add(time.Now(), err.Error())
 		return fmt.Errorf("next consumer: %w", err)
 	}
 	var errs []error

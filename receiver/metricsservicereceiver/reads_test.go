@@ -225,3 +225,39 @@ func TestPrometheusHTTPAPI(t *testing.T) {
 	assert.Equal(t, "counter", md["http_requests_total"].([]any)[0].(map[string]any)["type"])
 	assert.Equal(t, "histogram", md["db_latency_seconds"].([]any)[0].(map[string]any)["type"])
 }
+
+func TestGetMetricsSummary(t *testing.T) {
+	c, _ := startWithStore(t, t.TempDir())
+	recordSome(t, c)
+	resp, err := c.GetMetricsSummary(context.Background(), &pb.GetMetricsSummaryRequest{IncludeRecommendations: true, TopN: 2})
+	require.NoError(t, err)
+
+	assert.GreaterOrEqual(t, resp.Totals.Series, int64(5+1+4), "5 counters, 1 gauge, histogram series (+ target_info)")
+	assert.GreaterOrEqual(t, resp.Totals.MetricNames, int64(3))
+	assert.Positive(t, resp.Totals.Samples)
+	assert.Positive(t, resp.Totals.IngestRate_1M)
+	assert.Equal(t, int64(1), resp.Totals.MetricsByType["counter"])
+	require.Len(t, resp.TopBySeries, 2)
+	assert.GreaterOrEqual(t, resp.TopBySeries[0].Series, resp.TopBySeries[1].Series)
+	assert.NotEmpty(t, resp.TopByRate)
+	var pathCard int64
+	for _, l := range resp.LabelCardinality {
+		if l.Label == "path" {
+			pathCard = l.DistinctValues
+		}
+	}
+	assert.Equal(t, int64(5), pathCard)
+	assert.Positive(t, resp.Storage.DiskBytes)
+	assert.Positive(t, resp.Storage.HeadSeries)
+	require.Len(t, resp.Health, 2)
+	assert.Equal(t, pb.HealthStatus_HEALTH_STATUS_HEALTHY, resp.Health[0].Status)
+	assert.Equal(t, "*", resp.Trends[0].Name)
+
+	// restricted to a glob
+	resp, err = c.GetMetricsSummary(context.Background(), &pb.GetMetricsSummaryRequest{Filter: &pb.MetricFilter{Names: []string{"queue_*"}}})
+	require.NoError(t, err)
+	assert.Equal(t, int64(1), resp.Totals.Series)
+
+	_, err = c.GetMetricsSummary(context.Background(), &pb.GetMetricsSummaryRequest{TrendWindow: durationpb.New(time.Second)})
+	assert.Equal(t, codes.InvalidArgument, status.Code(err))
+}

@@ -49,10 +49,12 @@ type metricsReceiver struct {
 	health *health.Server
 	ln     net.Listener
 
-	store      *store.Store
-	engine     *query.Engine
-	httpServer *http.Server
-	httpLn     net.Listener
+	store          *store.Store
+	cardinality    cardinalityHistory
+	pipelineErrors errorLog
+	engine         *query.Engine
+	httpServer     *http.Server
+	httpLn         net.Listener
 
 	stop     chan struct{}
 	stopOnce sync.Once
@@ -116,6 +118,9 @@ func (r *metricsReceiver) Start(ctx context.Context, host component.Host) error 
 		}
 	})
 	r.wg.Go(r.sweepLoop)
+	if r.store != nil {
+		r.wg.Go(r.cardinalityLoop)
+	}
 	return nil
 }
 

@@ -357,7 +357,6 @@ func TestUnimplementedMethodsNameTheMethod(t *testing.T) {
 		"RegisterMetric":    func() error { _, err := c.RegisterMetric(ctx, &pb.RegisterMetricRequest{}); return err },
 		"UnregisterMetric":  func() error { _, err := c.UnregisterMetric(ctx, &pb.UnregisterMetricRequest{}); return err },
 		"GetMetricMetadata": func() error { _, err := c.GetMetricMetadata(ctx, &pb.GetMetricMetadataRequest{}); return err },
-		"GetMetricsSummary": func() error { _, err := c.GetMetricsSummary(ctx, &pb.GetMetricsSummaryRequest{}); return err },
 		"StreamMetrics": func() error {
 			s, err := c.StreamMetrics(ctx, &pb.StreamMetricsRequest{})
 			if err != nil {
