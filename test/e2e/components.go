@@ -19,6 +19,8 @@ import (
 	"go.opentelemetry.io/collector/receiver/otlpreceiver"
 	"go.opentelemetry.io/collector/service/telemetry/otelconftelemetry"
 
+	"github.com/metricsmodule/metricsmodule/exporter/pushgatewayexporter"
+	"github.com/metricsmodule/metricsmodule/exporter/statsdexporter"
 	"github.com/metricsmodule/metricsmodule/receiver/metricsservicereceiver"
 )
 
@@ -35,6 +37,8 @@ var ComponentImports = []string{
 	"go.opentelemetry.io/collector/processor/memorylimiterprocessor",
 	"go.opentelemetry.io/collector/receiver/otlpreceiver",
 	"github.com/metricsmodule/metricsmodule/receiver/metricsservicereceiver",
+	"github.com/metricsmodule/metricsmodule/exporter/pushgatewayexporter",
+	"github.com/metricsmodule/metricsmodule/exporter/statsdexporter",
 }
 
 // Components returns the factories of the distribution.
@@ -58,6 +62,7 @@ func Components() (otelcol.Factories, error) {
 	}
 	if f.Exporters, err = otelcol.MakeFactoryMap[exporter.Factory](
 		debugexporter.NewFactory(), otlpexporter.NewFactory(), otlphttpexporter.NewFactory(),
+		pushgatewayexporter.NewFactory(), statsdexporter.NewFactory(),
 	); err != nil {
 		return f, err
 	}
