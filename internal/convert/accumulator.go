@@ -36,6 +36,8 @@ type Accumulator struct {
 	now    func() time.Time
 	calls  sync.Pool
 	scope  Scope
+
+	validator Validator
 }
 
 type shard struct {
@@ -60,6 +62,17 @@ func NewAccumulator(cfg Config, scope Scope) *Accumulator {
 	}
 	return a
 }
+
+// Validator checks records against registered metric definitions. Validate
+// may add default labels to the record; it returns nil when the record
+// passes. Field paths of its issues are relative to the item (".labels").
+type Validator interface {
+	Validate(m *pb.MetricData) *Issue
+	AllowsNaN(name string) bool
+}
+
+// SetValidator installs the definition checks (call before serving).
+func (a *Accumulator) SetValidator(v Validator) { a.validator = v }
 
 // SetClock replaces the clock (tests).
 func (a *Accumulator) SetClock(now func() time.Time) { a.now = now }
@@ -179,8 +192,13 @@ func (b *Batch) resourceIndex(attrs map[string]string, key uint64) int32 {
 
 func (a *Accumulator) prepareOne(h *hasher, r *record, m *pb.MetricData, reqKey uint64, now int64) *Issue {
 	r.m = m
-	if iss := validateRecord(m, now, &a.cfg.Limits); iss != nil {
+	if iss := validateRecord(m, now, &a.cfg.Limits, a.allowsNaN); iss != nil {
 		return iss
+	}
+	if a.validator != nil {
+		if iss := a.validator.Validate(m); iss != nil {
+			return iss
+		}
 	}
 	r.ts = now
 	if m.Timestamp != nil {
@@ -549,3 +567,7 @@ func (a *Accumulator) CounterTotal(key uint64) (total float64, ok bool) {
 
 // SeriesKey returns the key of item i (tests and diagnostics).
 func (b *Batch) SeriesKey(i int) uint64 { return b.recs[i].key }
+
+func (a *Accumulator) allowsNaN(name string) bool {
+	return a.validator != nil && a.validator.AllowsNaN(name)
+}

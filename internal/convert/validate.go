@@ -74,7 +74,7 @@ func finite(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }
 // validateRecord checks one record against the built-in rules. Field paths
 // of its issues are relative to the item (".name"); the caller prefixes them
 // with the item's path. nowNanos is the receive time.
-func validateRecord(m *pb.MetricData, nowNanos int64, lim *Limits) *Issue {
+func validateRecord(m *pb.MetricData, nowNanos int64, lim *Limits, allowsNaN func(string) bool) *Issue {
 	if m == nil {
 		return invalid("", "missing_metric", "the metric is not set", "set the metric field")
 	}
@@ -143,7 +143,7 @@ func validateRecord(m *pb.MetricData, nowNanos int64, lim *Limits) *Issue {
 			return invalid(".value", "negative_counter_increment", fmt.Sprintf("counter increment %v is negative", m.Value), "counters only go up; use a gauge for values that go down")
 		}
 	case pb.MetricType_METRIC_TYPE_GAUGE:
-		if math.IsNaN(m.Value) {
+		if math.IsNaN(m.Value) && !allowsNaN(m.Name) {
 			return invalid(".value", "nan_value", "gauge value is NaN", "send a number; omit the record when there is no value")
 		}
 	case pb.MetricType_METRIC_TYPE_HISTOGRAM, pb.MetricType_METRIC_TYPE_TIMER, pb.MetricType_METRIC_TYPE_SUMMARY:
