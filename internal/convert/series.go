@@ -105,3 +105,13 @@ func (h *hasher) seriesKey(resKey uint64, m *pb.MetricData) uint64 {
 	h.writeMap(m.Labels)
 	return h.d.Sum64()
 }
+
+// Names returns the metric names seen, with the type each was first recorded as.
+func (a *Accumulator) Names() map[string]pb.MetricType {
+	out := map[string]pb.MetricType{}
+	a.names.m.Range(func(k, v any) bool {
+		out[k.(string)] = v.(*nameInfo).typ
+		return true
+	})
+	return out
+}

@@ -109,6 +109,8 @@ func Open(cfg Config, logger *zap.Logger) (*Store, error) {
 	opts.RetentionDuration = cfg.Retention.Milliseconds()
 	opts.MaxBytes = cfg.RetentionSize
 	opts.OutOfOrderTimeWindow = cfg.OutOfOrderWindow.Milliseconds()
+	// backfilled blocks (restored backups) become visible within seconds
+	opts.BlockReloadInterval = 2 * time.Second
 	start := time.Now()
 	db, err := tsdb.Open(cfg.Path, newSlogger(logger.Named("tsdb")), prometheus.NewRegistry(), opts, nil)
 	if err != nil {

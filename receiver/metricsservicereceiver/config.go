@@ -12,6 +12,7 @@ import (
 
 	"github.com/metricsmodule/metricsmodule/internal/convert"
 	"github.com/metricsmodule/metricsmodule/internal/query"
+	"github.com/metricsmodule/metricsmodule/internal/registry"
 	"github.com/metricsmodule/metricsmodule/internal/store"
 )
 
@@ -34,6 +35,24 @@ type Config struct {
 	// PrometheusAPI serves the Prometheus HTTP read API; off unless the
 	// block is present.
 	PrometheusAPI configoptional.Optional[confighttp.ServerConfig] `mapstructure:"prometheus_api"`
+	// Registry configures metric definitions (RegisterMetric).
+	Registry RegistryConfig `mapstructure:"registry"`
+}
+
+// RegistryConfig configures the metric definitions.
+type RegistryConfig struct {
+	// Mode is open (unregistered metrics accepted) or strict (refused).
+	Mode registry.Mode `mapstructure:"mode"`
+	// Storage is a storage extension (e.g. file_storage) that keeps the
+	// definitions. When unset they are kept in Path.
+	Storage *component.ID `mapstructure:"storage"`
+	// Path is the bbolt file of the definitions when no storage extension is
+	// set. Empty: next to the store (<store.path>/../registry.db), or in
+	// memory only when there is no store.
+	Path string `mapstructure:"path"`
+	// BackupDir is where UnregisterMetric writes backups. Empty: next to the
+	// store (<store.path>/../backups).
+	BackupDir string `mapstructure:"backup_dir"`
 }
 
 // AggregationConfig says how records become pdata.
@@ -97,6 +116,9 @@ func (cfg *Config) Validate() error {
 	}
 	if cfg.PrometheusAPI.HasValue() && !cfg.Store.HasValue() && cfg.Query.Remote.Endpoint == "" {
 		errs = append(errs, errors.New("prometheus_api: needs the store block or query.remote.endpoint to answer from"))
+	}
+	if cfg.Registry.Mode != registry.ModeOpen && cfg.Registry.Mode != registry.ModeStrict {
+		errs = append(errs, fmt.Errorf("registry.mode: %q is not one of open, strict", cfg.Registry.Mode))
 	}
 	if cfg.Dedup.Window < 0 {
 		errs = append(errs, errors.New("dedup.window: must not be negative"))

@@ -13,6 +13,7 @@ import (
 
 	"github.com/metricsmodule/metricsmodule/internal/convert"
 	"github.com/metricsmodule/metricsmodule/internal/query"
+	"github.com/metricsmodule/metricsmodule/internal/registry"
 	"github.com/metricsmodule/metricsmodule/internal/store"
 	"github.com/metricsmodule/metricsmodule/receiver/metricsservicereceiver/internal/metadata"
 )
@@ -51,6 +52,9 @@ func createDefaultConfig() component.Config {
 		Dedup:  DedupConfig{Window: 10 * time.Minute, MaxEntries: 100_000},
 		Store:  configoptional.Default(store.DefaultConfig()),
 		Query:  query.DefaultConfig(),
+		Registry: RegistryConfig{
+			Mode: registry.ModeOpen,
+		},
 		PrometheusAPI: configoptional.Default(func() confighttp.ServerConfig {
 			c := confighttp.NewDefaultServerConfig()
 			c.NetAddr.Endpoint = DefaultPrometheusAPIEndpoint

@@ -81,16 +81,22 @@ func (r *metricsReceiver) queryable() storage.Queryable {
 
 // stopReads stops the API server and closes the store.
 func (r *metricsReceiver) stopReads(ctx context.Context) error {
-	var errs []error
-	if r.httpServer != nil {
-		if err := r.httpServer.Shutdown(ctx); err != nil {
-			errs = append(errs, fmt.Errorf("stop Prometheus API: %w", err))
-		}
+	return errors.Join(r.stopHTTP(ctx), r.closeStore())
+}
+
+func (r *metricsReceiver) stopHTTP(ctx context.Context) error {
+	if r.httpServer == nil {
+		return nil
 	}
-	if r.store != nil {
-		if err := r.store.Close(); err != nil {
-			errs = append(errs, err)
-		}
+	if err := r.httpServer.Shutdown(ctx); err != nil {
+		return fmt.Errorf("stop Prometheus API: %w", err)
 	}
-	return errors.Join(errs...)
+	return nil
+}
+
+func (r *metricsReceiver) closeStore() error {
+	if r.store == nil {
+		return nil
+	}
+	return r.store.Close()
 }

@@ -25,6 +25,7 @@ import (
 	"github.com/metricsmodule/metricsmodule/internal/dedup"
 	"github.com/metricsmodule/metricsmodule/internal/grpccodec"
 	"github.com/metricsmodule/metricsmodule/internal/query"
+	"github.com/metricsmodule/metricsmodule/internal/registry"
 	"github.com/metricsmodule/metricsmodule/internal/store"
 	pb "github.com/metricsmodule/metricsmodule/proto/metricsmodule/v1"
 	"github.com/metricsmodule/metricsmodule/receiver/metricsservicereceiver/internal/metadata"
@@ -50,6 +51,7 @@ type metricsReceiver struct {
 	ln     net.Listener
 
 	store          *store.Store
+	registry       *registry.Registry
 	cardinality    cardinalityHistory
 	pipelineErrors errorLog
 	engine         *query.Engine
@@ -92,6 +94,9 @@ func newReceiver(cfg *Config, set receiver.Settings, next consumer.Metrics) (*me
 // series sweeper.
 func (r *metricsReceiver) Start(ctx context.Context, host component.Host) error {
 	if err := r.startReads(ctx, host); err != nil {
+		return errors.Join(err, r.stopReads(ctx))
+	}
+	if err := r.startRegistry(ctx, host); err != nil {
 		return errors.Join(err, r.stopReads(ctx))
 	}
 	srv, err := r.cfg.ToServer(ctx, host.GetExtensions(), r.settings.TelemetrySettings,
@@ -160,8 +165,12 @@ func (r *metricsReceiver) Shutdown(ctx context.Context) error {
 			<-done
 		}
 	}
-	err := r.stopReads(ctx)
+	err := r.stopHTTP(ctx)
 	r.wg.Wait()
+	err = errors.Join(err, r.closeStore())
+	if r.registry != nil {
+		err = errors.Join(err, r.registry.Close(ctx))
+	}
 	return err
 }
 

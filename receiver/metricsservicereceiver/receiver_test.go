@@ -354,9 +354,6 @@ func TestUnimplementedMethodsNameTheMethod(t *testing.T) {
 	c := startReceiver(t, &switchSink{}, nil)
 	ctx := context.Background()
 	calls := map[string]func() error{
-		"RegisterMetric":    func() error { _, err := c.RegisterMetric(ctx, &pb.RegisterMetricRequest{}); return err },
-		"UnregisterMetric":  func() error { _, err := c.UnregisterMetric(ctx, &pb.UnregisterMetricRequest{}); return err },
-		"GetMetricMetadata": func() error { _, err := c.GetMetricMetadata(ctx, &pb.GetMetricMetadataRequest{}); return err },
 		"StreamMetrics": func() error {
 			s, err := c.StreamMetrics(ctx, &pb.StreamMetricsRequest{})
 			if err != nil {

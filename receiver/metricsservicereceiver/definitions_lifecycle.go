@@ -1,0 +1,137 @@
+package metricsservicereceiver
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/extension/xextension/storage"
+	"go.uber.org/zap"
+
+	"github.com/metricsmodule/metricsmodule/internal/registry"
+)
+
+// memKV keeps the registry in memory (no store, no storage extension).
+type memKV struct {
+	mu sync.Mutex
+	m  map[string][]byte
+}
+
+func (k *memKV) Get(_ context.Context, key string) ([]byte, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.m[key], nil
+}
+
+func (k *memKV) Set(_ context.Context, key string, v []byte) error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.m == nil {
+		k.m = map[string][]byte{}
+	}
+	k.m[key] = v
+	return nil
+}
+
+func (*memKV) Close(context.Context) error { return nil }
+
+// dataDir is the directory next to the store where registry files live.
+func (r *metricsReceiver) dataDir() string {
+	if r.cfg.Store.HasValue() {
+		return filepath.Dir(filepath.Clean(r.cfg.Store.Get().Path))
+	}
+	return ""
+}
+
+// backupDir is where UnregisterMetric writes backups.
+func (r *metricsReceiver) backupDir() string {
+	if r.cfg.Registry.BackupDir != "" {
+		return r.cfg.Registry.BackupDir
+	}
+	if d := r.dataDir(); d != "" {
+		return filepath.Join(d, "backups")
+	}
+	return ""
+}
+
+// startRegistry opens the metric definitions and installs their checks.
+func (r *metricsReceiver) startRegistry(ctx context.Context, host component.Host) error {
+	rc := r.cfg.Registry
+	var kv registry.KV
+	where := ""
+	switch {
+	case rc.Storage != nil:
+		ext, ok := host.GetExtensions()[*rc.Storage]
+		if !ok {
+			return fmt.Errorf("registry.storage: extension %q is not configured", rc.Storage)
+		}
+		se, ok := ext.(storage.Extension)
+		if !ok {
+			return fmt.Errorf("registry.storage: extension %q is not a storage extension", rc.Storage)
+		}
+		client, err := se.GetClient(ctx, component.KindReceiver, r.settings.ID, "registry")
+		if err != nil {
+			return fmt.Errorf("registry.storage: %w", err)
+		}
+		kv, where = client, "storage extension "+rc.Storage.String()
+	case rc.Path != "" || r.dataDir() != "":
+		path := rc.Path
+		if path == "" {
+			path = filepath.Join(r.dataDir(), "registry.db")
+		}
+		b, err := registry.OpenBolt(path)
+		if err != nil {
+			return err
+		}
+		kv, where = b, path
+	default:
+		kv, where = &memKV{}, "memory (add the store block or registry.path to keep definitions across restarts)"
+	}
+	reg, err := registry.Open(ctx, kv, rc.Mode)
+	if err != nil {
+		_ = kv.Close(ctx)
+		return err
+	}
+	r.registry = reg
+	r.acc.SetValidator(reg)
+	r.settings.Logger.Info("Opened metric definitions", zap.String("mode", string(rc.Mode)),
+		zap.String("kept_in", where), zap.Int("metrics", len(reg.List(nil))))
+	r.wg.Go(r.deletionLoop)
+	return nil
+}
+
+// deletionLoop deletes the data of unregistered metrics when their
+// retention has passed.
+func (r *metricsReceiver) deletionLoop() {
+	t := time.NewTicker(time.Minute)
+	defer t.Stop()
+	for {
+		r.runDueDeletions(time.Now())
+		select {
+		case <-r.stop:
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (r *metricsReceiver) runDueDeletions(now time.Time) {
+	if r.registry == nil || r.store == nil {
+		return
+	}
+	due, err := r.registry.DueDeletions(context.Background(), now)
+	if err != nil {
+		r.settings.Logger.Warn("Reading scheduled deletions failed", zap.Error(err))
+		return
+	}
+	for _, d := range due {
+		if err := r.store.Delete(context.Background(), seriesMatchers(d.Name)...); err != nil {
+			r.settings.Logger.Warn("Deleting the data of an unregistered metric failed", zap.String("metric", d.Name), zap.Error(err))
+			continue
+		}
+		r.settings.Logger.Info("Deleted the data of an unregistered metric", zap.String("metric", d.Name))
+	}
+}
