@@ -30,6 +30,7 @@ type compiled struct {
 	nonNeg   bool
 	allowNaN bool
 	index    bool
+	schema   string // "schema vN", for messages
 }
 
 // clabel is one declared label.
@@ -45,7 +46,7 @@ type clabel struct {
 }
 
 func compile(def *pb.MetricDefinition, version uint64, index bool) (*compiled, error) {
-	c := &compiled{def: def, version: version, labels: map[string]*clabel{}, index: index}
+	c := &compiled{def: def, version: version, labels: map[string]*clabel{}, index: index, schema: "schema v" + strconv.FormatUint(version, 10)}
 	for _, l := range def.Labels {
 		cl := &clabel{name: l.Name, maxCard: int64(l.MaxCardinality)}
 		if len(l.AllowedValues) > 0 {
@@ -100,7 +101,7 @@ func refuse(field, code, msg, fix string) *convert.Issue {
 // check validates a record against the definition. Field paths are relative
 // to the item, as convert expects.
 func (c *compiled) check(m *pb.MetricData) *convert.Issue {
-	schema := "schema v" + strconv.FormatUint(c.version, 10)
+	schema := c.schema
 	if m.Type != c.def.Type {
 		return refuse(".type", "schema_type_mismatch",
 			fmt.Sprintf("metric %q is registered as a %s (%s); a %s record is refused", m.Name, typeName(c.def.Type), schema, typeName(m.Type)),
@@ -163,27 +164,36 @@ func (c *compiled) checkValues(m *pb.MetricData, schema string) *convert.Issue {
 	if m.Histogram != nil || m.Summary != nil {
 		return nil
 	}
-	values := m.Observations
-	if len(values) == 0 {
-		values = []float64{m.Value}
+	if len(m.Observations) == 0 {
+		return c.checkValue(m, m.Value, -1, schema)
 	}
-	for i, v := range values {
-		field := ".value"
-		if len(m.Observations) > 0 {
-			field = ".observations[" + strconv.Itoa(i) + "]"
+	for i, v := range m.Observations {
+		if iss := c.checkValue(m, v, i, schema); iss != nil {
+			return iss
 		}
-		switch {
-		case math.IsNaN(v):
-			if !c.allowNaN {
-				return refuse(field, "schema_nan", fmt.Sprintf("metric %q does not allow NaN (%s)", m.Name, schema), "send a number, or register allow_nan")
-			}
-		case c.nonNeg && v < 0:
-			return refuse(field, "schema_negative", fmt.Sprintf("value %v of metric %q is negative; it is declared non_negative (%s)", v, m.Name, schema), "send a value >= 0")
-		case c.hasMin && v < c.min:
-			return refuse(field, "schema_below_min", fmt.Sprintf("value %v of metric %q is below its minimum %v (%s)", v, m.Name, c.min, schema), fmt.Sprintf("send a value >= %v", c.min))
-		case c.hasMax && v > c.max:
-			return refuse(field, "schema_above_max", fmt.Sprintf("value %v of metric %q is above its maximum %v (%s)", v, m.Name, c.max, schema), fmt.Sprintf("send a value <= %v", c.max))
+	}
+	return nil
+}
+
+// checkValue checks one value; i is its observation index, or -1 for value.
+func (c *compiled) checkValue(m *pb.MetricData, v float64, i int, schema string) *convert.Issue {
+	field := func() string {
+		if i < 0 {
+			return ".value"
 		}
+		return ".observations[" + strconv.Itoa(i) + "]"
+	}
+	switch {
+	case math.IsNaN(v):
+		if !c.allowNaN {
+			return refuse(field(), "schema_nan", fmt.Sprintf("metric %q does not allow NaN (%s)", m.Name, schema), "send a number, or register allow_nan")
+		}
+	case c.nonNeg && v < 0:
+		return refuse(field(), "schema_negative", fmt.Sprintf("value %v of metric %q is negative; it is declared non_negative (%s)", v, m.Name, schema), "send a value >= 0")
+	case c.hasMin && v < c.min:
+		return refuse(field(), "schema_below_min", fmt.Sprintf("value %v of metric %q is below its minimum %v (%s)", v, m.Name, c.min, schema), fmt.Sprintf("send a value >= %v", c.min))
+	case c.hasMax && v > c.max:
+		return refuse(field(), "schema_above_max", fmt.Sprintf("value %v of metric %q is above its maximum %v (%s)", v, m.Name, c.max, schema), fmt.Sprintf("send a value <= %v", c.max))
 	}
 	return nil
 }
