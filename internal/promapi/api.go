@@ -27,9 +27,18 @@ import (
 	"github.com/metricsmodule/metricsmodule/internal/store"
 )
 
+// LabelIndex answers label names and values of registered metrics that
+// keep an index, without scanning the store.
+type LabelIndex interface {
+	IndexedLabels(metric string) ([]string, bool)
+	IndexedValues(metric, label string) ([]string, bool)
+}
+
 // Handler returns the API handler. With a remote query backend every
 // request is proxied to it; otherwise the engine and the store answer.
-func Handler(eng *query.Engine, st *store.Store, remoteEndpoint string) (http.Handler, error) {
+// index, when it returns non-nil, answers label requests for one indexed
+// metric (match[]={__name__="m"}).
+func Handler(eng *query.Engine, st *store.Store, remoteEndpoint string, index func() LabelIndex) (http.Handler, error) {
 	mux := http.NewServeMux()
 	if remoteEndpoint != "" {
 		u, err := url.Parse(remoteEndpoint)
@@ -40,7 +49,7 @@ func Handler(eng *query.Engine, st *store.Store, remoteEndpoint string) (http.Ha
 		mux.Handle("/api/v1/", proxy)
 		return mux, nil
 	}
-	a := &api{eng: eng, st: st}
+	a := &api{eng: eng, st: st, index: index}
 	mux.HandleFunc("/api/v1/query", a.query)
 	mux.HandleFunc("/api/v1/query_range", a.queryRange)
 	mux.HandleFunc("/api/v1/series", a.series)
@@ -52,8 +61,29 @@ func Handler(eng *query.Engine, st *store.Store, remoteEndpoint string) (http.Ha
 }
 
 type api struct {
-	eng *query.Engine
-	st  *store.Store
+	eng   *query.Engine
+	st    *store.Store
+	index func() LabelIndex
+}
+
+// indexedMetric returns the metric name when the request selects exactly
+// one metric by name and that metric is indexed.
+func (a *api) indexedMetric(matchers [][]*labels.Matcher) (LabelIndex, string) {
+	if a.index == nil || len(matchers) != 1 || len(matchers[0]) != 1 {
+		return nil, ""
+	}
+	m := matchers[0][0]
+	if m.Name != labels.MetricName || m.Type != labels.MatchEqual {
+		return nil, ""
+	}
+	idx := a.index()
+	if idx == nil {
+		return nil, ""
+	}
+	if _, ok := idx.IndexedLabels(m.Value); !ok {
+		return nil, ""
+	}
+	return idx, m.Value
 }
 
 type response struct {
@@ -298,6 +328,11 @@ func (a *api) labelNames(w http.ResponseWriter, r *http.Request) {
 		fail(w, err)
 		return
 	}
+	if idx, metric := a.indexedMetric(matchers); idx != nil {
+		names, _ := idx.IndexedLabels(metric)
+		ok(w, append([]string{labels.MetricName}, names...), nil)
+		return
+	}
 	q, err := a.querier(r.Context(), start, end)
 	if err != nil {
 		fail(w, err)
@@ -336,6 +371,12 @@ func (a *api) labelValues(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		fail(w, err)
 		return
+	}
+	if idx, metric := a.indexedMetric(matchers); idx != nil {
+		if vs, found := idx.IndexedValues(metric, name); found {
+			ok(w, vs, nil)
+			return
+		}
 	}
 	q, err := a.querier(r.Context(), start, end)
 	if err != nil {

@@ -326,6 +326,20 @@ func (r *Registry) IndexedValues(name, label string) ([]string, bool) {
 	return out, true
 }
 
+// IndexedLabels returns the declared label names of an indexed metric.
+func (r *Registry) IndexedLabels(name string) ([]string, bool) {
+	c := (*r.compiled.Load())[name]
+	if c == nil || !c.index {
+		return nil, false
+	}
+	out := make([]string, 0, len(c.labels))
+	for l := range c.labels {
+		out = append(out, l)
+	}
+	sort.Strings(out)
+	return out, true
+}
+
 // Rejections returns the records of name refused in the last hour and the
 // last reason.
 func (r *Registry) Rejections(name string) (int64, string) {

@@ -2,6 +2,7 @@ package metricsservicereceiver
 
 import (
 	"context"
+	"net/url"
 	"os"
 	"path/filepath"
 	"testing"
@@ -235,4 +236,22 @@ func TestUnregisterWithRetentionDeletesLater(t *testing.T) {
 	r.runDueDeletions(time.Now().Add(2 * time.Hour))
 	_, n := sumRequests(t, c)
 	assert.Zero(t, n, "deleted when the retention passed")
+}
+
+func TestIndexedLabelsAnswerFromTheRegistry(t *testing.T) {
+	c, base := startWithStore(t, t.TempDir())
+	ctx := context.Background()
+	_, err := c.RegisterMetric(ctx, &pb.RegisterMetricRequest{Definition: requestsDef(), CreateIndex: true})
+	require.NoError(t, err)
+	for _, m := range []string{"GET", "POST", "GET"} {
+		_, err := c.RecordMetric(ctx, &pb.RecordMetricRequest{Metric: &pb.MetricData{Name: "http_requests_total", Type: pb.MetricType_METRIC_TYPE_COUNTER, Value: 1,
+			Labels: map[string]string{"method": m}}})
+		require.NoError(t, err)
+	}
+	code, body := getJSON(t, base+"/api/v1/label/method/values?match[]="+url.QueryEscape(`{__name__="http_requests_total"}`))
+	require.Equal(t, 200, code)
+	assert.Equal(t, []any{"GET", "POST"}, body["data"])
+	code, body = getJSON(t, base+"/api/v1/labels?match[]="+url.QueryEscape(`{__name__="http_requests_total"}`))
+	require.Equal(t, 200, code)
+	assert.Equal(t, []any{"__name__", "method", "path"}, body["data"], "the declared labels, from the index")
 }

@@ -50,7 +50,12 @@ func (r *metricsReceiver) startReads(ctx context.Context, host component.Host) e
 		return nil
 	}
 	hcfg := r.cfg.PrometheusAPI.Get()
-	h, err := promapi.Handler(eng, r.store, r.cfg.Query.Remote.Endpoint)
+	h, err := promapi.Handler(eng, r.store, r.cfg.Query.Remote.Endpoint, func() promapi.LabelIndex {
+		if reg := r.registry; reg != nil {
+			return reg
+		}
+		return nil
+	})
 	if err != nil {
 		return err
 	}
