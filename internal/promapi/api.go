@@ -92,6 +92,7 @@ type response struct {
 	ErrorType string   `json:"errorType,omitempty"`
 	Error     string   `json:"error,omitempty"`
 	Warnings  []string `json:"warnings,omitempty"`
+	Infos     []string `json:"infos,omitempty"`
 }
 
 func writeJSON(w http.ResponseWriter, code int, r response) {
@@ -157,7 +158,7 @@ func parseDuration(s string) (time.Duration, error) {
 
 type resultData struct {
 	ResultType parser.ValueType `json:"resultType"`
-	Result     parser.Value     `json:"result"`
+	Result     rawResult        `json:"result"`
 	Stats      *queryStats      `json:"stats,omitempty"`
 }
 
@@ -181,14 +182,20 @@ func (a *api) run(w http.ResponseWriter, r *http.Request, req query.Request) {
 		fail(w, err)
 		return
 	}
-	data := resultData{ResultType: res.Value.Type(), Result: res.Value}
+	value := res.Value
+	if value == nil {
+		value = promql.Vector{}
+	}
+	raw, err := appendResult(nil, value)
+	if err != nil {
+		fail(w, err)
+		return
+	}
+	data := resultData{ResultType: value.Type(), Result: raw}
 	if r.FormValue("stats") != "" {
 		data.Stats = &queryStats{SamplesRead: res.Stats.SamplesRead, ExecTime: res.Stats.Duration.String(), CacheHit: res.Stats.CacheHit}
 	}
-	if data.Result == nil {
-		data.Result = promql.Vector{}
-	}
-	ok(w, data, res.Warnings)
+	writeJSON(w, http.StatusOK, response{Status: "success", Data: data, Warnings: res.Warnings, Infos: res.Infos})
 }
 
 func (a *api) query(w http.ResponseWriter, r *http.Request) {

@@ -1,8 +1,10 @@
 package query
 
 import (
+	"cmp"
 	"container/list"
 	"context"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -96,6 +98,7 @@ func (c *cache) do(ctx context.Context, req Request, freshUntil time.Time, eval 
 		missing = append(missing, [2]int64{cur, t})
 	}
 	res := &Result{Stats: Stats{CacheHit: len(parts) > 0}}
+	var fresh []extent
 	for _, m := range missing {
 		r, err := eval(ctx, time.UnixMilli(m[0]), time.UnixMilli(m[1]))
 		if err != nil {
@@ -109,13 +112,64 @@ func (c *cache) do(ctx context.Context, req Request, freshUntil time.Time, eval 
 		parts = append(parts, mat)
 		res.Stats.SamplesRead += r.Stats.SamplesRead
 		res.Warnings = append(res.Warnings, r.Warnings...)
+		res.Infos = append(res.Infos, r.Infos...)
+		// only what was evaluated now is stored: a full hit stores nothing
+		if end := min(m[1], cacheEnd); end >= m[0] && len(r.Warnings) == 0 {
+			fresh = append(fresh, extent{start: m[0], end: end, m: sliceMatrix(mat, m[0], end)})
+		}
 	}
-	merged := mergeMatrices(parts)
-	res.Value = merged
-	if end := min(t, cacheEnd); end >= s && len(res.Warnings) == 0 {
-		c.store(key, step, extent{start: s, end: end, m: sliceMatrix(merged, s, end)})
+	res.Value = mergeMatrices(parts)
+	for _, ex := range fresh {
+		c.store(key, step, ex)
 	}
 	return res, nil
+}
+
+// invalidateFrom drops cached steps at or after t (ms): samples older than
+// the freshness limit arrived, so those steps may have changed.
+func (c *cache) invalidateFrom(t int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for key, e := range c.entries {
+		var kept []extent
+		for _, ex := range e.extents {
+			switch {
+			case ex.end < t:
+				kept = append(kept, ex)
+			case ex.start < t:
+				cut := extent{start: ex.start, m: sliceMatrix(ex.m, ex.start, t-1)}
+				cut.end = lastStep(cut.m, ex.start)
+				if cut.end >= cut.start {
+					cut.bytes = matrixBytes(cut.m)
+					kept = append(kept, cut)
+				}
+			}
+		}
+		c.bytes -= e.bytes
+		e.extents, e.bytes = kept, 0
+		for _, x := range kept {
+			e.bytes += x.bytes
+		}
+		c.bytes += e.bytes
+		if len(kept) == 0 {
+			c.lru.Remove(e.elem)
+			delete(c.entries, key)
+		}
+	}
+}
+
+// lastStep returns the newest point time of m, or start-1 when m is empty.
+func lastStep(m promql.Matrix, start int64) int64 {
+	last := start - 1
+	for _, s := range m {
+		if n := len(s.Floats); n > 0 {
+			last = max(last, s.Floats[n-1].T)
+		}
+		if n := len(s.Histograms); n > 0 {
+			last = max(last, s.Histograms[n-1].T)
+		}
+	}
+	return last
 }
 
 // store adds an extent, merging it with the extents it overlaps or touches.
@@ -159,20 +213,27 @@ func (c *cache) store(key string, step int64, ex extent) {
 	}
 }
 
-// sliceMatrix returns the points of m with s <= T <= t.
+// sliceMatrix returns the points of m with s <= T <= t, sharing the point
+// slices of m (results are read only).
 func sliceMatrix(m promql.Matrix, s, t int64) promql.Matrix {
 	out := make(promql.Matrix, 0, len(m))
 	for _, series := range m {
 		ns := promql.Series{Metric: series.Metric}
-		for _, p := range series.Floats {
-			if p.T >= s && p.T <= t {
-				ns.Floats = append(ns.Floats, p)
-			}
+		lo, _ := slices.BinarySearchFunc(series.Floats, s, func(p promql.FPoint, t int64) int { return cmp.Compare(p.T, t) })
+		hi, found := slices.BinarySearchFunc(series.Floats, t, func(p promql.FPoint, t int64) int { return cmp.Compare(p.T, t) })
+		if found {
+			hi++
 		}
-		for _, p := range series.Histograms {
-			if p.T >= s && p.T <= t {
-				ns.Histograms = append(ns.Histograms, p)
-			}
+		if lo < hi {
+			ns.Floats = series.Floats[lo:hi:hi]
+		}
+		lo, _ = slices.BinarySearchFunc(series.Histograms, s, func(p promql.HPoint, t int64) int { return cmp.Compare(p.T, t) })
+		hi, found = slices.BinarySearchFunc(series.Histograms, t, func(p promql.HPoint, t int64) int { return cmp.Compare(p.T, t) })
+		if found {
+			hi++
+		}
+		if lo < hi {
+			ns.Histograms = series.Histograms[lo:hi:hi]
 		}
 		if len(ns.Floats)+len(ns.Histograms) > 0 {
 			out = append(out, ns)
@@ -204,10 +265,14 @@ func mergeMatrices(parts []promql.Matrix) promql.Matrix {
 	}
 	for i := range out {
 		f := out[i].Floats
-		sort.SliceStable(f, func(a, b int) bool { return f[a].T < f[b].T })
+		if !slices.IsSortedFunc(f, func(a, b promql.FPoint) int { return cmp.Compare(a.T, b.T) }) {
+			sort.SliceStable(f, func(a, b int) bool { return f[a].T < f[b].T })
+		}
 		out[i].Floats = dedupF(f)
 		h := out[i].Histograms
-		sort.SliceStable(h, func(a, b int) bool { return h[a].T < h[b].T })
+		if !slices.IsSortedFunc(h, func(a, b promql.HPoint) int { return cmp.Compare(a.T, b.T) }) {
+			sort.SliceStable(h, func(a, b int) bool { return h[a].T < h[b].T })
+		}
 	}
 	sort.Slice(out, func(i, j int) bool { return labels.Compare(out[i].Metric, out[j].Metric) < 0 })
 	return out

@@ -54,9 +54,11 @@ type Stats struct {
 // Result is the answer of a query: a promql.Vector, promql.Matrix,
 // promql.Scalar or promql.String.
 type Result struct {
-	Value    parser.Value
-	Stats    Stats
+	Value parser.Value
+	Stats Stats
+	// Warnings say the answer may be wrong (not cached); Infos are hints.
 	Warnings []string
+	Infos    []string
 }
 
 // Engine runs queries.
@@ -95,6 +97,17 @@ func (e *Engine) Remote() bool { return e.remote != nil }
 
 // Queryable returns the local store (nil in remote mode).
 func (e *Engine) Queryable() storage.Queryable { return e.q }
+
+// InvalidateFrom drops cached results at or after t: call it when samples
+// older than the freshness limit were stored.
+func (e *Engine) InvalidateFrom(t time.Time) {
+	if e.cache != nil {
+		e.cache.invalidateFrom(t.UnixMilli())
+	}
+}
+
+// FreshnessLimit is the age beyond which new samples invalidate the cache.
+func (e *Engine) FreshnessLimit() time.Duration { return e.cfg.Cache.MaxFreshness }
 
 // CacheStats returns the results cache's entries and bytes.
 func (e *Engine) CacheStats() (entries int, bytes int64) {
@@ -221,9 +234,7 @@ func (e *Engine) eval(ctx context.Context, qs string, start, end time.Time, step
 	if st := qry.Stats(); st != nil && st.Samples != nil {
 		res.Stats.SamplesRead = st.Samples.TotalSamples
 	}
-	for _, w := range r.Warnings.AsErrors() {
-		res.Warnings = append(res.Warnings, w.Error())
-	}
+	res.Warnings, res.Infos = r.Warnings.AsStrings(qs, 0, 0)
 	// The engine's result may reference pooled memory released by Close.
 	res.Value = copyValue(res.Value)
 	return res, nil

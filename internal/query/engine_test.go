@@ -190,3 +190,33 @@ func TestConfigValidate(t *testing.T) {
 		assert.ErrorContains(t, c.Validate(), tt.want)
 	}
 }
+
+func TestCacheInvalidatedByLateSamples(t *testing.T) {
+	now := time.Now().Truncate(time.Minute)
+	db := testDB(t, now)
+	e := newEngine(t, db, func(c *Config) { c.Cache.MaxFreshness = 0 })
+	ctx := context.Background()
+	req := Request{Query: `sum(temperature)`, Start: now.Add(-60 * time.Minute), End: now.Add(-10 * time.Minute), Step: time.Minute}
+	before, err := e.Do(ctx, req)
+	require.NoError(t, err)
+
+	// a late sample changes a step in the middle of the cached range
+	app := db.Appender(ctx)
+	late := now.Add(-30*time.Minute - 5*time.Second)
+	_, err = app.Append(0, labels.FromStrings(labels.MetricName, "temperature", "sensor", "late"), late.UnixMilli(), 1000)
+	require.NoError(t, err)
+	require.NoError(t, app.Commit())
+
+	stale, err := e.Do(ctx, req)
+	require.NoError(t, err)
+	assert.Equal(t, before.Value, stale.Value, "without invalidation the cache still answers the old value")
+
+	e.InvalidateFrom(late)
+	fresh, err := e.Do(ctx, req)
+	require.NoError(t, err)
+	assert.True(t, fresh.Stats.CacheHit, "the steps before the late sample stay cached")
+	want, err := newEngine(t, db, func(c *Config) { c.Cache.Enabled = false }).Do(ctx, req)
+	require.NoError(t, err)
+	assert.Equal(t, want.Value, fresh.Value)
+	assert.NotEqual(t, before.Value, fresh.Value)
+}

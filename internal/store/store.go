@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"sync"
@@ -95,6 +96,15 @@ type Store struct {
 
 	rejected atomic.Int64 // samples the TSDB refused (out of order, too old, duplicate)
 	closed   atomic.Bool
+
+	lateAge  time.Duration
+	lateHook func(oldest time.Time)
+}
+
+// OnLateSamples calls fn after a commit whose oldest sample is older than
+// age (results caches drop what those samples change). Call before use.
+func (s *Store) OnLateSamples(age time.Duration, fn func(oldest time.Time)) {
+	s.lateAge, s.lateHook = age, fn
 }
 
 // Open opens (or creates) the TSDB at cfg.Path, replaying its WAL.
@@ -180,6 +190,7 @@ type Txn struct {
 	meta    map[string]metadata.Metadata
 	samples map[string]int
 	total   int
+	minT    int64
 }
 
 // ErrClosed is returned by Stage after Close.
@@ -192,7 +203,7 @@ func (s *Store) Stage(ctx context.Context, md pmetric.Metrics) (*Txn, error) {
 	if s.closed.Load() {
 		return nil, ErrClosed
 	}
-	t := &Txn{s: s, meta: map[string]metadata.Metadata{}, samples: map[string]int{}}
+	t := &Txn{s: s, meta: map[string]metadata.Metadata{}, samples: map[string]int{}, minT: math.MaxInt64}
 	t.app = &recordingAppender{AppenderV2: s.db.AppenderV2(ctx), txn: t}
 	conv := s.convs.Get().(*otlptranslator.PrometheusConverter)
 	conv.Reset(t.app)
@@ -212,6 +223,9 @@ func (t *Txn) Commit() error {
 	}
 	t.s.meta.merge(t.meta)
 	t.s.stats.Add(t.samples, t.total)
+	if h := t.s.lateHook; h != nil && t.total > 0 && t.minT < time.Now().Add(-t.s.lateAge).UnixMilli() {
+		h(time.UnixMilli(t.minT))
+	}
 	return nil
 }
 
@@ -243,6 +257,7 @@ func (a *recordingAppender) Append(ref storage.SeriesRef, ls labels.Labels, st, 
 	}
 	a.txn.samples[family]++
 	a.txn.total++
+	a.txn.minT = min(a.txn.minT, t)
 	return r, err
 }
 

@@ -95,7 +95,7 @@ func (s *metricsService) QueryMetrics(ctx context.Context, req *pb.QueryMetricsR
 		return nil, queryStatus(err)
 	}
 	resp := &pb.QueryMetricsResponse{
-		Warnings: res.Warnings,
+		Warnings: append(res.Warnings, prefixed("info: ", res.Infos)...),
 		Stats: &pb.QueryStats{
 			SamplesRead:    res.Stats.SamplesRead,
 			ExecutionTime:  durationpb.New(res.Stats.Duration),
@@ -492,4 +492,12 @@ func seriesKey(s *pb.Series) string {
 		fmt.Fprintf(&b, "\xff%s\xfe%s", k, s.Labels[k])
 	}
 	return b.String()
+}
+
+func prefixed(p string, ss []string) []string {
+	out := make([]string, len(ss))
+	for i, s := range ss {
+		out[i] = p + s
+	}
+	return out
 }

@@ -46,6 +46,11 @@ func (r *metricsReceiver) startReads(ctx context.Context, host component.Host) e
 		return fmt.Errorf("create query engine: %w", err)
 	}
 	r.engine = eng
+	if r.store != nil {
+		// late samples (older than the cache's freshness limit) drop the
+		// cached steps they may change
+		r.store.OnLateSamples(eng.FreshnessLimit(), eng.InvalidateFrom)
+	}
 	if !r.cfg.PrometheusAPI.HasValue() {
 		return nil
 	}
