@@ -3,6 +3,8 @@
 package e2e
 
 import (
+	"github.com/open-telemetry/opentelemetry-collector-contrib/exporter/prometheusexporter"
+	"github.com/open-telemetry/opentelemetry-collector-contrib/exporter/prometheusremotewriteexporter"
 	"github.com/open-telemetry/opentelemetry-collector-contrib/extension/healthcheckextension"
 	"github.com/open-telemetry/opentelemetry-collector-contrib/extension/storage/filestorage"
 	"go.opentelemetry.io/collector/exporter"
@@ -19,8 +21,10 @@ import (
 	"go.opentelemetry.io/collector/receiver/otlpreceiver"
 	"go.opentelemetry.io/collector/service/telemetry/otelconftelemetry"
 
+	"github.com/metricsmodule/metricsmodule/exporter/providersexporter"
 	"github.com/metricsmodule/metricsmodule/exporter/pushgatewayexporter"
 	"github.com/metricsmodule/metricsmodule/exporter/statsdexporter"
+	"github.com/metricsmodule/metricsmodule/extension/metricsmanagementextension"
 	"github.com/metricsmodule/metricsmodule/receiver/metricsservicereceiver"
 )
 
@@ -39,6 +43,10 @@ var ComponentImports = []string{
 	"github.com/metricsmodule/metricsmodule/receiver/metricsservicereceiver",
 	"github.com/metricsmodule/metricsmodule/exporter/pushgatewayexporter",
 	"github.com/metricsmodule/metricsmodule/exporter/statsdexporter",
+	"github.com/metricsmodule/metricsmodule/exporter/providersexporter",
+	"github.com/metricsmodule/metricsmodule/extension/metricsmanagementextension",
+	"github.com/open-telemetry/opentelemetry-collector-contrib/exporter/prometheusremotewriteexporter",
+	"github.com/open-telemetry/opentelemetry-collector-contrib/exporter/prometheusexporter",
 }
 
 // Components returns the factories of the distribution.
@@ -47,6 +55,7 @@ func Components() (otelcol.Factories, error) {
 	f := otelcol.Factories{Telemetry: otelconftelemetry.NewFactory()}
 	if f.Extensions, err = otelcol.MakeFactoryMap[extension.Factory](
 		healthcheckextension.NewFactory(), filestorage.NewFactory(), zpagesextension.NewFactory(),
+		metricsmanagementextension.NewFactory(),
 	); err != nil {
 		return f, err
 	}
@@ -63,6 +72,7 @@ func Components() (otelcol.Factories, error) {
 	if f.Exporters, err = otelcol.MakeFactoryMap[exporter.Factory](
 		debugexporter.NewFactory(), otlpexporter.NewFactory(), otlphttpexporter.NewFactory(),
 		pushgatewayexporter.NewFactory(), statsdexporter.NewFactory(),
+		providersexporter.NewFactory(), prometheusremotewriteexporter.NewFactory(), prometheusexporter.NewFactory(),
 	); err != nil {
 		return f, err
 	}

@@ -117,6 +117,10 @@ exporters:
 extensions:
   health_check:
     endpoint: %s
+  file_storage:
+    directory: %s
+  metrics_management:
+    endpoint: %s
 service:
   telemetry:
     metrics:
@@ -124,7 +128,7 @@ service:
   pipelines:
     metrics:
       exporters: [debug, otlp_grpc/sink]
-`, ingest, filepath.Join(t.TempDir(), "tsdb"), promAPI, freePort(t), freePort(t), sinkAddr, freePort(t))
+`, ingest, filepath.Join(t.TempDir(), "tsdb"), promAPI, freePort(t), freePort(t), sinkAddr, freePort(t), t.TempDir(), freePort(t))
 
 	col, err := otelcol.NewCollector(otelcol.CollectorSettings{
 		BuildInfo: component.BuildInfo{Command: "otelcol-metrics", Version: "e2e"},

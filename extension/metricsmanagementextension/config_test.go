@@ -1,0 +1,68 @@
+package metricsmanagementextension
+
+import (
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/confmap"
+	"go.opentelemetry.io/collector/confmap/confmaptest"
+
+	"github.com/metricsmodule/metricsmodule/extension/metricsmanagementextension/internal/metadata"
+)
+
+func TestLoadConfig(t *testing.T) {
+	t.Parallel()
+	cm, err := confmaptest.LoadConf(filepath.Join("testdata", "config.yaml"))
+	require.NoError(t, err)
+
+	storage := component.MustNewIDWithName("file_storage", "providers")
+	custom := createDefaultConfig().(*Config)
+	custom.NetAddr.Endpoint = "0.0.0.0:5321"
+	custom.Storage = &storage
+	custom.Registry = RegistryConfig{MaxProviders: 10, MaxVersions: 5, MaxBackups: 20}
+	custom.ShutdownDrainTimeout = 3 * time.Second
+
+	tests := []struct {
+		id      component.ID
+		want    *Config
+		wantErr string
+	}{
+		{id: component.NewID(metadata.Type), want: createDefaultConfig().(*Config)},
+		{id: component.NewIDWithName(metadata.Type, "custom"), want: custom},
+		{id: component.NewIDWithName(metadata.Type, "no_endpoint"), wantErr: "endpoint: must be set"},
+		{id: component.NewIDWithName(metadata.Type, "bad_registry"), wantErr: "registry.max_providers: must be positive, got 0\nregistry.max_versions: must be positive, got -1"},
+		{id: component.NewIDWithName(metadata.Type, "bad_drain"), wantErr: "shutdown_drain_timeout: must be positive"},
+		{id: component.NewIDWithName(metadata.Type, "unknown_key"), wantErr: "storage_extension"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.id.String(), func(t *testing.T) {
+			cfg := createDefaultConfig()
+			sub, err := cm.Sub(tt.id.String())
+			require.NoError(t, err)
+			err = sub.Unmarshal(cfg)
+			if err == nil {
+				err = confmap.Validate(cfg)
+			}
+			if tt.wantErr != "" {
+				require.ErrorContains(t, err, tt.wantErr)
+				return
+			}
+			require.NoError(t, err)
+			assert.Equal(t, tt.want, cfg)
+		})
+	}
+}
+
+func TestDefaults(t *testing.T) {
+	t.Parallel()
+	cfg := createDefaultConfig().(*Config)
+	assert.Equal(t, "localhost:4321", cfg.NetAddr.Endpoint)
+	assert.Nil(t, cfg.Storage)
+	assert.Equal(t, RegistryConfig{MaxProviders: 100, MaxVersions: 50, MaxBackups: 200}, cfg.Registry)
+	assert.Equal(t, 10*time.Second, cfg.ShutdownDrainTimeout)
+	require.NoError(t, confmap.Validate(cfg))
+}

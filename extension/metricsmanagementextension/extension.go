@@ -1,0 +1,171 @@
+package metricsmanagementextension
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/component/componentstatus"
+	"go.opentelemetry.io/collector/config/configgrpc"
+	"go.opentelemetry.io/collector/extension"
+	"go.opentelemetry.io/collector/extension/extensioncapabilities"
+	"go.opentelemetry.io/collector/extension/xextension/storage"
+	"go.uber.org/zap"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/reflection"
+
+	"github.com/metricsmodule/metricsmodule/internal/grpccodec"
+	"github.com/metricsmodule/metricsmodule/internal/provider"
+	pb "github.com/metricsmodule/metricsmodule/proto/metricsmodule/v1"
+)
+
+// storageName is the name of the extension's storage client.
+const storageName = "providers"
+
+// managementExtension is the metrics_management extension: the provider
+// engine and the gRPC server of MetricsManagementService in front of it.
+type managementExtension struct {
+	cfg      *Config
+	settings extension.Settings
+	engine   *provider.Engine
+
+	client storage.Client
+	server *grpc.Server
+	health *health.Server
+	ln     net.Listener
+	wg     sync.WaitGroup
+
+	shutdownOnce sync.Once
+	shutdownErr  error
+}
+
+var (
+	_ extension.Extension             = (*managementExtension)(nil)
+	_ extensioncapabilities.Dependent = (*managementExtension)(nil)
+)
+
+func newExtension(cfg *Config, set extension.Settings) *managementExtension {
+	return &managementExtension{
+		cfg:      cfg,
+		settings: set,
+		engine: provider.NewEngine(provider.Settings{
+			TelemetrySettings:    set.TelemetrySettings,
+			BuildInfo:            set.BuildInfo,
+			MaxProviders:         cfg.Registry.MaxProviders,
+			MaxVersions:          cfg.Registry.MaxVersions,
+			MaxBackups:           cfg.Registry.MaxBackups,
+			ShutdownDrainTimeout: cfg.ShutdownDrainTimeout,
+		}),
+	}
+}
+
+// ProviderRouter returns the routing table the providers exporter hands its
+// batches to.
+func (x *managementExtension) ProviderRouter() *provider.Router { return x.engine.Router() }
+
+// Dependencies makes the collector start the storage extension first.
+func (x *managementExtension) Dependencies() []component.ID {
+	if x.cfg.Storage == nil {
+		return nil
+	}
+	return []component.ID{*x.cfg.Storage}
+}
+
+// Start opens the storage, restores and starts the providers, then serves
+// MetricsManagementService.
+func (x *managementExtension) Start(ctx context.Context, host component.Host) error {
+	if x.cfg.Storage != nil {
+		client, err := storageClient(ctx, host, *x.cfg.Storage, x.settings.ID)
+		if err != nil {
+			return err
+		}
+		x.client = client
+	} else {
+		x.settings.Logger.Warn("No storage configured: providers are kept in memory and lost on restart")
+	}
+	if err := x.engine.Start(ctx, host, x.client); err != nil {
+		return fmt.Errorf("restore providers: %w", err)
+	}
+
+	srv, err := x.cfg.ToServer(ctx, host.GetExtensions(), x.settings.TelemetrySettings,
+		configgrpc.WithGrpcServerOption(grpc.ForceServerCodecV2(grpccodec.Codec{})))
+	if err != nil {
+		return fmt.Errorf("create gRPC server: %w", err)
+	}
+	x.server = srv
+	pb.RegisterMetricsManagementServiceServer(srv, &managementService{engine: x.engine})
+	x.health = health.NewServer()
+	healthpb.RegisterHealthServer(srv, x.health)
+	x.health.SetServingStatus(pb.MetricsManagementService_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
+	reflection.Register(srv)
+
+	ln, err := x.cfg.NetAddr.Listen(ctx)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", x.cfg.NetAddr.Endpoint, err)
+	}
+	x.ln = ln
+	x.settings.Logger.Info("Starting MetricsManagementService gRPC server", zap.String("endpoint", ln.Addr().String()))
+	x.wg.Go(func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, grpc.ErrServerStopped) && !errors.Is(err, net.ErrClosed) {
+			componentstatus.ReportStatus(host, componentstatus.NewFatalErrorEvent(err))
+		}
+	})
+	return nil
+}
+
+// storageClient opens the extension's client of the named storage extension.
+func storageClient(ctx context.Context, host component.Host, id, owner component.ID) (storage.Client, error) {
+	ext, ok := host.GetExtensions()[id]
+	if !ok {
+		return nil, fmt.Errorf("storage: extension %q not found; add it to the extensions of the service", id)
+	}
+	se, ok := ext.(storage.Extension)
+	if !ok {
+		return nil, fmt.Errorf("storage: extension %q is not a storage extension", id)
+	}
+	client, err := se.GetClient(ctx, component.KindExtension, owner, storageName)
+	if err != nil {
+		return nil, fmt.Errorf("storage: open a client of %q: %w", id, err)
+	}
+	return client, nil
+}
+
+// Shutdown stops the server (letting running calls finish until ctx ends),
+// then drains and stops the providers and closes the storage. It is safe
+// without Start and idempotent.
+func (x *managementExtension) Shutdown(ctx context.Context) error {
+	x.shutdownOnce.Do(func() {
+		x.engine.Quiesce()
+		if x.health != nil {
+			x.health.Shutdown()
+		}
+		if x.server != nil {
+			done := make(chan struct{})
+			go func() {
+				x.server.GracefulStop()
+				close(done)
+			}()
+			select {
+			case <-done:
+			case <-ctx.Done():
+				x.server.Stop()
+				<-done
+			}
+		}
+		x.wg.Wait()
+		errs := []error{x.engine.Shutdown(ctx)}
+		if x.client != nil {
+			errs = append(errs, x.client.Close(ctx))
+		}
+		x.shutdownErr = errors.Join(errs...)
+	})
+	return x.shutdownErr
+}
+
+// addr returns the address the server listens on (after Start).
+func (x *managementExtension) addr() string { return x.ln.Addr().String() }

@@ -1,0 +1,38 @@
+package metricsmanagementextension
+
+import (
+	"context"
+
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/config/configgrpc"
+	"go.opentelemetry.io/collector/extension"
+
+	"github.com/metricsmodule/metricsmodule/extension/metricsmanagementextension/internal/metadata"
+	"github.com/metricsmodule/metricsmodule/internal/provider"
+)
+
+// DefaultEndpoint is where the management server listens unless configured.
+const DefaultEndpoint = "localhost:4321"
+
+// NewFactory returns the factory of the metrics_management extension.
+func NewFactory() extension.Factory {
+	return extension.NewFactory(metadata.Type, createDefaultConfig, createExtension, metadata.ExtensionStability)
+}
+
+func createDefaultConfig() component.Config {
+	server := configgrpc.NewDefaultServerConfig()
+	server.NetAddr.Endpoint = DefaultEndpoint
+	return &Config{
+		ServerConfig: server,
+		Registry: RegistryConfig{
+			MaxProviders: provider.DefaultMaxProviders,
+			MaxVersions:  provider.DefaultMaxVersions,
+			MaxBackups:   provider.DefaultMaxBackups,
+		},
+		ShutdownDrainTimeout: provider.DefaultShutdownDrainTimeout,
+	}
+}
+
+func createExtension(_ context.Context, set extension.Settings, cfg component.Config) (extension.Extension, error) {
+	return newExtension(cfg.(*Config), set), nil
+}

@@ -1,0 +1,189 @@
+package provider
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"strings"
+
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/component/componentstatus"
+	"go.opentelemetry.io/collector/confmap"
+	"go.opentelemetry.io/collector/exporter"
+	"go.opentelemetry.io/collector/service/hostcapabilities"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	pb "github.com/metricsmodule/metricsmodule/proto/metricsmodule/v1"
+)
+
+// built is an exporter config made from a provider config.
+type built struct {
+	factory      exporter.Factory
+	cfg          component.Config
+	exporterType component.Type
+	// concurrency is the default of limits.concurrency for this exporter type.
+	defaultConcurrency int
+	warnings           []*pb.ValidationIssue
+}
+
+// buildConfig finds the exporter factory through the host and builds the
+// exporter config: CreateDefaultConfig, then the provider's settings through
+// confmap (unknown keys are errors), then confmap.Validate. Refusals are
+// field-level issues in a *ValidationError; a missing factory is a
+// *MissingExporterError.
+func buildConfig(factories hostcapabilities.ComponentFactory, pc *pb.ProviderConfig) (*built, error) {
+	p := planExporter(pc)
+	if p == nil {
+		return nil, &ValidationError{Issues: []*pb.ValidationIssue{issue("config.type", "invalid_value", "unknown provider type", "")}}
+	}
+	typ, err := component.NewType(p.exporterType)
+	if err != nil {
+		return nil, &ValidationError{Issues: []*pb.ValidationIssue{issue(p.typeField, "invalid_format", err.Error(), "")}}
+	}
+	if factories == nil {
+		return nil, fmt.Errorf("%w: the host does not expose component factories", ErrFailedPrecondition)
+	}
+	f, _ := factories.GetFactory(component.KindExporter, typ).(exporter.Factory)
+	if f == nil {
+		return nil, &MissingExporterError{Type: p.exporterType, Field: p.typeField}
+	}
+	if f.MetricsStability() == component.StabilityLevelUndefined {
+		return nil, &ValidationError{Issues: []*pb.ValidationIssue{issue(p.typeField, "unsupported_signal",
+			fmt.Sprintf("exporter type %q does not export metrics", p.exporterType), "choose a metrics exporter")}}
+	}
+	b := &built{factory: f, exporterType: typ, defaultConcurrency: p.defaultConcurrency}
+	b.warnings = append(b.warnings, p.warnings...)
+
+	var issues []*pb.ValidationIssue
+	conf := map[string]any{}
+	field := p.typeField
+	if p.raw != nil {
+		field = "config.settings.custom.config"
+		conf = maps.Clone(p.raw)
+	}
+	// Settings every provider gets, where the exporter type has them: the
+	// provider queues, counts and drains itself, so the exporter's own queue
+	// is off and each export returns its result; the retry policy.
+	var helpers []assignment
+	if _, set := conf["sending_queue"]; !set {
+		helpers = append(helpers, assignment{key: "sending_queue::enabled", value: false, optional: true})
+	}
+	if r := pc.GetRetry(); r != nil {
+		if _, set := conf["retry_on_failure"]; !set {
+			helpers = append(helpers, retryAssignments(r)...)
+		}
+	}
+	for _, a := range append(p.assigns, helpers...) {
+		probe := map[string]any{}
+		setPath(probe, a.key, a.value)
+		if err := confmap.NewFromStringMap(probe).Unmarshal(f.CreateDefaultConfig()); err != nil {
+			switch {
+			case a.optional && a.field != "":
+				b.warnings = append(b.warnings, warning(a.field, "unsupported_setting",
+					fmt.Sprintf("the %s exporter has no setting %q; ignored", p.exporterType, a.key), ""))
+			case a.optional:
+			default:
+				issues = append(issues, issue(a.field, "invalid_value", fmt.Sprintf("%s exporter setting %q: %s", p.exporterType, a.key, oneLine(err.Error())), ""))
+			}
+			continue
+		}
+		setPath(conf, a.key, a.value)
+	}
+	if len(issues) > 0 {
+		return nil, &ValidationError{Issues: append(issues, b.warnings...)}
+	}
+	cfg := f.CreateDefaultConfig()
+	if err := confmap.NewFromStringMap(conf).Unmarshal(cfg); err != nil {
+		return nil, &ValidationError{Issues: append([]*pb.ValidationIssue{issue(field, "invalid_config",
+			fmt.Sprintf("%s exporter config: %s", p.exporterType, oneLine(err.Error())), "only the exporter's documented keys are accepted")}, b.warnings...)}
+	}
+	if err := confmap.Validate(cfg); err != nil {
+		return nil, &ValidationError{Issues: append([]*pb.ValidationIssue{issue(field, "invalid_config",
+			fmt.Sprintf("%s exporter config: %s", p.exporterType, oneLine(err.Error())), "")}, b.warnings...)}
+	}
+	b.cfg = cfg
+	return b, nil
+}
+
+func retryAssignments(r *pb.RetryPolicy) []assignment {
+	const f = "config.retry"
+	out := []assignment{{key: "retry_on_failure::enabled", value: r.GetEnabled(), field: f, optional: true}}
+	if d := r.GetInitialInterval(); d != nil {
+		out = append(out, assignment{key: "retry_on_failure::initial_interval", value: d.AsDuration().String(), field: f + ".initial_interval", optional: true})
+	}
+	if d := r.GetMaxInterval(); d != nil {
+		out = append(out, assignment{key: "retry_on_failure::max_interval", value: d.AsDuration().String(), field: f + ".max_interval", optional: true})
+	}
+	if d := r.GetMaxElapsedTime(); d != nil {
+		out = append(out, assignment{key: "retry_on_failure::max_elapsed_time", value: d.AsDuration().String(), field: f + ".max_elapsed_time", optional: true})
+	}
+	return out
+}
+
+// exporterID is the component ID of a provider's exporter: the exporter type
+// with the name "providers/<provider_id>/v<version>".
+func exporterID(typ component.Type, providerID string, version uint64) component.ID {
+	return component.NewIDWithName(typ, fmt.Sprintf("providers/%s/v%d", providerID, version))
+}
+
+// createExporter creates (does not start) the exporter of b.
+func createExporter(ctx context.Context, set Settings, b *built, id component.ID, providerID string) (exporter.Metrics, error) {
+	ts := set.TelemetrySettings
+	ts.Logger = ts.Logger.With(zap.String("provider_id", providerID), zap.String("exporter", id.String())).
+		WithOptions(zap.WrapCore(func(c zapcore.Core) zapcore.Core { return rejectionsAtDebug{c} }))
+	exp, err := b.factory.CreateMetrics(ctx, exporter.Settings{ID: id, TelemetrySettings: ts, BuildInfo: set.BuildInfo}, b.cfg)
+	if err != nil {
+		return nil, fmt.Errorf("create %s exporter: %w", b.exporterType, err)
+	}
+	return exp, nil
+}
+
+// childHost is the host of a runtime exporter: the collector's host (so
+// storage and auth extension IDs resolve, and factories are found), with the
+// exporter's component status captured into the provider's health, since the
+// exporter is outside the service graph.
+type childHost struct {
+	component.Host
+	report func(*componentstatus.Event)
+}
+
+var (
+	_ componentstatus.Reporter          = (*childHost)(nil)
+	_ hostcapabilities.ComponentFactory = (*childHost)(nil)
+)
+
+// Report receives the exporter's status events.
+func (h *childHost) Report(ev *componentstatus.Event) {
+	if h.report != nil {
+		h.report(ev)
+	}
+}
+
+// GetFactory forwards to the collector's host.
+func (h *childHost) GetFactory(kind component.Kind, typ component.Type) component.Factory {
+	if cf, ok := h.Host.(hostcapabilities.ComponentFactory); ok {
+		return cf.GetFactory(kind, typ)
+	}
+	return nil
+}
+
+// rejectionsAtDebug logs exporterhelper's per-batch "Exporting failed.
+// Rejecting data. Try enabling sending_queue" at debug level: a provider's
+// exporter runs without its queue on purpose (the provider queues), and every
+// failure is counted in the provider's stats and health, whose transitions
+// are logged.
+type rejectionsAtDebug struct{ zapcore.Core }
+
+const rejectionMessage = "Exporting failed. Rejecting data"
+
+func (c rejectionsAtDebug) Check(e zapcore.Entry, ce *zapcore.CheckedEntry) *zapcore.CheckedEntry {
+	if e.Level > zapcore.DebugLevel && strings.HasPrefix(e.Message, rejectionMessage) {
+		e.Level = zapcore.DebugLevel
+	}
+	return c.Core.Check(e, ce)
+}
+
+func (c rejectionsAtDebug) With(fields []zapcore.Field) zapcore.Core {
+	return rejectionsAtDebug{c.Core.With(fields)}
+}

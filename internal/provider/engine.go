@@ -1,0 +1,481 @@
+package provider
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/component/componentstatus"
+	"go.opentelemetry.io/collector/extension/xextension/storage"
+	"go.opentelemetry.io/collector/service/hostcapabilities"
+	"go.uber.org/zap"
+
+	pb "github.com/metricsmodule/metricsmodule/proto/metricsmodule/v1"
+)
+
+// Settings configure an Engine.
+type Settings struct {
+	component.TelemetrySettings
+	// BuildInfo is passed to the exporters.
+	BuildInfo component.BuildInfo
+	// MaxProviders bounds the registry.
+	MaxProviders int
+	// MaxVersions is the config history kept per provider.
+	MaxVersions int
+	// MaxBackups is the number of backups kept (oldest go first).
+	MaxBackups int
+	// ShutdownDrainTimeout bounds the drain of the providers' queues on shutdown.
+	ShutdownDrainTimeout time.Duration
+	// Now is the clock (time.Now when nil).
+	Now func() time.Time
+}
+
+// Defaults of Settings and of the requests.
+const (
+	DefaultMaxProviders         = 100
+	DefaultMaxVersions          = 50
+	DefaultMaxBackups           = 200
+	DefaultShutdownDrainTimeout = 10 * time.Second
+	defaultDrainTimeout         = 30 * time.Second
+	defaultVerifyPeriod         = 30 * time.Second
+	tickInterval                = time.Second
+	verifyPoll                  = 20 * time.Millisecond
+)
+
+// Engine is the provider registry: it builds, runs, changes and removes
+// providers, persists them, and feeds the Router.
+type Engine struct {
+	set       Settings
+	log       *zap.Logger
+	now       func() time.Time
+	router    *Router
+	host      component.Host
+	factories hostcapabilities.ComponentFactory
+	store     persister
+
+	mu        sync.Mutex
+	providers map[string]*providerState
+	backups   map[string]*backupRecord
+	backupIDs []string // oldest first
+	started   bool
+	stopping  bool
+	seq       atomic.Uint64
+
+	baseCtx    context.Context
+	baseCancel context.CancelFunc
+	// quit is closed when shutdown begins: blue-green verifications end.
+	quit     chan struct{}
+	quitOnce sync.Once
+	bg       sync.WaitGroup
+	tickStop chan struct{}
+	tickDone chan struct{}
+}
+
+// providerState is one provider in memory. Its fields are guarded by
+// Engine.mu; op serializes the operations on the provider (create, update,
+// delete), which do their slow work (start, drain) without Engine.mu.
+type providerState struct {
+	op        sync.Mutex
+	rec       *record
+	cfg       *pb.ProviderConfig
+	state     pb.ProviderState
+	lastError string
+	primary   *sender
+	shadow    *sender
+	// gap is set while a RECREATE update has no exporter: data is dropped and counted.
+	gap          bool
+	stats        *Stats
+	exporterType string
+	exporterID   string
+	lastProbe    atomic.Int64
+	timer        *time.Timer
+	removed      bool
+}
+
+// NewEngine returns an engine; Start restores and starts the providers.
+func NewEngine(set Settings) *Engine {
+	if set.MaxProviders <= 0 {
+		set.MaxProviders = DefaultMaxProviders
+	}
+	if set.MaxVersions <= 0 {
+		set.MaxVersions = DefaultMaxVersions
+	}
+	if set.MaxBackups <= 0 {
+		set.MaxBackups = DefaultMaxBackups
+	}
+	if set.ShutdownDrainTimeout <= 0 {
+		set.ShutdownDrainTimeout = DefaultShutdownDrainTimeout
+	}
+	if set.Now == nil {
+		set.Now = time.Now
+	}
+	if set.Logger == nil {
+		set.Logger = zap.NewNop()
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Engine{
+		set: set, log: set.Logger, now: set.Now,
+		router:    newRouter(set.Now),
+		providers: map[string]*providerState{},
+		backups:   map[string]*backupRecord{},
+		baseCtx:   ctx, baseCancel: cancel,
+		quit: make(chan struct{}),
+	}
+}
+
+// Router returns the routing table the providers exporter consumes through.
+func (e *Engine) Router() *Router { return e.router }
+
+// Start restores the persisted providers (client may be nil: in memory
+// only), starts those that should run, and starts the once-a-second checks.
+// A provider that fails to start is FAILED; it does not fail Start.
+func (e *Engine) Start(ctx context.Context, host component.Host, client storage.Client) error {
+	e.host = host
+	e.factories, _ = host.(hostcapabilities.ComponentFactory)
+	if e.factories == nil {
+		e.log.Warn("The host does not expose component factories; providers cannot be built")
+	}
+	e.store = persister{client: client}
+	recs, backups, bad, err := e.store.load(ctx)
+	if err != nil {
+		return err
+	}
+	for _, err := range bad {
+		e.log.Error("Skipping an unreadable stored provider", zap.Error(err))
+	}
+	e.mu.Lock()
+	for _, b := range backups {
+		e.backups[b.ID] = b
+		e.backupIDs = append(e.backupIDs, b.ID)
+	}
+	sort.Slice(e.backupIDs, func(i, j int) bool {
+		return e.backups[e.backupIDs[i]].CreatedAt.Before(e.backups[e.backupIDs[j]].CreatedAt)
+	})
+	e.started = true
+	e.mu.Unlock()
+
+	restored, started := 0, 0
+	for _, r := range recs {
+		ok, err := e.restore(ctx, r)
+		if err != nil {
+			e.log.Error("Could not restore provider", zap.String("provider_id", r.ID), zap.Error(err))
+			continue
+		}
+		restored++
+		if ok {
+			started++
+		}
+	}
+	if len(recs) > 0 {
+		e.log.Info("Restored providers", zap.Int("providers", restored), zap.Int("running", started))
+	}
+	e.tickStop, e.tickDone = make(chan struct{}), make(chan struct{})
+	go e.tickLoop()
+	return nil
+}
+
+// restore brings one stored record back; it reports whether it runs.
+func (e *Engine) restore(ctx context.Context, r *record) (bool, error) {
+	cfg, err := r.current()
+	if err != nil {
+		return false, err
+	}
+	if r.Deleting || (r.DeleteAt != nil && !r.DeleteAt.After(e.now())) {
+		// A deletion was draining or is due: its queue did not survive the restart.
+		e.mu.Lock()
+		defer e.mu.Unlock()
+		return false, e.store.apply(ctx, e.changeLocked(nil, []string{r.ID}, nil, nil))
+	}
+	ps := &providerState{rec: r, cfg: cfg, state: pb.ProviderState_PROVIDER_STATE_STOPPED}
+	ps.stats = newStats(cfg.GetHealthCheck(), e.now, e.providerLogger(r.ID))
+	e.mu.Lock()
+	e.providers[r.ID] = ps
+	if r.DeleteAt != nil {
+		e.scheduleLocked(ps, *r.DeleteAt)
+	}
+	e.mu.Unlock()
+	if !r.Running {
+		return false, nil
+	}
+	ps.op.Lock()
+	defer ps.op.Unlock()
+	s, b, err := e.startSender(ctx, cfg, r.Version, ps.stats)
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if err != nil {
+		ps.state, ps.lastError = pb.ProviderState_PROVIDER_STATE_FAILED, err.Error()
+		e.log.Error("Provider failed to start", zap.String("provider_id", r.ID), zap.Error(err))
+		return false, nil
+	}
+	e.runLocked(ps, s, b)
+	return true, nil
+}
+
+// Quiesce makes running blue-green verifications end (rolled back), so
+// that management calls in progress finish at once. Shutdown calls it too.
+func (e *Engine) Quiesce() {
+	e.quitOnce.Do(func() { close(e.quit) })
+}
+
+// Shutdown stops taking data, drains the providers' queues (bounded by the
+// shutdown drain timeout and ctx), stops their exporters and waits for every
+// background task. It is safe without Start and idempotent.
+func (e *Engine) Shutdown(ctx context.Context) error {
+	e.Quiesce()
+	e.mu.Lock()
+	if e.stopping {
+		e.mu.Unlock()
+		return nil
+	}
+	e.stopping = true
+	var senders []*sender
+	for _, ps := range e.providers {
+		if ps.timer != nil && ps.timer.Stop() {
+			e.bg.Done()
+		}
+		for _, s := range []*sender{ps.primary, ps.shadow} {
+			if s != nil {
+				senders = append(senders, s)
+			}
+		}
+		ps.primary, ps.shadow = nil, nil
+	}
+	e.router.publish(nil)
+	e.mu.Unlock()
+	if e.tickStop != nil {
+		close(e.tickStop)
+		<-e.tickDone
+	}
+
+	dctx, cancel := context.WithTimeout(ctx, e.set.ShutdownDrainTimeout)
+	defer cancel()
+	var wg sync.WaitGroup
+	errs := make([]error, len(senders))
+	for i, s := range senders {
+		wg.Go(func() {
+			_, dropped, err := s.stop(dctx, true)
+			if dropped > 0 {
+				e.log.Warn("Dropped queued data points on shutdown", zap.String("provider_id", s.cfg.providerID), zap.Uint64("datapoints", dropped))
+			}
+			errs[i] = err
+		})
+	}
+	wg.Wait()
+	// Background deletions get the same deadline, then are cut short.
+	done := make(chan struct{})
+	go func() {
+		e.bg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-dctx.Done():
+		e.baseCancel()
+		<-done
+	}
+	e.baseCancel()
+	return errors.Join(errs...)
+}
+
+func (e *Engine) tickLoop() {
+	defer close(e.tickDone)
+	t := time.NewTicker(tickInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-e.tickStop:
+			return
+		case <-t.C:
+			e.tick()
+		}
+	}
+}
+
+// tick runs the once-a-second checks of every provider: queue fill, stalled
+// exports, health windows and anomaly detection.
+func (e *Engine) tick() {
+	e.mu.Lock()
+	var senders []*sender
+	var idle []*Stats
+	for _, ps := range e.providers {
+		if ps.primary != nil {
+			senders = append(senders, ps.primary)
+		} else {
+			idle = append(idle, ps.stats)
+		}
+		if ps.shadow != nil {
+			senders = append(senders, ps.shadow)
+		}
+	}
+	e.mu.Unlock()
+	for _, s := range senders {
+		s.tick()
+	}
+	for _, st := range idle {
+		st.tick()
+	}
+}
+
+func (e *Engine) providerLogger(id string) *zap.Logger {
+	return e.log.With(zap.String("provider_id", id))
+}
+
+// startSender builds, creates and starts the exporter of pc with its wrapper.
+func (e *Engine) startSender(ctx context.Context, pc *pb.ProviderConfig, version uint64, stats *Stats) (*sender, *built, error) {
+	b, err := buildConfig(e.factories, pc)
+	if err != nil {
+		return nil, nil, err
+	}
+	id := exporterID(b.exporterType, pc.GetProviderId(), version)
+	exp, err := createExporter(ctx, e.set, b, id, pc.GetProviderId())
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: %w", ErrFailedPrecondition, err)
+	}
+	l := pc.GetLimits()
+	workers := int(l.GetConcurrency())
+	if workers == 0 {
+		workers = b.defaultConcurrency
+	}
+	var stall time.Duration
+	if t := providerTimeout(pc); t > 0 {
+		stall = 2 * t
+	}
+	s := newSender(senderConfig{
+		providerID: pc.GetProviderId(),
+		version:    version,
+		id:         id,
+		exp:        exp,
+		filter:     compileFilter(pc.GetFilter()),
+		rate:       l.GetMaxDatapointsPerSecond(),
+		maxBatch:   int(l.GetMaxBatchSize()),
+		queueSize:  int(l.GetQueueSize()),
+		maxBytes:   int64(l.GetMaxQueueMemoryBytes()),
+		workers:    workers,
+		stallAfter: stall,
+	}, stats, e.providerLogger(pc.GetProviderId()), e.now)
+	if fo := pc.GetFailover().GetFailoverProviderId(); fo != "" {
+		fn := e.router.failoverFunc(pc.GetProviderId(), fo)
+		s.failover.Store(&fn)
+	}
+	host := &childHost{Host: e.host, report: func(ev *componentstatus.Event) { s.stats.Load().reportStatus(ev) }}
+	if err := s.start(context.WithoutCancel(ctx), host); err != nil {
+		_, _, _ = s.stop(ctx, false)
+		return nil, nil, fmt.Errorf("%w: %w", ErrFailedPrecondition, err)
+	}
+	return s, b, nil
+}
+
+// providerTimeout is the request timeout a provider's settings give.
+func providerTimeout(pc *pb.ProviderConfig) time.Duration {
+	s := pc.GetSettings()
+	if t := s.GetOpentelemetry().GetTimeout(); t != nil {
+		return t.AsDuration()
+	}
+	if t := s.GetPrometheus().GetTimeout(); t != nil {
+		return t.AsDuration()
+	}
+	return 0
+}
+
+// runLocked makes s the provider's running exporter and publishes the table.
+func (e *Engine) runLocked(ps *providerState, s *sender, b *built) {
+	if e.stopping {
+		// Started while the engine shuts down: it never takes data.
+		go func() { _, _, _ = s.stop(context.Background(), false) }()
+		return
+	}
+	ps.primary, ps.gap = s, false
+	ps.state, ps.lastError = pb.ProviderState_PROVIDER_STATE_RUNNING, ""
+	ps.exporterType, ps.exporterID = b.exporterType.String(), s.cfg.id.String()
+	if ps.rec.DeleteAt != nil {
+		ps.state = pb.ProviderState_PROVIDER_STATE_DELETING
+	}
+	e.publishLocked()
+}
+
+// publishLocked publishes the routing table of the current providers.
+func (e *Engine) publishLocked() {
+	if e.stopping {
+		return
+	}
+	ids := make([]string, 0, len(e.providers))
+	for id := range e.providers {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	var routes []*route
+	for _, id := range ids {
+		ps := e.providers[id]
+		if ps.primary == nil && !ps.gap {
+			continue
+		}
+		rt := &route{
+			id: id, primary: ps.primary, shadow: ps.shadow, stats: ps.stats, lastProbe: &ps.lastProbe,
+			failover: ps.cfg.GetFailover().GetFailoverProviderId(),
+		}
+		rt.probeEvery = probeInterval(healthConfigOf(ps.cfg.GetHealthCheck()))
+		routes = append(routes, rt)
+	}
+	e.router.publish(routes)
+}
+
+// changeLocked describes a storage transaction with the index after it.
+func (e *Engine) changeLocked(set []*record, del []string, setB []*backupRecord, delB []string) change {
+	c := change{setProviders: set, delProviders: del, setBackups: setB, delBackups: delB}
+	gone := map[string]bool{}
+	for _, id := range del {
+		gone[id] = true
+	}
+	for id, ps := range e.providers {
+		if !gone[id] && !ps.removed {
+			c.providers = append(c.providers, id)
+		}
+	}
+	for _, r := range set {
+		if _, ok := e.providers[r.ID]; !ok {
+			c.providers = append(c.providers, r.ID)
+		}
+	}
+	c.backups = append(c.backups, e.backupIDs...)
+	return c
+}
+
+// scheduleLocked arms the scheduled deletion of ps at t.
+func (e *Engine) scheduleLocked(ps *providerState, t time.Time) {
+	if ps.timer != nil && ps.timer.Stop() {
+		e.bg.Done()
+	}
+	if e.stopping {
+		return
+	}
+	id := ps.rec.ID
+	e.bg.Add(1)
+	ps.timer = time.AfterFunc(max(t.Sub(e.now()), 0), func() {
+		defer e.bg.Done()
+		e.runScheduledDelete(id)
+	})
+}
+
+func (e *Engine) ready() error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if !e.started || e.stopping {
+		return fmt.Errorf("%w: the provider registry is not running", ErrUnavailable)
+	}
+	return nil
+}
+
+func (e *Engine) get(id string) (*providerState, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	ps := e.providers[id]
+	if ps == nil || ps.removed {
+		return nil, fmt.Errorf("%w: provider %q", ErrNotFound, id)
+	}
+	return ps, nil
+}

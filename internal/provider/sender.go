@@ -1,0 +1,332 @@
+package provider
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/exporter"
+	"go.opentelemetry.io/collector/pdata/pmetric"
+	"go.uber.org/zap"
+)
+
+// Defaults of ResourceLimits.
+const (
+	defaultQueueSize   = 1000
+	defaultConcurrency = 10
+	defaultStallAfter  = 30 * time.Second
+	shutdownTimeout    = 10 * time.Second
+)
+
+var sizer = &pmetric.ProtoMarshaler{}
+
+// itemKind says where a queued batch comes from.
+type itemKind uint8
+
+const (
+	// kindNormal is the provider's own traffic.
+	kindNormal itemKind = iota
+	// kindProbe is a copy of traffic delivered to the failover provider,
+	// sent to test recovery: a failure is not re-routed and its data points
+	// are not counted as failed.
+	kindProbe
+	// kindFailover is another provider's traffic: a failure is not re-routed again.
+	kindFailover
+)
+
+// item is one queued batch.
+type item struct {
+	md     pmetric.Metrics
+	points int
+	bytes  int
+	// shared batches are referenced by other providers too (no copy was made).
+	shared bool
+	kind   itemKind
+}
+
+// senderConfig is what a sender is built from.
+type senderConfig struct {
+	providerID string
+	version    uint64
+	id         component.ID
+	exp        exporter.Metrics
+	filter     *filter
+	rate       float64
+	maxBatch   int
+	queueSize  int
+	maxBytes   int64
+	workers    int
+	stallAfter time.Duration
+}
+
+// sender is one running exporter of a provider with its wrapper: filter →
+// rate limit → split to max batch → bounded queue (batches and bytes) →
+// workers (concurrency) → exporter, counting every outcome into stats. The
+// pipeline never waits for a destination: a full queue drops and counts.
+type sender struct {
+	cfg     senderConfig
+	log     *zap.Logger
+	now     func() time.Time
+	limiter *rateLimiter
+	mutates bool
+
+	stats    atomic.Pointer[Stats]
+	failover atomic.Pointer[func(*item) bool]
+
+	// mu guards closed and the send side of queue: consume holds it shared,
+	// retire exclusively, so that after retire no batch can enter.
+	mu     sync.RWMutex
+	closed bool
+	queue  chan *item
+
+	queuedBytes   atomic.Int64
+	sized         atomic.Uint64
+	bytesPerPoint atomic.Uint64 // float64 bits
+	accepted      atomic.Uint64
+	sentPoints    atomic.Uint64
+	dropPoints    atomic.Uint64
+
+	ctx      context.Context
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
+	started  bool
+	stopped  atomic.Bool
+	inflight []atomic.Int64
+	pressure bool
+}
+
+func newSender(cfg senderConfig, stats *Stats, log *zap.Logger, now func() time.Time) *sender {
+	if cfg.queueSize <= 0 {
+		cfg.queueSize = defaultQueueSize
+	}
+	if cfg.workers <= 0 {
+		cfg.workers = defaultConcurrency
+	}
+	if cfg.stallAfter <= 0 {
+		cfg.stallAfter = defaultStallAfter
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &sender{
+		cfg: cfg, log: log, now: now,
+		limiter:  newRateLimiter(cfg.rate, now),
+		mutates:  cfg.exp.Capabilities().MutatesData,
+		queue:    make(chan *item, cfg.queueSize),
+		ctx:      ctx,
+		cancel:   cancel,
+		inflight: make([]atomic.Int64, cfg.workers),
+	}
+	s.stats.Store(stats)
+	return s
+}
+
+// start starts the exporter and the workers.
+func (s *sender) start(ctx context.Context, host component.Host) error {
+	if err := s.cfg.exp.Start(ctx, host); err != nil {
+		return fmt.Errorf("start exporter %s: %w", s.cfg.id, err)
+	}
+	s.started = true
+	for i := range s.cfg.workers {
+		s.wg.Go(func() { s.work(i) })
+	}
+	return nil
+}
+
+// consume filters md and queues what passes. It returns false only when the
+// sender is retired (the caller then routes md to the sender that replaced
+// it); drops by limits are counted, not returned.
+func (s *sender) consume(md pmetric.Metrics) bool {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return false
+	}
+	out, ok := s.cfg.filter.apply(md)
+	if !ok {
+		return true
+	}
+	s.enqueueLocked(out, s.cfg.filter == nil, kindNormal)
+	return true
+}
+
+// enqueue queues md as it is (already filtered: failover traffic and probes).
+func (s *sender) enqueue(md pmetric.Metrics, shared bool, kind itemKind) bool {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return false
+	}
+	s.enqueueLocked(md, shared, kind)
+	return true
+}
+
+func (s *sender) enqueueLocked(md pmetric.Metrics, shared bool, kind itemKind) {
+	st := s.stats.Load()
+	n := md.DataPointCount()
+	if !s.limiter.allow(n) {
+		st.addDropped(n)
+		s.dropPoints.Add(uint64(n))
+		return
+	}
+	parts := split(md, s.cfg.maxBatch)
+	shared = shared && len(parts) == 1
+	for _, part := range parts {
+		points := part.DataPointCount()
+		it := &item{md: part, points: points, bytes: s.sizeOf(part, points), shared: shared, kind: kind}
+		if s.cfg.maxBytes > 0 && s.queuedBytes.Load()+int64(it.bytes) > s.cfg.maxBytes {
+			st.addDropped(it.points)
+			s.dropPoints.Add(uint64(it.points))
+			continue
+		}
+		select {
+		case s.queue <- it:
+			s.queuedBytes.Add(int64(it.bytes))
+			s.accepted.Add(uint64(it.points))
+		default:
+			st.addDropped(it.points)
+			s.dropPoints.Add(uint64(it.points))
+		}
+	}
+}
+
+// sizeEvery is how often the exact size of a batch is measured; the others
+// are estimated from the bytes per data point measured last.
+const sizeEvery = 16
+
+// sizeOf returns the OTLP protobuf size of md, measured on one batch in
+// sizeEvery and estimated from the data points on the others: measuring
+// walks every data point, which would cost the hot path a few percent.
+func (s *sender) sizeOf(md pmetric.Metrics, points int) int {
+	bpp := math.Float64frombits(s.bytesPerPoint.Load())
+	if s.sized.Add(1)%sizeEvery == 1 || bpp == 0 || points == 0 {
+		n := sizer.MetricsSize(md)
+		if points > 0 {
+			s.bytesPerPoint.Store(math.Float64bits(float64(n) / float64(points)))
+		}
+		return n
+	}
+	return int(bpp * float64(points))
+}
+
+func (s *sender) work(worker int) {
+	for it := range s.queue {
+		s.export(worker, it)
+	}
+}
+
+func (s *sender) export(worker int, it *item) {
+	s.queuedBytes.Add(-int64(it.bytes))
+	st := s.stats.Load()
+	if s.ctx.Err() != nil {
+		st.addDropped(it.points)
+		s.dropPoints.Add(uint64(it.points))
+		return
+	}
+	md := it.md
+	if s.mutates && it.shared {
+		md = pmetric.NewMetrics()
+		it.md.CopyTo(md)
+	}
+	start := s.now()
+	s.inflight[worker].Store(start.UnixNano())
+	err := s.cfg.exp.ConsumeMetrics(s.ctx, md)
+	s.inflight[worker].Store(0)
+	latency := s.now().Sub(start)
+	if err != nil && s.ctx.Err() != nil {
+		// Stopped while exporting: the batch is dropped, not failed.
+		st.addDropped(it.points)
+		s.dropPoints.Add(uint64(it.points))
+		return
+	}
+	countFailed := err != nil && it.kind != kindProbe
+	if countFailed && it.kind == kindNormal {
+		if fo := s.failover.Load(); fo != nil && (*fo)(it) {
+			countFailed = false
+		}
+	}
+	if err == nil {
+		s.sentPoints.Add(uint64(it.points))
+	}
+	st.recordExport(md, it.points, it.bytes, latency, err, countFailed)
+}
+
+// queueInfo reports the queue's fill.
+func (s *sender) queueInfo() queueInfo {
+	return queueInfo{size: len(s.queue), capacity: cap(s.queue), bytes: s.queuedBytes.Load()}
+}
+
+// tick checks the queue fill and stalled exports once a second.
+func (s *sender) tick() {
+	st := s.stats.Load()
+	var reason string
+	if q := s.queueInfo(); float64(q.size) >= queueDegradedFill*float64(q.capacity) {
+		reason = fmt.Sprintf("queue %d/%d batches full", q.size, q.capacity)
+	}
+	now := s.now()
+	for i := range s.inflight {
+		if t := s.inflight[i].Load(); t > 0 && now.Sub(time.Unix(0, t)) > s.cfg.stallAfter {
+			reason = fmt.Sprintf("an export has been running for %s (retrying?)", now.Sub(time.Unix(0, t)).Round(time.Second))
+			break
+		}
+	}
+	if on := reason != ""; on != s.pressure || on {
+		s.pressure = on
+		st.setPressure(on, reason)
+	}
+	st.tick()
+}
+
+// retire stops taking data. When it returns, no consume or enqueue is in
+// progress and none will succeed.
+func (s *sender) retire() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.closed {
+		s.closed = true
+		close(s.queue)
+	}
+}
+
+// stop retires the sender, lets the workers drain the queue until ctx ends
+// (at once when !graceful), drops and counts what is left, and shuts the
+// exporter down. It returns the data points exported and dropped from the
+// moment it was called. Only the first call does anything.
+func (s *sender) stop(ctx context.Context, graceful bool) (drained, dropped uint64, err error) {
+	if !s.stopped.CompareAndSwap(false, true) {
+		return 0, 0, nil // stopped already
+	}
+	sentBefore, dropBefore := s.sentPoints.Load(), s.dropPoints.Load()
+	s.retire()
+	if !graceful {
+		s.cancel()
+	}
+	if s.started {
+		done := make(chan struct{})
+		go func() {
+			s.wg.Wait()
+			close(done)
+		}()
+		select {
+		case <-done:
+		case <-ctx.Done():
+			s.cancel()
+			<-done
+		}
+	} else {
+		for it := range s.queue {
+			s.stats.Load().addDropped(it.points)
+			s.dropPoints.Add(uint64(it.points))
+		}
+	}
+	s.cancel()
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownTimeout)
+	defer cancel()
+	if serr := s.cfg.exp.Shutdown(sctx); serr != nil && !errors.Is(serr, context.Canceled) {
+		err = fmt.Errorf("shut down exporter %s: %w", s.cfg.id, serr)
+	}
+	return s.sentPoints.Load() - sentBefore, s.dropPoints.Load() - dropBefore, err
+}

@@ -1,0 +1,484 @@
+package provider
+
+import (
+	"fmt"
+	"math"
+	"net"
+	"net/url"
+	"path"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.opentelemetry.io/collector/component"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	pb "github.com/metricsmodule/metricsmodule/proto/metricsmodule/v1"
+)
+
+var (
+	providerIDRe  = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]*$`)
+	labelNameRe   = regexp.MustCompile(`^[a-zA-Z_][a-zA-Z0-9_]*$`)
+	metricNameRe  = regexp.MustCompile(`^[a-zA-Z_:][a-zA-Z0-9_:]*$`)
+	headerNameRe  = regexp.MustCompile("^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+	maxProviderID = 63
+)
+
+// Limits of one provider's settings.
+const (
+	maxQueueSize   = 1_000_000
+	maxConcurrency = 1000
+	maxNameLen     = 256
+	maxTags        = 64
+)
+
+// validateID checks a provider id; field names the request field.
+func validateID(field, id string) *pb.ValidationIssue {
+	switch {
+	case id == "":
+		return issue(field, "required", "provider id must be set", "use e.g. \"prod-prometheus\"")
+	case len(id) > maxProviderID:
+		return issue(field, "too_long", fmt.Sprintf("provider id has %d bytes, at most %d are allowed", len(id), maxProviderID), "shorten it")
+	case !providerIDRe.MatchString(id):
+		return issue(field, "invalid_format", fmt.Sprintf("provider id %q must match [a-z0-9][a-z0-9_-]*", id),
+			"use lower-case letters, digits, '-' and '_'")
+	}
+	return nil
+}
+
+// validateConfig checks the fields of a provider config that do not depend on
+// the exporter: id, type and the settings of that type, filter, limits,
+// security, retry, health and failover. Exporter-specific checks follow when
+// the exporter config is built.
+func validateConfig(pc *pb.ProviderConfig) []*pb.ValidationIssue {
+	if pc == nil {
+		return []*pb.ValidationIssue{issue("config", "required", "config must be set", "")}
+	}
+	var out []*pb.ValidationIssue
+	add := func(iss ...*pb.ValidationIssue) {
+		for _, i := range iss {
+			if i != nil {
+				out = append(out, i)
+			}
+		}
+	}
+	add(validateID("config.provider_id", pc.GetProviderId()))
+	if len(pc.GetName()) > maxNameLen {
+		add(issue("config.name", "too_long", fmt.Sprintf("name has %d bytes, at most %d are allowed", len(pc.GetName()), maxNameLen), ""))
+	}
+	add(validateSettings(pc)...)
+	add(validateFilter("config.filter", pc.GetFilter())...)
+	add(validateLimits(pc.GetLimits())...)
+	add(validateSecurity(pc)...)
+	add(validateRetry(pc.GetRetry())...)
+	add(validateHealth(pc.GetHealthCheck())...)
+	if fo := pc.GetFailover().GetFailoverProviderId(); fo != "" {
+		add(validateID("config.failover.failover_provider_id", fo))
+		if fo == pc.GetProviderId() {
+			add(issue("config.failover.failover_provider_id", "invalid_value", "a provider cannot fail over to itself", "name another provider"))
+		}
+	}
+	if len(pc.GetTags()) > maxTags {
+		add(issue("config.tags", "too_many", fmt.Sprintf("%d tags, at most %d are allowed", len(pc.GetTags()), maxTags), ""))
+	}
+	for k := range pc.GetTags() {
+		if k == "" {
+			add(issue("config.tags", "invalid_format", "tag keys must not be empty", ""))
+		}
+	}
+	return out
+}
+
+func validateSettings(pc *pb.ProviderConfig) []*pb.ValidationIssue {
+	s := pc.GetSettings()
+	set := map[string]bool{
+		"prometheus":    s.GetPrometheus() != nil,
+		"opentelemetry": s.GetOpentelemetry() != nil,
+		"statsd":        s.GetStatsd() != nil,
+		"custom":        s.GetCustom() != nil,
+	}
+	var want string
+	switch pc.GetType() {
+	case pb.ProviderType_PROVIDER_TYPE_PROMETHEUS:
+		want = "prometheus"
+	case pb.ProviderType_PROVIDER_TYPE_OPENTELEMETRY:
+		want = "opentelemetry"
+	case pb.ProviderType_PROVIDER_TYPE_STATSD:
+		want = "statsd"
+	case pb.ProviderType_PROVIDER_TYPE_CUSTOM:
+		want = "custom"
+	case pb.ProviderType_PROVIDER_TYPE_UNSPECIFIED:
+		return []*pb.ValidationIssue{issue("config.type", "required", "provider type must be set",
+			"one of PROVIDER_TYPE_PROMETHEUS, PROVIDER_TYPE_OPENTELEMETRY, PROVIDER_TYPE_STATSD, PROVIDER_TYPE_CUSTOM")}
+	default:
+		return []*pb.ValidationIssue{issue("config.type", "invalid_value", fmt.Sprintf("unknown provider type %d", pc.GetType()), "")}
+	}
+	var out []*pb.ValidationIssue
+	for _, name := range []string{"prometheus", "opentelemetry", "statsd", "custom"} {
+		if set[name] && name != want {
+			out = append(out, issue("config.settings."+name, "conflict",
+				fmt.Sprintf("settings.%s is set but the type is %s", name, pc.GetType()), "set only settings."+want))
+		}
+	}
+	if !set[want] {
+		return append(out, issue("config.settings."+want, "required",
+			fmt.Sprintf("settings.%s must be set for type %s", want, pc.GetType()), ""))
+	}
+	switch want {
+	case "prometheus":
+		out = append(out, validatePrometheus(s.GetPrometheus())...)
+	case "opentelemetry":
+		out = append(out, validateOTel(s.GetOpentelemetry())...)
+	case "statsd":
+		out = append(out, validateStatsd(s.GetStatsd())...)
+	case "custom":
+		out = append(out, validateCustom(s.GetCustom())...)
+	}
+	return out
+}
+
+func validatePrometheus(p *pb.PrometheusSettings) []*pb.ValidationIssue {
+	const f = "config.settings.prometheus."
+	var out []*pb.ValidationIssue
+	n := 0
+	for _, v := range []string{p.GetPushGatewayUrl(), p.GetRemoteWriteUrl(), p.GetScrapeEndpoint()} {
+		if v != "" {
+			n++
+		}
+	}
+	if n != 1 {
+		out = append(out, issue(f+"remote_write_url", "one_of",
+			fmt.Sprintf("exactly one of push_gateway_url, remote_write_url and scrape_endpoint must be set, %d are", n),
+			"e.g. remote_write_url: \"http://prometheus:9090/api/v1/write\""))
+	}
+	if v := p.GetPushGatewayUrl(); v != "" {
+		out = appendNonNil(out, validateURL(f+"push_gateway_url", v))
+		if p.GetJobName() == "" {
+			out = append(out, issue(f+"job_name", "required", "job_name must be set with push_gateway_url", "e.g. \"myapp\""))
+		}
+	} else {
+		if p.GetJobName() != "" {
+			out = append(out, warning(f+"job_name", "ignored", "job_name applies to push_gateway_url only", ""))
+		}
+		if len(p.GetGroupingLabels()) > 0 {
+			out = append(out, warning(f+"grouping_labels", "ignored", "grouping_labels apply to push_gateway_url only", ""))
+		}
+		if p.GetPushMethod() != pb.PushMethod_PUSH_METHOD_UNSPECIFIED {
+			out = append(out, warning(f+"push_method", "ignored", "push_method applies to push_gateway_url only", ""))
+		}
+	}
+	if v := p.GetRemoteWriteUrl(); v != "" {
+		out = appendNonNil(out, validateURL(f+"remote_write_url", v))
+	} else if p.GetNativeHistograms() {
+		out = append(out, warning(f+"native_histograms", "ignored", "native_histograms applies to remote_write_url only", ""))
+	}
+	if v := p.GetScrapeEndpoint(); v != "" {
+		out = appendNonNil(out, validateHostPort(f+"scrape_endpoint", v))
+	}
+	if ns := p.GetNamespace(); ns != "" && !metricNameRe.MatchString(ns) {
+		out = append(out, issue(f+"namespace", "invalid_format", fmt.Sprintf("namespace %q is not a valid metric name prefix", ns), "use [a-zA-Z_:][a-zA-Z0-9_:]*"))
+	}
+	for k := range p.GetGroupingLabels() {
+		if !labelNameRe.MatchString(k) {
+			out = append(out, issue(fmt.Sprintf("%sgrouping_labels[%q]", f, k), "invalid_label_name", fmt.Sprintf("%q is not a valid label name", k), "use [a-zA-Z_][a-zA-Z0-9_]*"))
+		}
+	}
+	for k := range p.GetExternalLabels() {
+		if !labelNameRe.MatchString(k) {
+			out = append(out, issue(fmt.Sprintf("%sexternal_labels[%q]", f, k), "invalid_label_name", fmt.Sprintf("%q is not a valid label name", k), "use [a-zA-Z_][a-zA-Z0-9_]*"))
+		}
+	}
+	out = append(out, validateHeaders(f+"headers", p.GetHeaders())...)
+	out = appendNonNil(out, validateDuration(f+"timeout", p.GetTimeout(), false))
+	return out
+}
+
+func validateOTel(o *pb.OpenTelemetrySettings) []*pb.ValidationIssue {
+	const f = "config.settings.opentelemetry."
+	var out []*pb.ValidationIssue
+	ep := o.GetEndpoint()
+	switch o.GetProtocol() {
+	case pb.OtlpProtocol_OTLP_PROTOCOL_UNSPECIFIED, pb.OtlpProtocol_OTLP_PROTOCOL_GRPC:
+		switch {
+		case ep == "":
+			out = append(out, issue(f+"endpoint", "required", "endpoint must be set", "host:port, e.g. \"otel-collector:4317\""))
+		case strings.Contains(ep, "://"):
+			out = appendNonNil(out, validateURL(f+"endpoint", ep))
+		default:
+			out = appendNonNil(out, validateHostPort(f+"endpoint", ep))
+		}
+	case pb.OtlpProtocol_OTLP_PROTOCOL_HTTP_PROTOBUF, pb.OtlpProtocol_OTLP_PROTOCOL_HTTP_JSON:
+		if ep == "" {
+			out = append(out, issue(f+"endpoint", "required", "endpoint must be set", "a URL, e.g. \"http://otel-collector:4318\""))
+		} else {
+			out = appendNonNil(out, validateURL(f+"endpoint", ep))
+		}
+	default:
+		out = append(out, issue(f+"protocol", "invalid_value", fmt.Sprintf("unknown protocol %d", o.GetProtocol()), ""))
+	}
+	switch o.GetCompression() {
+	case "", "gzip", "zstd", "snappy", "none":
+	default:
+		out = append(out, issue(f+"compression", "invalid_value", fmt.Sprintf("compression %q is not supported", o.GetCompression()),
+			"one of gzip, zstd, snappy, none"))
+	}
+	out = append(out, validateHeaders(f+"headers", o.GetHeaders())...)
+	out = appendNonNil(out, validateDuration(f+"timeout", o.GetTimeout(), false))
+	return out
+}
+
+func validateStatsd(s *pb.StatsdSettings) []*pb.ValidationIssue {
+	const f = "config.settings.statsd."
+	var out []*pb.ValidationIssue
+	if s.GetAddress() == "" {
+		out = append(out, issue(f+"address", "required", "address must be set", "host:port, e.g. \"statsd:8125\""))
+	} else {
+		out = appendNonNil(out, validateHostPort(f+"address", s.GetAddress()))
+	}
+	if _, ok := pb.StatsdTransport_name[int32(s.GetTransport())]; !ok {
+		out = append(out, issue(f+"transport", "invalid_value", fmt.Sprintf("unknown transport %d", s.GetTransport()), ""))
+	}
+	if _, ok := pb.StatsdTagFormat_name[int32(s.GetTagFormat())]; !ok {
+		out = append(out, issue(f+"tag_format", "invalid_value", fmt.Sprintf("unknown tag format %d", s.GetTagFormat()), ""))
+	}
+	if r := s.GetSampleRate(); math.IsNaN(r) || r < 0 || r > 1 {
+		out = append(out, issue(f+"sample_rate", "out_of_range", fmt.Sprintf("sample_rate %v must be in (0,1] (0 means 1)", r), ""))
+	}
+	if m := s.GetMaxPacketSize(); m != 0 && (m < 64 || m > 65507) {
+		out = append(out, issue(f+"max_packet_size", "out_of_range", fmt.Sprintf("max_packet_size %d must be in [64, 65507]", m), "1432 fits an Ethernet MTU"))
+	}
+	if p := s.GetPrefix(); strings.ContainsAny(p, ":|@# \n") {
+		out = append(out, issue(f+"prefix", "invalid_format", fmt.Sprintf("prefix %q contains a StatsD separator", p), ""))
+	}
+	out = appendNonNil(out, validateDuration(f+"flush_interval", s.GetFlushInterval(), false))
+	return out
+}
+
+func validateCustom(c *pb.CustomSettings) []*pb.ValidationIssue {
+	const f = "config.settings.custom."
+	if c.GetExporterType() == "" {
+		return []*pb.ValidationIssue{issue(f+"exporter_type", "required", "exporter_type must be set", "e.g. \"otlp_http\", \"debug\"")}
+	}
+	if _, err := component.NewType(c.GetExporterType()); err != nil {
+		return []*pb.ValidationIssue{issue(f+"exporter_type", "invalid_format", err.Error(), "")}
+	}
+	if c.GetExporterType() == "providers" {
+		return []*pb.ValidationIssue{issue(f+"exporter_type", "invalid_value", "a provider cannot be a providers exporter (it would loop)", "")}
+	}
+	return nil
+}
+
+// compileGlob checks a name glob.
+func compileGlob(g string) error {
+	_, err := path.Match(g, "")
+	return err
+}
+
+func validateFilter(f string, mf *pb.MetricFilter) []*pb.ValidationIssue {
+	if mf == nil {
+		return nil
+	}
+	var out []*pb.ValidationIssue
+	for i, g := range mf.GetNames() {
+		if err := compileGlob(g); err != nil || g == "" {
+			out = append(out, issue(fmt.Sprintf("%s.names[%d]", f, i), "invalid_glob", fmt.Sprintf("%q is not a valid name glob", g), "use *, ? and [..] only"))
+		}
+	}
+	for i, g := range mf.GetExcludeNames() {
+		if err := compileGlob(g); err != nil || g == "" {
+			out = append(out, issue(fmt.Sprintf("%s.exclude_names[%d]", f, i), "invalid_glob", fmt.Sprintf("%q is not a valid name glob", g), "use *, ? and [..] only"))
+		}
+	}
+	if re := mf.GetNameRegex(); re != "" {
+		if _, err := regexp.Compile("^(?:" + re + ")$"); err != nil {
+			out = append(out, issue(f+".name_regex", "invalid_regex", err.Error(), "use RE2 syntax"))
+		}
+	}
+	for i, lm := range mf.GetLabelMatchers() {
+		lf := fmt.Sprintf("%s.label_matchers[%d]", f, i)
+		if lm.GetName() == "" {
+			out = append(out, issue(lf+".name", "required", "label name must be set", ""))
+		}
+		switch lm.GetOperator() {
+		case pb.MatchOperator_MATCH_OPERATOR_UNSPECIFIED, pb.MatchOperator_MATCH_OPERATOR_EQUAL, pb.MatchOperator_MATCH_OPERATOR_NOT_EQUAL:
+		case pb.MatchOperator_MATCH_OPERATOR_REGEX, pb.MatchOperator_MATCH_OPERATOR_NOT_REGEX:
+			if _, err := regexp.Compile("^(?:" + lm.GetValue() + ")$"); err != nil {
+				out = append(out, issue(lf+".value", "invalid_regex", err.Error(), "use RE2 syntax"))
+			}
+		default:
+			out = append(out, issue(lf+".operator", "invalid_value", fmt.Sprintf("unknown operator %d", lm.GetOperator()), ""))
+		}
+	}
+	for i, t := range mf.GetTypes() {
+		if t == pb.MetricType_METRIC_TYPE_UNSPECIFIED || pb.MetricType_name[int32(t)] == "" {
+			out = append(out, issue(fmt.Sprintf("%s.types[%d]", f, i), "invalid_value", fmt.Sprintf("metric type %v is not a type", t), ""))
+		}
+	}
+	return out
+}
+
+func validateLimits(l *pb.ResourceLimits) []*pb.ValidationIssue {
+	const f = "config.limits."
+	var out []*pb.ValidationIssue
+	if l.GetQueueSize() > maxQueueSize {
+		out = append(out, issue(f+"queue_size", "out_of_range", fmt.Sprintf("queue_size %d exceeds %d", l.GetQueueSize(), maxQueueSize), ""))
+	}
+	if r := l.GetMaxDatapointsPerSecond(); math.IsNaN(r) || math.IsInf(r, 0) || r < 0 {
+		out = append(out, issue(f+"max_datapoints_per_second", "out_of_range", fmt.Sprintf("max_datapoints_per_second %v must be a finite number >= 0", r), "0 means unlimited"))
+	}
+	if l.GetConcurrency() > maxConcurrency {
+		out = append(out, issue(f+"concurrency", "out_of_range", fmt.Sprintf("concurrency %d exceeds %d", l.GetConcurrency(), maxConcurrency), ""))
+	}
+	return out
+}
+
+func validateSecurity(pc *pb.ProviderConfig) []*pb.ValidationIssue {
+	const f = "config.security."
+	s := pc.GetSecurity()
+	if s == nil {
+		return nil
+	}
+	var out []*pb.ValidationIssue
+	tls := s.GetTls()
+	if (tls.GetCertFile() == "") != (tls.GetKeyFile() == "") {
+		out = append(out, issue(f+"tls.key_file", "conflict", "cert_file and key_file must be set together", ""))
+	}
+	if tls.GetInsecure() && (tls.GetCaFile() != "" || tls.GetCertFile() != "" || tls.GetServerName() != "") {
+		out = append(out, issue(f+"tls.insecure", "conflict", "insecure (plain text) conflicts with the TLS files and server name", "unset insecure or the TLS settings"))
+	}
+	ba := s.GetBasicAuth()
+	if ba != nil && ba.GetUsername() == "" && ba.GetPassword() != "" {
+		out = append(out, issue(f+"basic_auth.username", "required", "username must be set with a password", ""))
+	}
+	if ba.GetUsername() != "" && s.GetBearerToken() != "" {
+		out = append(out, issue(f+"bearer_token", "conflict", "bearer_token and basic_auth are exclusive", "set one of them"))
+	}
+	if a := s.GetAuthenticator(); a != "" {
+		var id component.ID
+		if err := id.UnmarshalText([]byte(a)); err != nil {
+			out = append(out, issue(f+"authenticator", "invalid_format", fmt.Sprintf("authenticator %q is not a component id: %v", a, err), "e.g. \"oauth2client\""))
+		}
+		if ba.GetUsername() != "" || s.GetBearerToken() != "" {
+			out = append(out, issue(f+"authenticator", "conflict", "authenticator and basic_auth/bearer_token are exclusive", "set one of them"))
+		}
+	}
+	if ba.GetUsername() != "" || s.GetBearerToken() != "" {
+		for k := range providerHeaders(pc) {
+			if strings.EqualFold(k, "authorization") {
+				out = append(out, issue(f+"bearer_token", "conflict", "an Authorization header is set in the settings too", "remove the header or the credentials"))
+			}
+		}
+	}
+	return out
+}
+
+func validateRetry(r *pb.RetryPolicy) []*pb.ValidationIssue {
+	if r == nil {
+		return nil
+	}
+	const f = "config.retry."
+	var out []*pb.ValidationIssue
+	out = appendNonNil(out, validateDuration(f+"initial_interval", r.GetInitialInterval(), false))
+	out = appendNonNil(out, validateDuration(f+"max_interval", r.GetMaxInterval(), false))
+	out = appendNonNil(out, validateDuration(f+"max_elapsed_time", r.GetMaxElapsedTime(), false))
+	if r.GetInitialInterval() != nil && r.GetMaxInterval() != nil && r.GetMaxInterval().AsDuration() > 0 &&
+		r.GetMaxInterval().AsDuration() < r.GetInitialInterval().AsDuration() {
+		out = append(out, issue(f+"max_interval", "out_of_range", "max_interval must not be shorter than initial_interval", ""))
+	}
+	return out
+}
+
+func validateHealth(h *pb.HealthCheckSettings) []*pb.ValidationIssue {
+	if h == nil {
+		return nil
+	}
+	const f = "config.health_check."
+	var out []*pb.ValidationIssue
+	for name, v := range map[string]float64{"degraded_error_ratio": h.GetDegradedErrorRatio(), "unhealthy_error_ratio": h.GetUnhealthyErrorRatio()} {
+		if math.IsNaN(v) || v < 0 || v > 1 {
+			out = append(out, issue(f+name, "out_of_range", fmt.Sprintf("%s %v must be in [0,1] (0 means the default)", name, v), ""))
+		}
+	}
+	d, u := h.GetDegradedErrorRatio(), h.GetUnhealthyErrorRatio()
+	if d > 0 && u > 0 && d > u {
+		out = append(out, issue(f+"degraded_error_ratio", "out_of_range", "degraded_error_ratio must not exceed unhealthy_error_ratio", ""))
+	}
+	if w := h.GetWindow(); w != nil {
+		if iss := validateDuration(f+"window", w, false); iss != nil {
+			out = append(out, iss)
+		} else if w.AsDuration() > 0 && w.AsDuration() < 100*time.Millisecond {
+			out = append(out, issue(f+"window", "out_of_range", "window must be at least 100ms", ""))
+		}
+	}
+	return out
+}
+
+func validateHeaders(f string, h map[string]string) []*pb.ValidationIssue {
+	var out []*pb.ValidationIssue
+	for k, v := range h {
+		if !headerNameRe.MatchString(k) {
+			out = append(out, issue(fmt.Sprintf("%s[%q]", f, k), "invalid_header", fmt.Sprintf("%q is not a valid header name", k), ""))
+		}
+		if strings.ContainsAny(v, "\r\n") {
+			out = append(out, issue(fmt.Sprintf("%s[%q]", f, k), "invalid_header", "header values must not contain line breaks", ""))
+		}
+	}
+	return out
+}
+
+func validateDuration(f string, d *durationpb.Duration, required bool) *pb.ValidationIssue {
+	if d == nil {
+		if required {
+			return issue(f, "required", "must be set", "")
+		}
+		return nil
+	}
+	if err := d.CheckValid(); err != nil {
+		return issue(f, "invalid_value", err.Error(), "")
+	}
+	if d.AsDuration() < 0 {
+		return issue(f, "out_of_range", "must not be negative", "")
+	}
+	return nil
+}
+
+func validateURL(f, raw string) *pb.ValidationIssue {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return issue(f, "invalid_url", fmt.Sprintf("%q is not a URL: %v", raw, err), "e.g. \"http://host:port/path\"")
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return issue(f, "invalid_url", fmt.Sprintf("%q must be an http or https URL", raw), "e.g. \"http://host:port/path\"")
+	}
+	if u.Host == "" {
+		return issue(f, "invalid_url", fmt.Sprintf("%q has no host", raw), "e.g. \"http://host:port/path\"")
+	}
+	return nil
+}
+
+func validateHostPort(f, hp string) *pb.ValidationIssue {
+	_, port, err := net.SplitHostPort(hp)
+	if err != nil {
+		return issue(f, "invalid_address", fmt.Sprintf("%q is not host:port: %v", hp, err), "e.g. \"localhost:9464\"")
+	}
+	if p, err := strconv.Atoi(port); err != nil || p < 0 || p > 65535 {
+		return issue(f, "invalid_address", fmt.Sprintf("%q has no valid port", hp), "")
+	}
+	return nil
+}
+
+func appendNonNil(out []*pb.ValidationIssue, iss *pb.ValidationIssue) []*pb.ValidationIssue {
+	if iss != nil {
+		out = append(out, iss)
+	}
+	return out
+}
+
+// providerHeaders returns the headers of the provider's settings.
+func providerHeaders(pc *pb.ProviderConfig) map[string]string {
+	if h := pc.GetSettings().GetPrometheus().GetHeaders(); len(h) > 0 {
+		return h
+	}
+	return pc.GetSettings().GetOpentelemetry().GetHeaders()
+}
