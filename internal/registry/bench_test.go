@@ -104,4 +104,3 @@ func (k *memKV) Set(_ context.Context, key string, v []byte) error {
 	return nil
 }
 func (*memKV) Close(context.Context) error { return nil }
-
