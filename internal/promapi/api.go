@@ -22,6 +22,7 @@ import (
 	"github.com/prometheus/prometheus/promql"
 	"github.com/prometheus/prometheus/promql/parser"
 	"github.com/prometheus/prometheus/storage"
+	"github.com/prometheus/prometheus/util/annotations"
 
 	"github.com/metricsmodule/metricsmodule/internal/query"
 	"github.com/metricsmodule/metricsmodule/internal/store"
@@ -330,43 +331,12 @@ func warnings(ws interface{ AsErrors() []error }) []string {
 }
 
 func (a *api) labelNames(w http.ResponseWriter, r *http.Request) {
-	start, end, matchers, err := selectParams(r)
-	if err != nil {
-		fail(w, err)
-		return
-	}
-	if idx, metric := a.indexedMetric(matchers); idx != nil {
-		names, _ := idx.IndexedLabels(metric)
-		ok(w, append([]string{labels.MetricName}, names...), nil)
-		return
-	}
-	q, err := a.querier(r.Context(), start, end)
-	if err != nil {
-		fail(w, err)
-		return
-	}
-	defer q.Close()
-	hints := &storage.LabelHints{}
-	if limit, lerr := limitParam(r); lerr == nil {
-		hints.Limit = limit
-	}
-	names := map[string]struct{}{}
-	var warns []string
-	if len(matchers) == 0 {
-		matchers = [][]*labels.Matcher{nil}
-	}
-	for _, ms := range matchers {
-		ns, ws, err := q.LabelNames(r.Context(), hints, ms...)
-		if err != nil {
-			fail(w, err)
-			return
-		}
-		warns = append(warns, warnings(ws)...)
-		for _, n := range ns {
-			names[n] = struct{}{}
-		}
-	}
-	ok(w, sortedKeys(names, hints.Limit), warns)
+	a.labelSet(w, r, func(idx LabelIndex, metric string) ([]string, bool) {
+		names, ok := idx.IndexedLabels(metric)
+		return append([]string{labels.MetricName}, names...), ok
+	}, func(ctx context.Context, q storage.Querier, hints *storage.LabelHints, ms []*labels.Matcher) ([]string, annotations.Annotations, error) {
+		return q.LabelNames(ctx, hints, ms...)
+	})
 }
 
 func (a *api) labelValues(w http.ResponseWriter, r *http.Request) {
@@ -374,13 +344,32 @@ func (a *api) labelValues(w http.ResponseWriter, r *http.Request) {
 	if strings.HasPrefix(name, "U__") {
 		name = unescapeLabelName(name)
 	}
+	a.labelSet(w, r, func(idx LabelIndex, metric string) ([]string, bool) {
+		return idx.IndexedValues(metric, name)
+	}, func(ctx context.Context, q storage.Querier, hints *storage.LabelHints, ms []*labels.Matcher) ([]string, annotations.Annotations, error) {
+		return q.LabelValues(ctx, name, hints, ms...)
+	})
+}
+
+// labelSet answers the label names and label values endpoints: from the
+// registry's index when the request selects one indexed metric, otherwise
+// as the union over the match[] selectors from the store.
+func (a *api) labelSet(w http.ResponseWriter, r *http.Request,
+	fromIndex func(LabelIndex, string) ([]string, bool),
+	fromStore func(context.Context, storage.Querier, *storage.LabelHints, []*labels.Matcher) ([]string, annotations.Annotations, error),
+) {
 	start, end, matchers, err := selectParams(r)
 	if err != nil {
 		fail(w, err)
 		return
 	}
+	limit, err := limitParam(r)
+	if err != nil {
+		fail(w, err)
+		return
+	}
 	if idx, metric := a.indexedMetric(matchers); idx != nil {
-		if vs, found := idx.IndexedValues(metric, name); found {
+		if vs, found := fromIndex(idx, metric); found {
 			ok(w, vs, nil)
 			return
 		}
@@ -391,27 +380,24 @@ func (a *api) labelValues(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer q.Close()
-	hints := &storage.LabelHints{}
-	if limit, lerr := limitParam(r); lerr == nil {
-		hints.Limit = limit
-	}
-	values := map[string]struct{}{}
+	hints := &storage.LabelHints{Limit: limit}
+	set := map[string]struct{}{}
 	var warns []string
 	if len(matchers) == 0 {
 		matchers = [][]*labels.Matcher{nil}
 	}
 	for _, ms := range matchers {
-		vs, ws, err := q.LabelValues(r.Context(), name, hints, ms...)
+		vs, ws, err := fromStore(r.Context(), q, hints, ms)
 		if err != nil {
 			fail(w, err)
 			return
 		}
 		warns = append(warns, warnings(ws)...)
 		for _, v := range vs {
-			values[v] = struct{}{}
+			set[v] = struct{}{}
 		}
 	}
-	ok(w, sortedKeys(values, hints.Limit), warns)
+	ok(w, sortedKeys(set, limit), warns)
 }
 
 func sortedKeys(m map[string]struct{}, limit int) []string {
