@@ -58,7 +58,7 @@ func NewAccumulator(cfg Config, scope Scope) *Accumulator {
 		a.shards[i].m = make(map[uint64]*series)
 	}
 	a.calls.New = func() any {
-		return &call{index: make(map[uint64]int32), metrics: make(map[metricKey]pmetric.Metric)}
+		return &call{index: make(map[uint64]int32), metrics: make(map[metricKey]int32)}
 	}
 	return a
 }
@@ -82,7 +82,9 @@ func (a *Accumulator) Limits() Limits { return a.cfg.Limits }
 
 // record is one prepared item of a batch.
 type record struct {
-	m      *pb.MetricData
+	m *pb.MetricData
+	// labels are m.Labels (with the validator's defaults) sorted by name.
+	labels []kv
 	name   *nameInfo
 	key    uint64
 	resKey uint64
@@ -150,8 +152,16 @@ func (a *Accumulator) Prepare(ms []*pb.MetricData, res *pb.Resource, single bool
 	issues := make([]*Issue, len(ms))
 	prep := func(lo, hi int) {
 		h := hasherPool.Get().(*hasher)
+		n := 0
+		for _, m := range ms[lo:hi] {
+			if m != nil {
+				n += len(m.Labels)
+			}
+		}
+		// one backing array for the sorted labels of the chunk's records
+		arena := make([]kv, 0, n+8)
 		for i := lo; i < hi; i++ {
-			issues[i] = a.prepareOne(h, &b.recs[i], ms[i], reqKey, now)
+			issues[i] = a.prepareOne(h, &arena, &b.recs[i], ms[i], reqKey, now)
 		}
 		hasherPool.Put(h)
 	}
@@ -190,19 +200,33 @@ func (b *Batch) resourceIndex(attrs map[string]string, key uint64) int32 {
 	return int32(len(b.resources) - 1)
 }
 
-func (a *Accumulator) prepareOne(h *hasher, r *record, m *pb.MetricData, reqKey uint64, now int64) *Issue {
+// prepareOne validates and keys one record. Its sorted labels are appended
+// to *arena (records keep subslices of it).
+func (a *Accumulator) prepareOne(h *hasher, arena *[]kv, r *record, m *pb.MetricData, reqKey uint64, now int64) *Issue {
 	r.m = m
-	if iss := validateRecord(m, now, &a.cfg.Limits, a.allowsNaN); iss != nil {
+	var labels []kv
+	lim := &a.cfg.Limits
+	if m != nil && (lim.MaxLabels <= 0 || len(m.Labels) <= lim.MaxLabels) {
+		// (over the limit, validateRecord refuses before it reads the labels)
+		*arena, labels = appendSorted(*arena, m.Labels)
+	}
+	if iss := validateRecord(m, labels, now, lim, a.allowsNaN); iss != nil {
 		return iss
 	}
 	if a.validator != nil {
 		if iss := a.validator.Validate(m); iss != nil {
 			return iss
 		}
+		if len(m.Labels) != len(labels) {
+			// the validator added default labels: collect again
+			*arena = (*arena)[:len(*arena)-len(labels)]
+			*arena, labels = appendSorted(*arena, m.Labels)
+		}
 	}
+	r.labels = labels
 	r.ts = now
 	if m.Timestamp != nil {
-		r.ts = m.Timestamp.AsTime().UnixNano()
+		r.ts = unixNano(m.Timestamp)
 	}
 	r.weight = 1
 	if m.SampleRate > 0 {
@@ -212,7 +236,7 @@ func (a *Accumulator) prepareOne(h *hasher, r *record, m *pb.MetricData, reqKey 
 	if m.Resource != nil {
 		r.resKey = h.resourceKey(m.Resource.Attributes)
 	}
-	r.key = h.seriesKey(r.resKey, m)
+	r.key = h.seriesKeySorted(r.resKey, m, labels)
 	ni := a.names.lookup(m.Name, m.Type, a.cfg.Limits.MaxMetricNames)
 	if ni == nil {
 		return &Issue{
@@ -270,7 +294,9 @@ type call struct {
 	staged  []staged
 	index   map[uint64]int32
 	locked  [numShards]bool
-	metrics map[metricKey]pmetric.Metric
+	metrics map[metricKey]int32 // index in slots
+	slots   []metricSlot
+	order   []int32 // slot of each emitted point, in emit order
 	rms     []pmetric.ScopeMetrics
 }
 
@@ -280,6 +306,9 @@ func (c *call) reset() {
 	clear(c.index)
 	c.locked = [numShards]bool{}
 	clear(c.metrics)
+	clear(c.slots)
+	c.slots = c.slots[:0]
+	c.order = c.order[:0]
 	c.rms = c.rms[:0]
 }
 

@@ -18,46 +18,101 @@ func (a *Accumulator) build(c *call, b *Batch) pmetric.Metrics {
 		c.rms[i] = pmetric.ScopeMetrics{}
 	}
 	// Emit in the order of the records: first the gauges (one point per
-	// record), then one point per staged series.
+	// record), then one point per staged series. A first pass creates the
+	// metrics and counts their points, so that their point slices are
+	// allocated once.
+	last := int32(-1)
+	note := func(r *record) {
+		if last >= 0 && c.slots[last].key.res == r.res && c.slots[last].key.name == r.m.Name {
+			fillMeta(c.slots[last].m, r)
+		} else {
+			last = a.metricFor(c, md, b, r)
+		}
+		c.slots[last].n++
+		c.order = append(c.order, last)
+	}
 	for i := range b.recs {
 		r := &b.recs[i]
 		if r.bad || stateful(r.m.Type) {
 			continue
 		}
-		m := a.metricFor(c, md, b, r)
+		note(r)
+	}
+	for i := range c.staged {
+		note(&b.recs[c.staged[i].rec])
+	}
+	for i := range c.slots {
+		reserve(c.slots[i].m, c.slots[i].n)
+	}
+	j := 0
+	for i := range b.recs {
+		r := &b.recs[i]
+		if r.bad || stateful(r.m.Type) {
+			continue
+		}
+		m := c.slots[c.order[j]].m
+		j++
 		dp := m.Gauge().DataPoints().AppendEmpty()
 		dp.SetTimestamp(pcommon.Timestamp(r.ts))
 		dp.SetDoubleValue(r.m.Value)
-		putLabels(dp.Attributes(), r.m.Labels)
+		putLabels(dp.Attributes(), r.labels)
 	}
 	for i := range c.staged {
 		st := &c.staged[i]
-		r := &b.recs[st.rec]
-		m := a.metricFor(c, md, b, r)
-		a.emit(m, st, r)
+		m := c.slots[c.order[j]].m
+		j++
+		a.emit(m, st, &b.recs[st.rec])
 	}
 	return md
 }
 
-func putLabels(attrs pcommon.Map, labels map[string]string) {
-	attrs.EnsureCapacity(len(labels))
-	for k, v := range labels {
-		attrs.PutStr(k, v)
+// metricSlot is one metric of a build and the number of its points.
+type metricSlot struct {
+	key metricKey
+	m   pmetric.Metric
+	n   int
+}
+
+// reserve makes room for n data points in m.
+func reserve(m pmetric.Metric, n int) {
+	switch m.Type() {
+	case pmetric.MetricTypeGauge:
+		m.Gauge().DataPoints().EnsureCapacity(n)
+	case pmetric.MetricTypeSum:
+		m.Sum().DataPoints().EnsureCapacity(n)
+	case pmetric.MetricTypeHistogram:
+		m.Histogram().DataPoints().EnsureCapacity(n)
+	case pmetric.MetricTypeExponentialHistogram:
+		m.ExponentialHistogram().DataPoints().EnsureCapacity(n)
+	case pmetric.MetricTypeSummary:
+		m.Summary().DataPoints().EnsureCapacity(n)
 	}
 }
 
-// metricFor returns the metric of r's name in r's resource, creating the
-// resource, scope and metric on first use.
-func (a *Accumulator) metricFor(c *call, md pmetric.Metrics, b *Batch, r *record) pmetric.Metric {
+// fillMeta sets the unit and description of m from r where m has none.
+func fillMeta(m pmetric.Metric, r *record) {
+	if m.Unit() == "" && r.m.Unit != "" {
+		m.SetUnit(r.m.Unit)
+	}
+	if m.Description() == "" && r.m.Description != "" {
+		m.SetDescription(r.m.Description)
+	}
+}
+
+func putLabels(attrs pcommon.Map, labels []kv) {
+	attrs.EnsureCapacity(len(labels))
+	for _, l := range labels {
+		attrs.PutStr(l.k, l.v)
+	}
+}
+
+// metricFor returns the slot of the metric of r's name in r's resource,
+// creating the resource, scope and metric on first use.
+func (a *Accumulator) metricFor(c *call, md pmetric.Metrics, b *Batch, r *record) int32 {
 	k := metricKey{res: r.res, name: r.m.Name}
-	if m, ok := c.metrics[k]; ok {
-		if m.Unit() == "" && r.m.Unit != "" {
-			m.SetUnit(r.m.Unit)
-		}
-		if m.Description() == "" && r.m.Description != "" {
-			m.SetDescription(r.m.Description)
-		}
-		return m
+	if si, ok := c.metrics[k]; ok {
+		fillMeta(c.slots[si].m, r)
+		return si
 	}
 	sm := c.rms[r.res]
 	if sm == (pmetric.ScopeMetrics{}) {
@@ -101,8 +156,10 @@ func (a *Accumulator) metricFor(c *call, md pmetric.Metrics, b *Batch, r *record
 	case pb.MetricType_METRIC_TYPE_SUMMARY:
 		m.SetEmptySummary()
 	}
-	c.metrics[k] = m
-	return m
+	si := int32(len(c.slots))
+	c.slots = append(c.slots, metricSlot{key: k, m: m})
+	c.metrics[k] = si
+	return si
 }
 
 func temporality(t Temporality) pmetric.AggregationTemporality {
@@ -116,7 +173,7 @@ func temporality(t Temporality) pmetric.AggregationTemporality {
 func (a *Accumulator) emit(m pmetric.Metric, st *staged, r *record) {
 	ts := pcommon.Timestamp(st.ts)
 	start := pcommon.Timestamp(st.next.start)
-	labels := r.m.Labels
+	labels := r.labels
 	switch m.Type() {
 	case pmetric.MetricTypeSum:
 		dp := m.Sum().DataPoints().AppendEmpty()

@@ -1,7 +1,9 @@
 package convert
 
 import (
+	"encoding/binary"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -33,77 +35,100 @@ func (t *nameTable) lookup(name string, typ pb.MetricType, maxNames int) *nameIn
 	if maxNames > 0 && t.count.Load() >= int64(maxNames) {
 		return nil
 	}
-	v, loaded := t.m.LoadOrStore(name, &nameInfo{typ: typ})
+	// name may point into a request buffer (see internal/grpccodec): keep a
+	// copy of its own.
+	v, loaded := t.m.LoadOrStore(strings.Clone(name), &nameInfo{typ: typ})
 	if !loaded {
 		t.count.Add(1)
 	}
 	return v.(*nameInfo)
 }
 
+// kv is one label: a name and its value.
+type kv struct{ k, v string }
+
 // hasher computes series keys without allocating: one per goroutine.
 type hasher struct {
-	d    xxhash.Digest
-	keys []string
-	b    [8]byte
+	pairs []kv   // scratch for resource attributes
+	buf   []byte // the bytes hashed for one key
 }
 
-var hasherPool = sync.Pool{New: func() any { return &hasher{keys: make([]string, 0, 16)} }}
+var hasherPool = sync.Pool{New: func() any { return &hasher{pairs: make([]kv, 0, 16), buf: make([]byte, 0, 256)} }}
 
 const (
 	sepName  = 0xff
 	sepLabel = 0xfe
 )
 
-// sortedKeys returns the keys of m in order, in the hasher's scratch slice.
-func (h *hasher) sortedKeys(m map[string]string) []string {
-	h.keys = h.keys[:0]
-	for k := range m {
-		h.keys = append(h.keys, k)
-	}
-	if len(h.keys) <= 12 {
-		// insertion sort: small label sets are the common case
-		for i := 1; i < len(h.keys); i++ {
-			for j := i; j > 0 && h.keys[j] < h.keys[j-1]; j-- {
-				h.keys[j], h.keys[j-1] = h.keys[j-1], h.keys[j]
+// appendSorted appends the entries of m to dst, sorted by name, and returns
+// dst and the appended part.
+func appendSorted(dst []kv, m map[string]string) (all, added []kv) {
+	lo := len(dst)
+	if len(m) <= smallLabels {
+		// Sort on the stack, then copy once: swaps in the heap would each
+		// pay GC write barriers.
+		var tmp [smallLabels]kv
+		n := 0
+		for k, v := range m {
+			tmp[n] = kv{k, v}
+			n++
+		}
+		p := tmp[:n]
+		for i := 1; i < len(p); i++ {
+			for j := i; j > 0 && p[j].k < p[j-1].k; j-- {
+				p[j], p[j-1] = p[j-1], p[j]
 			}
 		}
-	} else {
-		slices.Sort(h.keys)
+		dst = append(dst, p...)
+		return dst, dst[lo:]
 	}
-	return h.keys
+	for k, v := range m {
+		dst = append(dst, kv{k, v})
+	}
+	p := dst[lo:]
+	slices.SortFunc(p, func(a, b kv) int { return strings.Compare(a.k, b.k) })
+	return dst, p
 }
 
-func (h *hasher) writeMap(m map[string]string) {
-	for _, k := range h.sortedKeys(m) {
-		_, _ = h.d.WriteString(k)
-		h.b[0] = sepLabel
-		_, _ = h.d.Write(h.b[:1])
-		_, _ = h.d.WriteString(m[k])
-		h.b[0] = sepName
-		_, _ = h.d.Write(h.b[:1])
+// smallLabels is the largest label set appendSorted sorts on the stack.
+const smallLabels = 12
+
+// appendPairs appends the hashed form of sorted labels to h.buf.
+func (h *hasher) appendPairs(p []kv) {
+	for _, e := range p {
+		h.buf = append(h.buf, e.k...)
+		h.buf = append(h.buf, sepLabel)
+		h.buf = append(h.buf, e.v...)
+		h.buf = append(h.buf, sepName)
 	}
 }
 
 // resourceKey hashes resource attributes.
 func (h *hasher) resourceKey(attrs map[string]string) uint64 {
-	h.d.Reset()
-	h.writeMap(attrs)
-	return h.d.Sum64()
+	var p []kv
+	h.pairs, p = appendSorted(h.pairs[:0], attrs)
+	h.buf = h.buf[:0]
+	h.appendPairs(p)
+	clear(p)
+	return xxhash.Sum64(h.buf)
 }
 
 // seriesKey hashes (resource, name, type, labels).
 func (h *hasher) seriesKey(resKey uint64, m *pb.MetricData) uint64 {
-	h.d.Reset()
-	for i := 0; i < 8; i++ {
-		h.b[i] = byte(resKey >> (8 * i))
-	}
-	_, _ = h.d.Write(h.b[:8])
-	_, _ = h.d.WriteString(m.Name)
-	h.b[0] = sepName
-	h.b[1] = byte(m.Type)
-	_, _ = h.d.Write(h.b[:2])
-	h.writeMap(m.Labels)
-	return h.d.Sum64()
+	var p []kv
+	h.pairs, p = appendSorted(h.pairs[:0], m.Labels)
+	k := h.seriesKeySorted(resKey, m, p)
+	clear(p)
+	return k
+}
+
+// seriesKeySorted is seriesKey with m's labels given sorted by name.
+func (h *hasher) seriesKeySorted(resKey uint64, m *pb.MetricData, labels []kv) uint64 {
+	h.buf = binary.LittleEndian.AppendUint64(h.buf[:0], resKey)
+	h.buf = append(h.buf, m.Name...)
+	h.buf = append(h.buf, sepName, byte(m.Type))
+	h.appendPairs(labels)
+	return xxhash.Sum64(h.buf)
 }
 
 // Names returns the metric names seen, with the type each was first recorded as.

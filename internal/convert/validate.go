@@ -7,6 +7,7 @@ import (
 	"unicode/utf8"
 
 	"google.golang.org/grpc/codes"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	pb "github.com/metricsmodule/metricsmodule/proto/metricsmodule/v1"
 )
@@ -71,10 +72,16 @@ func validLabelName(s string) bool {
 
 func finite(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }
 
-// validateRecord checks one record against the built-in rules. Field paths
-// of its issues are relative to the item (".name"); the caller prefixes them
-// with the item's path. nowNanos is the receive time.
-func validateRecord(m *pb.MetricData, nowNanos int64, lim *Limits, allowsNaN func(string) bool) *Issue {
+// unixNano is ts.AsTime().UnixNano() without building a time.Time.
+func unixNano(ts *timestamppb.Timestamp) int64 {
+	return ts.GetSeconds()*1e9 + int64(ts.GetNanos())
+}
+
+// validateRecord checks one record against the built-in rules. labels are
+// m.Labels sorted by name (nil when there are more than lim.MaxLabels). Field
+// paths of its issues are relative to the item (".name"); the caller prefixes
+// them with the item's path. nowNanos is the receive time.
+func validateRecord(m *pb.MetricData, labels []kv, nowNanos int64, lim *Limits, allowsNaN func(string) bool) *Issue {
 	if m == nil {
 		return invalid("", "missing_metric", "the metric is not set", "set the metric field")
 	}
@@ -95,7 +102,8 @@ func validateRecord(m *pb.MetricData, nowNanos int64, lim *Limits, allowsNaN fun
 			fmt.Sprintf("metric %q has %d labels, the limit is %d", m.Name, len(m.Labels), lim.MaxLabels),
 			"drop labels that do not identify the series")
 	}
-	for k, v := range m.Labels {
+	for _, l := range labels {
+		k, v := l.k, l.v
 		if !validLabelName(k) {
 			return invalid(".labels["+strconv.Quote(k)+"]", "invalid_label_name",
 				fmt.Sprintf("label name %q is invalid: it must match [a-zA-Z_][a-zA-Z0-9_.]*", k),
@@ -120,7 +128,7 @@ func validateRecord(m *pb.MetricData, nowNanos int64, lim *Limits, allowsNaN fun
 		if err := m.Timestamp.CheckValid(); err != nil {
 			return invalid(".timestamp", "invalid_timestamp", err.Error(), "send a valid timestamp or leave it unset for the receive time")
 		}
-		ts := m.Timestamp.AsTime().UnixNano()
+		ts := unixNano(m.Timestamp)
 		if ts > nowNanos+int64(lim.MaxFutureSkew) {
 			return invalid(".timestamp", "timestamp_in_future",
 				fmt.Sprintf("timestamp %s is more than %s ahead of the server clock", m.Timestamp.AsTime().UTC().Format("2006-01-02T15:04:05.000Z07:00"), lim.MaxFutureSkew),

@@ -151,7 +151,8 @@ func (c *compiled) check(m *pb.MetricData) *convert.Issue {
 						fmt.Sprintf("label %q of metric %q already has %d distinct values, its max_cardinality (%s)", k, m.Name, l.maxCard, schema),
 						"reuse existing values, drop high-cardinality values (ids, timestamps), or raise max_cardinality")
 				}
-				if _, loaded := l.seen.LoadOrStore(v, struct{}{}); !loaded {
+				// v may point into a request buffer (internal/grpccodec): keep a copy
+				if _, loaded := l.seen.LoadOrStore(strings.Clone(v), struct{}{}); !loaded {
 					l.count.Add(1)
 				}
 			}

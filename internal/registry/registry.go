@@ -11,6 +11,7 @@ import (
 	"path"
 	"regexp"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -119,7 +120,8 @@ func (r *Registry) Validate(m *pb.MetricData) *convert.Issue {
 			"register it with RegisterMetric first")
 	}
 	if iss != nil {
-		r.rejects.add(m.Name, r.now(), iss.Message)
+		// m.Name may point into a request buffer (internal/grpccodec)
+		r.rejects.add(strings.Clone(m.Name), r.now(), iss.Message)
 	}
 	return iss
 }

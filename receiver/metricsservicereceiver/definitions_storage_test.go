@@ -67,4 +67,3 @@ func TestDefinitionsInStorageExtension(t *testing.T) {
 	require.Len(t, got, 1, "the definition comes back from file_storage")
 	assert.Equal(t, "http_requests_total", got[0].Definition.Name)
 }
-

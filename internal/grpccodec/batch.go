@@ -1,0 +1,222 @@
+package grpccodec
+
+import (
+	"encoding/binary"
+	"math"
+	"unsafe"
+
+	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	pb "github.com/metricsmodule/metricsmodule/proto/metricsmodule/v1"
+)
+
+// unmarshalBatch decodes a RecordBatchMetricsRequest from b like
+// req.UnmarshalVT, but the strings of the hot fields (metric name, unit,
+// description, label names and values) point into b instead of being copied
+// one by one. b must be a private copy that is never modified or reused: the
+// decoded request and everything built from its strings keep it alive.
+//
+// Only the well-formed common case is decoded here. Other fields go through
+// the generated UnmarshalVT: one field at a time where it reads only that
+// field, else the rest of the message. So results and errors are those of the
+// generated code.
+func unmarshalBatch(b []byte, req *pb.RecordBatchMetricsRequest) error {
+	// The records and their timestamps are allocated in two arrays, one
+	// element per record, instead of two objects per record.
+	var (
+		mds []pb.MetricData
+		tss []timestamppb.Timestamp
+		k   int
+	)
+	if n := countRecords(b); n > 0 {
+		mds = make([]pb.MetricData, n)
+		tss = make([]timestamppb.Timestamp, n)
+	}
+	var err error
+	for i := 0; i < len(b); {
+		start := i
+		tag, n := protowire.ConsumeVarint(b[i:])
+		if n < 0 {
+			return req.UnmarshalVT(b[start:])
+		}
+		i += n
+		num, typ := protowire.Number(tag>>3), protowire.Type(tag&7)
+		if num == 1 && typ == protowire.BytesType {
+			v, n := protowire.ConsumeBytes(b[i:])
+			if n < 0 {
+				return req.UnmarshalVT(b[start:])
+			}
+			i += n
+			var m *pb.MetricData
+			var ts *timestamppb.Timestamp
+			if k < len(mds) {
+				m, ts = &mds[k], &tss[k]
+				k++
+			} else {
+				m = &pb.MetricData{}
+			}
+			if err := unmarshalMetric(v, m, ts); err != nil {
+				return err
+			}
+			req.Metrics = append(req.Metrics, m)
+			continue
+		}
+		if !(typ == protowire.BytesType && (num == 2 || num == 3 || num == 4)) {
+			return req.UnmarshalVT(b[start:])
+		}
+		if i, err = delegate(b, start, i, req.UnmarshalVT); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// delegate decodes the field that starts at start, whose value starts at i,
+// with unmarshal (generated code, which merges the field into its message),
+// and returns the end of the field. Only for fields that the generated code
+// reads within their bounds: strings, bytes, scalars and messages (it may
+// read past the end of a malformed packed field or map entry).
+func delegate(b []byte, start, i int, unmarshal func([]byte) error) (int, error) {
+	tag, _ := protowire.ConsumeVarint(b[start:])
+	n := protowire.ConsumeFieldValue(protowire.Number(tag>>3), protowire.Type(tag&7), b[i:])
+	if n < 0 {
+		return len(b), unmarshal(b[start:])
+	}
+	return i + n, unmarshal(b[start : i+n])
+}
+
+// countRecords returns the number of records (field 1) in a well-formed
+// RecordBatchMetricsRequest, stopping at the first malformed field.
+func countRecords(b []byte) int {
+	n := 0
+	for len(b) > 0 {
+		num, typ, l := protowire.ConsumeTag(b)
+		if l < 0 {
+			break
+		}
+		if num == 1 && typ == protowire.BytesType {
+			n++
+		}
+		v := protowire.ConsumeFieldValue(num, typ, b[l:])
+		if v < 0 {
+			break
+		}
+		b = b[l+v:]
+	}
+	return n
+}
+
+// unmarshalMetric decodes one MetricData (see unmarshalBatch). ts, if not
+// nil, is the zero Timestamp to decode m's timestamp into.
+func unmarshalMetric(b []byte, m *pb.MetricData, ts *timestamppb.Timestamp) error {
+	for i := 0; i < len(b); {
+		start := i
+		tag, n := protowire.ConsumeVarint(b[i:])
+		if n < 0 {
+			return m.UnmarshalVT(b[start:])
+		}
+		i += n
+		num, typ := protowire.Number(tag>>3), protowire.Type(tag&7)
+		switch {
+		case typ == protowire.BytesType && (num == 1 || num == 6 || num == 7):
+			v, n := protowire.ConsumeBytes(b[i:])
+			if n < 0 {
+				return m.UnmarshalVT(b[start:])
+			}
+			i += n
+			switch s := alias(v); num {
+			case 1:
+				m.Name = s
+			case 6:
+				m.Unit = s
+			default:
+				m.Description = s
+			}
+			continue
+		case typ == protowire.BytesType && num == 4:
+			v, n := protowire.ConsumeBytes(b[i:])
+			if n < 0 {
+				return m.UnmarshalVT(b[start:])
+			}
+			if k, val, ok := mapEntry(v); ok {
+				i += n
+				if m.Labels == nil {
+					m.Labels = make(map[string]string)
+				}
+				m.Labels[k] = val
+				continue
+			}
+			// The generated code reads a malformed entry up to the end of
+			// the message, not of the entry: let it decode the rest.
+			return m.UnmarshalVT(b[start:])
+		case typ == protowire.VarintType && num == 2:
+			v, n := protowire.ConsumeVarint(b[i:])
+			if n < 0 {
+				return m.UnmarshalVT(b[start:])
+			}
+			i += n
+			m.Type = pb.MetricType(int32(v))
+			continue
+		case typ == protowire.Fixed64Type && num == 3:
+			if len(b)-i < 8 {
+				return m.UnmarshalVT(b[start:])
+			}
+			m.Value = math.Float64frombits(binary.LittleEndian.Uint64(b[i:]))
+			i += 8
+			continue
+		}
+		if num == 5 && typ == protowire.BytesType && m.Timestamp == nil && ts != nil {
+			// the generated code decodes into a timestamp already set
+			m.Timestamp = ts
+		}
+		switch {
+		case typ == protowire.BytesType && (num == 5 || num == 9 || num == 11 || num == 12 || num == 13),
+			typ == protowire.VarintType && num == 8,
+			typ == protowire.Fixed64Type && num == 14:
+			var err error
+			if i, err = delegate(b, start, i, m.UnmarshalVT); err != nil {
+				return err
+			}
+		default:
+			// observations, unknown fields, wrong wire types
+			return m.UnmarshalVT(b[start:])
+		}
+	}
+	return nil
+}
+
+// mapEntry decodes a map<string,string> entry made only of its key and
+// value fields; ok is false for anything else.
+func mapEntry(b []byte) (k, v string, ok bool) {
+	for i := 0; i < len(b); {
+		tag, n := protowire.ConsumeVarint(b[i:])
+		if n < 0 {
+			return "", "", false
+		}
+		i += n
+		num, typ := protowire.Number(tag>>3), protowire.Type(tag&7)
+		if typ != protowire.BytesType || (num != 1 && num != 2) {
+			return "", "", false
+		}
+		s, n := protowire.ConsumeBytes(b[i:])
+		if n < 0 {
+			return "", "", false
+		}
+		i += n
+		if num == 1 {
+			k = alias(s)
+		} else {
+			v = alias(s)
+		}
+	}
+	return k, v, true
+}
+
+// alias returns b as a string without copying it.
+func alias(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	return unsafe.String(unsafe.SliceData(b), len(b))
+}

@@ -1,0 +1,146 @@
+package grpccodec
+
+import (
+	"math/rand/v2"
+	"testing"
+
+	"google.golang.org/grpc/mem"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/metricsmodule/metricsmodule/cmd/metricsbench/payload"
+	pb "github.com/metricsmodule/metricsmodule/proto/metricsmodule/v1"
+)
+
+func f64(v float64) *float64 { return &v }
+
+// sampleRequests are requests with every field of a batch set somewhere.
+func sampleRequests(t testing.TB) []*pb.RecordBatchMetricsRequest {
+	t.Helper()
+	var out []*pb.RecordBatchMetricsRequest
+	for _, s := range payload.Shapes {
+		p, err := payload.Build(s, payload.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, p.Ours)
+	}
+	ts := timestamppb.New(timestamppb.Now().AsTime())
+	out = append(out, &pb.RecordBatchMetricsRequest{
+		RequestId: "r-1",
+		Options:   &pb.BatchOptions{Mode: pb.BatchMode_BATCH_MODE_BEST_EFFORT, ReturnAllResults: true},
+		Resource:  &pb.Resource{Attributes: map[string]string{"service.name": "svc", "": "empty key"}},
+		Metrics: []*pb.MetricData{
+			{Name: "c_total", Type: pb.MetricType_METRIC_TYPE_COUNTER, Value: 2, Cumulative: true, Timestamp: ts, StartTime: ts,
+				Labels: map[string]string{"a": "", "": "v", "path": "\xff"}, Unit: "1", Description: "d", SampleRate: 0.5,
+				Resource: &pb.Resource{Attributes: map[string]string{"x": "y"}}},
+			{Name: "h", Type: pb.MetricType_METRIC_TYPE_HISTOGRAM, Histogram: &pb.HistogramValue{Count: 3, Sum: 1, ExplicitBounds: []float64{1}, BucketCounts: []uint64{1, 2}, Min: f64(0)}},
+			{Name: "s", Type: pb.MetricType_METRIC_TYPE_SUMMARY, Summary: &pb.SummaryValue{Count: 1, Sum: 2, Quantiles: []*pb.Quantile{{Quantile: 0.5, Value: 1}}}},
+			{Name: "t", Type: pb.MetricType_METRIC_TYPE_TIMER, Observations: []float64{0.1, 0.2}},
+			{Type: pb.MetricType(-3)},
+			{},
+		},
+	})
+	return out
+}
+
+func decodeBoth(t *testing.T, b []byte) {
+	t.Helper()
+	want := &pb.RecordBatchMetricsRequest{}
+	wantErr := want.UnmarshalVT(b)
+	got := &pb.RecordBatchMetricsRequest{}
+	gotErr := Codec{}.Unmarshal(mem.BufferSlice{mem.SliceBuffer(b)}, got)
+	if (wantErr == nil) != (gotErr == nil) {
+		t.Fatalf("UnmarshalVT error %v, codec error %v (input %x)", wantErr, gotErr, b)
+	}
+	if wantErr != nil {
+		if wantErr.Error() != gotErr.Error() {
+			t.Fatalf("UnmarshalVT error %q, codec error %q (input %x)", wantErr, gotErr, b)
+		}
+		return
+	}
+	if !proto.Equal(want, got) {
+		t.Fatalf("decoded requests differ:\n%v\n%v", want, got)
+	}
+}
+
+// TestBatchMatchesUnmarshalVT checks that the codec decodes a batch exactly
+// like the generated code, for valid and for corrupted input.
+func TestBatchMatchesUnmarshalVT(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	for _, req := range sampleRequests(t) {
+		b, err := req.MarshalVT()
+		if err != nil {
+			t.Fatal(err)
+		}
+		decodeBoth(t, b)
+		for range 300 {
+			c := append([]byte(nil), b...)
+			switch rng.IntN(3) {
+			case 0:
+				c = c[:rng.IntN(len(c))]
+			case 1:
+				c[rng.IntN(len(c))] = byte(rng.Uint32())
+			default:
+				for range 4 {
+					c[rng.IntN(len(c))] = byte(rng.Uint32())
+				}
+			}
+			decodeBoth(t, c)
+		}
+	}
+}
+
+// TestBatchOwnsItsBytes checks that the decoded strings survive the reuse of
+// the gRPC buffer.
+func TestBatchOwnsItsBytes(t *testing.T) {
+	req := sampleRequests(t)[2]
+	b, err := req.MarshalVT()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := &pb.RecordBatchMetricsRequest{}
+	if err := (Codec{}).Unmarshal(mem.BufferSlice{mem.SliceBuffer(b)}, got); err != nil {
+		t.Fatal(err)
+	}
+	for i := range b {
+		b[i] = 0
+	}
+	if !proto.Equal(req, got) {
+		t.Fatalf("decoded request changed with the buffer:\n%v", got)
+	}
+}
+
+func BenchmarkCodecUnmarshalBatch(b *testing.B) {
+	for _, s := range payload.Shapes {
+		p, err := payload.Build(s, payload.Options{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		raw, err := p.Ours.MarshalVT()
+		if err != nil {
+			b.Fatal(err)
+		}
+		n := len(p.Ours.Metrics)
+		b.Run(string(s)+"/codec", func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				var req pb.RecordBatchMetricsRequest
+				if err := (Codec{}).Unmarshal(mem.BufferSlice{mem.SliceBuffer(raw)}, &req); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(n), "ns/dp")
+		})
+		b.Run(string(s)+"/UnmarshalVT", func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				var req pb.RecordBatchMetricsRequest
+				if err := req.UnmarshalVT(raw); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(n), "ns/dp")
+		})
+	}
+}
