@@ -44,6 +44,8 @@ func main() {
 		err = serverMain(os.Args[2:])
 	case "reads":
 		err = readsMain(os.Args[2:])
+	case "stream":
+		err = streamMain(os.Args[2:])
 	case "help", "-h", "-help", "--help":
 		usage()
 		return

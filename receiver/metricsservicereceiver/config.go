@@ -14,6 +14,7 @@ import (
 	"github.com/metricsmodule/metricsmodule/internal/query"
 	"github.com/metricsmodule/metricsmodule/internal/registry"
 	"github.com/metricsmodule/metricsmodule/internal/store"
+	"github.com/metricsmodule/metricsmodule/internal/stream"
 )
 
 // Config is the receiver configuration.
@@ -37,6 +38,8 @@ type Config struct {
 	PrometheusAPI configoptional.Optional[confighttp.ServerConfig] `mapstructure:"prometheus_api"`
 	// Registry configures metric definitions (RegisterMetric).
 	Registry RegistryConfig `mapstructure:"registry"`
+	// Stream bounds StreamMetrics: subscribers, buffers and replay logs.
+	Stream stream.Config `mapstructure:"stream"`
 }
 
 // RegistryConfig configures the metric definitions.
@@ -119,6 +122,9 @@ func (cfg *Config) Validate() error {
 	}
 	if cfg.Registry.Mode != registry.ModeOpen && cfg.Registry.Mode != registry.ModeStrict {
 		errs = append(errs, fmt.Errorf("registry.mode: %q is not one of open, strict", cfg.Registry.Mode))
+	}
+	if err := cfg.Stream.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("stream: %w", err))
 	}
 	if cfg.Dedup.Window < 0 {
 		errs = append(errs, errors.New("dedup.window: must not be negative"))

@@ -15,6 +15,7 @@ import (
 	"github.com/metricsmodule/metricsmodule/internal/query"
 	"github.com/metricsmodule/metricsmodule/internal/registry"
 	"github.com/metricsmodule/metricsmodule/internal/store"
+	"github.com/metricsmodule/metricsmodule/internal/stream"
 	"github.com/metricsmodule/metricsmodule/receiver/metricsservicereceiver/internal/metadata"
 )
 
@@ -55,6 +56,7 @@ func createDefaultConfig() component.Config {
 		Registry: RegistryConfig{
 			Mode: registry.ModeOpen,
 		},
+		Stream: stream.DefaultConfig(),
 		PrometheusAPI: configoptional.Default(func() confighttp.ServerConfig {
 			c := confighttp.NewDefaultServerConfig()
 			c.NetAddr.Endpoint = DefaultPrometheusAPIEndpoint

@@ -27,6 +27,7 @@ import (
 	"github.com/metricsmodule/metricsmodule/internal/query"
 	"github.com/metricsmodule/metricsmodule/internal/registry"
 	"github.com/metricsmodule/metricsmodule/internal/store"
+	"github.com/metricsmodule/metricsmodule/internal/stream"
 	pb "github.com/metricsmodule/metricsmodule/proto/metricsmodule/v1"
 	"github.com/metricsmodule/metricsmodule/receiver/metricsservicereceiver/internal/metadata"
 )
@@ -45,6 +46,8 @@ type metricsReceiver struct {
 
 	// taps stage every batch with the hand-off (store, stream hub).
 	taps []Tap
+	// hub serves StreamMetrics.
+	hub *stream.Hub
 
 	server *grpc.Server
 	health *health.Server
@@ -87,6 +90,10 @@ func newReceiver(cfg *Config, set receiver.Settings, next consumer.Metrics) (*me
 		r.dedupOne = dedup.New[*pb.RecordMetricResponse](cfg.Dedup.Window, cfg.Dedup.MaxEntries)
 		r.dedupMany = dedup.New[*pb.RecordBatchMetricsResponse](cfg.Dedup.Window, cfg.Dedup.MaxEntries)
 	}
+	if r.hub, err = stream.NewHub(cfg.Stream, set.Logger); err != nil {
+		return nil, fmt.Errorf("create stream hub: %w", err)
+	}
+	r.taps = append(r.taps, streamTap{hub: r.hub})
 	return r, nil
 }
 
@@ -98,6 +105,9 @@ func (r *metricsReceiver) Start(ctx context.Context, host component.Host) error 
 	}
 	if err := r.startRegistry(ctx, host); err != nil {
 		return errors.Join(err, r.stopReads(ctx))
+	}
+	if err := r.hub.Start(); err != nil {
+		return errors.Join(fmt.Errorf("start stream hub: %w", err), r.stopReads(ctx))
 	}
 	srv, err := r.cfg.ToServer(ctx, host.GetExtensions(), r.settings.TelemetrySettings,
 		configgrpc.WithGrpcServerOption(grpc.ForceServerCodecV2(grpccodec.Codec{})))
@@ -152,6 +162,7 @@ func (r *metricsReceiver) Shutdown(ctx context.Context) error {
 	if r.health != nil {
 		r.health.Shutdown()
 	}
+	stalled := r.closeStreams()
 	if r.server != nil {
 		done := make(chan struct{})
 		go func() {
@@ -161,6 +172,9 @@ func (r *metricsReceiver) Shutdown(ctx context.Context) error {
 		select {
 		case <-done:
 		case <-ctx.Done():
+			r.server.Stop()
+			<-done
+		case <-stalled:
 			r.server.Stop()
 			<-done
 		}

@@ -350,26 +350,6 @@ func TestDownstreamRefusalRollsBack(t *testing.T) {
 	assert.Equal(t, []float64{5, 10}, sumValues(sink.accepted(), "orders_total", "shop")["eu"], "refused attempts left the counter unchanged")
 }
 
-func TestUnimplementedMethodsNameTheMethod(t *testing.T) {
-	c := startReceiver(t, &switchSink{}, nil)
-	ctx := context.Background()
-	calls := map[string]func() error{
-		"StreamMetrics": func() error {
-			s, err := c.StreamMetrics(ctx, &pb.StreamMetricsRequest{})
-			if err != nil {
-				return err
-			}
-			_, err = s.Recv()
-			return err
-		},
-	}
-	for name, call := range calls {
-		st := status.Convert(call())
-		assert.Equal(t, codes.Unimplemented, st.Code(), name)
-		assert.Contains(t, st.Message(), name)
-	}
-}
-
 func TestHealthService(t *testing.T) {
 	cfg := createDefaultConfig().(*Config)
 	cfg.NetAddr.Endpoint = "127.0.0.1:0"
