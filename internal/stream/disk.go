@@ -285,16 +285,16 @@ func (l *diskLog) flush(now time.Time, wake bool) error {
 		return nil
 	}
 	l.qmu.Lock()
-	todo := make([]*batch, 0, l.unflushed.len())
+	pending := make([]*batch, 0, l.unflushed.len())
 	for i := 0; i < l.unflushed.len(); i++ {
-		todo = append(todo, l.unflushed.at(i))
+		pending = append(pending, l.unflushed.at(i))
 	}
 	l.qmu.Unlock()
 
 	var err error
-	if len(todo) > 0 {
+	if len(pending) > 0 {
 		var written uint64
-		written, err = l.write(todo)
+		written, err = l.write(pending)
 		if written > 0 {
 			h := l.store.hub
 			l.qmu.Lock()
@@ -317,9 +317,9 @@ type segUpdate struct {
 	newest  int64
 }
 
-// write appends todo to the segments, syncs them and publishes the records
+// write appends pending to the segments, syncs them and publishes the records
 // to lookups. It returns the last sequence written.
-func (l *diskLog) write(todo []*batch) (uint64, error) {
+func (l *diskLog) write(pending []*batch) (uint64, error) {
 	l.imu.RLock()
 	closed := l.closed
 	var active *segment
@@ -335,7 +335,7 @@ func (l *diskLog) write(todo []*batch) (uint64, error) {
 		updates []segUpdate
 		err     error
 	)
-	for _, b := range todo {
+	for _, b := range pending {
 		if b.seq <= l.gone() {
 			continue // dropped while queued
 		}

@@ -31,6 +31,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/metricsmodule/metricsmodule/client/streamclient"
+	"github.com/metricsmodule/metricsmodule/internal/testpeer"
 	pb "github.com/metricsmodule/metricsmodule/proto/metricsmodule/v1"
 	"github.com/metricsmodule/metricsmodule/receiver/metricsservicereceiver/internal/metadata"
 )
@@ -357,14 +358,7 @@ func grpcurlPath(t *testing.T) string {
 			return p
 		}
 	}
-	if p, err := exec.LookPath("grpcurl"); err == nil {
-		return p
-	}
-	if os.Getenv("REQUIRE_INTEGRATION") == "1" {
-		t.Fatal("grpcurl not found (make tools installs it into bin/)")
-	}
-	t.Skip("grpcurl not found (make tools installs it into bin/); set REQUIRE_INTEGRATION=1 to fail instead")
-	return ""
+	return testpeer.LookPath(t, "grpcurl")
 }
 
 func TestStreamWithGrpcurl(t *testing.T) {
