@@ -25,6 +25,7 @@ func (r *metricsReceiver) handOff(ctx context.Context, md pmetric.Metrics) error
 	err := r.next.ConsumeMetrics(opCtx, md)
 	r.obsrep.EndMetricsOp(opCtx, dataFormat, n, err)
 	if err != nil {
+		r.ingest.noteRefusal(err)
 		r.pipelineErrors.add(time.Now(), err.Error())
 		return fmt.Errorf("next consumer: %w", err)
 	}

@@ -50,6 +50,8 @@ type metricsReceiver struct {
 	sink *datapath.Sink
 	// hub serves StreamMetrics (the sink's; nil without a sink).
 	hub *stream.Hub
+	// ingest tracks memory refusals for the health service.
+	ingest ingestHealth
 	// unsyncedWarned is set once the receiver warned that the pipeline
 	// stores its data only after the answer.
 	unsyncedWarned atomic.Bool
@@ -91,6 +93,8 @@ func newReceiver(cfg *Config, set receiver.Settings, next consumer.Metrics) (*me
 		}),
 		stop: make(chan struct{}),
 	}
+	r.ingest.now = time.Now
+	r.ingest.serving.Store(true)
 	if cfg.Dedup.Window > 0 {
 		r.dedupOne = dedup.New[*pb.RecordMetricResponse](cfg.Dedup.Window, cfg.Dedup.MaxEntries)
 		r.dedupMany = dedup.New[*pb.RecordBatchMetricsResponse](cfg.Dedup.Window, cfg.Dedup.MaxEntries)
@@ -134,6 +138,7 @@ func (r *metricsReceiver) Start(ctx context.Context, host component.Host) error 
 		}
 	})
 	r.wg.Go(r.sweepLoop)
+	r.wg.Go(r.healthLoop)
 	if r.store != nil {
 		r.wg.Go(r.cardinalityLoop)
 	}
