@@ -39,6 +39,7 @@ func (e *Engine) Create(ctx context.Context, req *pb.CreateProviderRequest) (res
 		return nil, err
 	}
 	b, buildErr := buildConfig(e.factories, pc)
+	buildErr = scrub.err(buildErr)
 	if buildErr != nil && (req.GetValidateConfig() || req.GetDryRun()) {
 		return nil, withWarnings(buildErr, issues)
 	}
