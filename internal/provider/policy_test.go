@@ -53,8 +53,8 @@ func TestPolicyRefusesEachClassByDefault(t *testing.T) {
 		always bool // no key allows it
 	}{
 		{
-			name: "remote write to the cloud metadata service",
-			pc:   promProvider(&pb.PrometheusSettings{RemoteWriteUrl: "http://169.254.169.254/latest/meta-data"}),
+			name:  "remote write to the cloud metadata service",
+			pc:    promProvider(&pb.PrometheusSettings{RemoteWriteUrl: "http://169.254.169.254/latest/meta-data"}),
 			field: "config.settings.prometheus.remote_write_url", class: ClassCloudMetadata,
 			allow: func(p *DestinationPolicy) { p.AllowLinkLocal = true },
 		},
@@ -87,8 +87,8 @@ func TestPolicyRefusesEachClassByDefault(t *testing.T) {
 			allow: func(p *DestinationPolicy) { p.AllowLinkLocal = true },
 		},
 		{
-			name: "custom exporter endpoint to the metadata service",
-			pc:   customProvider(t, "otlp_http", map[string]any{"metrics_endpoint": "http://169.254.169.254:80/v1/metrics"}),
+			name:  "custom exporter endpoint to the metadata service",
+			pc:    customProvider(t, "otlp_http", map[string]any{"metrics_endpoint": "http://169.254.169.254:80/v1/metrics"}),
 			field: "config.settings.custom.config.metrics_endpoint", class: ClassCloudMetadata,
 			allow: func(p *DestinationPolicy) { p.AllowLinkLocal = true },
 		},
@@ -108,8 +108,8 @@ func TestPolicyRefusesEachClassByDefault(t *testing.T) {
 			allow: func(p *DestinationPolicy) { p.AllowUnspecifiedBind = true },
 		},
 		{
-			name: "custom prometheus exporter listening on every interface",
-			pc:   customProvider(t, "prometheus", map[string]any{"endpoint": "0.0.0.0:9464"}),
+			name:  "custom prometheus exporter listening on every interface",
+			pc:    customProvider(t, "prometheus", map[string]any{"endpoint": "0.0.0.0:9464"}),
 			field: "config.settings.custom.config.endpoint", class: ClassUnspecifiedBind,
 			allow: func(p *DestinationPolicy) { p.AllowUnspecifiedBind = true },
 		},

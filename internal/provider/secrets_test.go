@@ -131,10 +131,10 @@ func secretCases(t *testing.T) []struct {
 	}
 	leaky := func(fail bool) *pb.ProviderConfig {
 		cfg, err := structpb.NewStruct(map[string]any{
-			"endpoint":   secretURL + "/v1" + query,
-			"headers":    map[string]any{"X-Api-Key": secHeader},
-			"basic_auth": map[string]any{"username": "u", "password": secNestedPw},
-			"tls":        map[string]any{"key_pem": secKeyPEM, "cert_pem": secCertPEM},
+			"endpoint":    secretURL + "/v1" + query,
+			"headers":     map[string]any{"X-Api-Key": secHeader},
+			"basic_auth":  map[string]any{"username": "u", "password": secNestedPw},
+			"tls":         map[string]any{"key_pem": secKeyPEM, "cert_pem": secCertPEM},
 			"fail_create": fail,
 		})
 		require.NoError(t, err)
@@ -316,8 +316,8 @@ var publicFields = map[string]bool{
 	"settings.custom.exporter_type":      true,
 	"filter.names":                       true, "filter.exclude_names": true, "filter.name_regex": true,
 	"filter.label_matchers.name": true, "filter.label_matchers.value": true,
-	"tags":                      true,
-	"security.tls.ca_file":      true, "security.tls.cert_file": true, "security.tls.key_file": true,
+	"tags":                 true,
+	"security.tls.ca_file": true, "security.tls.cert_file": true, "security.tls.key_file": true,
 	"security.tls.server_name": true, "security.basic_auth.username": true, "security.authenticator": true,
 	"failover.failover_provider_id": true,
 }
@@ -352,7 +352,9 @@ func TestSecretSchemaComplete(t *testing.T) {
 	}
 	walk("", (&pb.ProviderConfig{}).ProtoReflect().Descriptor(), 0)
 	for _, f := range secretFields {
-		assert.NotPanics(t, func() { visitField((&pb.ProviderConfig{}).ProtoReflect(), f.path, func(protoreflect.Message, protoreflect.FieldDescriptor) {}) })
+		assert.NotPanics(t, func() {
+			visitField((&pb.ProviderConfig{}).ProtoReflect(), f.path, func(protoreflect.Message, protoreflect.FieldDescriptor) {})
+		})
 	}
 }
 
