@@ -101,8 +101,14 @@ func TestStrictInput(t *testing.T) {
 			_, err := e.List(ctx, &pb.ListProvidersRequest{Types: []pb.ProviderType{pb.ProviderType_PROVIDER_TYPE_CUSTOM, 50}})
 			return err
 		}},
-		{"states[0]", func() error { _, err := e.List(ctx, &pb.ListProvidersRequest{States: []pb.ProviderState{-3}}); return err }},
-		{"health[0]", func() error { _, err := e.List(ctx, &pb.ListProvidersRequest{Health: []pb.HealthStatus{40}}); return err }},
+		{"states[0]", func() error {
+			_, err := e.List(ctx, &pb.ListProvidersRequest{States: []pb.ProviderState{-3}})
+			return err
+		}},
+		{"health[0]", func() error {
+			_, err := e.List(ctx, &pb.ListProvidersRequest{Health: []pb.HealthStatus{40}})
+			return err
+		}},
 		{"page_size", func() error { _, err := e.List(ctx, &pb.ListProvidersRequest{PageSize: -1}); return err }},
 		{"top_n", func() error {
 			_, err := e.Stats(ctx, &pb.GetProviderStatsRequest{ProviderId: "existing", TopN: -5})
@@ -130,4 +136,43 @@ func TestStrictInput(t *testing.T) {
 	require.Len(t, list.GetProviders(), 1)
 	assert.Equal(t, uint64(1), list.GetProviders()[0].GetVersion())
 	assert.True(t, proto.Equal(sinkProvider("existing", name), list.GetProviders()[0].GetConfig()))
+}
+
+// Negative numbers and durations in a custom exporter config are refused
+// naming the key; the rest by the exporter's own validation, naming the
+// custom config.
+func TestStrictCustomConfigNegatives(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		cfg   map[string]any
+		field string
+	}{
+		{map[string]any{"endpoint": "http://collector:4318", "timeout": "-1s"}, "config.settings.custom.config.timeout"},
+		{map[string]any{"sending_queue": map[string]any{"queue_size": -5}}, "config.settings.custom.config.sending_queue.queue_size"},
+		{map[string]any{"list": []any{1, -1}}, "config.settings.custom.config.list[1]"},
+	} {
+		iss := errorsOf(validateConfig(customProvider(t, "otlp_http", tt.cfg)))
+		require.Len(t, iss, 1, "%v", tt.cfg)
+		assert.Contains(t, iss[0], tt.field+": ")
+	}
+}
+
+func TestStrictCustomConfig(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		typ string
+		cfg map[string]any
+	}{
+		{"otlp_http", map[string]any{"endpoint": "http://collector:4318", "compression": "bogus"}},
+		{"otlp_grpc", map[string]any{"endpoint": "collector:4317", "sending_queue": map[string]any{"enabled": true, "sizer": "nonsense"}}},
+	} {
+		pc := customProvider(t, tt.typ, tt.cfg)
+		require.Empty(t, errorsOf(validateConfig(pc)))
+
+		_, err := buildConfig(distribution(), pc)
+		var ve *ValidationError
+		if assert.True(t, errors.As(err, &ve), "%s %v: refused, got %v", tt.typ, tt.cfg, err) {
+			assert.Equal(t, "config.settings.custom.config", ve.Issues[0].GetField())
+		}
+	}
 }

@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"path"
 	"regexp"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -14,6 +15,7 @@ import (
 	"go.opentelemetry.io/collector/component"
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/structpb"
 
 	pb "github.com/metricsmodule/metricsmodule/proto/metricsmodule/v1"
 )
@@ -263,6 +265,41 @@ func validateCustom(c *pb.CustomSettings) []*pb.ValidationIssue {
 	}
 	if c.GetExporterType() == "providers" {
 		return []*pb.ValidationIssue{issue(f+"exporter_type", "invalid_value", "a provider cannot be a providers exporter (it would loop)", "")}
+	}
+	var out []*pb.ValidationIssue
+	for k, v := range c.GetConfig().GetFields() {
+		out = append(out, negativeValues(f+"config."+k, v)...)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].GetField() < out[j].GetField() })
+	return out
+}
+
+// negativeValues refuses negative numbers and durations in a custom
+// exporter config: no exporter setting takes one (sizes, counts, timeouts,
+// intervals), and some exporters do not check theirs (a negative timeout
+// would be taken as none).
+func negativeValues(field string, v *structpb.Value) []*pb.ValidationIssue {
+	switch x := v.GetKind().(type) {
+	case *structpb.Value_NumberValue:
+		if x.NumberValue < 0 || math.IsNaN(x.NumberValue) || math.IsInf(x.NumberValue, 0) {
+			return []*pb.ValidationIssue{issue(field, "out_of_range", fmt.Sprintf("%v must be a finite number >= 0", x.NumberValue), "")}
+		}
+	case *structpb.Value_StringValue:
+		if d, err := time.ParseDuration(x.StringValue); err == nil && d < 0 {
+			return []*pb.ValidationIssue{issue(field, "out_of_range", fmt.Sprintf("duration %s must not be negative", x.StringValue), "")}
+		}
+	case *structpb.Value_StructValue:
+		var out []*pb.ValidationIssue
+		for k, e := range x.StructValue.GetFields() {
+			out = append(out, negativeValues(field+"."+k, e)...)
+		}
+		return out
+	case *structpb.Value_ListValue:
+		var out []*pb.ValidationIssue
+		for i, e := range x.ListValue.GetValues() {
+			out = append(out, negativeValues(fmt.Sprintf("%s[%d]", field, i), e)...)
+		}
+		return out
 	}
 	return nil
 }
