@@ -381,7 +381,7 @@ func (sc *scanner) checkResource(attrs pcommon.Map, rl *resourceLabels) *Refused
 		}
 		return true
 	})
-	return sc.lc.finish(targetInfoName, extraLabels{}, *rl)
+	return sc.lc.finish("", extraLabels{}, *rl)
 }
 
 func checkScope(s pcommon.InstrumentationScope) *RefusedError {
