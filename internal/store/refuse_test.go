@@ -128,13 +128,17 @@ func TestStageRefusesWholeBatch(t *testing.T) {
 			reason: ReasonTooOld, field: "timestamp", metric: "late", msg: "the store takes samples in [", count: 1,
 		},
 		{
-			name:   "20 days ago (retention 15 days)",
-			batch:  func() *batch { return newBatch().gauge("valid", ok).gauge("old", point{ts: now.Add(-20 * 24 * time.Hour), v: 1}) },
+			name: "20 days ago (retention 15 days)",
+			batch: func() *batch {
+				return newBatch().gauge("valid", ok).gauge("old", point{ts: now.Add(-20 * 24 * time.Hour), v: 1})
+			},
 			reason: ReasonTooOld, field: "timestamp", metric: "old", count: 1,
 		},
 		{
-			name:   "year 1",
-			batch:  func() *batch { return newBatch().gauge("valid", ok).gauge("y1", point{ts: time.Date(1, 1, 1, 0, 0, 0, 0, time.UTC), v: 1}) },
+			name: "year 1",
+			batch: func() *batch {
+				return newBatch().gauge("valid", ok).gauge("y1", point{ts: time.Date(1, 1, 1, 0, 0, 0, 0, time.UTC), v: 1})
+			},
 			reason: ReasonTooOld, field: "timestamp", metric: "y1", count: 1,
 		},
 		{
@@ -143,8 +147,10 @@ func TestStageRefusesWholeBatch(t *testing.T) {
 			reason: ReasonTooOld, field: "timestamp", metric: "zero", count: 1,
 		},
 		{
-			name:   "an hour ahead",
-			batch:  func() *batch { return newBatch().gauge("valid", ok).gauge("ahead", point{ts: now.Add(time.Hour), v: 1}) },
+			name: "an hour ahead",
+			batch: func() *batch {
+				return newBatch().gauge("valid", ok).gauge("ahead", point{ts: now.Add(time.Hour), v: 1})
+			},
 			reason: ReasonTooNew, field: "timestamp", metric: "ahead", msg: "ahead of the server clock", count: 1,
 		},
 		{
