@@ -191,7 +191,7 @@ func (s *Store) CheckMetric(name, unit string, typ pmetric.MetricType, temporali
 	lc := newLabelChecker(s)
 	ex := extrasFor(typ, s.settings.ConvertHistogramsToNHCB)
 	for key := range labelKeys {
-		if r := checkUTF8(name, key, field("attributes", key)); r != nil {
+		if r := checkAttrUTF8(name, "attributes", key, key); r != nil {
 			return r
 		}
 		lc.add(key, "attributes")
@@ -204,6 +204,19 @@ func checkUTF8(metric, v, field string) *RefusedError {
 	if utf8.ValidString(v) {
 		return nil
 	}
+	return utf8Refusal(metric, v, field)
+}
+
+// checkAttrUTF8 refuses an attribute key or value that is not valid UTF-8;
+// where is the field prefix ("attributes").
+func checkAttrUTF8(metric, where, key, v string) *RefusedError {
+	if utf8.ValidString(v) {
+		return nil
+	}
+	return utf8Refusal(metric, v, field(where, key))
+}
+
+func utf8Refusal(metric, v, field string) *RefusedError {
 	return &RefusedError{
 		Reason: ReasonInvalidUTF8, Metric: metric, Field: field,
 		Message: fmt.Sprintf("%s is not valid UTF-8 (%q); the store could not read it back.", field, v),

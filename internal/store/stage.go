@@ -349,11 +349,11 @@ func (sc *scanner) checkResource(attrs pcommon.Map, rl *resourceLabels) *Refused
 	var r *RefusedError
 	nonIdentifying := 0
 	attrs.Range(func(k string, v pcommon.Value) bool {
-		if r = checkUTF8("", k, field("resource.attributes", k)); r != nil {
+		if r = checkAttrUTF8("", "resource.attributes", k, k); r != nil {
 			return false
 		}
 		if v.Type() == pcommon.ValueTypeStr {
-			if r = checkUTF8("", v.Str(), field("resource.attributes", k)); r != nil {
+			if r = checkAttrUTF8("", "resource.attributes", k, v.Str()); r != nil {
 				return false
 			}
 		}
@@ -393,11 +393,11 @@ func checkScope(s pcommon.InstrumentationScope) *RefusedError {
 	}
 	var r *RefusedError
 	s.Attributes().Range(func(k string, v pcommon.Value) bool {
-		if r = checkUTF8("", k, field("scope.attributes", k)); r != nil {
+		if r = checkAttrUTF8("", "scope.attributes", k, k); r != nil {
 			return false
 		}
 		if v.Type() == pcommon.ValueTypeStr {
-			r = checkUTF8("", v.Str(), field("scope.attributes", k))
+			r = checkAttrUTF8("", "scope.attributes", k, v.Str())
 		}
 		return r == nil
 	})
@@ -512,11 +512,11 @@ func (sc *scanner) checkPoint(metric string, ts pcommon.Timestamp, attrs pcommon
 	var r *RefusedError
 	sc.lc.reset()
 	attrs.Range(func(k string, v pcommon.Value) bool {
-		if r = checkUTF8(metric, k, field("attributes", k)); r != nil {
+		if r = checkAttrUTF8(metric, "attributes", k, k); r != nil {
 			return false
 		}
 		if v.Type() == pcommon.ValueTypeStr {
-			if r = checkUTF8(metric, v.Str(), field("attributes", k)); r != nil {
+			if r = checkAttrUTF8(metric, "attributes", k, v.Str()); r != nil {
 				return false
 			}
 		}
