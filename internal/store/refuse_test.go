@@ -443,3 +443,44 @@ func TestCanonicalLabelMatchesTranslator(t *testing.T) {
 		}
 	}
 }
+
+func TestInBatchDisorderIsRefusedWithoutOutOfOrderWindow(t *testing.T) {
+	s := openStore(t, t.TempDir(), func(c *Config) { c.OutOfOrderWindow = 0 })
+	defer func() { require.NoError(t, s.Close()) }()
+	now := time.Now().Truncate(time.Millisecond)
+	_, err := s.Stage(context.Background(), newBatch().gauge("g", point{ts: now, v: 1}, point{ts: now.Add(-time.Second), v: 2}).md)
+	var re *RefusedError
+	require.ErrorAs(t, err, &re, "Commit would drop the older point silently")
+	assert.Equal(t, ReasonTooOld, re.Reason)
+	assert.Contains(t, re.Message, "older than another point of the same series in the batch")
+	assert.Zero(t, totalSamples(t, s))
+}
+
+func TestConcurrentBatchesCannotBothClaimAName(t *testing.T) {
+	for i := range 20 {
+		s := openStore(t, t.TempDir(), nil)
+		now := time.Now()
+		names := []string{"coll.ide", "coll_ide"}
+		errs := make(chan error, 2)
+		for _, n := range names {
+			go func() {
+				txn, err := s.Stage(context.Background(), newBatch().gauge(n, point{ts: now, v: float64(i)}).md)
+				if err == nil {
+					err = txn.Commit()
+				}
+				errs <- err
+			}()
+		}
+		refused := 0
+		for range names {
+			if err := <-errs; err != nil {
+				var re *RefusedError
+				require.ErrorAs(t, err, &re)
+				assert.Equal(t, ReasonNameCollision, re.Reason)
+				refused++
+			}
+		}
+		assert.Equal(t, 1, refused, "exactly one of two colliding batches is stored")
+		require.NoError(t, s.Close())
+	}
+}

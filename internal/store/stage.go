@@ -56,7 +56,7 @@ func (s *Store) Stage(ctx context.Context, md pmetric.Metrics) (*Txn, error) {
 		return nil, r
 	}
 	t.entries = sc.entries
-	t.batch = getBatchState()
+	t.batch = getBatchState(sc.samples)
 	t.app = &recordingAppender{AppenderV2: s.db.AppenderV2(ctx), txn: t}
 	conv := s.convs.Get().(*otlptranslator.PrometheusConverter)
 	conv.Reset(t.app)
@@ -132,10 +132,14 @@ func (t *Txn) otelName(family string) string {
 
 // batchState finds samples of one batch that Commit would drop: two values
 // of a series at one timestamp, or (without out-of-order ingestion) a
-// sample older than another of its series in the batch.
+// sample older than another of its series in the batch. A bitset over
+// series refs says which series may have an earlier sample in the batch;
+// only those scan the batch's samples (refs are sequential, so distinct
+// series of a batch rarely share a bit).
 type batchState struct {
-	last map[storage.SeriesRef]staged
-	all  []refStaged // every sample, scanned only when a series goes back in time
+	bits []uint64
+	mask uint64
+	all  []refStaged
 }
 
 type staged struct {
@@ -160,20 +164,40 @@ func (a staged) same(b staged) bool {
 	return math.Float64bits(a.v) == math.Float64bits(b.v)
 }
 
-var batchStates = sync.Pool{New: func() any {
-	return &batchState{last: make(map[storage.SeriesRef]staged, 1024)}
-}}
+var batchStates = sync.Pool{New: func() any { return &batchState{} }}
 
-func getBatchState() *batchState { return batchStates.Get().(*batchState) }
+// getBatchState returns a state sized for about n samples (64 bits each).
+func getBatchState(n int) *batchState {
+	b := batchStates.Get().(*batchState)
+	words := 64 // 4096 bits
+	for words*64 < 64*n && words < 1<<18 {
+		words *= 2
+	}
+	if cap(b.bits) < words {
+		b.bits = make([]uint64, words)
+	}
+	b.bits = b.bits[:words]
+	b.mask = uint64(words*64 - 1)
+	return b
+}
 
 func putBatchState(b *batchState) {
 	if len(b.all) > 1<<16 {
 		return
 	}
-	clear(b.last)
+	clear(b.bits)
 	clear(b.all) // drop histogram pointers
 	b.all = b.all[:0]
 	batchStates.Put(b)
+}
+
+// seen marks ref and reports whether it may have been marked before.
+func (b *batchState) seen(ref storage.SeriesRef) bool {
+	i := uint64(ref) & b.mask
+	w, bit := i>>6, uint64(1)<<(i&63)
+	was := b.bits[w]&bit != 0
+	b.bits[w] |= bit
+	return was
 }
 
 // recordingAppender counts appended samples per metric family, keeps their
@@ -229,35 +253,31 @@ func (a *recordingAppender) refuse(r *RefusedError) {
 // the batch: what the TSDB's Commit would drop without an error.
 func (a *recordingAppender) inBatch(ref storage.SeriesRef, ls labels.Labels, family string, cur staged) *RefusedError {
 	b := a.txn.batch
-	prev, seen := b.last[ref]
+	if !b.seen(ref) {
+		b.all = append(b.all, refStaged{ref: ref, staged: cur})
+		return nil
+	}
+	maxT, found := int64(math.MinInt64), false
+	for _, o := range b.all {
+		if o.ref != ref {
+			continue
+		}
+		found = true
+		maxT = max(maxT, o.t)
+		if o.t == cur.t && !o.same(cur) {
+			return &RefusedError{
+				Reason: ReasonDuplicate, Metric: a.txn.otelName(family), Field: "timestamp",
+				Message: fmt.Sprintf("the batch has two different values of series %s at %s; the store keeps one value per series and timestamp.", ls.String(), rfc(cur.t)),
+				Fix:     "send one value per series and timestamp (check for two points with the same attributes).",
+			}
+		}
+	}
 	b.all = append(b.all, refStaged{ref: ref, staged: cur})
-	if !seen || cur.t > prev.t {
-		b.last[ref] = cur
-		return nil
-	}
-	dup := func() *RefusedError {
-		return &RefusedError{
-			Reason: ReasonDuplicate, Metric: a.txn.otelName(family), Field: "timestamp",
-			Message: fmt.Sprintf("the batch has two different values of series %s at %s; the store keeps one value per series and timestamp.", ls.String(), rfc(cur.t)),
-			Fix:     "send one value per series and timestamp (check for two points with the same attributes).",
-		}
-	}
-	if cur.t == prev.t {
-		if !cur.same(prev) {
-			return dup()
-		}
-		return nil
-	}
-	if a.txn.s.cfg.OutOfOrderWindow <= 0 {
+	if found && cur.t < maxT && a.txn.s.cfg.OutOfOrderWindow <= 0 {
 		return &RefusedError{
 			Reason: ReasonTooOld, Metric: a.txn.otelName(family), Field: "timestamp",
-			Message: fmt.Sprintf("timestamp %s of series %s is older than another point of the same series in the batch (%s), and out-of-order ingestion is off.", rfc(cur.t), ls.String(), rfc(prev.t)),
+			Message: fmt.Sprintf("timestamp %s of series %s is older than another point of the same series in the batch (%s), and out-of-order ingestion is off.", rfc(cur.t), ls.String(), rfc(maxT)),
 			Fix:     "send the points of a series in time order, or set store.out_of_order_window.",
-		}
-	}
-	for _, o := range b.all[:len(b.all)-1] {
-		if o.ref == ref && o.t == cur.t && !o.same(cur) {
-			return dup()
 		}
 	}
 	return nil
@@ -297,7 +317,8 @@ type scanner struct {
 	s              *Store
 	oldest, newest int64
 	first          *RefusedError
-	count          int
+	count          int // samples refused
+	samples        int // samples checked
 	entries        []*metricEntry
 	pending        []pendingMetric
 	lc             labelChecker
@@ -451,6 +472,7 @@ func (sc *scanner) scanMetric(m pmetric.Metric, parentR *RefusedError, rl resour
 	}
 	ex := extrasFor(typ, sc.s.settings.ConvertHistogramsToNHCB)
 	point := func(ts pcommon.Timestamp, attrs pcommon.Map, samples int) {
+		sc.samples += samples
 		r := metricR
 		if r == nil {
 			r = sc.checkPoint(name, ts, attrs, ex, rl)
