@@ -169,6 +169,28 @@ func TestStageRefusesWholeBatch(t *testing.T) {
 			reason: ReasonDuplicate, field: "timestamp", metric: "dup", count: 1,
 		},
 		{
+			name: "out-of-order value at a stored in-order timestamp",
+			setup: func(s *Store) {
+				commit(t, s, newBatch().gauge("dup", point{ts: now.Add(-10 * time.Minute), v: 1}))
+				commit(t, s, newBatch().gauge("dup", point{ts: now, v: 1}))
+			},
+			batch: func() *batch {
+				return newBatch().gauge("valid", ok).gauge("dup", point{ts: now.Add(-10 * time.Minute), v: 2})
+			},
+			reason: ReasonDuplicate, field: "timestamp", metric: "dup", msg: "already has another value", count: 1,
+		},
+		{
+			name: "out-of-order value at a stored out-of-order timestamp",
+			setup: func(s *Store) {
+				commit(t, s, newBatch().gauge("dup", point{ts: now, v: 1}))
+				commit(t, s, newBatch().gauge("dup", point{ts: now.Add(-10 * time.Minute), v: 1}))
+			},
+			batch: func() *batch {
+				return newBatch().gauge("valid", ok).gauge("dup", point{ts: now.Add(-10 * time.Minute), v: 2})
+			},
+			reason: ReasonDuplicate, field: "timestamp", metric: "dup", msg: "already has another value", count: 1,
+		},
+		{
 			name: "out-of-order value at a timestamp staged earlier in the batch",
 			batch: func() *batch {
 				return newBatch().gauge("valid", ok).gauge("dup",
@@ -380,8 +402,9 @@ func TestValidBatchIsStoredWhole(t *testing.T) {
 		point{ts: now, v: 1},
 		point{ts: now.Add(-40 * time.Minute), v: 3},
 		point{ts: now.Add(-40 * time.Minute), v: 3}))
+	commit(t, s, newBatch().gauge("g", point{ts: now.Add(-40 * time.Minute), v: 3}))
 	got := samples(t, s, "g", now.Add(-time.Hour), now.Add(time.Minute))
-	require.Len(t, got, 1)
+	require.Len(t, got, 1, "an identical out-of-order resend is fine")
 	for _, vs := range got {
 		assert.Equal(t, []float64{3, 2, 1}, vs)
 	}

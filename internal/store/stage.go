@@ -70,6 +70,15 @@ func (s *Store) Stage(ctx context.Context, md pmetric.Metrics) (*Txn, error) {
 		s.rejected.Add(int64(r.Count))
 		return nil, &r
 	}
+	if r, n, derr := t.checkStoredDuplicates(ctx); r != nil || derr != nil {
+		t.Rollback()
+		if derr != nil {
+			return nil, derr
+		}
+		r.Count = n
+		s.rejected.Add(int64(n))
+		return nil, r
+	}
 	if err != nil {
 		if ctxErr := ctx.Err(); ctxErr != nil {
 			t.Rollback()
@@ -87,6 +96,9 @@ func (t *Txn) Commit() error {
 	defer t.release()
 	if err := t.app.Commit(); err != nil {
 		return fmt.Errorf("commit samples to store: %w", err)
+	}
+	for _, rs := range t.batch.all {
+		t.s.last.storeMax(rs.ref, rs.t)
 	}
 	var err error
 	if jerr := t.s.meta.commit(t.meta, t.entries); jerr != nil {
@@ -140,6 +152,7 @@ type batchState struct {
 	bits []uint64
 	mask uint64
 	all  []refStaged
+	ooo  []oooCandidate
 }
 
 type staged struct {
@@ -188,6 +201,8 @@ func putBatchState(b *batchState) {
 	clear(b.bits)
 	clear(b.all) // drop histogram pointers
 	b.all = b.all[:0]
+	clear(b.ooo)
+	b.ooo = b.ooo[:0]
 	batchStates.Put(b)
 }
 
@@ -234,6 +249,11 @@ func (a *recordingAppender) Append(ref storage.SeriesRef, ls labels.Labels, st, 
 	if rr := a.inBatch(r, ls, family, staged{t: t, v: v, h: h, fh: fh}); rr != nil {
 		a.refuse(rr)
 		return 0, nil
+	}
+	if h == nil && fh == nil {
+		if last := txn.s.last.get(r); last != 0 && t < last {
+			txn.batch.ooo = append(txn.batch.ooo, oooCandidate{ls: ls, family: family, t: t, v: v})
+		}
 	}
 	if _, ok := txn.meta[family]; !ok && opts.Metadata.Type != "" {
 		txn.meta[family] = opts.Metadata

@@ -95,6 +95,7 @@ type Store struct {
 	stats    *IngestStats
 
 	rejected atomic.Int64 // samples of refused batches
+	last     lastTimes    // newest committed timestamp per series ref
 	closed   atomic.Bool
 
 	lateAge  time.Duration
