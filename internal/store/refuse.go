@@ -46,7 +46,9 @@ type RefusedError struct {
 	// Fix is what the client should do (and the config key when a setting
 	// widens it).
 	Fix string
-	// Count is how many samples of the batch were refused for any reason.
+	// Count is how many samples of the batch were found refused for any
+	// reason (at least 1; a refusal found while appending stops the checks
+	// that need the TSDB, so later samples count only when outside Window).
 	Count int
 }
 
@@ -82,7 +84,9 @@ func (e *RefusedError) Error() string {
 //
 //   - with out-of-order ingestion on (store.out_of_order_window > 0), a
 //     sample may be up to the window behind the newest sample of the store
-//     (the head's max time);
+//     (the head's max time), or older, down to the in-order minimum valid
+//     time, when it is newer than the last sample of its series (with the
+//     default 1h window and 2h blocks both bounds are the same);
 //   - with it off, a sample must not be older than the head's in-order
 //     minimum valid time (the head max time minus half a block, and never
 //     before the newest persisted block), and must be newer than the last
@@ -105,7 +109,7 @@ func (s *Store) windowMillis(now time.Time) (oldest, newest int64) {
 	}
 	lo := minValid
 	if ooo := s.cfg.OutOfOrderWindow.Milliseconds(); ooo > 0 {
-		lo = h.MaxTime() - ooo
+		lo = min(lo, h.MaxTime()-ooo)
 	}
 	return max(oldest, lo), newest
 }

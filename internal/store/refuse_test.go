@@ -507,3 +507,30 @@ func TestConcurrentBatchesCannotBothClaimAName(t *testing.T) {
 		require.NoError(t, s.Close())
 	}
 }
+
+func TestWindowMirrorsTheHead(t *testing.T) {
+	now := time.Now().Truncate(time.Millisecond)
+	for _, tt := range []struct {
+		name   string
+		ooo    time.Duration
+		oldest time.Duration // behind the newest sample
+	}{
+		{"out-of-order off: half a block", 0, time.Hour},
+		{"short out-of-order window: in-order bound is older", 10 * time.Minute, time.Hour},
+		{"long out-of-order window", 3 * time.Hour, 3 * time.Hour},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			s := openStore(t, t.TempDir(), func(c *Config) { c.OutOfOrderWindow = tt.ooo })
+			defer func() { require.NoError(t, s.Close()) }()
+			commit(t, s, newBatch().gauge("a", point{ts: now, v: 1}))
+			oldest, _ := s.Window(time.Now())
+			assert.Equal(t, now.Add(-tt.oldest).UTC(), oldest)
+			// a new series at the oldest bound is stored; one ms before is refused
+			commit(t, s, newBatch().gauge("b", point{ts: oldest, v: 1}))
+			_, err := s.Stage(context.Background(), newBatch().gauge("c", point{ts: oldest.Add(-time.Millisecond), v: 1}).md)
+			var re *RefusedError
+			require.ErrorAs(t, err, &re)
+			assert.Equal(t, ReasonTooOld, re.Reason)
+		})
+	}
+}

@@ -226,8 +226,10 @@ type recordingAppender struct {
 
 func (a *recordingAppender) Append(ref storage.SeriesRef, ls labels.Labels, st, t int64, v float64, h *histogram.Histogram, fh *histogram.FloatHistogram, opts storage.AppendV2Options) (storage.SeriesRef, error) {
 	txn := a.txn
-	if txn.refusal != nil {
-		txn.refused++
+	if txn.refusal != nil { // count what else is plainly outside the window
+		if t < txn.oldest || t > txn.newest {
+			txn.refused++
+		}
 		return 0, nil
 	}
 	family := opts.MetricFamilyName
@@ -309,7 +311,15 @@ func (a *recordingAppender) appendRefusal(err error, family string, ls labels.La
 	metric := txn.otelName(family)
 	switch {
 	case errors.Is(err, storage.ErrOutOfBounds), errors.Is(err, storage.ErrTooOldSample):
-		return txn.s.windowRefusal(metric, t, txn.oldest, txn.newest)
+		// the window may have moved since Stage began (an empty head starts
+		// at the batch's first sample)
+		oldest, newest := txn.s.windowMillis(time.Now())
+		r := txn.s.windowRefusal(metric, t, oldest, newest)
+		if t >= oldest {
+			r.Message = fmt.Sprintf("timestamp %s of series %s is older than the series' last sample and more than store.out_of_order_window (%s) behind the store's newest sample (%s).",
+				rfc(t), ls.String(), txn.s.cfg.OutOfOrderWindow, rfc(txn.s.db.Head().MaxTime()))
+		}
+		return r
 	case errors.Is(err, storage.ErrOutOfOrderSample):
 		return &RefusedError{
 			Reason: ReasonTooOld, Metric: metric, Field: "timestamp",
