@@ -279,12 +279,13 @@ func (lc *labelChecker) reset() {
 }
 
 // add records one attribute key; where is its field prefix ("attributes").
-func (lc *labelChecker) add(key, where string) {
-	if !lc.slow && !canonicalLabel(key) {
-		lc.slow = true
-	}
+// It reports whether the key is canonical (kept as is by the translator).
+func (lc *labelChecker) add(key, where string) bool {
+	canonical := canonicalLabel(key)
+	lc.slow = lc.slow || !canonical
 	lc.raw = append(lc.raw, key)
 	lc.keys = append(lc.keys, where)
+	return canonical
 }
 
 // finish checks the keys added since reset.

@@ -561,22 +561,18 @@ func (sc *scanner) checkPoint(metric string, ts pcommon.Timestamp, attrs pcommon
 	if t < sc.oldest || t > sc.newest {
 		return sc.s.windowRefusal(metric, t, sc.oldest, sc.newest)
 	}
-	var r *RefusedError
 	sc.lc.reset()
-	attrs.Range(func(k string, v pcommon.Value) bool {
-		if r = checkAttrUTF8(metric, "attributes", k, k); r != nil {
-			return false
-		}
-		if v.Type() == pcommon.ValueTypeStr {
-			if r = checkAttrUTF8(metric, "attributes", k, v.Str()); r != nil {
-				return false
+	for k, v := range attrs.All() {
+		if !sc.lc.add(k, "attributes") { // canonical keys are ASCII
+			if r := checkAttrUTF8(metric, "attributes", k, k); r != nil {
+				return r
 			}
 		}
-		sc.lc.add(k, "attributes")
-		return true
-	})
-	if r != nil {
-		return r
+		if v.Type() == pcommon.ValueTypeStr {
+			if r := checkAttrUTF8(metric, "attributes", k, v.Str()); r != nil {
+				return r
+			}
+		}
 	}
 	return sc.lc.finish(metric, ex, rl)
 }
