@@ -55,9 +55,10 @@ type metaIndex struct {
 	claims map[string]claim
 	cache  map[metricKey]*metricEntry // by OTel metric; entries claimed or refused
 
-	jmu     sync.Mutex // orders memory updates with journal writes
-	journal *os.File
-	dir     string
+	jmu          sync.Mutex // orders memory updates with journal writes
+	journal      *os.File
+	journalBytes int
+	dir          string
 }
 
 func newMetaIndex() *metaIndex {
@@ -122,6 +123,7 @@ func (x *metaIndex) compactLocked() error {
 		if err := x.journal.Truncate(0); err != nil {
 			return fmt.Errorf("truncate metadata journal: %w", err)
 		}
+		x.journalBytes = 0
 		return nil
 	}
 	if err := os.Truncate(filepath.Join(x.dir, journalFile), 0); err != nil && !errors.Is(err, os.ErrNotExist) {
@@ -264,8 +266,15 @@ func (x *metaIndex) commit(m map[string]metadata.Metadata, entries []*metricEntr
 	if _, err := x.journal.Write(buf.Bytes()); err != nil {
 		return fmt.Errorf("append to metadata journal: %w", err)
 	}
+	// metadata that flips between two sources must not grow it forever
+	if x.journalBytes += buf.Len(); x.journalBytes > maxJournalBytes {
+		return x.compactLocked()
+	}
 	return nil
 }
+
+// maxJournalBytes is when a commit folds the journal into the snapshot.
+const maxJournalBytes = 4 << 20
 
 func (x *metaIndex) get(k string) (metadata.Metadata, bool) {
 	x.mu.RLock()

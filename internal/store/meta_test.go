@@ -6,10 +6,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/prometheus/prometheus/model/metadata"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/pdata/pmetric"
@@ -134,4 +136,19 @@ func TestSnapshotVersion1IsRead(t *testing.T) {
 	require.True(t, ok)
 	assert.Equal(t, "Jobs.", md.Help)
 	require.NoError(t, x.close())
+}
+
+func TestJournalIsFoldedWhenLarge(t *testing.T) {
+	dir := t.TempDir()
+	x := newMetaIndex()
+	_, err := x.open(dir)
+	require.NoError(t, err)
+	defer func() { require.NoError(t, x.close()) }()
+	help := strings.Repeat("h", 4096)
+	for i := range 2 * maxJournalBytes / 4096 {
+		require.NoError(t, x.commit(map[string]metadata.Metadata{"flip": {Type: "gauge", Help: help[:4000+i%2]}}, nil))
+	}
+	st, err := os.Stat(filepath.Join(dir, journalFile))
+	require.NoError(t, err)
+	assert.LessOrEqual(t, st.Size(), int64(maxJournalBytes), "metadata flipping between two values does not grow the journal forever")
 }

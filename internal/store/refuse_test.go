@@ -263,6 +263,13 @@ func TestStageRefusesWholeBatch(t *testing.T) {
 			reason: ReasonLabelCollision, field: `resource.attributes["k_a"]`, metric: "valid", count: 1,
 		},
 		{
+			name: "empty attribute key",
+			batch: func() *batch {
+				return newBatch().gauge("valid", ok).gauge("ek", point{ts: now, v: 1, attrs: []kv{{"", "x"}}})
+			},
+			reason: ReasonInvalid, field: `attributes[""]`, metric: "ek", count: 1,
+		},
+		{
 			name:   "invalid UTF-8 metric name",
 			batch:  func() *batch { return newBatch().gauge("valid", ok).gauge(bad, point{ts: now, v: 1}) },
 			reason: ReasonInvalidUTF8, field: "name", metric: bad, count: 1,
