@@ -30,7 +30,6 @@ type metricEntry struct {
 	series    []string // stored __name__ values (and the family)
 	owner     claim
 	persisted atomic.Bool // its claims are in the journal/snapshot
-	refusal   *RefusedError
 }
 
 // kindOf names an OTel metric type as the store tells it apart.
@@ -181,9 +180,6 @@ func (s *Store) CheckMetric(name, unit string, typ pmetric.MetricType, temporali
 		if r != nil {
 			return r
 		}
-	} else if e.refusal != nil {
-		r := *e.refusal
-		return &r
 	}
 	if labelKeys == nil {
 		return nil
