@@ -1,11 +1,8 @@
 package store
 
 import (
-	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"math"
 	"os"
 	"path/filepath"
 	"sync"
@@ -13,13 +10,10 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/prometheus/model/histogram"
-	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/model/metadata"
 	"github.com/prometheus/prometheus/storage"
 	otlptranslator "github.com/prometheus/prometheus/storage/remote/otlptranslator/prometheusremotewrite"
 	"github.com/prometheus/prometheus/tsdb"
-	"go.opentelemetry.io/collector/pdata/pmetric"
 	"go.uber.org/zap"
 )
 
@@ -50,6 +44,8 @@ type Config struct {
 	// AddMetricSuffixes adds _total and unit suffixes to metric names, as
 	// Prometheus' OTLP endpoint does by default.
 	AddMetricSuffixes bool `mapstructure:"add_metric_suffixes"`
+	// MaxFuture is how far ahead of the server clock a sample may be.
+	MaxFuture time.Duration `mapstructure:"max_future"`
 }
 
 // DefaultConfig returns the default store settings.
@@ -60,6 +56,7 @@ func DefaultConfig() Config {
 		OutOfOrderWindow:  time.Hour,
 		Histograms:        HistogramsClassic,
 		AddMetricSuffixes: true,
+		MaxFuture:         10 * time.Minute,
 	}
 }
 
@@ -78,6 +75,9 @@ func (c *Config) Validate() error {
 	if c.OutOfOrderWindow < 0 {
 		errs = append(errs, errors.New("out_of_order_window: must not be negative"))
 	}
+	if c.MaxFuture < 0 {
+		errs = append(errs, errors.New("max_future: must not be negative"))
+	}
 	if c.Histograms != HistogramsClassic && c.Histograms != HistogramsNative {
 		errs = append(errs, fmt.Errorf("histograms: %q is not one of classic, native", c.Histograms))
 	}
@@ -94,7 +94,8 @@ type Store struct {
 	meta     *metaIndex
 	stats    *IngestStats
 
-	rejected atomic.Int64 // samples the TSDB refused (out of order, too old, duplicate)
+	rejected atomic.Int64 // samples of refused batches
+	last     lastTimes    // newest committed timestamp per series ref
 	closed   atomic.Bool
 
 	lateAge  time.Duration
@@ -138,8 +139,12 @@ func Open(cfg Config, logger *zap.Logger) (*Store, error) {
 		stats: NewIngestStats(time.Now),
 	}
 	s.convs.New = func() any { return otlptranslator.NewPrometheusConverter(nil) }
-	if err := s.meta.load(filepath.Join(cfg.Path, metadataFile)); err != nil {
-		logger.Warn("Metric metadata could not be restored; it is rebuilt as data arrives", zap.Error(err))
+	skipped, err := s.meta.open(cfg.Path)
+	if err != nil {
+		logger.Warn("Metric metadata could not be fully restored; it is rebuilt as data arrives", zap.Error(err))
+	}
+	if skipped > 0 {
+		logger.Warn("Unreadable lines of the metadata journal were skipped (a crash in the middle of a write)", zap.Int("lines", skipped))
 	}
 	logger.Info("Opened metrics store",
 		zap.String("path", cfg.Path),
@@ -156,7 +161,7 @@ func (s *Store) Close() error {
 		return nil
 	}
 	var errs []error
-	if err := s.meta.save(filepath.Join(s.cfg.Path, metadataFile)); err != nil {
+	if err := s.meta.close(); err != nil {
 		errs = append(errs, fmt.Errorf("save metric metadata: %w", err))
 	}
 	if err := s.db.Close(); err != nil {
@@ -174,7 +179,8 @@ func (s *Store) DB() *tsdb.DB { return s.db }
 // Stats returns the ingest statistics.
 func (s *Store) Stats() *IngestStats { return s.stats }
 
-// Rejected returns how many samples the TSDB refused since start.
+// Rejected returns how many samples Stage refused since start (see
+// RefusedError).
 func (s *Store) Rejected() int64 { return s.rejected.Load() }
 
 // Metadata returns the type, unit and help of metric families seen.
@@ -182,163 +188,3 @@ func (s *Store) Metadata() map[string]metadata.Metadata { return s.meta.snapshot
 
 // MetadataOf returns the metadata of one metric family.
 func (s *Store) MetadataOf(family string) (metadata.Metadata, bool) { return s.meta.get(family) }
-
-// Txn is a staged batch: samples are in the appender, not yet visible.
-type Txn struct {
-	s       *Store
-	app     storage.AppenderV2
-	meta    map[string]metadata.Metadata
-	samples map[string]int
-	total   int
-	minT    int64
-}
-
-// ErrClosed is returned by Stage after Close.
-var ErrClosed = errors.New("store is closed")
-
-// Stage translates md to Prometheus series (Prometheus' OTLP translator) and
-// appends them to a new appender. Samples the TSDB refuses (out of order,
-// too old, duplicates) are counted and left out; they do not fail the batch.
-func (s *Store) Stage(ctx context.Context, md pmetric.Metrics) (*Txn, error) {
-	if s.closed.Load() {
-		return nil, ErrClosed
-	}
-	t := &Txn{s: s, meta: map[string]metadata.Metadata{}, samples: map[string]int{}, minT: math.MaxInt64}
-	t.app = &recordingAppender{AppenderV2: s.db.AppenderV2(ctx), txn: t}
-	conv := s.convs.Get().(*otlptranslator.PrometheusConverter)
-	conv.Reset(t.app)
-	_, err := conv.FromMetrics(ctx, md, s.settings)
-	conv.Reset(nil)
-	s.convs.Put(conv)
-	if err != nil {
-		s.logger.Debug("Some samples were not stored", zap.Error(err))
-	}
-	return t, nil
-}
-
-// Commit makes the staged samples visible.
-func (t *Txn) Commit() error {
-	if err := t.app.Commit(); err != nil {
-		return fmt.Errorf("commit samples to store: %w", err)
-	}
-	t.s.meta.merge(t.meta)
-	t.s.stats.Add(t.samples, t.total)
-	if h := t.s.lateHook; h != nil && t.total > 0 && t.minT < time.Now().Add(-t.s.lateAge).UnixMilli() {
-		h(time.UnixMilli(t.minT))
-	}
-	return nil
-}
-
-// Rollback discards the staged samples.
-func (t *Txn) Rollback() { _ = t.app.Rollback() }
-
-// recordingAppender counts appended samples per metric family, keeps their
-// metadata, and counts the samples the TSDB refused.
-type recordingAppender struct {
-	storage.AppenderV2
-	txn *Txn
-}
-
-func (a *recordingAppender) Append(ref storage.SeriesRef, ls labels.Labels, st, t int64, v float64, h *histogram.Histogram, fh *histogram.FloatHistogram, opts storage.AppendV2Options) (storage.SeriesRef, error) {
-	r, err := a.AppenderV2.Append(ref, ls, st, t, v, h, fh, opts)
-	if err != nil {
-		var partial *storage.AppendPartialError
-		if !errors.As(err, &partial) {
-			a.txn.s.rejected.Add(1)
-			return r, err
-		}
-	}
-	family := opts.MetricFamilyName
-	if family == "" {
-		family = ls.Get(labels.MetricName)
-	}
-	if _, ok := a.txn.meta[family]; !ok && opts.Metadata.Type != "" {
-		a.txn.meta[family] = opts.Metadata
-	}
-	a.txn.samples[family]++
-	a.txn.total++
-	a.txn.minT = min(a.txn.minT, t)
-	return r, err
-}
-
-// metaIndex maps metric family names to metadata.
-type metaIndex struct {
-	mu sync.RWMutex
-	m  map[string]metadata.Metadata
-}
-
-func newMetaIndex() *metaIndex { return &metaIndex{m: map[string]metadata.Metadata{}} }
-
-func (x *metaIndex) merge(m map[string]metadata.Metadata) {
-	if len(m) == 0 {
-		return
-	}
-	x.mu.RLock()
-	changed := false
-	for k, v := range m {
-		if x.m[k] != v {
-			changed = true
-			break
-		}
-	}
-	x.mu.RUnlock()
-	if !changed {
-		return
-	}
-	x.mu.Lock()
-	for k, v := range m {
-		x.m[k] = v
-	}
-	x.mu.Unlock()
-}
-
-func (x *metaIndex) get(k string) (metadata.Metadata, bool) {
-	x.mu.RLock()
-	defer x.mu.RUnlock()
-	v, ok := x.m[k]
-	return v, ok
-}
-
-func (x *metaIndex) snapshot() map[string]metadata.Metadata {
-	x.mu.RLock()
-	defer x.mu.RUnlock()
-	out := make(map[string]metadata.Metadata, len(x.m))
-	for k, v := range x.m {
-		out[k] = v
-	}
-	return out
-}
-
-// metadataFile keeps the metric metadata across restarts (the TSDB keeps
-// samples, not types).
-const metadataFile = "metadata.json"
-
-func (x *metaIndex) save(path string) error {
-	x.mu.RLock()
-	b, err := json.Marshal(x.m)
-	x.mu.RUnlock()
-	if err != nil {
-		return err
-	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o600); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
-}
-
-func (x *metaIndex) load(path string) error {
-	b, err := os.ReadFile(path)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	m := map[string]metadata.Metadata{}
-	if err := json.Unmarshal(b, &m); err != nil {
-		return fmt.Errorf("parse %s: %w", path, err)
-	}
-	x.merge(m)
-	return nil
-}

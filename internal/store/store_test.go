@@ -120,24 +120,30 @@ func TestDataSurvivesRestart(t *testing.T) {
 	assert.Equal(t, "counter", string(md.Type))
 }
 
-func TestOutOfOrderSamplesAreCountedNotFatal(t *testing.T) {
+func TestOutOfOrderSampleIsRefusedWithoutWindow(t *testing.T) {
 	s := openStore(t, t.TempDir(), func(c *Config) { c.OutOfOrderWindow = 0 })
 	defer func() { require.NoError(t, s.Close()) }()
 	now := time.Now().Truncate(time.Second)
 	require.NoError(t, stage(t, s, counterBatch("late", now, 5, nil)).Commit())
-	txn := stage(t, s, counterBatch("late", now.Add(-time.Minute), 4, nil))
-	require.NoError(t, txn.Commit())
+	_, err := s.Stage(context.Background(), counterBatch("late", now.Add(-time.Minute), 4, nil))
+	var re *RefusedError
+	require.ErrorAs(t, err, &re)
+	assert.Equal(t, ReasonTooOld, re.Reason)
+	assert.Contains(t, re.Fix, "store.out_of_order_window")
 	assert.Equal(t, int64(1), s.Rejected())
 }
 
 func TestRetentionDeletesOldBlocks(t *testing.T) {
-	s := openStore(t, t.TempDir(), func(c *Config) { c.Retention = time.Hour })
-	defer func() { require.NoError(t, s.Close()) }()
+	dir := t.TempDir()
+	s := openStore(t, dir, func(c *Config) { c.Retention = 24 * time.Hour })
 	start := time.Now().Add(-12 * time.Hour).Truncate(time.Hour)
 	for i := 0; i < 12*60; i++ {
 		ts := start.Add(time.Duration(i) * time.Minute)
 		require.NoError(t, stage(t, s, counterBatch("ticks", ts, float64(i), nil)).Commit())
 	}
+	require.NoError(t, s.Close())
+	s = openStore(t, dir, func(c *Config) { c.Retention = time.Hour })
+	defer func() { require.NoError(t, s.Close()) }()
 	require.NoError(t, s.DB().Compact(context.Background()))
 	old := samples(t, s, "ticks_total", start, start.Add(2*time.Hour))
 	assert.Empty(t, old, "samples older than the retention are deleted with their blocks")
@@ -153,6 +159,7 @@ func TestConfigValidate(t *testing.T) {
 		{func(c *Config) { c.Path = "" }, "path: must be set"},
 		{func(c *Config) { c.Retention = 0 }, "retention: must be positive"},
 		{func(c *Config) { c.RetentionSize = -1 }, "retention_size: must not be negative"},
+		{func(c *Config) { c.MaxFuture = -time.Second }, "max_future: must not be negative"},
 		{func(c *Config) { c.Histograms = "both" }, `histograms: "both" is not one of classic, native`},
 	}
 	for _, tt := range tests {
