@@ -225,8 +225,6 @@ func TestDefaultConfig(t *testing.T) {
 	overrides := `
 receivers:
   metrics_service:
-    store:
-      path: ` + filepath.Join(dir, "tsdb") + `
     prometheus_api:
       endpoint: ` + freeAddr(t) + `
   otlp:
@@ -234,11 +232,16 @@ receivers:
       http:
         endpoint: ` + freeAddr(t) + `
 extensions:
+  metrics_store:
+    store:
+      path: ` + filepath.Join(dir, "tsdb") + `
   health_check:
     endpoint: ` + freeAddr(t) + `
 processors:
   batch:
     timeout: 10ms
+service:
+  extensions: [metrics_store, file_storage, metrics_management]
 `
 	c := startCollector(t, filepath.Join(dir, "storage"), filepath.Join("..", "..", "testdata", "config.yaml"), overrides)
 	js := strings.NewReplacer(

@@ -42,8 +42,8 @@ type Txn struct {
 // translator) in a new appender. If any sample of md would not be kept
 // (outside Window, a duplicate timestamp, a name or label collision after
 // translation, invalid UTF-8), Stage stages nothing and returns a
-// *RefusedError. Delta sums and histograms are not translated (the store
-// keeps cumulative series) and are not checked.
+// *RefusedError. Delta sums and histograms are stored as their
+// per-interval values (query them with sum_over_time, not rate).
 func (s *Store) Stage(ctx context.Context, md pmetric.Metrics) (*Txn, error) {
 	if s.closed.Load() {
 		return nil, ErrClosed
@@ -84,7 +84,7 @@ func (s *Store) Stage(ctx context.Context, md pmetric.Metrics) (*Txn, error) {
 			t.Rollback()
 			return nil, fmt.Errorf("stage batch: %w", ctxErr)
 		}
-		// delta temporality and empty metrics: not stored by design
+		// empty metrics: nothing to store
 		s.logger.Debug("Some metrics were not translated", zap.Error(err))
 	}
 	return t, nil

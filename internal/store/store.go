@@ -134,6 +134,10 @@ func Open(cfg Config, logger *zap.Logger) (*Store, error) {
 		settings: otlptranslator.Settings{
 			AddMetricSuffixes:       cfg.AddMetricSuffixes,
 			ConvertHistogramsToNHCB: cfg.Histograms == HistogramsNative,
+			// Delta sums and histograms are kept as their per-interval
+			// values (Prometheus 3's native delta ingestion): an
+			// acknowledged delta point is stored, not dropped.
+			AllowDeltaTemporality: true,
 		},
 		meta:  newMetaIndex(),
 		stats: NewIngestStats(time.Now),

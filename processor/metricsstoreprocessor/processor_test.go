@@ -11,6 +11,7 @@ import (
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/component/componenttest"
 	"go.opentelemetry.io/collector/consumer"
+	"go.opentelemetry.io/collector/consumer/consumererror"
 	"go.opentelemetry.io/collector/consumer/consumertest"
 	"go.opentelemetry.io/collector/extension"
 	"go.opentelemetry.io/collector/pdata/pcommon"
@@ -118,4 +119,16 @@ func TestConfigNeedsAnExtension(t *testing.T) {
 	cfg := &Config{}
 	require.ErrorContains(t, cfg.Validate(), "extension: must name the metrics_store extension")
 	require.NoError(t, createDefaultConfig().(*Config).Validate())
+}
+func TestBatchTheStoreWouldNotKeepIsRefusedWhole(t *testing.T) {
+	sink := &consumertest.MetricsSink{}
+	p, s := start(t, sink)
+	md := gauge("queue_depth", 3, time.Now())
+	old := gauge("queue_depth", 4, time.Now().Add(-20*24*time.Hour))
+	old.ResourceMetrics().MoveAndAppendTo(md.ResourceMetrics())
+	err := p.ConsumeMetrics(context.Background(), md)
+	require.Error(t, err)
+	assert.True(t, consumererror.IsPermanent(err), "resending cannot help: %v", err)
+	assert.Zero(t, sink.DataPointCount(), "not passed on")
+	assert.Zero(t, stored(t, s, "queue_depth"), "nothing of the batch is stored")
 }
