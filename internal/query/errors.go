@@ -28,6 +28,10 @@ const (
 	// KindOverloaded is a query refused because every evaluation slot is
 	// busy and the wait queue is full.
 	KindOverloaded
+	// KindExecution is a query the engine could not evaluate because of
+	// what it asks (e.g. "vector cannot contain metrics with the same
+	// labelset"), as Prometheus' errorType "execution".
+	KindExecution
 )
 
 // Error is a classified query failure.
@@ -73,6 +77,7 @@ func classify(err error) error {
 	var tooManySeries promql.ErrTooManySeries
 	var timeout promql.ErrQueryTimeout
 	var canceled promql.ErrQueryCanceled
+	var storageErr promql.ErrStorage
 	switch {
 	case errors.As(err, &pe), errors.As(err, &pe1):
 		return &Error{Kind: KindBadQuery, Err: fmt.Errorf("PromQL %w", err)}
@@ -82,7 +87,9 @@ func classify(err error) error {
 		return &Error{Kind: KindTimeout, Err: err}
 	case errors.As(err, &canceled), errors.Is(err, context.Canceled):
 		return &Error{Kind: KindCanceled, Err: err}
-	default:
+	case errors.As(err, &storageErr):
 		return &Error{Kind: KindInternal, Err: err}
+	default:
+		return &Error{Kind: KindExecution, Err: err}
 	}
 }
