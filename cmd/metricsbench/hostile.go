@@ -69,7 +69,7 @@ type hostileConfig struct {
 func parseHostileFlags(args []string) (*hostileConfig, error) {
 	fs := flag.NewFlagSet("hostile", flag.ContinueOnError)
 	c := &hostileConfig{}
-	fs.Float64Var(&c.rate, "rate", 50_000, "ingest rate, datapoints per second over all clients (0: as fast as the clients go)")
+	fs.Float64Var(&c.rate, "rate", 10_000, "ingest rate, datapoints per second over all clients (0: as fast as the clients go)")
 	fs.IntVar(&c.clients, "clients", 4, "concurrent ingest clients")
 	fs.IntVar(&c.requestSize, "request-size", 1000, "datapoints per RecordBatchMetrics")
 	fs.IntVar(&c.queryClients, "query-clients", 4, "concurrent query clients in the attacked phase")

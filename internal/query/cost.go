@@ -27,8 +27,8 @@ type Cost struct {
 	SubquerySteps int64
 	// Subquery is that subquery, as written.
 	Subquery string
-	// SubqueryRange is the time that subquery covers (its range plus the
-	// range of the evaluation around it).
+	// SubqueryRange is the time that subquery covers: its range plus the
+	// range of the evaluation around it.
 	SubqueryRange time.Duration
 	// SubqueryPoints is, per series, the sum over subqueries of their
 	// evaluated steps and of the points the enclosing function scans.
@@ -63,7 +63,7 @@ func estimateCost(expr parser.Expr, start, end time.Time, step time.Duration) (C
 		if steps > c.SubquerySteps {
 			c.SubquerySteps = steps
 			c.Subquery = sq.String()
-			c.SubqueryRange = time.Duration(mulSat(addSat(st-ss, si), int64(time.Millisecond)))
+			c.SubqueryRange = time.Duration(mulSat(addSat(max(pt-ps, 0), sq.Range.Milliseconds()), int64(time.Millisecond)))
 		}
 		return nil
 	})
