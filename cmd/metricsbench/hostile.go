@@ -63,6 +63,7 @@ type hostileConfig struct {
 	rounds        int
 	maxConcurrent int
 	maxQueued     int
+	queries       string
 	dir           string
 }
 
@@ -78,9 +79,13 @@ func parseHostileFlags(args []string) (*hostileConfig, error) {
 	fs.IntVar(&c.rounds, "rounds", 3, "rounds of both phases")
 	fs.IntVar(&c.maxConcurrent, "max-concurrent", 0, "query.max_concurrent (0: the default)")
 	fs.IntVar(&c.maxQueued, "max-queued", -1, "query.max_queued (-1: the default)")
+	fs.StringVar(&c.queries, "queries", "all", "queries of the attacked phase: all, hostile (only the two of the issue) or legit (only the heavy legitimate ones)")
 	fs.StringVar(&c.dir, "dir", "", "store directory (default: a temporary directory, removed at the end)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
+	}
+	if c.queries != "all" && c.queries != "hostile" && c.queries != "legit" {
+		return nil, fmt.Errorf("-queries: %q is not one of all, hostile, legit", c.queries)
 	}
 	if c.clients < 1 || c.requestSize < 1 || c.queryClients < 1 || c.rounds < 1 || c.rate < 0 || c.duration <= 0 {
 		return nil, errors.New("hostile: -clients, -request-size, -query-clients, -rounds and -duration must be positive, -rate not negative")
@@ -274,6 +279,12 @@ func (in *ingester) stop() {
 // attack loops the query clients over hostileQueries until ctx ends.
 func attack(ctx context.Context, cfg *hostileConfig, s *hostileServer, record func(q hostileQuery, outcome string, d time.Duration)) *sync.WaitGroup {
 	var wg sync.WaitGroup
+	var queries []hostileQuery
+	for _, q := range hostileQueries {
+		if cfg.queries == "all" || (cfg.queries == "hostile") == q.hostile {
+			queries = append(queries, q)
+		}
+	}
 	httpClient := &http.Client{Timeout: time.Minute}
 	for i := range cfg.queryClients {
 		wg.Add(1)
@@ -287,7 +298,7 @@ func attack(ctx context.Context, cfg *hostileConfig, s *hostileServer, record fu
 			defer conn.Close()
 			c := pb.NewMetricsServiceClient(conn)
 			for n := i; ctx.Err() == nil; n++ {
-				q := hostileQueries[n%len(hostileQueries)]
+				q := queries[n%len(queries)]
 				start := time.Now()
 				var outcome string
 				if q.http {
@@ -404,8 +415,8 @@ func hostileMain(args []string) error {
 	w := os.Stdout
 	n, model := cpuInfo()
 	fmt.Fprintf(w, "machine: %d CPUs (%s), GOMAXPROCS=%d, %s\n", n, model, runtime.GOMAXPROCS(0), runtime.Version())
-	fmt.Fprintf(w, "ingest: %d clients x %d datapoints per RecordBatchMetrics, target %s dp/s; %d query clients; %d rounds of 2 x %s\n\n",
-		cfg.clients, cfg.requestSize, rateString(cfg.rate), cfg.queryClients, cfg.rounds, cfg.duration)
+	fmt.Fprintf(w, "ingest: %d clients x %d datapoints per RecordBatchMetrics, target %s dp/s; %d query clients (%s queries); %d rounds of 2 x %s\n\n",
+		cfg.clients, cfg.requestSize, rateString(cfg.rate), cfg.queryClients, cfg.queries, cfg.rounds, cfg.duration)
 	time.Sleep(cfg.warmup)
 	_, _ = in.take()
 
