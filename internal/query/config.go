@@ -80,9 +80,9 @@ func DefaultConfig() Config {
 }
 
 // defaultMaxConcurrent is one query per two cores: evaluation is
-// CPU-bound and ingest must keep the other cores (metricsbench hostile: on
-// 2 cores, 2 concurrent heavy queries raised the RecordBatchMetrics median
-// latency 7x, 1 query 2.5x).
+// CPU-bound and ingest must keep the other cores (metricsbench hostile, 2
+// cores: under heavy queries the RecordBatchMetrics median latency rose 13x
+// with 2 slots, 5x with 1; see BENCHMARKS.md).
 func defaultMaxConcurrent() int {
 	return max(1, runtime.GOMAXPROCS(0)/2)
 }
