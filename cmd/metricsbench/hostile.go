@@ -25,6 +25,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"path/filepath"
 	"runtime"
 	"slices"
 	"sort"
@@ -33,7 +34,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"go.opentelemetry.io/collector/component/componenttest"
 	"go.opentelemetry.io/collector/config/confighttp"
 	"go.opentelemetry.io/collector/config/configoptional"
 	"go.opentelemetry.io/collector/confmap"
@@ -47,9 +47,9 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"github.com/metricsmodule/metricsmodule/internal/store"
 	pb "github.com/metricsmodule/metricsmodule/proto/metricsmodule/v1"
 	"github.com/metricsmodule/metricsmodule/receiver/metricsservicereceiver"
+	"github.com/metricsmodule/metricsmodule/test/storepipeline"
 )
 
 // hostileConfig holds the flags of "hostile".
@@ -115,6 +115,7 @@ var hostileQueries = []hostileQuery{
 // hostileServer is the receiver under test with a counting pipeline.
 type hostileServer struct {
 	rcv      receiver.Metrics
+	pipeline *storepipeline.Pipeline
 	grpcAddr string
 	httpAddr string
 	points   atomic.Int64
@@ -145,12 +146,13 @@ func startHostileServer(cfg *hostileConfig, dir string) (*hostileServer, error) 
 	if err != nil {
 		return nil, err
 	}
+	// the store as in the distribution: metrics_store extension and processor
+	if s.pipeline, err = storepipeline.Start(context.Background(), filepath.Join(dir, "tsdb"), nil, sink); err != nil {
+		return nil, err
+	}
 	f := metricsservicereceiver.NewFactory()
 	c := f.CreateDefaultConfig().(*metricsservicereceiver.Config)
 	c.NetAddr.Endpoint = s.grpcAddr
-	sc := store.DefaultConfig()
-	sc.Path = dir
-	c.Store = configoptional.Some(sc)
 	hc := confighttp.NewDefaultServerConfig()
 	hc.NetAddr.Endpoint = s.httpAddr
 	c.PrometheusAPI = configoptional.Some(hc)
@@ -161,22 +163,23 @@ func startHostileServer(cfg *hostileConfig, dir string) (*hostileServer, error) 
 		c.Query.MaxQueued = cfg.maxQueued
 	}
 	if err := confmap.Validate(c); err != nil {
-		return nil, err
+		return nil, errors.Join(err, s.pipeline.Stop(context.Background()))
 	}
-	s.rcv, err = f.CreateMetrics(context.Background(), receivertest.NewNopSettings(f.Type()), c, sink)
+	s.rcv, err = f.CreateMetrics(context.Background(), receivertest.NewNopSettings(f.Type()), c, s.pipeline.Next)
 	if err != nil {
-		return nil, err
+		return nil, errors.Join(err, s.pipeline.Stop(context.Background()))
 	}
-	if err := s.rcv.Start(context.Background(), componenttest.NewNopHost()); err != nil {
-		return nil, err
+	if err := s.rcv.Start(context.Background(), s.pipeline.Host); err != nil {
+		return nil, errors.Join(err, s.rcv.Shutdown(context.Background()), s.pipeline.Stop(context.Background()))
 	}
 	return s, nil
 }
 
+// stop shuts down the receiver, then the store pipeline.
 func (s *hostileServer) stop() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	return s.rcv.Shutdown(ctx)
+	return errors.Join(s.rcv.Shutdown(ctx), s.pipeline.Stop(ctx))
 }
 
 // hostilePhase is the measurement of one phase.

@@ -86,8 +86,8 @@ func parseRunFlags(args []string) (*runConfig, error) {
 	}
 	for s := range strings.SplitSeq(*sides, ",") {
 		s = strings.TrimSpace(s)
-		if s != sideOurs && s != sideOTLP {
-			return nil, fmt.Errorf("side %q is not one of %s, %s", s, sideOurs, sideOTLP)
+		if !slices.Contains(allSides, s) {
+			return nil, fmt.Errorf("side %q is not one of %v", s, allSides)
 		}
 		cfg.sides = append(cfg.sides, s)
 	}
@@ -530,13 +530,12 @@ func selfCPU() (time.Duration, error) { return procCPU(os.Getpid()) }
 func newClient(addr, side string, p payload.Payload) (*client, error) {
 	c := &client{points: p.DataPoints}
 	var err error
-	switch side {
-	case sideOurs:
-		c.method = pb.MetricsService_RecordBatchMetrics_FullMethodName
-		c.frame.b, err = p.Ours.MarshalVT()
-	case sideOTLP:
+	if speaksOTLP(side) {
 		c.method = otlpExportMethod
 		c.frame.b, err = p.OTLP.MarshalProto()
+	} else {
+		c.method = pb.MetricsService_RecordBatchMetrics_FullMethodName
+		c.frame.b, err = p.Ours.MarshalVT()
 	}
 	if err != nil {
 		return nil, err
@@ -562,8 +561,8 @@ func (c *client) check(ctx context.Context, side string) error {
 	if err := c.conn.Invoke(ctx, c.method, &c.frame, &resp); err != nil {
 		return err
 	}
-	switch side {
-	case sideOurs:
+	switch {
+	case !speaksOTLP(side):
 		var r pb.RecordBatchMetricsResponse
 		if err := r.UnmarshalVT(resp.b); err != nil {
 			return err
@@ -572,7 +571,7 @@ func (c *client) check(ctx context.Context, side string) error {
 			return fmt.Errorf("accepted %d items (%d datapoints), rejected %d, of %d",
 				r.AcceptedCount, r.GetStats().GetDatapointsAccepted(), r.RejectedCount, c.points)
 		}
-	case sideOTLP:
+	default:
 		r := pmetricotlp.NewExportResponse()
 		if err := r.UnmarshalProto(resp.b); err != nil {
 			return err

@@ -13,6 +13,7 @@ import (
 	"net/http/pprof"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -30,13 +31,26 @@ import (
 	"go.opentelemetry.io/collector/receiver/receivertest"
 
 	"github.com/metricsmodule/metricsmodule/receiver/metricsservicereceiver"
+	"github.com/metricsmodule/metricsmodule/test/storepipeline"
 )
 
 // Sides of the comparison.
 const (
+	// sideOurs is metrics_service → metrics_store processor (store and
+	// stream hub) → sink, as the distribution runs it.
 	sideOurs = "ours"
+	// sideOTLP is the stock otlpreceiver → sink.
 	sideOTLP = "otlp"
+	// sideOTLPStore is the stock otlpreceiver → metrics_store processor →
+	// sink: the store's OTLP ingest.
+	sideOTLPStore = "otlp-store"
 )
+
+// allSides lists the valid sides.
+var allSides = []string{sideOurs, sideOTLP, sideOTLPStore}
+
+// speaksOTLP reports whether the clients of side send OTLP.
+func speaksOTLP(side string) bool { return side != sideOurs }
 
 // stats is what a server reports on GET /stats.
 type stats struct {
@@ -57,6 +71,8 @@ type benchServer struct {
 	grpcAddr   string
 	stopOnce   sync.Once
 	stopErr    error
+	// cleanup stops the store pipeline and removes its directory.
+	cleanup func() error
 }
 
 // startServer starts the receiver of side listening on addr (host:port;
@@ -76,23 +92,38 @@ func startServer(ctx context.Context, side, addr string) (*benchServer, error) {
 		return nil, err
 	}
 	var (
-		f   receiver.Factory
-		cfg component.Config
+		f    receiver.Factory
+		cfg  component.Config
+		host component.Host = componenttest.NewNopHost()
 	)
+	if side == sideOurs || side == sideOTLPStore {
+		dir, err := os.MkdirTemp("", "metricsbench-store-")
+		if err != nil {
+			return nil, err
+		}
+		p, err := storepipeline.Start(ctx, filepath.Join(dir, "tsdb"), nil, sink)
+		if err != nil {
+			return nil, err
+		}
+		s.cleanup = func() error {
+			return errors.Join(p.Stop(context.Background()), os.RemoveAll(dir))
+		}
+		sink, host = p.Next, p.Host
+	}
 	switch side {
 	case sideOurs:
 		f = metricsservicereceiver.NewFactory()
 		c := f.CreateDefaultConfig().(*metricsservicereceiver.Config)
 		c.NetAddr.Endpoint = addr
 		cfg = c
-	case sideOTLP:
+	case sideOTLP, sideOTLPStore:
 		f = otlpreceiver.NewFactory()
 		c := f.CreateDefaultConfig().(*otlpreceiver.Config)
 		c.Protocols.GRPC.GetOrInsertDefault().NetAddr.Endpoint = addr
 		c.Protocols.HTTP = configoptional.None[otlpreceiver.HTTPConfig]()
 		cfg = c
 	default:
-		return nil, fmt.Errorf("side %q is not one of %s, %s", side, sideOurs, sideOTLP)
+		return nil, fmt.Errorf("side %q is not one of %v", side, allSides)
 	}
 	if err := confmap.Validate(cfg); err != nil {
 		return nil, fmt.Errorf("%s config: %w", side, err)
@@ -101,7 +132,7 @@ func startServer(ctx context.Context, side, addr string) (*benchServer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("create %s receiver: %w", side, err)
 	}
-	if err := s.rcv.Start(ctx, componenttest.NewNopHost()); err != nil {
+	if err := s.rcv.Start(ctx, host); err != nil {
 		return nil, fmt.Errorf("start %s receiver: %w", side, err)
 	}
 	return s, nil
@@ -118,6 +149,9 @@ func (s *benchServer) shutdown() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		s.stopErr = s.rcv.Shutdown(ctx)
+		if s.cleanup != nil {
+			s.stopErr = errors.Join(s.stopErr, s.cleanup())
+		}
 	})
 	return s.stopErr
 }
@@ -144,7 +178,7 @@ const readyPrefix = "READY"
 
 func serverMain(args []string) error {
 	fs := flag.NewFlagSet("server", flag.ContinueOnError)
-	side := fs.String("side", sideOurs, "receiver to serve: ours (metrics_service) or otlp (otlpreceiver, gRPC)")
+	side := fs.String("side", sideOurs, "receiver to serve: ours (metrics_service → metrics_store), otlp (otlpreceiver, gRPC) or otlp-store (otlpreceiver → metrics_store)")
 	addr := fs.String("addr", "127.0.0.1:0", "gRPC listen address (port 0: a free port)")
 	statsAddr := fs.String("stats-addr", "127.0.0.1:0", "HTTP address of /stats and /debug/pprof/")
 	if err := fs.Parse(args); err != nil {

@@ -80,8 +80,17 @@ func (e *pushgatewayExporter) start(ctx context.Context, host component.Host) er
 	e.client = client
 	e.mu.Unlock()
 	e.set.Logger.Info("Pushgateway exporter started",
-		zap.String("endpoint", e.base), zap.String("job", e.cfg.Job), zap.String("method", e.method))
+		zap.String("endpoint", redactedURL(e.base)), zap.String("job", e.cfg.Job), zap.String("method", e.method))
 	return nil
+}
+
+// redactedURL is u without its password, for logs.
+func redactedURL(u string) string {
+	p, err := url.Parse(u)
+	if err != nil {
+		return "(unparsable URL)"
+	}
+	return p.Redacted()
 }
 
 func (e *pushgatewayExporter) shutdown(context.Context) error {

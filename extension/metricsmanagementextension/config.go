@@ -3,10 +3,14 @@ package metricsmanagementextension
 import (
 	"errors"
 	"fmt"
+	"net"
+	"path/filepath"
 	"time"
 
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/config/configgrpc"
+
+	"github.com/metricsmodule/metricsmodule/internal/provider"
 )
 
 // Config is the extension configuration.
@@ -23,6 +27,32 @@ type Config struct {
 	// ShutdownDrainTimeout bounds how long the providers' queues drain when
 	// the collector stops.
 	ShutdownDrainTimeout time.Duration `mapstructure:"shutdown_drain_timeout"`
+	// DestinationPolicy says where providers may send or listen and which
+	// files they may name. The defaults refuse link-local and cloud metadata
+	// destinations, binding every interface, exporting into this
+	// collector's own receivers, and every file setting.
+	DestinationPolicy DestinationPolicyConfig `mapstructure:"destination_policy"`
+}
+
+// DestinationPolicyConfig is the destination policy of providers.
+type DestinationPolicyConfig struct {
+	// AllowLinkLocal allows link-local destinations (169.254.0.0/16,
+	// fe80::/10) and cloud metadata services (169.254.169.254,
+	// metadata.google.internal, ...). Default false.
+	AllowLinkLocal bool `mapstructure:"allow_link_local"`
+	// AllowUnspecifiedBind allows a listening provider (scrape endpoint)
+	// to bind every interface (0.0.0.0, ::, ":port"). Default false.
+	AllowUnspecifiedBind bool `mapstructure:"allow_unspecified_bind"`
+	// AllowSelf allows destinations that are this collector's own
+	// listening endpoints (an export loop). Default false.
+	AllowSelf bool `mapstructure:"allow_self"`
+	// SelfEndpoints are more endpoints of this collector (host:port), added
+	// to those learned from the receivers' effective config at start.
+	SelfEndpoints []string `mapstructure:"self_endpoints"`
+	// FileDirs are the absolute directories that TLS and other file
+	// settings may name (symlinks resolved). Default none: every file
+	// setting is refused.
+	FileDirs []string `mapstructure:"file_dirs"`
 }
 
 // RegistryConfig bounds the provider registry.
@@ -36,6 +66,17 @@ type RegistryConfig struct {
 }
 
 var _ component.Config = (*Config)(nil)
+
+// engine returns the engine's form of the policy.
+func (p DestinationPolicyConfig) engine() provider.DestinationPolicy {
+	return provider.DestinationPolicy{
+		AllowLinkLocal:       p.AllowLinkLocal,
+		AllowUnspecifiedBind: p.AllowUnspecifiedBind,
+		AllowSelf:            p.AllowSelf,
+		SelfEndpoints:        p.SelfEndpoints,
+		FileDirs:             p.FileDirs,
+	}
+}
 
 // Validate checks the configuration; messages name the field.
 func (cfg *Config) Validate() error {
@@ -54,6 +95,18 @@ func (cfg *Config) Validate() error {
 	}
 	if cfg.ShutdownDrainTimeout <= 0 {
 		errs = append(errs, errors.New("shutdown_drain_timeout: must be positive"))
+	}
+	for i, d := range cfg.DestinationPolicy.FileDirs {
+		if !filepath.IsAbs(d) {
+			errs = append(errs, fmt.Errorf("destination_policy.file_dirs[%d]: %q must be an absolute directory", i, d))
+		} else if filepath.Clean(d) == string(filepath.Separator) {
+			errs = append(errs, fmt.Errorf("destination_policy.file_dirs[%d]: the root directory would allow every file; name the directories of the certificates", i))
+		}
+	}
+	for i, ep := range cfg.DestinationPolicy.SelfEndpoints {
+		if _, _, err := net.SplitHostPort(ep); err != nil {
+			errs = append(errs, fmt.Errorf("destination_policy.self_endpoints[%d]: %q is not host:port: %w", i, ep, err))
+		}
 	}
 	return errors.Join(errs...)
 }

@@ -25,6 +25,11 @@ func TestLoadConfig(t *testing.T) {
 	custom.Storage = &storage
 	custom.Registry = RegistryConfig{MaxProviders: 10, MaxVersions: 5, MaxBackups: 20}
 	custom.ShutdownDrainTimeout = 3 * time.Second
+	policy := createDefaultConfig().(*Config)
+	policy.DestinationPolicy = DestinationPolicyConfig{
+		AllowLinkLocal: true, AllowUnspecifiedBind: true, AllowSelf: true,
+		SelfEndpoints: []string{"localhost:9999"}, FileDirs: []string{"/etc/metricsmodule/certs"},
+	}
 
 	tests := []struct {
 		id      component.ID
@@ -37,6 +42,10 @@ func TestLoadConfig(t *testing.T) {
 		{id: component.NewIDWithName(metadata.Type, "bad_registry"), wantErr: "registry.max_providers: must be positive, got 0\nregistry.max_versions: must be positive, got -1"},
 		{id: component.NewIDWithName(metadata.Type, "bad_drain"), wantErr: "shutdown_drain_timeout: must be positive"},
 		{id: component.NewIDWithName(metadata.Type, "unknown_key"), wantErr: "storage_extension"},
+		{id: component.NewIDWithName(metadata.Type, "policy"), want: policy},
+		{id: component.NewIDWithName(metadata.Type, "bad_policy"), wantErr: `destination_policy.file_dirs[0]: "certs" must be an absolute directory
+destination_policy.file_dirs[1]: the root directory would allow every file; name the directories of the certificates
+destination_policy.self_endpoints[0]: "nohost" is not host:port`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.id.String(), func(t *testing.T) {
@@ -64,5 +73,6 @@ func TestDefaults(t *testing.T) {
 	assert.Nil(t, cfg.Storage)
 	assert.Equal(t, RegistryConfig{MaxProviders: 100, MaxVersions: 50, MaxBackups: 200}, cfg.Registry)
 	assert.Equal(t, 10*time.Second, cfg.ShutdownDrainTimeout)
+	assert.Equal(t, DestinationPolicyConfig{}, cfg.DestinationPolicy, "the safe default: nothing allowed")
 	require.NoError(t, confmap.Validate(cfg))
 }

@@ -60,6 +60,7 @@ func newExtension(cfg *Config, set extension.Settings) *managementExtension {
 			MaxVersions:          cfg.Registry.MaxVersions,
 			MaxBackups:           cfg.Registry.MaxBackups,
 			ShutdownDrainTimeout: cfg.ShutdownDrainTimeout,
+			Policy:               cfg.DestinationPolicy.engine(),
 		}),
 	}
 }

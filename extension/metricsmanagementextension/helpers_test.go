@@ -59,6 +59,8 @@ type testCollector struct {
 	otlp     pmetricotlp.GRPCClient
 	mgmtConn *grpc.ClientConn
 	once     sync.Once
+	// otlpAddr is the collector's OTLP/gRPC receiver.
+	otlpAddr string
 }
 
 // startCollector runs the collector; config is a YAML file name (the
@@ -113,7 +115,7 @@ service:
 		SkipSettingGRPCLogger: true,
 	})
 	require.NoError(t, err)
-	c := &testCollector{col: col, done: make(chan error, 1)}
+	c := &testCollector{col: col, done: make(chan error, 1), otlpAddr: otlpAddr}
 	go func() { c.done <- col.Run(context.Background()) }()
 	require.Eventually(t, func() bool {
 		select {

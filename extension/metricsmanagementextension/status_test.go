@@ -97,3 +97,33 @@ func idStrings(ids []component.ID) []string {
 	}
 	return out
 }
+
+// A destination policy refusal is PERMISSION_DENIED naming the field, the
+// class and the config key that allows it.
+func TestPolicyStatus(t *testing.T) {
+	t.Parallel()
+	err := fmt.Errorf("wrapped: %w", &provider.PolicyError{Violations: []provider.PolicyViolation{
+		{Field: "config.settings.opentelemetry.endpoint", Class: provider.ClassSelf, ConfigKey: "destination_policy.allow_self", Message: "loop"},
+		{Field: "config.security.tls.ca_file", Class: provider.ClassFileOutsideDirs, ConfigKey: "destination_policy.file_dirs", Message: "file"},
+	}})
+	st := status.Convert(toStatus(err))
+	assert.Equal(t, codes.PermissionDenied, st.Code())
+	var info *errdetails.ErrorInfo
+	var br *errdetails.BadRequest
+	for _, d := range st.Details() {
+		switch x := d.(type) {
+		case *errdetails.ErrorInfo:
+			info = x
+		case *errdetails.BadRequest:
+			br = x
+		}
+	}
+	require.NotNil(t, info)
+	assert.Equal(t, "DESTINATION_NOT_ALLOWED", info.GetReason())
+	assert.Equal(t, map[string]string{"field": "config.settings.opentelemetry.endpoint", "class": "self_endpoint", "config_key": "destination_policy.allow_self"}, info.GetMetadata())
+	require.NotNil(t, br)
+	require.Len(t, br.GetFieldViolations(), 2)
+	assert.Equal(t, "config.security.tls.ca_file", br.GetFieldViolations()[1].GetField())
+	assert.Equal(t, "file_outside_allowed_dirs", br.GetFieldViolations()[1].GetReason())
+	assert.Contains(t, br.GetFieldViolations()[1].GetDescription(), "destination_policy.file_dirs")
+}

@@ -128,15 +128,32 @@ func exporterID(typ component.Type, providerID string, version uint64) component
 }
 
 // createExporter creates (does not start) the exporter of b.
-func createExporter(ctx context.Context, set Settings, b *built, id component.ID, providerID string) (exporter.Metrics, error) {
+func createExporter(ctx context.Context, set Settings, b *built, id component.ID, providerID string, scrub *scrubber) (exporter.Metrics, error) {
 	ts := set.TelemetrySettings
-	ts.Logger = ts.Logger.With(zap.String("provider_id", providerID), zap.String("exporter", id.String())).
+	ts.Logger = scrubLogger(ts.Logger, scrub).With(zap.String("provider_id", providerID), zap.String("exporter", id.String())).
 		WithOptions(zap.WrapCore(func(c zapcore.Core) zapcore.Core { return rejectionsAtDebug{c} }))
 	exp, err := b.factory.CreateMetrics(ctx, exporter.Settings{ID: id, TelemetrySettings: ts, BuildInfo: set.BuildInfo}, b.cfg)
 	if err != nil {
-		return nil, fmt.Errorf("create %s exporter: %w", b.exporterType, err)
+		return nil, scrub.err(fmt.Errorf("create %s exporter: %w", b.exporterType, err))
 	}
 	return exp, nil
+}
+
+// scrubEvent returns ev with its error scrubbed of the provider's secrets.
+func scrubEvent(ev *componentstatus.Event, s *scrubber) *componentstatus.Event {
+	if s == nil || ev.Err() == nil {
+		return ev
+	}
+	err := s.err(ev.Err())
+	switch ev.Status() {
+	case componentstatus.StatusRecoverableError:
+		return componentstatus.NewRecoverableErrorEvent(err)
+	case componentstatus.StatusPermanentError:
+		return componentstatus.NewPermanentErrorEvent(err)
+	case componentstatus.StatusFatalError:
+		return componentstatus.NewFatalErrorEvent(err)
+	}
+	return ev
 }
 
 // childHost is the host of a runtime exporter: the collector's host (so

@@ -23,8 +23,8 @@ func (e *Engine) Delete(ctx context.Context, req *pb.DeleteProviderRequest) (*pb
 	if strategy == pb.CleanupStrategy_CLEANUP_STRATEGY_UNSPECIFIED {
 		strategy = pb.CleanupStrategy_CLEANUP_STRATEGY_GRACEFUL
 	}
-	if _, ok := pb.CleanupStrategy_name[int32(strategy)]; !ok {
-		return nil, &ValidationError{Issues: []*pb.ValidationIssue{issue("cleanup_strategy", "invalid_value", fmt.Sprintf("unknown cleanup strategy %d", strategy), "")}}
+	if iss := validateEnum("cleanup_strategy", strategy); iss != nil {
+		return nil, &ValidationError{Issues: []*pb.ValidationIssue{iss}}
 	}
 	if iss := validateDuration("drain_timeout", req.GetDrainTimeout(), false); iss != nil {
 		return nil, &ValidationError{Issues: []*pb.ValidationIssue{iss}}

@@ -5,6 +5,13 @@
 // backups and persistence; and the lock-free routing table that the providers
 // exporter hands every batch to.
 //
+// Providers are created by API callers: every config is checked against the
+// operator's DestinationPolicy (link-local and cloud metadata destinations,
+// binding every interface, export loops into the collector, files outside
+// allowed directories) before anything is built, and the secrets named by
+// one schema (secretFields) never leave the engine in a response, an error
+// or a log line.
+//
 // It imports no component implementation: exporters are found through
 // hostcapabilities.ComponentFactory, as contrib receivercreator finds receivers.
 package provider // import "github.com/metricsmodule/metricsmodule/internal/provider"

@@ -33,6 +33,9 @@ type Settings struct {
 	ShutdownDrainTimeout time.Duration
 	// Now is the clock (time.Now when nil).
 	Now func() time.Time
+	// Policy says which destinations and files providers may use; the
+	// zero value is the safe default.
+	Policy DestinationPolicy
 }
 
 // Defaults of Settings and of the requests.
@@ -57,6 +60,7 @@ type Engine struct {
 	host      component.Host
 	factories hostcapabilities.ComponentFactory
 	store     persister
+	policy    *policy
 
 	mu        sync.Mutex
 	providers map[string]*providerState
@@ -121,12 +125,17 @@ func NewEngine(set Settings) *Engine {
 	return &Engine{
 		set: set, log: set.Logger, now: set.Now,
 		router:    newRouter(set.Now),
+		policy:    newPolicy(set.Policy),
 		providers: map[string]*providerState{},
 		backups:   map[string]*backupRecord{},
 		baseCtx:   ctx, baseCancel: cancel,
 		quit: make(chan struct{}),
 	}
 }
+
+// ComponentFactory returns the host's component factories (after Start;
+// nil when the host has none).
+func (e *Engine) ComponentFactory() hostcapabilities.ComponentFactory { return e.factories }
 
 // Router returns the routing table the providers exporter consumes through.
 func (e *Engine) Router() *Router { return e.router }
@@ -326,13 +335,24 @@ func (e *Engine) providerLogger(id string) *zap.Logger {
 }
 
 // startSender builds, creates and starts the exporter of pc with its wrapper.
+// The destination policy is checked first (a stored config may predate
+// it); every error is scrubbed of the config's secrets.
 func (e *Engine) startSender(ctx context.Context, pc *pb.ProviderConfig, version uint64, stats *Stats) (*sender, *built, error) {
+	scrub := newScrubber(pc)
+	s, b, err := e.startSenderScrubbed(ctx, pc, version, stats, scrub)
+	return s, b, scrub.err(err)
+}
+
+func (e *Engine) startSenderScrubbed(ctx context.Context, pc *pb.ProviderConfig, version uint64, stats *Stats, scrub *scrubber) (*sender, *built, error) {
+	if err := e.checkPolicy(pc); err != nil {
+		return nil, nil, err
+	}
 	b, err := buildConfig(e.factories, pc)
 	if err != nil {
 		return nil, nil, err
 	}
 	id := exporterID(b.exporterType, pc.GetProviderId(), version)
-	exp, err := createExporter(ctx, e.set, b, id, pc.GetProviderId())
+	exp, err := createExporter(ctx, e.set, b, id, pc.GetProviderId(), scrub)
 	if err != nil {
 		return nil, nil, fmt.Errorf("%w: %w", ErrFailedPrecondition, err)
 	}
@@ -357,12 +377,13 @@ func (e *Engine) startSender(ctx context.Context, pc *pb.ProviderConfig, version
 		maxBytes:   int64(l.GetMaxQueueMemoryBytes()),
 		workers:    workers,
 		stallAfter: stall,
+		scrub:      scrub,
 	}, stats, e.providerLogger(pc.GetProviderId()), e.now)
 	if fo := pc.GetFailover().GetFailoverProviderId(); fo != "" {
 		fn := e.router.failoverFunc(pc.GetProviderId(), fo)
 		s.failover.Store(&fn)
 	}
-	host := &childHost{Host: e.host, report: func(ev *componentstatus.Event) { s.stats.Load().reportStatus(ev) }}
+	host := &childHost{Host: e.host, report: func(ev *componentstatus.Event) { s.stats.Load().reportStatus(scrubEvent(ev, scrub)) }}
 	if err := s.start(context.WithoutCancel(ctx), host); err != nil {
 		_, _, _ = s.stop(ctx, false)
 		return nil, nil, fmt.Errorf("%w: %w", ErrFailedPrecondition, err)

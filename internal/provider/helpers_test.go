@@ -56,6 +56,8 @@ var sinkType = component.MustNewType("sink")
 
 type sinkConfig struct {
 	Name string `mapstructure:"name"`
+	// Endpoint is not used; destination policy tests set it.
+	Endpoint string `mapstructure:"endpoint"`
 }
 
 // testSink counts the data points it exported by their "seq" attribute.

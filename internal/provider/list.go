@@ -31,6 +31,14 @@ func (e *Engine) List(_ context.Context, req *pb.ListProvidersRequest) (*pb.List
 	if err := e.ready(); err != nil {
 		return nil, err
 	}
+	var reqIssues []*pb.ValidationIssue
+	reqIssues = append(reqIssues, validateEnums("types", req.GetTypes())...)
+	reqIssues = append(reqIssues, validateEnums("states", req.GetStates())...)
+	reqIssues = append(reqIssues, validateEnums("health", req.GetHealth())...)
+	reqIssues = appendNonNil(reqIssues, validateEnum("sort_by", req.GetSortBy()))
+	if len(reqIssues) > 0 {
+		return nil, &ValidationError{Issues: reqIssues}
+	}
 	size := int(req.GetPageSize())
 	switch {
 	case size < 0:

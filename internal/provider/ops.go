@@ -14,20 +14,32 @@ import (
 	pb "github.com/metricsmodule/metricsmodule/proto/metricsmodule/v1"
 )
 
-// Create creates a provider (CreateMetricsProvider).
-func (e *Engine) Create(ctx context.Context, req *pb.CreateProviderRequest) (*pb.CreateProviderResponse, error) {
+// Create creates a provider (CreateMetricsProvider). The request is checked
+// against the destination policy before anything is built; errors and
+// issues are scrubbed of the config's secrets.
+func (e *Engine) Create(ctx context.Context, req *pb.CreateProviderRequest) (resp *pb.CreateProviderResponse, err error) {
 	if err := e.ready(); err != nil {
 		return nil, err
 	}
+	var scrub *scrubber
+	defer func() {
+		err = scrub.err(err)
+		scrubIssues(scrub, resp.GetValidationIssues())
+	}()
 	pc, restored, err := e.createConfig(req)
 	if err != nil {
 		return nil, err
 	}
+	scrub = newScrubber(pc)
 	issues := validateConfig(pc)
 	if hasErrors(issues) {
 		return nil, &ValidationError{Issues: issues}
 	}
+	if err := e.checkPolicy(pc); err != nil {
+		return nil, err
+	}
 	b, buildErr := buildConfig(e.factories, pc)
+	buildErr = scrub.err(buildErr)
 	if buildErr != nil && (req.GetValidateConfig() || req.GetDryRun()) {
 		return nil, withWarnings(buildErr, issues)
 	}
@@ -40,7 +52,7 @@ func (e *Engine) Create(ctx context.Context, req *pb.CreateProviderRequest) (*pb
 	id := pc.GetProviderId()
 
 	if req.GetDryRun() {
-		exp, err := createExporter(ctx, e.set, b, exporterID(b.exporterType, id, 1), id)
+		exp, err := createExporter(ctx, e.set, b, exporterID(b.exporterType, id, 1), id, scrub)
 		if err != nil {
 			return nil, &ValidationError{Issues: append([]*pb.ValidationIssue{issue("config.settings", "create_failed", err.Error(), "")}, issues...)}
 		}
@@ -165,6 +177,24 @@ func (e *Engine) createConfig(req *pb.CreateProviderRequest) (*pb.ProviderConfig
 		}
 	}
 	return pc, b, nil
+}
+
+// scrubIssues removes secrets from the messages of issues.
+func scrubIssues(s *scrubber, issues []*pb.ValidationIssue) {
+	if s == nil {
+		return
+	}
+	for _, iss := range issues {
+		iss.Message, iss.Suggestion = s.str(iss.GetMessage()), s.str(iss.GetSuggestion())
+	}
+}
+
+// checkPolicy checks pc against the destination policy.
+func (e *Engine) checkPolicy(pc *pb.ProviderConfig) error {
+	if v := e.policy.check(pc); len(v) > 0 {
+		return &PolicyError{Violations: v}
+	}
+	return nil
 }
 
 // fail marks ps FAILED.

@@ -24,7 +24,7 @@ func TestRedact(t *testing.T) {
 		assert.NotContains(t, string(js), secret)
 	}
 	assert.Equal(t, "u", r.GetSecurity().GetBasicAuth().GetUsername())
-	assert.Equal(t, "https://user:REDACTED@collector:4318", r.GetSettings().GetOpentelemetry().GetEndpoint())
+	assert.Equal(t, "https://REDACTED:REDACTED@collector:4318", r.GetSettings().GetOpentelemetry().GetEndpoint())
 
 	// A redacted config sent back keeps the stored secrets.
 	unredact(r, pc)

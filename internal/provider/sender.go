@@ -62,6 +62,8 @@ type senderConfig struct {
 	maxBytes   int64
 	workers    int
 	stallAfter time.Duration
+	// scrub removes the config's secrets from export errors.
+	scrub *scrubber
 }
 
 // sender is one running exporter of a provider with its wrapper: filter →
@@ -233,7 +235,7 @@ func (s *sender) export(worker int, it *item) {
 	}
 	start := s.now()
 	s.inflight[worker].Store(start.UnixNano())
-	err := s.cfg.exp.ConsumeMetrics(s.ctx, md)
+	err := s.cfg.scrub.err(s.cfg.exp.ConsumeMetrics(s.ctx, md))
 	s.inflight[worker].Store(0)
 	latency := s.now().Sub(start)
 	if err != nil && s.ctx.Err() != nil {

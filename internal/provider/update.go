@@ -14,10 +14,18 @@ import (
 
 // Update changes a provider (UpdateMetricsProvider). Every change is a new
 // config version; the strategy says how the running exporter is replaced.
-func (e *Engine) Update(ctx context.Context, req *pb.UpdateProviderRequest) (*pb.UpdateProviderResponse, error) {
+func (e *Engine) Update(ctx context.Context, req *pb.UpdateProviderRequest) (resp *pb.UpdateProviderResponse, err error) {
 	if err := e.ready(); err != nil {
 		return nil, err
 	}
+	var scrub *scrubber
+	defer func() {
+		err = scrub.err(err)
+		scrubIssues(scrub, resp.GetValidationIssues())
+		if resp != nil {
+			resp.Message = scrub.str(resp.GetMessage())
+		}
+	}()
 	if iss := validateID("provider_id", req.GetProviderId()); iss != nil {
 		return nil, &ValidationError{Issues: []*pb.ValidationIssue{iss}}
 	}
@@ -47,16 +55,24 @@ func (e *Engine) Update(ctx context.Context, req *pb.UpdateProviderRequest) (*pb
 	if strategy == pb.UpdateStrategy_UPDATE_STRATEGY_UNSPECIFIED {
 		strategy = pb.UpdateStrategy_UPDATE_STRATEGY_ROLLING
 	}
-	if _, ok := pb.UpdateStrategy_name[int32(strategy)]; !ok {
-		return nil, &ValidationError{Issues: []*pb.ValidationIssue{issue("strategy", "invalid_value", fmt.Sprintf("unknown strategy %d", strategy), "")}}
+	var reqIssues []*pb.ValidationIssue
+	reqIssues = appendNonNil(reqIssues, validateEnum("strategy", strategy))
+	reqIssues = appendNonNil(reqIssues, validateDuration("drain_timeout", req.GetDrainTimeout(), false))
+	reqIssues = appendNonNil(reqIssues, validateDuration("verify_period", req.GetVerifyPeriod(), false))
+	if len(reqIssues) > 0 {
+		return nil, &ValidationError{Issues: reqIssues}
 	}
 	next, note, err := updateConfig(req, cur, rec, strategy)
 	if err != nil {
 		return nil, err
 	}
+	scrub = newScrubber(next, cur)
 	issues := validateConfig(next)
 	if hasErrors(issues) {
 		return nil, &ValidationError{Issues: issues}
+	}
+	if err := e.checkPolicy(next); err != nil {
+		return nil, err
 	}
 	b, err := buildConfig(e.factories, next)
 	if err != nil {
@@ -64,7 +80,7 @@ func (e *Engine) Update(ctx context.Context, req *pb.UpdateProviderRequest) (*pb
 	}
 	issues = append(issues, b.warnings...)
 	issues = append(issues, e.failoverWarnings(next)...)
-	resp := &pb.UpdateProviderResponse{PreviousVersion: rec.Version, ValidationIssues: issues, Strategy: strategy}
+	resp = &pb.UpdateProviderResponse{PreviousVersion: rec.Version, ValidationIssues: issues, Strategy: strategy}
 	provider := func() *pb.Provider {
 		e.mu.Lock()
 		defer e.mu.Unlock()

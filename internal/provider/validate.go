@@ -7,12 +7,15 @@ import (
 	"net/url"
 	"path"
 	"regexp"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
 
 	"go.opentelemetry.io/collector/component"
+	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/structpb"
 
 	pb "github.com/metricsmodule/metricsmodule/proto/metricsmodule/v1"
 )
@@ -112,7 +115,7 @@ func validateSettings(pc *pb.ProviderConfig) []*pb.ValidationIssue {
 		return []*pb.ValidationIssue{issue("config.type", "required", "provider type must be set",
 			"one of PROVIDER_TYPE_PROMETHEUS, PROVIDER_TYPE_OPENTELEMETRY, PROVIDER_TYPE_STATSD, PROVIDER_TYPE_CUSTOM")}
 	default:
-		return []*pb.ValidationIssue{issue("config.type", "invalid_value", fmt.Sprintf("unknown provider type %d", pc.GetType()), "")}
+		return []*pb.ValidationIssue{validateEnum("config.type", pc.GetType())}
 	}
 	var out []*pb.ValidationIssue
 	for _, name := range []string{"prometheus", "opentelemetry", "statsd", "custom"} {
@@ -168,6 +171,7 @@ func validatePrometheus(p *pb.PrometheusSettings) []*pb.ValidationIssue {
 			out = append(out, warning(f+"push_method", "ignored", "push_method applies to push_gateway_url only", ""))
 		}
 	}
+	out = appendNonNil(out, validateEnum(f+"push_method", p.GetPushMethod()))
 	if v := p.GetRemoteWriteUrl(); v != "" {
 		out = appendNonNil(out, validateURL(f+"remote_write_url", v))
 	} else if p.GetNativeHistograms() {
@@ -215,7 +219,7 @@ func validateOTel(o *pb.OpenTelemetrySettings) []*pb.ValidationIssue {
 			out = appendNonNil(out, validateURL(f+"endpoint", ep))
 		}
 	default:
-		out = append(out, issue(f+"protocol", "invalid_value", fmt.Sprintf("unknown protocol %d", o.GetProtocol()), ""))
+		out = appendNonNil(out, validateEnum(f+"protocol", o.GetProtocol()))
 	}
 	switch o.GetCompression() {
 	case "", "gzip", "zstd", "snappy", "none":
@@ -236,12 +240,8 @@ func validateStatsd(s *pb.StatsdSettings) []*pb.ValidationIssue {
 	} else {
 		out = appendNonNil(out, validateHostPort(f+"address", s.GetAddress()))
 	}
-	if _, ok := pb.StatsdTransport_name[int32(s.GetTransport())]; !ok {
-		out = append(out, issue(f+"transport", "invalid_value", fmt.Sprintf("unknown transport %d", s.GetTransport()), ""))
-	}
-	if _, ok := pb.StatsdTagFormat_name[int32(s.GetTagFormat())]; !ok {
-		out = append(out, issue(f+"tag_format", "invalid_value", fmt.Sprintf("unknown tag format %d", s.GetTagFormat()), ""))
-	}
+	out = appendNonNil(out, validateEnum(f+"transport", s.GetTransport()))
+	out = appendNonNil(out, validateEnum(f+"tag_format", s.GetTagFormat()))
 	if r := s.GetSampleRate(); math.IsNaN(r) || r < 0 || r > 1 {
 		out = append(out, issue(f+"sample_rate", "out_of_range", fmt.Sprintf("sample_rate %v must be in (0,1] (0 means 1)", r), ""))
 	}
@@ -265,6 +265,41 @@ func validateCustom(c *pb.CustomSettings) []*pb.ValidationIssue {
 	}
 	if c.GetExporterType() == "providers" {
 		return []*pb.ValidationIssue{issue(f+"exporter_type", "invalid_value", "a provider cannot be a providers exporter (it would loop)", "")}
+	}
+	var out []*pb.ValidationIssue
+	for k, v := range c.GetConfig().GetFields() {
+		out = append(out, negativeValues(f+"config."+k, v)...)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].GetField() < out[j].GetField() })
+	return out
+}
+
+// negativeValues refuses negative numbers and durations in a custom
+// exporter config: no exporter setting takes one (sizes, counts, timeouts,
+// intervals), and some exporters do not check theirs (a negative timeout
+// would be taken as none).
+func negativeValues(field string, v *structpb.Value) []*pb.ValidationIssue {
+	switch x := v.GetKind().(type) {
+	case *structpb.Value_NumberValue:
+		if x.NumberValue < 0 || math.IsNaN(x.NumberValue) || math.IsInf(x.NumberValue, 0) {
+			return []*pb.ValidationIssue{issue(field, "out_of_range", fmt.Sprintf("%v must be a finite number >= 0", x.NumberValue), "")}
+		}
+	case *structpb.Value_StringValue:
+		if d, err := time.ParseDuration(x.StringValue); err == nil && d < 0 {
+			return []*pb.ValidationIssue{issue(field, "out_of_range", fmt.Sprintf("duration %s must not be negative", x.StringValue), "")}
+		}
+	case *structpb.Value_StructValue:
+		var out []*pb.ValidationIssue
+		for k, e := range x.StructValue.GetFields() {
+			out = append(out, negativeValues(field+"."+k, e)...)
+		}
+		return out
+	case *structpb.Value_ListValue:
+		var out []*pb.ValidationIssue
+		for i, e := range x.ListValue.GetValues() {
+			out = append(out, negativeValues(fmt.Sprintf("%s[%d]", field, i), e)...)
+		}
+		return out
 	}
 	return nil
 }
@@ -307,11 +342,13 @@ func validateFilter(f string, mf *pb.MetricFilter) []*pb.ValidationIssue {
 				out = append(out, issue(lf+".value", "invalid_regex", err.Error(), "use RE2 syntax"))
 			}
 		default:
-			out = append(out, issue(lf+".operator", "invalid_value", fmt.Sprintf("unknown operator %d", lm.GetOperator()), ""))
+			out = appendNonNil(out, validateEnum(lf+".operator", lm.GetOperator()))
 		}
 	}
 	for i, t := range mf.GetTypes() {
-		if t == pb.MetricType_METRIC_TYPE_UNSPECIFIED || pb.MetricType_name[int32(t)] == "" {
+		if iss := validateEnum(fmt.Sprintf("%s.types[%d]", f, i), t); iss != nil {
+			out = append(out, iss)
+		} else if t == pb.MetricType_METRIC_TYPE_UNSPECIFIED {
 			out = append(out, issue(fmt.Sprintf("%s.types[%d]", f, i), "invalid_value", fmt.Sprintf("metric type %v is not a type", t), ""))
 		}
 	}
@@ -466,6 +503,40 @@ func validateHostPort(f, hp string) *pb.ValidationIssue {
 		return issue(f, "invalid_address", fmt.Sprintf("%q has no valid port", hp), "")
 	}
 	return nil
+}
+
+// protoEnum is a generated enum.
+type protoEnum interface {
+	~int32
+	Descriptor() protoreflect.EnumDescriptor
+	Number() protoreflect.EnumNumber
+}
+
+// validateEnum refuses a value that is not one of the enum's (a client
+// built against a newer API, or a raw number), naming the field and the
+// values accepted.
+func validateEnum[E protoEnum](field string, v E) *pb.ValidationIssue {
+	vals := v.Descriptor().Values()
+	if vals.ByNumber(v.Number()) != nil {
+		return nil
+	}
+	names := make([]string, 0, vals.Len())
+	for i := 0; i < vals.Len(); i++ {
+		if vals.Get(i).Number() != 0 {
+			names = append(names, string(vals.Get(i).Name()))
+		}
+	}
+	return issue(field, "invalid_value", fmt.Sprintf("unknown %s value %d", v.Descriptor().Name(), int32(v)),
+		"one of "+strings.Join(names, ", "))
+}
+
+// validateEnums checks every value of a repeated enum field.
+func validateEnums[E protoEnum](field string, vs []E) []*pb.ValidationIssue {
+	var out []*pb.ValidationIssue
+	for i, v := range vs {
+		out = appendNonNil(out, validateEnum(fmt.Sprintf("%s[%d]", field, i), v))
+	}
+	return out
 }
 
 func appendNonNil(out []*pb.ValidationIssue, iss *pb.ValidationIssue) []*pb.ValidationIssue {

@@ -2,7 +2,6 @@ package registry
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -63,9 +62,10 @@ func (b *boltKV) Set(_ context.Context, key string, value []byte) error {
 	})
 }
 
+// Close closes the file; it is idempotent.
 func (b *boltKV) Close(context.Context) error {
 	if b.db == nil {
-		return errors.New("closed")
+		return nil
 	}
 	err := b.db.Close()
 	b.db = nil

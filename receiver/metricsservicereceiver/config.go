@@ -13,8 +13,6 @@ import (
 	"github.com/metricsmodule/metricsmodule/internal/convert"
 	"github.com/metricsmodule/metricsmodule/internal/query"
 	"github.com/metricsmodule/metricsmodule/internal/registry"
-	"github.com/metricsmodule/metricsmodule/internal/store"
-	"github.com/metricsmodule/metricsmodule/internal/stream"
 )
 
 // Config is the receiver configuration.
@@ -27,9 +25,10 @@ type Config struct {
 	Limits LimitsConfig `mapstructure:"limits"`
 	// Dedup configures idempotent retries by request id.
 	Dedup DedupConfig `mapstructure:"dedup"`
-	// Store is the embedded time-series store that answers reads; off
-	// unless the block is present.
-	Store configoptional.Optional[store.Config] `mapstructure:"store"`
+	// Store is the metrics_store extension that keeps what every pipeline
+	// ingests and answers reads and streams. Unset: the one metrics_store
+	// extension of the collector, if there is one.
+	Store *component.ID `mapstructure:"store"`
 	// Query configures QueryMetrics and GetMetrics (engine limits, results
 	// cache, remote backend).
 	Query query.Config `mapstructure:"query"`
@@ -38,8 +37,6 @@ type Config struct {
 	PrometheusAPI configoptional.Optional[confighttp.ServerConfig] `mapstructure:"prometheus_api"`
 	// Registry configures metric definitions (RegisterMetric).
 	Registry RegistryConfig `mapstructure:"registry"`
-	// Stream bounds StreamMetrics: subscribers, buffers and replay logs.
-	Stream stream.Config `mapstructure:"stream"`
 }
 
 // RegistryConfig configures the metric definitions.
@@ -117,14 +114,8 @@ func (cfg *Config) Validate() error {
 	if err := cfg.Query.Validate(); err != nil {
 		errs = append(errs, fmt.Errorf("query: %w", err))
 	}
-	if cfg.PrometheusAPI.HasValue() && !cfg.Store.HasValue() && cfg.Query.Remote.Endpoint == "" {
-		errs = append(errs, errors.New("prometheus_api: needs the store block or query.remote.endpoint to answer from"))
-	}
 	if cfg.Registry.Mode != registry.ModeOpen && cfg.Registry.Mode != registry.ModeStrict {
 		errs = append(errs, fmt.Errorf("registry.mode: %q is not one of open, strict", cfg.Registry.Mode))
-	}
-	if err := cfg.Stream.Validate(); err != nil {
-		errs = append(errs, fmt.Errorf("stream: %w", err))
 	}
 	if cfg.Dedup.Window < 0 {
 		errs = append(errs, errors.New("dedup.window: must not be negative"))

@@ -40,8 +40,8 @@ func (*memKV) Close(context.Context) error { return nil }
 
 // dataDir is the directory next to the store where registry files live.
 func (r *metricsReceiver) dataDir() string {
-	if r.cfg.Store.HasValue() {
-		return filepath.Dir(filepath.Clean(r.cfg.Store.Get().Path))
+	if r.store != nil {
+		return filepath.Dir(filepath.Clean(r.store.DB().Dir()))
 	}
 	return ""
 }

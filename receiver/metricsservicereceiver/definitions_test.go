@@ -10,7 +10,6 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"go.opentelemetry.io/collector/component/componenttest"
 	"go.opentelemetry.io/collector/config/confighttp"
 	"go.opentelemetry.io/collector/config/configoptional"
 	"go.opentelemetry.io/collector/receiver/receivertest"
@@ -21,7 +20,6 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/metricsmodule/metricsmodule/internal/registry"
-	"github.com/metricsmodule/metricsmodule/internal/store"
 	pb "github.com/metricsmodule/metricsmodule/proto/metricsmodule/v1"
 	"github.com/metricsmodule/metricsmodule/receiver/metricsservicereceiver/internal/metadata"
 )
@@ -31,15 +29,13 @@ func runReceiver(t *testing.T, dir string, mode registry.Mode) (c pb.MetricsServ
 	t.Helper()
 	cfg := createDefaultConfig().(*Config)
 	cfg.NetAddr.Endpoint = "127.0.0.1:0"
-	sc := store.DefaultConfig()
-	sc.Path = filepath.Join(dir, "tsdb")
-	cfg.Store = configoptional.Some(sc)
 	cfg.PrometheusAPI = configoptional.None[confighttp.ServerConfig]()
 	cfg.Registry.Mode = mode
 	require.NoError(t, cfg.Validate())
-	r, err := newReceiver(cfg, receivertest.NewNopSettings(metadata.Type), &switchSink{})
+	next, host, stopPipeline := storePipelineStop(t, filepath.Join(dir, "tsdb"), nil, &switchSink{})
+	r, err := newReceiver(cfg, receivertest.NewNopSettings(metadata.Type), next)
 	require.NoError(t, err)
-	require.NoError(t, r.Start(context.Background(), componenttest.NewNopHost()))
+	require.NoError(t, r.Start(context.Background(), host))
 	conn, err := grpc.NewClient(r.addr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
 	require.NoError(t, err)
 	stopped := false
@@ -48,6 +44,7 @@ func runReceiver(t *testing.T, dir string, mode registry.Mode) (c pb.MetricsServ
 			stopped = true
 			_ = conn.Close()
 			require.NoError(t, r.Shutdown(context.Background()))
+			stopPipeline()
 		}
 	}
 	t.Cleanup(stop)

@@ -14,8 +14,6 @@ import (
 	"github.com/metricsmodule/metricsmodule/internal/convert"
 	"github.com/metricsmodule/metricsmodule/internal/query"
 	"github.com/metricsmodule/metricsmodule/internal/registry"
-	"github.com/metricsmodule/metricsmodule/internal/store"
-	"github.com/metricsmodule/metricsmodule/internal/stream"
 	"github.com/metricsmodule/metricsmodule/receiver/metricsservicereceiver/internal/metadata"
 )
 
@@ -51,12 +49,10 @@ func createDefaultConfig() component.Config {
 		},
 		Limits: LimitsConfig{Limits: cc.Limits, MaxBatchSize: 10_000},
 		Dedup:  DedupConfig{Window: 10 * time.Minute, MaxEntries: 100_000},
-		Store:  configoptional.Default(store.DefaultConfig()),
 		Query:  query.DefaultConfig(),
 		Registry: RegistryConfig{
 			Mode: registry.ModeOpen,
 		},
-		Stream: stream.DefaultConfig(),
 		PrometheusAPI: configoptional.Default(func() confighttp.ServerConfig {
 			c := confighttp.NewDefaultServerConfig()
 			c.NetAddr.Endpoint = DefaultPrometheusAPIEndpoint

@@ -9,35 +9,57 @@ import (
 
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/component/componentstatus"
-	"go.opentelemetry.io/collector/pdata/pmetric"
 	"go.uber.org/zap"
 
 	"github.com/prometheus/prometheus/storage"
 
+	"github.com/metricsmodule/metricsmodule/internal/datapath"
 	"github.com/metricsmodule/metricsmodule/internal/promapi"
 	"github.com/metricsmodule/metricsmodule/internal/query"
-	"github.com/metricsmodule/metricsmodule/internal/store"
 )
 
-// storeTap stages every batch in the embedded store.
-type storeTap struct{ s *store.Store }
-
-func (t storeTap) Stage(ctx context.Context, md pmetric.Metrics) (Staged, error) {
-	return t.s.Stage(ctx, md)
+// findSink finds the metrics_store extension: the configured one, or the
+// only one of the collector.
+func (r *metricsReceiver) findSink(host component.Host) error {
+	var prov datapath.Provider
+	if id := r.cfg.Store; id != nil {
+		ext, ok := host.GetExtensions()[*id]
+		if !ok {
+			return fmt.Errorf("store: extension %q is not configured; add it under extensions and service.extensions", id)
+		}
+		if prov, ok = ext.(datapath.Provider); !ok {
+			return fmt.Errorf("store: extension %q is not a metrics_store extension", id)
+		}
+	} else {
+		var found []component.ID
+		for id, ext := range host.GetExtensions() {
+			if p, ok := ext.(datapath.Provider); ok {
+				prov = p
+				found = append(found, id)
+			}
+		}
+		if len(found) > 1 {
+			return fmt.Errorf("store: %d metrics_store extensions (%v); name the one to read from", len(found), found)
+		}
+	}
+	if prov == nil {
+		r.settings.Logger.Info("No metrics_store extension: reads and StreamMetrics are off (add the metrics_store extension and processor to keep data)")
+		return nil
+	}
+	r.sink = prov.Sink()
+	if r.sink == nil {
+		return errors.New("store: the metrics_store extension has not started")
+	}
+	r.store, r.hub = r.sink.Store(), r.sink.Hub()
+	return nil
 }
 
-// startReads opens the store, the query engine and the Prometheus API, as
-// configured.
+// startReads starts the query engine and the Prometheus API, as configured.
 func (r *metricsReceiver) startReads(ctx context.Context, host component.Host) error {
-	if r.cfg.Store.HasValue() {
-		st, err := store.Open(*r.cfg.Store.Get(), r.settings.Logger.Named("store"))
-		if err != nil {
-			return err
-		}
-		r.store = st
-		r.taps = append(r.taps, storeTap{s: st})
-	}
 	if r.store == nil && r.cfg.Query.Remote.Endpoint == "" {
+		if r.cfg.PrometheusAPI.HasValue() {
+			r.settings.Logger.Info("Prometheus HTTP API is off: there is no metrics_store extension and no query.remote.endpoint to answer from")
+		}
 		return nil
 	}
 	q := r.queryable()
@@ -89,11 +111,6 @@ func (r *metricsReceiver) queryable() storage.Queryable {
 	return r.store.Queryable()
 }
 
-// stopReads stops the API server and closes the store.
-func (r *metricsReceiver) stopReads(ctx context.Context) error {
-	return errors.Join(r.stopHTTP(ctx), r.closeStore())
-}
-
 func (r *metricsReceiver) stopHTTP(ctx context.Context) error {
 	if r.httpServer == nil {
 		return nil
@@ -102,11 +119,4 @@ func (r *metricsReceiver) stopHTTP(ctx context.Context) error {
 		return fmt.Errorf("stop Prometheus API: %w", err)
 	}
 	return nil
-}
-
-func (r *metricsReceiver) closeStore() error {
-	if r.store == nil {
-		return nil
-	}
-	return r.store.Close()
 }

@@ -12,7 +12,6 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"go.opentelemetry.io/collector/component/componenttest"
 	"go.opentelemetry.io/collector/config/confighttp"
 	"go.opentelemetry.io/collector/config/configoptional"
 	"go.opentelemetry.io/collector/receiver/receivertest"
@@ -23,7 +22,6 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"github.com/metricsmodule/metricsmodule/internal/store"
 	pb "github.com/metricsmodule/metricsmodule/proto/metricsmodule/v1"
 	"github.com/metricsmodule/metricsmodule/receiver/metricsservicereceiver/internal/metadata"
 )
@@ -33,16 +31,14 @@ func startWithStore(t *testing.T, dir string) (pb.MetricsServiceClient, string) 
 	t.Helper()
 	cfg := createDefaultConfig().(*Config)
 	cfg.NetAddr.Endpoint = "127.0.0.1:0"
-	sc := store.DefaultConfig()
-	sc.Path = dir
-	cfg.Store = configoptional.Some(sc)
 	hc := confighttp.NewDefaultServerConfig()
 	hc.NetAddr.Endpoint = "127.0.0.1:0"
 	cfg.PrometheusAPI = configoptional.Some(hc)
 	require.NoError(t, cfg.Validate())
-	r, err := newReceiver(cfg, receivertest.NewNopSettings(metadata.Type), &switchSink{})
+	next, host := storePipeline(t, dir, nil, &switchSink{})
+	r, err := newReceiver(cfg, receivertest.NewNopSettings(metadata.Type), next)
 	require.NoError(t, err)
-	require.NoError(t, r.Start(context.Background(), componenttest.NewNopHost()))
+	require.NoError(t, r.Start(context.Background(), host))
 	t.Cleanup(func() { require.NoError(t, r.Shutdown(context.Background())) })
 	conn, err := grpc.NewClient(r.addr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
 	require.NoError(t, err)

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.opentelemetry.io/collector/component"
@@ -22,6 +23,7 @@ import (
 	"google.golang.org/grpc/reflection"
 
 	"github.com/metricsmodule/metricsmodule/internal/convert"
+	"github.com/metricsmodule/metricsmodule/internal/datapath"
 	"github.com/metricsmodule/metricsmodule/internal/dedup"
 	"github.com/metricsmodule/metricsmodule/internal/grpccodec"
 	"github.com/metricsmodule/metricsmodule/internal/query"
@@ -44,10 +46,15 @@ type metricsReceiver struct {
 	dedupOne  *dedup.Cache[*pb.RecordMetricResponse]
 	dedupMany *dedup.Cache[*pb.RecordBatchMetricsResponse]
 
-	// taps stage every batch with the hand-off (store, stream hub).
-	taps []Tap
-	// hub serves StreamMetrics.
+	// sink is the metrics_store extension's store and hub (nil without one).
+	sink *datapath.Sink
+	// hub serves StreamMetrics (the sink's; nil without a sink).
 	hub *stream.Hub
+	// ingest tracks memory refusals for the health service.
+	ingest ingestHealth
+	// unsyncedWarned is set once the receiver warned that the pipeline
+	// stores its data only after the answer.
+	unsyncedWarned atomic.Bool
 
 	server *grpc.Server
 	health *health.Server
@@ -86,28 +93,26 @@ func newReceiver(cfg *Config, set receiver.Settings, next consumer.Metrics) (*me
 		}),
 		stop: make(chan struct{}),
 	}
+	r.ingest.now = time.Now
+	r.ingest.serving.Store(true)
 	if cfg.Dedup.Window > 0 {
 		r.dedupOne = dedup.New[*pb.RecordMetricResponse](cfg.Dedup.Window, cfg.Dedup.MaxEntries)
 		r.dedupMany = dedup.New[*pb.RecordBatchMetricsResponse](cfg.Dedup.Window, cfg.Dedup.MaxEntries)
 	}
-	if r.hub, err = stream.NewHub(cfg.Stream, set.Logger); err != nil {
-		return nil, fmt.Errorf("create stream hub: %w", err)
-	}
-	r.taps = append(r.taps, streamTap{hub: r.hub})
 	return r, nil
 }
 
-// Start opens the store, starts the gRPC server, the Prometheus API and the
-// series sweeper.
+// Start finds the metrics_store extension, starts the query engine, the
+// gRPC server, the Prometheus API and the series sweeper.
 func (r *metricsReceiver) Start(ctx context.Context, host component.Host) error {
+	if err := r.findSink(host); err != nil {
+		return err
+	}
 	if err := r.startReads(ctx, host); err != nil {
-		return errors.Join(err, r.stopReads(ctx))
+		return errors.Join(err, r.stopHTTP(ctx))
 	}
 	if err := r.startRegistry(ctx, host); err != nil {
-		return errors.Join(err, r.stopReads(ctx))
-	}
-	if err := r.hub.Start(); err != nil {
-		return errors.Join(fmt.Errorf("start stream hub: %w", err), r.stopReads(ctx))
+		return errors.Join(err, r.stopHTTP(ctx))
 	}
 	srv, err := r.cfg.ToServer(ctx, host.GetExtensions(), r.settings.TelemetrySettings,
 		configgrpc.WithGrpcServerOption(grpc.ForceServerCodecV2(grpccodec.Codec{})))
@@ -133,6 +138,7 @@ func (r *metricsReceiver) Start(ctx context.Context, host component.Host) error 
 		}
 	})
 	r.wg.Go(r.sweepLoop)
+	r.wg.Go(r.healthLoop)
 	if r.store != nil {
 		r.wg.Go(r.cardinalityLoop)
 	}
@@ -181,7 +187,6 @@ func (r *metricsReceiver) Shutdown(ctx context.Context) error {
 	}
 	err := r.stopHTTP(ctx)
 	r.wg.Wait()
-	err = errors.Join(err, r.closeStore())
 	if r.registry != nil {
 		err = errors.Join(err, r.registry.Close(ctx))
 	}

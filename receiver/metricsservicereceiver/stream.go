@@ -9,7 +9,6 @@ import (
 	"strings"
 	"time"
 
-	"go.opentelemetry.io/collector/pdata/pmetric"
 	"go.uber.org/zap"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
@@ -28,29 +27,14 @@ import (
 // reading never takes it, and a graceful stop would wait for it forever.
 const streamDrainGrace = time.Second
 
-// streamTap feeds the stream hub from the hand-off.
-type streamTap struct{ hub *stream.Hub }
-
-// Stage picks out what some subscription selects; it costs an atomic load
-// when nothing is subscribed.
-func (t streamTap) Stage(_ context.Context, md pmetric.Metrics) (Staged, error) {
-	if st := t.hub.Stage(md); st != nil {
-		return st, nil
-	}
-	return noStaged{}, nil
-}
-
-// noStaged is the staged change of a batch no subscription selected.
-type noStaged struct{}
-
-func (noStaged) Commit() error { return nil }
-func (noStaged) Rollback()     {}
-
 // StreamMetrics streams the data points the request's filter selects as the
 // pipeline accepts them: numbered batches and heartbeats, with the requested
 // quality of service and compression.
 func (s *metricsService) StreamMetrics(req *pb.StreamMetricsRequest, srv grpc.ServerStreamingServer[pb.StreamMetricsResponse]) error {
 	ctx := srv.Context()
+	if s.r.hub == nil {
+		return status.Error(codes.FailedPrecondition, "StreamMetrics needs the metrics_store extension: add it (and the metrics_store processor to the pipelines) to the collector config")
+	}
 	want := req.GetOptions().GetCompression()
 	if _, known := pb.StreamCompression_name[int32(want)]; !known {
 		return status.Errorf(codes.InvalidArgument, "options.compression: %d is not a stream compression", want)
@@ -161,6 +145,9 @@ func streamStatus(err error) error {
 // it returns a channel that fires after streamDrainGrace, for Shutdown to
 // stop the server forcefully if a stalled client holds a stream open.
 func (r *metricsReceiver) closeStreams() <-chan time.Time {
+	if r.hub == nil {
+		return nil
+	}
 	open := r.hub.Streams() > 0
 	r.hub.Close()
 	if !open {

@@ -18,8 +18,6 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"go.opentelemetry.io/collector/component/componenttest"
-	"go.opentelemetry.io/collector/confmap"
 	"go.opentelemetry.io/collector/consumer/consumertest"
 	"go.opentelemetry.io/collector/receiver/receivertest"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
@@ -31,6 +29,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/metricsmodule/metricsmodule/client/streamclient"
+	"github.com/metricsmodule/metricsmodule/extension/metricsstoreextension"
 	"github.com/metricsmodule/metricsmodule/internal/testpeer"
 	pb "github.com/metricsmodule/metricsmodule/proto/metricsmodule/v1"
 	"github.com/metricsmodule/metricsmodule/receiver/metricsservicereceiver/internal/metadata"
@@ -39,17 +38,15 @@ import (
 const streamWait = 15 * time.Second
 
 // startStreamReceiver starts a receiver on a free port with a nop pipeline.
-func startStreamReceiver(t *testing.T, mutate func(*Config)) *metricsReceiver {
+func startStreamReceiver(t *testing.T, mutate func(*metricsstoreextension.Config)) *metricsReceiver {
 	t.Helper()
 	cfg := createDefaultConfig().(*Config)
 	cfg.NetAddr.Endpoint = "127.0.0.1:0"
-	if mutate != nil {
-		mutate(cfg)
-	}
 	require.NoError(t, cfg.Validate())
-	r, err := newReceiver(cfg, receivertest.NewNopSettings(metadata.Type), consumertest.NewNop())
+	next, host := storePipeline(t, t.TempDir(), mutate, consumertest.NewNop())
+	r, err := newReceiver(cfg, receivertest.NewNopSettings(metadata.Type), next)
 	require.NoError(t, err)
-	require.NoError(t, r.Start(context.Background(), componenttest.NewNopHost()))
+	require.NoError(t, r.Start(context.Background(), host))
 	t.Cleanup(func() { require.NoError(t, r.Shutdown(context.Background())) })
 	return r
 }
@@ -603,7 +600,7 @@ func TestStreamAtLeastOnceResumeAfterDisconnect(t *testing.T) {
 }
 
 func TestStreamDataLossWhenReplayLogOutrun(t *testing.T) {
-	r := startStreamReceiver(t, func(cfg *Config) { cfg.Stream.Replay.MaxBytes = 4096 })
+	r := startStreamReceiver(t, func(cfg *metricsstoreextension.Config) { cfg.Stream.Replay.MaxBytes = 4096 })
 	c := pb.NewMetricsServiceClient(dial(t, r.addr()))
 	req := func(resume *uint64) *pb.StreamMetricsRequest {
 		return &pb.StreamMetricsRequest{Filter: &pb.MetricFilter{Names: []string{"g"}}, Options: &pb.StreamOptions{
@@ -731,9 +728,10 @@ func TestStreamCancellationCleansUp(t *testing.T) {
 func TestStreamsEndOnShutdown(t *testing.T) {
 	cfg := createDefaultConfig().(*Config)
 	cfg.NetAddr.Endpoint = "127.0.0.1:0"
-	r, err := newReceiver(cfg, receivertest.NewNopSettings(metadata.Type), consumertest.NewNop())
+	next, host := storePipeline(t, t.TempDir(), nil, consumertest.NewNop())
+	r, err := newReceiver(cfg, receivertest.NewNopSettings(metadata.Type), next)
 	require.NoError(t, err)
-	require.NoError(t, r.Start(context.Background(), componenttest.NewNopHost()))
+	require.NoError(t, r.Start(context.Background(), host))
 	c := pb.NewMetricsServiceClient(dial(t, r.addr()))
 	stalledConn := pb.NewMetricsServiceClient(dial(t, r.addr(), smallWindows...))
 	reading := openRaw(t, c, &pb.StreamMetricsRequest{}, true)
@@ -753,7 +751,7 @@ func TestStreamsEndOnShutdown(t *testing.T) {
 }
 
 func TestStreamRefusals(t *testing.T) {
-	r := startStreamReceiver(t, func(cfg *Config) { cfg.Stream.MaxSubscribers = 1 })
+	r := startStreamReceiver(t, func(cfg *metricsstoreextension.Config) { cfg.Stream.MaxSubscribers = 1 })
 	c := pb.NewMetricsServiceClient(dial(t, r.addr()))
 	tests := []struct {
 		req  *pb.StreamMetricsRequest
@@ -782,42 +780,14 @@ func TestStreamRefusals(t *testing.T) {
 	assert.Contains(t, st.Message(), "stream.max_subscribers (1)")
 }
 
-func TestStreamConfig(t *testing.T) {
-	cfg := createDefaultConfig().(*Config)
-	require.NoError(t, confmap.NewFromStringMap(map[string]any{
-		"stream": map[string]any{
-			"max_subscribers":  10,
-			"buffer_size":      50,
-			"max_buffer_bytes": 1 << 20,
-			"replay": map[string]any{
-				"max_bytes": 1 << 20, "max_age": "5m", "idle_ttl": "1m", "directory": "/var/lib/metricsmodule/replay",
-			},
-		},
-	}).Unmarshal(cfg))
-	require.NoError(t, confmap.Validate(cfg))
-	assert.Equal(t, 10, cfg.Stream.MaxSubscribers)
-	assert.Equal(t, 50, cfg.Stream.BufferSize)
-	assert.Equal(t, 5*time.Minute, cfg.Stream.Replay.MaxAge)
-	assert.Equal(t, "/var/lib/metricsmodule/replay", cfg.Stream.Replay.Directory)
-
-	bad := createDefaultConfig().(*Config)
-	bad.Stream.MaxSubscribers = 0
-	bad.Stream.Replay.IdleTTL = 0
-	err := bad.Validate()
-	assert.ErrorContains(t, err, "stream: max_subscribers: must be positive, got 0")
-	assert.ErrorContains(t, err, "replay.idle_ttl: must be positive")
-
-	err = confmap.NewFromStringMap(map[string]any{"stream": map[string]any{"max_subscriber": 1}}).Unmarshal(createDefaultConfig())
-	assert.ErrorContains(t, err, "max_subscriber")
-}
-
 func TestStreamCarriesOnlyWhatThePipelineAccepted(t *testing.T) {
 	sink := &switchSink{}
 	cfg := createDefaultConfig().(*Config)
 	cfg.NetAddr.Endpoint = "127.0.0.1:0"
-	r, err := newReceiver(cfg, receivertest.NewNopSettings(metadata.Type), sink)
+	next, host := storePipeline(t, t.TempDir(), nil, sink)
+	r, err := newReceiver(cfg, receivertest.NewNopSettings(metadata.Type), next)
 	require.NoError(t, err)
-	require.NoError(t, r.Start(context.Background(), componenttest.NewNopHost()))
+	require.NoError(t, r.Start(context.Background(), host))
 	t.Cleanup(func() { require.NoError(t, r.Shutdown(context.Background())) })
 	c := pb.NewMetricsServiceClient(dial(t, r.addr()))
 	s := openRaw(t, c, &pb.StreamMetricsRequest{Options: &pb.StreamOptions{BatchTimeoutMs: 5}}, true)

@@ -25,6 +25,8 @@ import (
 	"github.com/metricsmodule/metricsmodule/exporter/pushgatewayexporter"
 	"github.com/metricsmodule/metricsmodule/exporter/statsdexporter"
 	"github.com/metricsmodule/metricsmodule/extension/metricsmanagementextension"
+	"github.com/metricsmodule/metricsmodule/extension/metricsstoreextension"
+	"github.com/metricsmodule/metricsmodule/processor/metricsstoreprocessor"
 	"github.com/metricsmodule/metricsmodule/receiver/metricsservicereceiver"
 )
 
@@ -45,6 +47,8 @@ var ComponentImports = []string{
 	"github.com/metricsmodule/metricsmodule/exporter/statsdexporter",
 	"github.com/metricsmodule/metricsmodule/exporter/providersexporter",
 	"github.com/metricsmodule/metricsmodule/extension/metricsmanagementextension",
+	"github.com/metricsmodule/metricsmodule/extension/metricsstoreextension",
+	"github.com/metricsmodule/metricsmodule/processor/metricsstoreprocessor",
 	"github.com/open-telemetry/opentelemetry-collector-contrib/exporter/prometheusremotewriteexporter",
 	"github.com/open-telemetry/opentelemetry-collector-contrib/exporter/prometheusexporter",
 }
@@ -55,7 +59,7 @@ func Components() (otelcol.Factories, error) {
 	f := otelcol.Factories{Telemetry: otelconftelemetry.NewFactory()}
 	if f.Extensions, err = otelcol.MakeFactoryMap[extension.Factory](
 		healthcheckextension.NewFactory(), filestorage.NewFactory(), zpagesextension.NewFactory(),
-		metricsmanagementextension.NewFactory(),
+		metricsmanagementextension.NewFactory(), metricsstoreextension.NewFactory(),
 	); err != nil {
 		return f, err
 	}
@@ -65,7 +69,7 @@ func Components() (otelcol.Factories, error) {
 		return f, err
 	}
 	if f.Processors, err = otelcol.MakeFactoryMap[processor.Factory](
-		batchprocessor.NewFactory(), memorylimiterprocessor.NewFactory(),
+		batchprocessor.NewFactory(), memorylimiterprocessor.NewFactory(), metricsstoreprocessor.NewFactory(),
 	); err != nil {
 		return f, err
 	}

@@ -91,13 +91,23 @@ func freePort(t *testing.T) string {
 // endpoints moved to free ports and the sink added as exporter.
 func startCollector(t *testing.T, sinkAddr string) (ingest, promAPI string) {
 	t.Helper()
-	ingest, promAPI = freePort(t), freePort(t)
+	e := startCollectorAt(t, sinkAddr)
+	return e.ingest, e.promAPI
+}
+
+// endpoints are the addresses of a running collector.
+type endpoints struct {
+	ingest, promAPI, otlpGRPC, otlpHTTP string
+}
+
+// startCollectorAt is startCollector returning every endpoint.
+func startCollectorAt(t *testing.T, sinkAddr string) endpoints {
+	t.Helper()
+	e := endpoints{ingest: freePort(t), promAPI: freePort(t), otlpGRPC: freePort(t), otlpHTTP: freePort(t)}
 	overrides := fmt.Sprintf(`
 receivers:
   metrics_service:
     endpoint: %s
-    store:
-      path: %s
     prometheus_api:
       endpoint: %s
   otlp:
@@ -115,6 +125,9 @@ exporters:
     tls:
       insecure: true
 extensions:
+  metrics_store:
+    store:
+      path: %s
   health_check:
     endpoint: %s
   file_storage:
@@ -128,7 +141,7 @@ service:
   pipelines:
     metrics:
       exporters: [debug, otlp_grpc/sink]
-`, ingest, filepath.Join(t.TempDir(), "tsdb"), promAPI, freePort(t), freePort(t), sinkAddr, freePort(t), t.TempDir(), freePort(t))
+`, e.ingest, e.promAPI, e.otlpGRPC, e.otlpHTTP, sinkAddr, filepath.Join(t.TempDir(), "tsdb"), freePort(t), t.TempDir(), freePort(t))
 
 	col, err := otelcol.NewCollector(otelcol.CollectorSettings{
 		BuildInfo: component.BuildInfo{Command: "otelcol-metrics", Version: "e2e"},
@@ -149,7 +162,7 @@ service:
 		col.Shutdown()
 		require.NoError(t, <-done)
 	})
-	return ingest, promAPI
+	return e
 }
 
 func TestRecordThroughCollectorReachesOTLPSink(t *testing.T) {

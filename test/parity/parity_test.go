@@ -30,6 +30,7 @@ import (
 	otlptranslator "github.com/prometheus/prometheus/storage/remote/otlptranslator/prometheusremotewrite"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/component/componenttest"
 	"go.opentelemetry.io/collector/config/confighttp"
 	"go.opentelemetry.io/collector/config/configoptional"
@@ -41,10 +42,10 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"github.com/metricsmodule/metricsmodule/internal/store"
 	"github.com/metricsmodule/metricsmodule/internal/testpeer"
 	pb "github.com/metricsmodule/metricsmodule/proto/metricsmodule/v1"
 	"github.com/metricsmodule/metricsmodule/receiver/metricsservicereceiver"
+	"github.com/metricsmodule/metricsmodule/test/storepipeline"
 )
 
 // startPrometheus runs the Debian prometheus with the remote write receiver.
@@ -148,12 +149,13 @@ func startReceiver(t *testing.T, next consumer.Metrics, remote string) (pb.Metri
 	grpcAddr := "127.0.0.1:" + strconv.Itoa(testpeer.FreePort(t))
 	apiAddr := "127.0.0.1:" + strconv.Itoa(testpeer.FreePort(t))
 	cfg.NetAddr.Endpoint = grpcAddr
+	var host component.Host = componenttest.NewNopHost()
 	if remote == "" {
-		sc := store.DefaultConfig()
-		sc.Path = t.TempDir()
-		cfg.Store = configoptional.Some(sc)
+		p, err := storepipeline.Start(context.Background(), t.TempDir(), nil, next)
+		require.NoError(t, err)
+		t.Cleanup(func() { require.NoError(t, p.Stop(context.Background())) })
+		next, host = p.Next, p.Host
 	} else {
-		cfg.Store = configoptional.None[store.Config]()
 		cfg.Query.Remote.Endpoint = remote
 	}
 	hc := confighttp.NewDefaultServerConfig()
@@ -162,7 +164,7 @@ func startReceiver(t *testing.T, next consumer.Metrics, remote string) (pb.Metri
 	require.NoError(t, cfg.Validate())
 	r, err := f.CreateMetrics(context.Background(), receivertest.NewNopSettings(f.Type()), cfg, next)
 	require.NoError(t, err)
-	require.NoError(t, r.Start(context.Background(), componenttest.NewNopHost()))
+	require.NoError(t, r.Start(context.Background(), host))
 	t.Cleanup(func() { require.NoError(t, r.Shutdown(context.Background())) })
 	conn, err := grpc.NewClient(grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	require.NoError(t, err)

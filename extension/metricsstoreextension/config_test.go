@@ -1,0 +1,66 @@
+package metricsstoreextension
+
+import (
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/confmap"
+	"go.opentelemetry.io/collector/confmap/confmaptest"
+
+	"github.com/metricsmodule/metricsmodule/extension/metricsstoreextension/internal/metadata"
+	"github.com/metricsmodule/metricsmodule/internal/store"
+)
+
+func TestLoadConfig(t *testing.T) {
+	t.Parallel()
+	cm, err := confmaptest.LoadConf(filepath.Join("testdata", "config.yaml"))
+	require.NoError(t, err)
+
+	custom := createDefaultConfig().(*Config)
+	custom.Store.Path = "/var/lib/metricsmodule/tsdb"
+	custom.Store.Retention = 720 * time.Hour
+	custom.Store.OutOfOrderWindow = 2 * time.Hour
+	custom.Store.Histograms = store.HistogramsNative
+	custom.Stream.MaxSubscribers = 10
+	custom.Stream.BufferSize = 50
+	custom.Stream.MaxBufferBytes = 1 << 20
+	custom.Stream.Replay.MaxBytes = 1 << 20
+	custom.Stream.Replay.MaxAge = 5 * time.Minute
+	custom.Stream.Replay.IdleTTL = time.Minute
+	custom.Stream.Replay.Directory = "/var/lib/metricsmodule/replay"
+
+	tests := []struct {
+		id      component.ID
+		want    *Config
+		wantErr []string
+	}{
+		{id: component.NewID(metadata.Type), want: createDefaultConfig().(*Config)},
+		{id: component.NewIDWithName(metadata.Type, "custom"), want: custom},
+		{id: component.NewIDWithName(metadata.Type, "bad_stream"), wantErr: []string{"stream: max_subscribers: must be positive, got 0", "replay.idle_ttl: must be positive"}},
+		{id: component.NewIDWithName(metadata.Type, "bad_store"), wantErr: []string{"store: retention: must be positive"}},
+		{id: component.NewIDWithName(metadata.Type, "unknown_key"), wantErr: []string{"max_subscriber"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.id.String(), func(t *testing.T) {
+			cfg := createDefaultConfig()
+			sub, err := cm.Sub(tt.id.String())
+			require.NoError(t, err)
+			err = sub.Unmarshal(cfg)
+			if err == nil {
+				err = confmap.Validate(cfg)
+			}
+			for _, want := range tt.wantErr {
+				require.ErrorContains(t, err, want)
+			}
+			if len(tt.wantErr) > 0 {
+				return
+			}
+			require.NoError(t, err)
+			assert.Equal(t, tt.want, cfg)
+		})
+	}
+}

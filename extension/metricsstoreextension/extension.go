@@ -1,0 +1,74 @@
+package metricsstoreextension
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/extension"
+
+	"github.com/metricsmodule/metricsmodule/internal/datapath"
+	"github.com/metricsmodule/metricsmodule/internal/store"
+	"github.com/metricsmodule/metricsmodule/internal/stream"
+)
+
+// storeExtension opens the store and the stream hub on Start and closes them
+// on Shutdown (extensions start before and stop after every pipeline).
+type storeExtension struct {
+	cfg      *Config
+	settings extension.Settings
+
+	mu   sync.RWMutex
+	sink *datapath.Sink
+}
+
+var _ datapath.Provider = (*storeExtension)(nil)
+
+func newExtension(cfg *Config, set extension.Settings) *storeExtension {
+	return &storeExtension{cfg: cfg, settings: set}
+}
+
+// Start opens the store (replaying its WAL) and starts the stream hub.
+func (e *storeExtension) Start(_ context.Context, _ component.Host) error {
+	st, err := store.Open(e.cfg.Store, e.settings.Logger.Named("store"))
+	if err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
+	hub, err := stream.NewHub(e.cfg.Stream, e.settings.Logger.Named("stream"))
+	if err != nil {
+		return errors.Join(fmt.Errorf("stream: %w", err), st.Close())
+	}
+	if err := hub.Start(); err != nil {
+		return errors.Join(fmt.Errorf("start stream hub: %w", err), st.Close())
+	}
+	e.mu.Lock()
+	e.sink = datapath.NewSink(st, hub)
+	e.mu.Unlock()
+	return nil
+}
+
+// Sink returns the store and hub; nil before Start and after Shutdown.
+func (e *storeExtension) Sink() *datapath.Sink {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	return e.sink
+}
+
+// Shutdown ends every stream and closes the store. It is safe without Start
+// and idempotent.
+func (e *storeExtension) Shutdown(context.Context) error {
+	e.mu.Lock()
+	sink := e.sink
+	e.sink = nil
+	e.mu.Unlock()
+	if sink == nil {
+		return nil
+	}
+	sink.Hub().Close()
+	if err := sink.Store().Close(); err != nil {
+		return fmt.Errorf("close store: %w", err)
+	}
+	return nil
+}

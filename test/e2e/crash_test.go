@@ -1,0 +1,334 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/confmap"
+	"go.opentelemetry.io/collector/confmap/provider/envprovider"
+	"go.opentelemetry.io/collector/confmap/provider/fileprovider"
+	"go.opentelemetry.io/collector/confmap/provider/yamlprovider"
+	"go.opentelemetry.io/collector/otelcol"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	pb "github.com/metricsmodule/metricsmodule/proto/metricsmodule/v1"
+)
+
+// childConfigEnv makes the test binary run a collector on the config file it
+// names instead of the tests: the crash tests kill that process.
+const childConfigEnv = "METRICSMODULE_E2E_COLLECTOR_CONFIG"
+
+func TestMain(m *testing.M) {
+	if path := os.Getenv(childConfigEnv); path != "" {
+		os.Exit(runChildCollector(path))
+	}
+	os.Exit(m.Run())
+}
+
+// runChildCollector runs the distribution's collector until SIGTERM.
+func runChildCollector(path string) int {
+	col, err := otelcol.NewCollector(otelcol.CollectorSettings{
+		BuildInfo: component.BuildInfo{Command: "otelcol-metrics", Version: "e2e-child"},
+		Factories: Components,
+		ConfigProviderSettings: otelcol.ConfigProviderSettings{ResolverSettings: confmap.ResolverSettings{
+			URIs:              []string{"file:" + filepath.Join("..", "..", "testdata", "config.yaml"), "file:" + path},
+			ProviderFactories: []confmap.ProviderFactory{fileprovider.NewFactory(), envprovider.NewFactory(), yamlprovider.NewFactory()},
+		}},
+		SkipSettingGRPCLogger: true,
+	})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	if err := col.Run(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	return 0
+}
+
+// collectorProc is a collector in a child process over one data directory.
+type collectorProc struct {
+	t       *testing.T
+	cfgPath string
+	e       endpoints
+	cmd     *exec.Cmd
+	out     *syncBuffer
+}
+
+// newCollectorProc writes the overrides of a collector on free ports that
+// keeps its data in dir.
+func newCollectorProc(t *testing.T, dir string) *collectorProc {
+	t.Helper()
+	p := &collectorProc{t: t, cfgPath: filepath.Join(dir, "overrides.yaml"),
+		e: endpoints{ingest: freePort(t), promAPI: freePort(t), otlpGRPC: freePort(t), otlpHTTP: freePort(t)}}
+	cfg := fmt.Sprintf(`
+receivers:
+  metrics_service:
+    endpoint: %s
+    prometheus_api:
+      endpoint: %s
+  otlp:
+    protocols:
+      grpc:
+        endpoint: %s
+      http:
+        endpoint: %s
+extensions:
+  metrics_store:
+    store:
+      path: %s
+  health_check:
+    endpoint: %s
+  file_storage:
+    directory: %s
+  metrics_management:
+    endpoint: %s
+exporters:
+  debug:
+    verbosity: basic
+    sampling_initial: 1
+    sampling_thereafter: 1000000
+service:
+  telemetry:
+    metrics:
+      level: none
+    logs:
+      level: warn
+`, p.e.ingest, p.e.promAPI, p.e.otlpGRPC, p.e.otlpHTTP, filepath.Join(dir, "tsdb"), freePort(t), filepath.Join(dir, "storage"), freePort(t))
+	require.NoError(t, os.MkdirAll(filepath.Join(dir, "storage"), 0o700))
+	require.NoError(t, os.WriteFile(p.cfgPath, []byte(cfg), 0o600))
+	return p
+}
+
+// start runs the collector and waits until MetricsService is serving.
+func (p *collectorProc) start() {
+	p.t.Helper()
+	p.out = &syncBuffer{}
+	p.cmd = exec.Command(os.Args[0], "-test.run=^$")
+	p.cmd.Env = append(os.Environ(), childConfigEnv+"="+p.cfgPath)
+	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
+	require.NoError(p.t, p.cmd.Start())
+	cmd := p.cmd
+	p.t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+		}
+	})
+	conn, err := grpc.NewClient(p.e.ingest, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	require.NoError(p.t, err)
+	defer conn.Close()
+	hc := healthpb.NewHealthClient(conn)
+	require.Eventually(p.t, func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		r, err := hc.Check(ctx, &healthpb.HealthCheckRequest{Service: "metricsmodule.v1.MetricsService"})
+		return err == nil && r.Status == healthpb.HealthCheckResponse_SERVING
+	}, 60*time.Second, 50*time.Millisecond, "collector did not start: %s", p.out)
+}
+
+// stop ends the collector with sig and waits for it.
+func (p *collectorProc) stop(sig syscall.Signal) {
+	p.t.Helper()
+	require.NoError(p.t, p.cmd.Process.Signal(sig))
+	_ = p.cmd.Wait()
+}
+
+func (p *collectorProc) client() pb.MetricsServiceClient {
+	p.t.Helper()
+	conn, err := grpc.NewClient(p.e.ingest, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	require.NoError(p.t, err)
+	p.t.Cleanup(func() { _ = conn.Close() })
+	return pb.NewMetricsServiceClient(conn)
+}
+
+// metadata returns the Prometheus API's metadata of one metric family.
+func (p *collectorProc) metadata(name string) []map[string]string {
+	p.t.Helper()
+	resp, err := http.Get("http://" + p.e.promAPI + "/api/v1/metadata?metric=" + url.QueryEscape(name))
+	require.NoError(p.t, err)
+	defer resp.Body.Close()
+	var body struct {
+		Data map[string][]map[string]string `json:"data"`
+	}
+	require.NoError(p.t, json.NewDecoder(resp.Body).Decode(&body))
+	return body.Data[name]
+}
+
+// rawValues returns every sample value of the series sel selects in the
+// window before at, by the value of label.
+func (p *collectorProc) rawValues(sel, label string, window time.Duration, at time.Time) map[string]map[float64]bool {
+	p.t.Helper()
+	q := fmt.Sprintf("%s[%ds]", sel, int(window.Seconds()))
+	resp, err := http.Get("http://" + p.e.promAPI + "/api/v1/query?query=" + url.QueryEscape(q) + "&time=" + strconv.FormatInt(at.Unix(), 10))
+	require.NoError(p.t, err)
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	require.NoError(p.t, err)
+	var body struct {
+		Data struct {
+			Result []struct {
+				Metric map[string]string `json:"metric"`
+				Values [][]any           `json:"values"`
+			} `json:"result"`
+		} `json:"data"`
+	}
+	require.NoError(p.t, json.Unmarshal(raw, &body), "%s", raw)
+	out := map[string]map[float64]bool{}
+	for _, r := range body.Data.Result {
+		set := out[r.Metric[label]]
+		if set == nil {
+			set = map[float64]bool{}
+			out[r.Metric[label]] = set
+		}
+		for _, v := range r.Values {
+			f, err := strconv.ParseFloat(v[1].(string), 64)
+			require.NoError(p.t, err)
+			set[f] = true
+		}
+	}
+	return out
+}
+
+// TestMetadataSurvivesKill9 records metrics with types, units and help, kills
+// the collector with SIGKILL, and finds them again after the restart.
+func TestMetadataSurvivesKill9(t *testing.T) {
+	p := newCollectorProc(t, t.TempDir())
+	p.start()
+	c := p.client()
+	ctx := context.Background()
+	_, err := c.RecordBatchMetrics(ctx, &pb.RecordBatchMetricsRequest{
+		Resource: &pb.Resource{Attributes: map[string]string{"service.name": "crash"}},
+		Metrics: []*pb.MetricData{
+			{Name: "crash_requests", Type: pb.MetricType_METRIC_TYPE_COUNTER, Value: 1, Description: "requests served", Labels: map[string]string{"path": "/"}},
+			{Name: "crash_temperature", Type: pb.MetricType_METRIC_TYPE_GAUGE, Value: 21, Unit: "Cel", Description: "room temperature"},
+		},
+	})
+	require.NoError(t, err)
+	before := map[string][]map[string]string{"crash_requests_total": p.metadata("crash_requests_total"), "crash_temperature_celsius": p.metadata("crash_temperature_celsius")}
+	require.NotEmpty(t, before["crash_requests_total"])
+	require.NotEmpty(t, before["crash_temperature_celsius"])
+
+	p.stop(syscall.SIGKILL)
+	p.start()
+	for name, want := range before {
+		assert.Equal(t, want, p.metadata(name), "metadata of %s after kill -9", name)
+	}
+	assert.Equal(t, "counter", before["crash_requests_total"][0]["type"])
+	assert.Equal(t, "requests served", before["crash_requests_total"][0]["help"])
+	assert.Equal(t, "gauge", before["crash_temperature_celsius"][0]["type"])
+}
+
+// TestNoAcknowledgedPointLostOnKill9OrSIGTERM writes under load from several
+// clients, stops the collector abruptly (SIGKILL) or cleanly (SIGTERM) in the
+// middle, and finds every acknowledged point after the restart.
+func TestNoAcknowledgedPointLostOnKill9OrSIGTERM(t *testing.T) {
+	for _, sig := range []syscall.Signal{syscall.SIGKILL, syscall.SIGTERM} {
+		t.Run(sig.String(), func(t *testing.T) {
+			p := newCollectorProc(t, t.TempDir())
+			p.start()
+			c := p.client()
+			const writers = 4
+			var mu sync.Mutex
+			acked := map[string][]float64{}
+			ctx, cancel := context.WithCancel(context.Background())
+			var wg sync.WaitGroup
+			start := time.Now()
+			for w := range writers {
+				wg.Go(func() {
+					writer := strconv.Itoa(w)
+					for seq := 1; ctx.Err() == nil && seq <= 100_000; seq++ {
+						var ms []*pb.MetricData
+						// each request: 50 points of the writer's series, each at its own millisecond
+						for i := range 50 {
+							v := float64(seq*100 + i)
+							ms = append(ms, &pb.MetricData{Name: "crash_probe", Type: pb.MetricType_METRIC_TYPE_GAUGE, Value: v,
+								Timestamp: timestamppb.New(start.Add(time.Duration(seq*50+i) * time.Millisecond)), Labels: map[string]string{"writer": writer}})
+						}
+						cctx, ccancel := context.WithTimeout(ctx, 5*time.Second)
+						_, err := c.RecordBatchMetrics(cctx, &pb.RecordBatchMetricsRequest{Metrics: ms})
+						ccancel()
+						if err != nil {
+							return
+						}
+						mu.Lock()
+						for _, m := range ms {
+							acked[writer] = append(acked[writer], m.Value)
+						}
+						mu.Unlock()
+					}
+				})
+			}
+			// stop after some points were acknowledged, while writing
+			require.Eventually(t, func() bool {
+				mu.Lock()
+				defer mu.Unlock()
+				n := 0
+				for _, v := range acked {
+					n += len(v)
+				}
+				return n >= 20_000
+			}, 60*time.Second, 10*time.Millisecond)
+			p.stop(sig)
+			cancel()
+			wg.Wait()
+
+			p.start()
+			// the points run ahead of the clock (one per millisecond): read up to a minute ahead
+			got := p.rawValues(`crash_probe`, "writer", time.Hour, time.Now().Add(time.Minute))
+			total := 0
+			for writer, values := range acked {
+				missing := 0
+				for _, v := range values {
+					if !got[writer][v] {
+						missing++
+					}
+				}
+				total += len(values)
+				assert.Zero(t, missing, "writer %s: %d of %d acknowledged points missing after %s", writer, missing, len(values), sig)
+			}
+			t.Logf("%s: %d acknowledged points, all found after the restart", sig, total)
+		})
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for a child's stdout and stderr.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  []byte
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.b = append(b.b, p...)
+	return len(p), nil
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return string(b.b)
+}
