@@ -80,9 +80,9 @@ func DefaultConfig() Config {
 }
 
 // defaultMaxConcurrent is one query per two cores: evaluation is
-// CPU-bound and ingest must keep the other cores (metricsbench hostile, 2
-// cores: under heavy queries the RecordBatchMetrics median latency rose 13x
-// with 2 slots, 5x with 1; see BENCHMARKS.md).
+// CPU-bound and ingest must keep the other cores (metricsbench hostile,
+// BENCHMARKS.md: on 2 cores, heavy queries in 2 slots took ingest to 0.44x
+// at full load, in 1 slot to 0.65x).
 func defaultMaxConcurrent() int {
 	return max(1, runtime.GOMAXPROCS(0)/2)
 }
