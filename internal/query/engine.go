@@ -137,7 +137,7 @@ func (e *Engine) CacheStats() (entries int, bytes int64) {
 	return e.cache.stats()
 }
 
-// Running and Queued report the queries being evaluated and waiting.
+// Running reports the queries being evaluated.
 func (e *Engine) Running() int { return e.limiter.running() }
 
 // Queued reports the queries waiting for an evaluation slot.
