@@ -22,6 +22,7 @@
 //
 //	go run ./cmd/metricsbench run [-shapes testbed,1000x4] [-concurrency 8] [-duration 10s] [-rounds 3]
 //	go run ./cmd/metricsbench server -side ours|otlp [-addr 127.0.0.1:PORT]
+//	go run ./cmd/metricsbench hostile [-rate 50000] [-query-clients 4] [-duration 5s] [-rounds 3]
 package main
 
 import (
@@ -46,6 +47,8 @@ func main() {
 		err = readsMain(os.Args[2:])
 	case "stream":
 		err = streamMain(os.Args[2:])
+	case "hostile":
+		err = hostileMain(os.Args[2:])
 	case "help", "-h", "-help", "--help":
 		usage()
 		return
@@ -78,5 +81,6 @@ func usage() {
   metricsbench server [flags]   serve one receiver with a counting sink (see: metricsbench server -h)
   metricsbench reads [flags]    store ingest, memory and range queries vs Prometheus (see: metricsbench reads -h)
   metricsbench stream [flags]   StreamMetrics latency and slow-subscriber isolation (see: metricsbench stream -h)
+  metricsbench hostile [flags]  ingest under hostile and heavy queries (see: metricsbench hostile -h)
 `)
 }

@@ -117,10 +117,13 @@ func fail(w http.ResponseWriter, err error) {
 			code, typ = http.StatusServiceUnavailable, "timeout"
 		case query.KindCanceled:
 			code, typ = 499, "canceled"
-		case query.KindTooLarge:
+		case query.KindTooLarge, query.KindExecution:
 			code, typ = http.StatusUnprocessableEntity, "execution"
 		case query.KindUnavailable:
 			code, typ = http.StatusServiceUnavailable, "unavailable"
+		case query.KindOverloaded:
+			code, typ = http.StatusServiceUnavailable, "unavailable"
+			w.Header().Set("Retry-After", "1")
 		}
 	}
 	writeJSON(w, code, response{Status: "error", ErrorType: typ, Error: err.Error()})
@@ -130,25 +133,43 @@ func badData(format string, args ...any) error {
 	return &query.Error{Kind: query.KindBadQuery, Err: fmt.Errorf(format, args...)}
 }
 
-// parseTime accepts RFC 3339 or Unix seconds, as Prometheus does.
+// parseTime accepts RFC 3339 or Unix seconds, as Prometheus does, within
+// the times Prometheus can represent in milliseconds.
 func parseTime(s string, def time.Time) (time.Time, error) {
 	if s == "" {
 		return def, nil
 	}
+	var t time.Time
 	if f, err := strconv.ParseFloat(s, 64); err == nil {
+		if math.IsNaN(f) || f < float64(minTime.Unix()) || f > float64(maxTime.Unix()) {
+			return time.Time{}, fmt.Errorf("%q is outside the representable range [%s, %s]", s, minTime.Format(time.RFC3339), maxTime.Format(time.RFC3339))
+		}
 		sec, frac := math.Modf(f)
-		return time.Unix(int64(sec), int64(math.Round(frac*1e9))).UTC(), nil
+		t = time.Unix(int64(sec), int64(math.Round(frac*1e9))).UTC()
+	} else if t, err = time.Parse(time.RFC3339Nano, s); err != nil {
+		return time.Time{}, fmt.Errorf("cannot parse %q to a valid timestamp", s)
 	}
-	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
-		return t, nil
+	if t.Before(minTime) || t.After(maxTime) {
+		return time.Time{}, fmt.Errorf("%q is outside the representable range [%s, %s]", s, minTime.Format(time.RFC3339), maxTime.Format(time.RFC3339))
 	}
-	return time.Time{}, fmt.Errorf("cannot parse %q to a valid timestamp", s)
+	return t, nil
 }
 
-// parseDuration accepts Prometheus durations ("5m") or seconds ("300").
+// parseDuration accepts Prometheus durations ("5m") or seconds ("300"),
+// refusing negative ones.
 func parseDuration(s string) (time.Duration, error) {
 	if f, err := strconv.ParseFloat(s, 64); err == nil {
-		return time.Duration(f * float64(time.Second)), nil
+		ns := f * float64(time.Second)
+		switch {
+		case math.IsNaN(ns) || ns >= math.MaxInt64 || ns <= math.MinInt64:
+			return 0, fmt.Errorf("cannot parse %q to a valid duration. It overflows int64", s)
+		case ns < 0:
+			return 0, fmt.Errorf("%q is negative; use a positive duration", s)
+		}
+		return time.Duration(ns), nil
+	}
+	if strings.HasPrefix(s, "-") {
+		return 0, fmt.Errorf("%q is negative; use a positive duration", s)
 	}
 	d, err := parseModelDuration(s)
 	if err != nil {
@@ -165,15 +186,22 @@ type resultData struct {
 
 type queryStats struct {
 	SamplesRead int64  `json:"samplesRead"`
+	PeakSamples int    `json:"peakSamples"`
 	ExecTime    string `json:"execTime"`
+	QueueTime   string `json:"queueTime"`
 	CacheHit    bool   `json:"cacheHit"`
 }
 
 func (a *api) run(w http.ResponseWriter, r *http.Request, req query.Request) {
+	// timeout= lowers query.timeout, as in Prometheus
 	if t := r.FormValue("timeout"); t != "" {
 		d, err := parseDuration(t)
 		if err != nil {
 			fail(w, badData("invalid parameter \"timeout\": %v", err))
+			return
+		}
+		if d == 0 {
+			fail(w, badData("invalid parameter \"timeout\": must be positive"))
 			return
 		}
 		req.Timeout = d
@@ -194,7 +222,10 @@ func (a *api) run(w http.ResponseWriter, r *http.Request, req query.Request) {
 	}
 	data := resultData{ResultType: value.Type(), Result: raw}
 	if r.FormValue("stats") != "" {
-		data.Stats = &queryStats{SamplesRead: res.Stats.SamplesRead, ExecTime: res.Stats.Duration.String(), CacheHit: res.Stats.CacheHit}
+		data.Stats = &queryStats{
+			SamplesRead: res.Stats.SamplesRead, PeakSamples: res.Stats.PeakSamples,
+			ExecTime: res.Stats.Duration.String(), QueueTime: res.Stats.QueueTime.String(), CacheHit: res.Stats.CacheHit,
+		}
 	}
 	writeJSON(w, http.StatusOK, response{Status: "success", Data: data, Warnings: res.Warnings, Infos: res.Infos})
 }

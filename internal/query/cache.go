@@ -111,6 +111,7 @@ func (c *cache) do(ctx context.Context, req Request, freshUntil time.Time, eval 
 		}
 		parts = append(parts, mat)
 		res.Stats.SamplesRead += r.Stats.SamplesRead
+		res.Stats.PeakSamples = max(res.Stats.PeakSamples, r.Stats.PeakSamples)
 		res.Warnings = append(res.Warnings, r.Warnings...)
 		res.Infos = append(res.Infos, r.Infos...)
 		// only what was evaluated now is stored: a full hit stores nothing

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"runtime"
 	"time"
 )
 
@@ -17,6 +18,21 @@ type Config struct {
 	MaxSeries int `mapstructure:"max_series"`
 	// LookbackDelta is how far back an instant selector looks for a sample.
 	LookbackDelta time.Duration `mapstructure:"lookback_delta"`
+	// MaxRangeSteps is the most evaluation steps of a range query
+	// ((end-start)/step), as Prometheus' 11,000.
+	MaxRangeSteps int64 `mapstructure:"max_range_steps"`
+	// MaxSubquerySteps is the most steps one subquery may evaluate: its range
+	// plus the range of the evaluation around it, divided by its step.
+	MaxSubquerySteps int64 `mapstructure:"max_subquery_steps"`
+	// MaxSubqueryPoints is the most points per series all subqueries of a
+	// query may produce and have scanned by the functions around them (the
+	// subquery's window points times the steps of the enclosing evaluation).
+	MaxSubqueryPoints int64 `mapstructure:"max_subquery_points"`
+	// MaxConcurrent is the most queries evaluated at once.
+	MaxConcurrent int `mapstructure:"max_concurrent"`
+	// MaxQueued is the most queries waiting for a slot; a query waits at
+	// most until its deadline.
+	MaxQueued int `mapstructure:"max_queued"`
 	// Cache is the results cache of range queries.
 	Cache CacheConfig `mapstructure:"cache"`
 	// Remote, when its endpoint is set, answers queries instead of the store.
@@ -46,16 +62,29 @@ type RemoteConfig struct {
 // DefaultConfig returns the default query settings.
 func DefaultConfig() Config {
 	return Config{
-		Timeout:       2 * time.Minute,
-		MaxSamples:    50_000_000,
-		MaxSeries:     10_000,
-		LookbackDelta: 5 * time.Minute,
+		Timeout:           2 * time.Minute,
+		MaxSamples:        50_000_000,
+		MaxSeries:         10_000,
+		LookbackDelta:     5 * time.Minute,
+		MaxRangeSteps:     11_000,
+		MaxSubquerySteps:  1_000_000,
+		MaxSubqueryPoints: 20_000_000,
+		MaxConcurrent:     defaultMaxConcurrent(),
+		MaxQueued:         64,
 		Cache: CacheConfig{
 			Enabled:      true,
 			MaxBytes:     64 << 20,
 			MaxFreshness: time.Minute,
 		},
 	}
+}
+
+// defaultMaxConcurrent is one query per two cores: evaluation is
+// CPU-bound and ingest must keep the other cores (metricsbench hostile,
+// BENCHMARKS.md: on 2 cores, heavy queries in 2 slots took ingest to 0.44x
+// at full load, in 1 slot to 0.65x).
+func defaultMaxConcurrent() int {
+	return max(1, runtime.GOMAXPROCS(0)/2)
 }
 
 // Validate checks the settings; messages name the field.
@@ -72,6 +101,21 @@ func (c *Config) Validate() error {
 	}
 	if c.LookbackDelta <= 0 {
 		errs = append(errs, errors.New("lookback_delta: must be positive"))
+	}
+	if c.MaxRangeSteps <= 0 {
+		errs = append(errs, errors.New("max_range_steps: must be positive"))
+	}
+	if c.MaxSubquerySteps <= 0 {
+		errs = append(errs, errors.New("max_subquery_steps: must be positive"))
+	}
+	if c.MaxSubqueryPoints <= 0 {
+		errs = append(errs, errors.New("max_subquery_points: must be positive"))
+	}
+	if c.MaxConcurrent <= 0 {
+		errs = append(errs, errors.New("max_concurrent: must be positive"))
+	}
+	if c.MaxQueued < 0 {
+		errs = append(errs, errors.New("max_queued: must not be negative (0: refuse when every slot is busy)"))
 	}
 	if c.Cache.Enabled && c.Cache.MaxBytes <= 0 {
 		errs = append(errs, errors.New("cache.max_bytes: must be positive when the cache is enabled"))

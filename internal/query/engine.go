@@ -3,9 +3,11 @@ package query
 import (
 	"context"
 	"fmt"
+	"math"
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/prometheus/promql"
@@ -14,8 +16,16 @@ import (
 	"go.uber.org/zap"
 )
 
-// maxPoints is the most steps of a range query, as in Prometheus.
-const maxPoints = 11_000
+// maxCachedEngines bounds the engines kept per requested max_samples
+// value; requests asking for other values get a fresh engine.
+const maxCachedEngines = 16
+
+// MinTime and MaxTime bound the times a query may be evaluated at: the
+// engine converts them to int64 nanoseconds (1677-09-21 to 2262-04-11).
+var (
+	MinTime = time.Unix(0, math.MinInt64).UTC()
+	MaxTime = time.Unix(0, math.MaxInt64).UTC()
+)
 
 // promParser is the PromQL parser of the engine (default options).
 var promParser = parser.NewParser(parser.Options{})
@@ -30,8 +40,10 @@ type Request struct {
 	Start   time.Time
 	End     time.Time
 	Step    time.Duration
-	// Timeout, MaxSamples and MaxSeries lower the server limits when set;
-	// a negative MaxSeries lifts the series limit (the caller pages).
+	// Timeout, MaxSamples and MaxSeries lower the server limits when
+	// positive; zero keeps them; a negative Timeout or MaxSamples is refused.
+	// A negative MaxSeries lifts the series limit (for callers that page;
+	// never take it from a client).
 	Timeout    time.Duration
 	MaxSamples int
 	MaxSeries  int
@@ -49,6 +61,12 @@ type Stats struct {
 	CacheHit bool
 	// Series is the number of series in the answer.
 	Series int
+	// PeakSamples is the most samples the engine held at once.
+	PeakSamples int
+	// QueueTime is the time waited for an evaluation slot.
+	QueueTime time.Duration
+	// Cost is the bound computed before evaluation.
+	Cost Cost
 }
 
 // Result is the answer of a query: a promql.Vector, promql.Matrix,
@@ -67,7 +85,9 @@ type Engine struct {
 	q       storage.Queryable
 	logger  *zap.Logger
 	engines sync.Map // max samples (int) -> *promql.Engine
+	nEngine atomic.Int32
 	cache   *cache
+	limiter *limiter
 	remote  *remote
 }
 
@@ -76,7 +96,7 @@ func New(cfg Config, q storage.Queryable, logger *zap.Logger) (*Engine, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	e := &Engine{cfg: cfg, q: q, logger: logger}
+	e := &Engine{cfg: cfg, q: q, logger: logger, limiter: newLimiter(cfg.MaxConcurrent, cfg.MaxQueued)}
 	if cfg.Cache.Enabled {
 		e.cache = newCache(cfg.Cache.MaxBytes)
 	}
@@ -117,6 +137,12 @@ func (e *Engine) CacheStats() (entries int, bytes int64) {
 	return e.cache.stats()
 }
 
+// Running reports the queries being evaluated.
+func (e *Engine) Running() int { return e.limiter.running() }
+
+// Queued reports the queries waiting for an evaluation slot.
+func (e *Engine) Queued() int { return e.limiter.queued() }
+
 func (e *Engine) engine(maxSamples int) *promql.Engine {
 	if v, ok := e.engines.Load(maxSamples); ok {
 		return v.(*promql.Engine)
@@ -129,39 +155,94 @@ func (e *Engine) engine(maxSamples int) *promql.Engine {
 		EnableNegativeOffset: true,
 		Parser:               promParser,
 		NoStepSubqueryIntervalFn: func(int64) int64 {
-			return time.Minute.Milliseconds()
+			return defaultSubqueryStep.Milliseconds()
 		},
 	})
-	v, _ := e.engines.LoadOrStore(maxSamples, eng)
+	if e.nEngine.Add(1) > maxCachedEngines {
+		e.nEngine.Add(-1)
+		return eng
+	}
+	v, loaded := e.engines.LoadOrStore(maxSamples, eng)
+	if loaded {
+		e.nEngine.Add(-1)
+	}
 	return v.(*promql.Engine)
 }
 
-// Check validates a request without running it.
+// Check validates a request without running it, and refuses it when its
+// cost (computed from the expression) is over the configured limits.
 func (e *Engine) Check(req *Request) error {
+	_, err := e.check(req)
+	return err
+}
+
+func (e *Engine) check(req *Request) (Cost, error) {
+	var cost Cost
 	if strings.TrimSpace(req.Query) == "" {
-		return newError(KindBadQuery, "query: is empty")
+		return cost, newError(KindBadQuery, "query: is empty")
 	}
-	if _, err := promParser.ParseExpr(req.Query); err != nil {
-		return classify(err)
+	switch {
+	case req.Timeout < 0:
+		return cost, newError(KindBadQuery, "timeout: %s is negative; use a positive duration, or 0 for query.timeout (%s)", req.Timeout, e.cfg.Timeout)
+	case req.MaxSamples < 0:
+		return cost, newError(KindBadQuery, "max_samples: %d is negative; use a positive number, or 0 for query.max_samples (%d)", req.MaxSamples, e.cfg.MaxSamples)
+	}
+	expr, err := promParser.ParseExpr(req.Query)
+	if err != nil {
+		return cost, classify(err)
 	}
 	if req.Instant {
-		return nil
+		if err := checkTime("time", req.Time); err != nil {
+			return cost, err
+		}
+		cost, err = estimateCost(expr, req.Time, req.Time, 0)
+		if err != nil {
+			return cost, classify(err)
+		}
+		return cost, e.cfg.checkCost(cost)
+	}
+	if err := checkTime("start", req.Start); err != nil {
+		return cost, err
+	}
+	if err := checkTime("end", req.End); err != nil {
+		return cost, err
 	}
 	switch {
 	case req.Step <= 0:
-		return newError(KindBadQuery, "step: must be positive for a range query")
+		return cost, newError(KindBadQuery, "step: %s must be positive for a range query", req.Step)
 	case req.End.Before(req.Start):
-		return newError(KindBadQuery, "end: %s is before start %s", req.End.Format(time.RFC3339), req.Start.Format(time.RFC3339))
-	case req.End.Sub(req.Start)/req.Step > maxPoints:
-		return newError(KindBadQuery, "step: %s over [%s, %s] is more than %d points; use a larger step",
-			req.Step, req.Start.Format(time.RFC3339), req.End.Format(time.RFC3339), maxPoints)
+		return cost, newError(KindBadQuery, "end: %s is before start %s", req.End.Format(time.RFC3339), req.Start.Format(time.RFC3339))
+	}
+	if steps := int64(req.End.Sub(req.Start) / req.Step); steps > e.cfg.MaxRangeSteps {
+		return cost, &Error{Kind: KindBadQuery, Err: &LimitError{
+			Key:   "query.max_range_steps",
+			What:  fmt.Sprintf("the number of steps of %s over [%s, %s]", req.Step, req.Start.Format(time.RFC3339), req.End.Format(time.RFC3339)),
+			Value: steps, Limit: e.cfg.MaxRangeSteps,
+			Fix: fmt.Sprintf("use a step of at least %s or a shorter range", fmtDuration(minStep(req.End.Sub(req.Start), e.cfg.MaxRangeSteps+1))),
+		}}
+	}
+	cost, err = estimateCost(expr, req.Start, req.End, req.Step)
+	if err != nil {
+		return cost, classify(err)
+	}
+	return cost, e.cfg.checkCost(cost)
+}
+
+// checkTime refuses evaluation times the engine cannot represent.
+func checkTime(field string, t time.Time) error {
+	if t.Before(MinTime) || t.After(MaxTime) {
+		return newError(KindBadQuery, "%s: %s is outside the range a query can be evaluated at, [%s, %s]",
+			field, t.Format(time.RFC3339Nano), MinTime.Format(time.RFC3339), MaxTime.Format(time.RFC3339))
 	}
 	return nil
 }
 
 // Do runs one query.
+// The query's context is ctx bounded by the smaller of req.Timeout and
+// query.timeout; the wait for an evaluation slot counts against it.
 func (e *Engine) Do(ctx context.Context, req Request) (*Result, error) {
-	if err := e.Check(&req); err != nil {
+	cost, err := e.check(&req)
+	if err != nil {
 		return nil, err
 	}
 	timeout := e.cfg.Timeout
@@ -170,6 +251,11 @@ func (e *Engine) Do(ctx context.Context, req Request) (*Result, error) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
+	waited, err := e.limiter.acquire(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer e.limiter.release()
 	maxSamples := e.cfg.MaxSamples
 	if req.MaxSamples > 0 && req.MaxSamples < maxSamples {
 		maxSamples = req.MaxSamples
@@ -181,7 +267,6 @@ func (e *Engine) Do(ctx context.Context, req Request) (*Result, error) {
 
 	start := time.Now()
 	var res *Result
-	var err error
 	switch {
 	case req.Instant:
 		res, err = e.eval(ctx, req.Query, req.Time, req.Time, 0, maxSamples)
@@ -196,6 +281,8 @@ func (e *Engine) Do(ctx context.Context, req Request) (*Result, error) {
 		return nil, classify(err)
 	}
 	res.Stats.Duration = time.Since(start)
+	res.Stats.QueueTime = waited
+	res.Stats.Cost = cost
 	switch v := res.Value.(type) {
 	case promql.Matrix:
 		res.Stats.Series = len(v)
@@ -203,7 +290,7 @@ func (e *Engine) Do(ctx context.Context, req Request) (*Result, error) {
 		res.Stats.Series = len(v)
 	}
 	if req.MaxSeries >= 0 && res.Stats.Series > maxSeries {
-		return nil, newError(KindTooLarge, "query returned %d series, the limit is %d (aggregate with sum by (...) or narrow the selector)", res.Stats.Series, maxSeries)
+		return nil, newError(KindTooLarge, "query returned %d series, the limit is %d (query.max_series; aggregate with sum by (...) or narrow the selector)", res.Stats.Series, maxSeries)
 	}
 	return res, nil
 }
@@ -233,6 +320,7 @@ func (e *Engine) eval(ctx context.Context, qs string, start, end time.Time, step
 	res := &Result{Value: r.Value}
 	if st := qry.Stats(); st != nil && st.Samples != nil {
 		res.Stats.SamplesRead = st.Samples.TotalSamples
+		res.Stats.PeakSamples = st.Samples.PeakSamples
 	}
 	res.Warnings, res.Infos = r.Warnings.AsStrings(qs, 0, 0)
 	// The engine's result may reference pooled memory released by Close.

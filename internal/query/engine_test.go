@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/prometheus/tsdb"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/confmap"
 	"go.uber.org/goleak"
 	"go.uber.org/zap"
 )
@@ -183,6 +184,11 @@ func TestConfigValidate(t *testing.T) {
 		{func(c *Config) { c.MaxSamples = 0 }, "max_samples: must be positive"},
 		{func(c *Config) { c.Cache.MaxBytes = 0 }, "cache.max_bytes"},
 		{func(c *Config) { c.Remote.Endpoint = "prometheus:9090" }, `remote.endpoint: "prometheus:9090" is not an http(s) URL`},
+		{func(c *Config) { c.MaxRangeSteps = 0 }, "max_range_steps: must be positive"},
+		{func(c *Config) { c.MaxSubquerySteps = -1 }, "max_subquery_steps: must be positive"},
+		{func(c *Config) { c.MaxSubqueryPoints = 0 }, "max_subquery_points: must be positive"},
+		{func(c *Config) { c.MaxConcurrent = 0 }, "max_concurrent: must be positive"},
+		{func(c *Config) { c.MaxQueued = -1 }, "max_queued: must not be negative"},
 	}
 	for _, tt := range tests {
 		c := DefaultConfig()
@@ -219,4 +225,18 @@ func TestCacheInvalidatedByLateSamples(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, want.Value, fresh.Value)
 	assert.NotEqual(t, before.Value, fresh.Value)
+}
+
+func TestGovernanceKeysUnmarshal(t *testing.T) {
+	cfg := DefaultConfig()
+	require.NoError(t, confmap.NewFromStringMap(map[string]any{
+		"max_range_steps": 5000, "max_subquery_steps": 10, "max_subquery_points": 100, "max_concurrent": 3, "max_queued": 0,
+	}).Unmarshal(&cfg))
+	require.NoError(t, cfg.Validate())
+	assert.Equal(t, int64(5000), cfg.MaxRangeSteps)
+	assert.Equal(t, int64(10), cfg.MaxSubquerySteps)
+	assert.Equal(t, int64(100), cfg.MaxSubqueryPoints)
+	assert.Equal(t, 3, cfg.MaxConcurrent)
+	assert.Equal(t, 0, cfg.MaxQueued)
+	assert.GreaterOrEqual(t, DefaultConfig().MaxConcurrent, 1)
 }

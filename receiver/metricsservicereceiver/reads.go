@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"math"
 	"regexp"
 	"sort"
 	"strconv"
@@ -56,6 +57,10 @@ func queryStatus(err error) error {
 		return status.Error(codes.ResourceExhausted, qe.Error())
 	case query.KindUnavailable:
 		return status.Error(codes.Unavailable, qe.Error())
+	case query.KindOverloaded:
+		return status.Error(codes.ResourceExhausted, qe.Error())
+	case query.KindExecution:
+		return status.Error(codes.InvalidArgument, qe.Error())
 	default:
 		return status.Error(codes.Internal, qe.Error())
 	}
@@ -68,26 +73,33 @@ func (s *metricsService) QueryMetrics(ctx context.Context, req *pb.QueryMetricsR
 		return nil, errNoReads("QueryMetrics")
 	}
 	q := query.Request{Query: req.Query, NoCache: req.DisableCache}
-	if l := req.Limits; l != nil {
-		q.Timeout = l.Timeout.AsDuration()
-		q.MaxSamples = int(l.MaxSamples)
-		q.MaxSeries = int(l.MaxSeries)
+	if err := queryLimits(req.Limits, &q); err != nil {
+		return nil, err
 	}
+	var err error
 	rangeQuery := req.Type == pb.QueryType_QUERY_TYPE_RANGE || (req.Type == pb.QueryType_QUERY_TYPE_UNSPECIFIED && req.Start != nil && req.End != nil)
 	if rangeQuery {
 		if req.Start == nil || req.End == nil {
 			return nil, status.Error(codes.InvalidArgument, "start, end: a range query needs both")
 		}
-		q.Start, q.End = req.Start.AsTime(), req.End.AsTime()
-		q.Step = req.Step.AsDuration()
+		if q.Start, err = queryTime("start", req.Start); err != nil {
+			return nil, err
+		}
+		if q.End, err = queryTime("end", req.End); err != nil {
+			return nil, err
+		}
 		if req.Step == nil {
 			q.Step = defaultStep(q.Start, q.End)
+		} else if q.Step, err = positiveDuration("step", req.Step); err != nil {
+			return nil, err
 		}
 	} else {
 		q.Instant = true
 		q.Time = time.Now()
 		if req.Time != nil {
-			q.Time = req.Time.AsTime()
+			if q.Time, err = queryTime("time", req.Time); err != nil {
+				return nil, err
+			}
 		}
 	}
 	res, err := eng.Do(ctx, q)
@@ -101,6 +113,7 @@ func (s *metricsService) QueryMetrics(ctx context.Context, req *pb.QueryMetricsR
 			ExecutionTime:  durationpb.New(res.Stats.Duration),
 			CacheHit:       res.Stats.CacheHit,
 			SeriesReturned: int64(res.Stats.Series),
+			QueueTime:      durationpb.New(res.Stats.QueueTime),
 		},
 	}
 	switch v := res.Value.(type) {
@@ -122,6 +135,58 @@ func (s *metricsService) QueryMetrics(ctx context.Context, req *pb.QueryMetricsR
 		resp.StringValue = v.V
 	}
 	return resp, nil
+}
+
+// queryLimits copies a request's limits, refusing negative ones: they may
+// only lower the server's.
+func queryLimits(l *pb.QueryLimits, q *query.Request) error {
+	if l == nil {
+		return nil
+	}
+	switch {
+	case l.MaxSamples < 0:
+		return status.Errorf(codes.InvalidArgument, "limits.max_samples: %d is negative; use a positive number, or 0 for the server's query.max_samples", l.MaxSamples)
+	case l.MaxSeries < 0:
+		return status.Errorf(codes.InvalidArgument, "limits.max_series: %d is negative; use a positive number, or 0 for the server's query.max_series", l.MaxSeries)
+	}
+	if l.Timeout != nil {
+		d, err := positiveDuration("limits.timeout", l.Timeout)
+		if err != nil {
+			return err
+		}
+		q.Timeout = d
+	}
+	q.MaxSamples = int(l.MaxSamples)
+	q.MaxSeries = int(l.MaxSeries)
+	return nil
+}
+
+// queryTime converts a timestamp the engine can evaluate at, refusing
+// invalid ones and those outside [query.MinTime, query.MaxTime] (int64
+// nanoseconds) instead of letting them wrap around.
+func queryTime(field string, ts *timestamppb.Timestamp) (time.Time, error) {
+	if err := ts.CheckValid(); err != nil {
+		return time.Time{}, status.Errorf(codes.InvalidArgument, "%s: %v", field, err)
+	}
+	t := ts.AsTime()
+	if t.Before(query.MinTime) || t.After(query.MaxTime) {
+		return time.Time{}, status.Errorf(codes.InvalidArgument, "%s: %s is outside the range a query can be evaluated at, [%s, %s]",
+			field, t.Format(time.RFC3339Nano), query.MinTime.Format(time.RFC3339), query.MaxTime.Format(time.RFC3339))
+	}
+	return t, nil
+}
+
+// positiveDuration converts a duration, refusing invalid, zero and
+// negative ones.
+func positiveDuration(field string, d *durationpb.Duration) (time.Duration, error) {
+	if err := d.CheckValid(); err != nil {
+		return 0, status.Errorf(codes.InvalidArgument, "%s: %v", field, err)
+	}
+	v := d.AsDuration()
+	if v <= 0 {
+		return 0, status.Errorf(codes.InvalidArgument, "%s: %s must be positive", field, v)
+	}
+	return v, nil
 }
 
 // defaultStep picks about 250 points over a range, at least one second.
@@ -321,12 +386,12 @@ func aggregationQuery(sel string, a *pb.Aggregation) (string, error) {
 	case pb.AggregationFunction_AGGREGATION_FUNCTION_COUNT:
 		return "count" + by + " (" + sel + ")", nil
 	case pb.AggregationFunction_AGGREGATION_FUNCTION_RATE:
-		rng := a.Range.AsDuration()
-		if a.Range == nil {
-			rng = 5 * time.Minute
-		}
-		if rng <= 0 {
-			return "", status.Error(codes.InvalidArgument, "aggregation.range: must be positive")
+		rng := 5 * time.Minute
+		if a.Range != nil {
+			var err error
+			if rng, err = positiveDuration("aggregation.range", a.Range); err != nil {
+				return "", err
+			}
 		}
 		return "sum" + by + " (rate(" + sel + "[" + promDuration(rng) + "]))", nil
 	default:
@@ -379,16 +444,24 @@ func (s *metricsService) GetMetrics(ctx context.Context, req *pb.GetMetricsReque
 	start := end.Add(-defaultWindow)
 	if tr := req.TimeRange; tr != nil {
 		if tr.End != nil {
-			end = tr.End.AsTime()
+			if end, err = queryTime("time_range.end", tr.End); err != nil {
+				return nil, err
+			}
 		}
 		if tr.Start != nil {
-			start = tr.Start.AsTime()
+			if start, err = queryTime("time_range.start", tr.Start); err != nil {
+				return nil, err
+			}
 		} else {
 			start = end.Add(-defaultWindow)
 		}
 	}
 	if !end.After(start) {
 		return nil, status.Error(codes.InvalidArgument, "time_range: end must be after start")
+	}
+	if end.Sub(start) == time.Duration(math.MaxInt64) {
+		return nil, status.Errorf(codes.InvalidArgument, "time_range: %s to %s is longer than %s; use a shorter range",
+			start.Format(time.RFC3339), end.Format(time.RFC3339), time.Duration(math.MaxInt64).Truncate(time.Hour))
 	}
 	sel, err := selector(req.Filter)
 	if err != nil {
@@ -399,12 +472,11 @@ func (s *metricsService) GetMetrics(ctx context.Context, req *pb.GetMetricsReque
 		if q.Query, err = aggregationQuery(sel, a); err != nil {
 			return nil, err
 		}
-		q.Step = a.Step.AsDuration()
-		if a.Step == nil {
-			q.Step = time.Minute
-		}
-		if q.Step <= 0 {
-			return nil, status.Error(codes.InvalidArgument, "aggregation.step: must be positive")
+		q.Step = time.Minute
+		if a.Step != nil {
+			if q.Step, err = positiveDuration("aggregation.step", a.Step); err != nil {
+				return nil, err
+			}
 		}
 		q.Start, q.End = start.Truncate(q.Step), end.Truncate(q.Step)
 		if req.LatestOnly {

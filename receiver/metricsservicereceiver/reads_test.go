@@ -93,7 +93,7 @@ func TestQueryMetrics(t *testing.T) {
 	_, err = c.QueryMetrics(ctx, &pb.QueryMetricsRequest{Query: `http_requests_total`, Limits: &pb.QueryLimits{MaxSeries: 2}})
 	assert.Equal(t, codes.ResourceExhausted, status.Code(err))
 
-	_, err = c.QueryMetrics(ctx, &pb.QueryMetricsRequest{Query: `count_over_time(http_requests_total[1h:1ms])`, Limits: &pb.QueryLimits{Timeout: durationpb.New(time.Microsecond)}})
+	_, err = c.QueryMetrics(ctx, &pb.QueryMetricsRequest{Query: `count_over_time(http_requests_total[1h:10ms])`, Limits: &pb.QueryLimits{Timeout: durationpb.New(time.Microsecond)}})
 	assert.Equal(t, codes.DeadlineExceeded, status.Code(err))
 
 	_, err = c.QueryMetrics(ctx, &pb.QueryMetricsRequest{Query: `http_requests_total[1h]`, Limits: &pb.QueryLimits{MaxSamples: 1}})
