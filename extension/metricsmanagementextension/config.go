@@ -7,6 +7,9 @@ import (
 
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/config/configgrpc"
+	"go.opentelemetry.io/collector/config/configoptional"
+
+	"github.com/metricsmodule/metricsmodule/internal/authz"
 )
 
 // Config is the extension configuration.
@@ -23,6 +26,9 @@ type Config struct {
 	// ShutdownDrainTimeout bounds how long the providers' queues drain when
 	// the collector stops.
 	ShutdownDrainTimeout time.Duration `mapstructure:"shutdown_drain_timeout"`
+	// Authorization maps principals to roles and roles to method families;
+	// absent: every caller may call every method.
+	Authorization configoptional.Optional[authz.Config] `mapstructure:"authorization"`
 }
 
 // RegistryConfig bounds the provider registry.

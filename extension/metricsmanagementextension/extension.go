@@ -92,8 +92,12 @@ func (x *managementExtension) Start(ctx context.Context, host component.Host) er
 		return fmt.Errorf("restore providers: %w", err)
 	}
 
+	authzOpts, err := x.authzServerOptions()
+	if err != nil {
+		return err
+	}
 	srv, err := x.cfg.ToServer(ctx, host.GetExtensions(), x.settings.TelemetrySettings,
-		configgrpc.WithGrpcServerOption(grpc.ForceServerCodecV2(grpccodec.Codec{})))
+		append(authzOpts, configgrpc.WithGrpcServerOption(grpc.ForceServerCodecV2(grpccodec.Codec{})))...)
 	if err != nil {
 		return fmt.Errorf("create gRPC server: %w", err)
 	}

@@ -109,8 +109,12 @@ func (r *metricsReceiver) Start(ctx context.Context, host component.Host) error 
 	if err := r.hub.Start(); err != nil {
 		return errors.Join(fmt.Errorf("start stream hub: %w", err), r.stopReads(ctx))
 	}
+	authzOpts, err := r.authzServerOptions()
+	if err != nil {
+		return errors.Join(err, r.stopReads(ctx))
+	}
 	srv, err := r.cfg.ToServer(ctx, host.GetExtensions(), r.settings.TelemetrySettings,
-		configgrpc.WithGrpcServerOption(grpc.ForceServerCodecV2(grpccodec.Codec{})))
+		append(authzOpts, configgrpc.WithGrpcServerOption(grpc.ForceServerCodecV2(grpccodec.Codec{})))...)
 	if err != nil {
 		return fmt.Errorf("create gRPC server: %w", err)
 	}
