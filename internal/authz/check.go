@@ -41,8 +41,10 @@ var AuthenticatorTypes = map[string]func(cfg map[string]any) AuthenticatorKind{
 
 // CheckAuthenticators checks, on the whole resolved collector configuration
 // (the map a confmap converter sees), that every `auth.authenticator` of a
-// receiver or extension names a server authenticator, and every one of an
-// exporter a client authenticator, that is configured under `extensions`
+// receiver, an extension or a ServerExporters exporter names a server
+// authenticator, and every one of another exporter a client authenticator
+// (receivers and extensions of this distribution have no client `auth`),
+// that is configured under `extensions`
 // and enabled in `service.extensions`. The collector itself only finds out
 // when the server starts; this lets `validate` catch it.
 func CheckAuthenticators(conf map[string]any) error {
@@ -66,17 +68,31 @@ func CheckAuthenticators(conf map[string]any) error {
 		}
 	}
 	var errs []error
-	for _, section := range []struct {
-		name string
-		want AuthenticatorKind
-	}{{"receivers", KindServer}, {"extensions", KindServer}, {"exporters", KindClient}} {
-		walkAuth(asMap(conf[section.name]), []string{section.name}, func(path []string, ref string) {
-			if err := checkRef(ref, section.want, exts, enabled); err != nil {
-				errs = append(errs, fmt.Errorf("%s: %w", strings.Join(path, "::"), err))
+	for _, section := range []string{"receivers", "extensions", "exporters"} {
+		for name, cfg := range asMap(conf[section]) {
+			want := KindServer
+			if section == "exporters" && !ServerExporters[typeOf(name)] {
+				want = KindClient
 			}
-		})
+			walkAuth(asMap(cfg), []string{section, name}, func(path []string, ref string) {
+				if err := checkRef(ref, want, exts, enabled); err != nil {
+					errs = append(errs, fmt.Errorf("%s: %w", strings.Join(path, "::"), err))
+				}
+			})
+		}
 	}
+	sort.Slice(errs, func(i, j int) bool { return errs[i].Error() < errs[j].Error() })
 	return errors.Join(errs...)
+}
+
+// ServerExporters are the exporter types whose `auth` is a server's (they
+// serve their data, e.g. the prometheus exporter's /metrics).
+var ServerExporters = map[string]bool{"prometheus": true}
+
+// typeOf returns the type part of a component ID string.
+func typeOf(id string) string {
+	typ, _, _ := strings.Cut(id, "/")
+	return typ
 }
 
 func checkRef(ref string, want AuthenticatorKind, exts map[component.ID]map[string]any, enabled map[component.ID]bool) error {

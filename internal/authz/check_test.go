@@ -78,6 +78,16 @@ exporters:
   otlp_grpc:
     auth: {authenticator: basicauth/server}
 `, wantErr: `exporters::otlp_grpc::auth::authenticator: extension "basicauth/server" is a server-only authenticator`},
+		{name: "server authenticator on the prometheus exporter", doc: `
+exporters:
+  prometheus/scrape:
+    auth: {authenticator: basicauth/server}
+`},
+		{name: "client authenticator on the prometheus exporter", doc: `
+exporters:
+  prometheus:
+    auth: {authenticator: basicauth/client}
+`, wantErr: `exporters::prometheus::auth::authenticator: extension "basicauth/client" is a client-only authenticator`},
 		{name: "not an authenticator", doc: `
 receivers:
   metrics_service:
