@@ -10,6 +10,9 @@ import (
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/config/configgrpc"
 
+	"go.opentelemetry.io/collector/config/configoptional"
+
+	"github.com/metricsmodule/metricsmodule/internal/authz"
 	"github.com/metricsmodule/metricsmodule/internal/provider"
 )
 
@@ -32,6 +35,9 @@ type Config struct {
 	// destinations, binding every interface, exporting into this
 	// collector's own receivers, and every file setting.
 	DestinationPolicy DestinationPolicyConfig `mapstructure:"destination_policy"`
+	// Authorization maps principals to roles and roles to method families;
+	// absent: every caller may call every method.
+	Authorization configoptional.Optional[authz.Config] `mapstructure:"authorization"`
 }
 
 // DestinationPolicyConfig is the destination policy of providers.

@@ -69,12 +69,17 @@ func newExtension(cfg *Config, set extension.Settings) *managementExtension {
 // batches to.
 func (x *managementExtension) ProviderRouter() *provider.Router { return x.engine.Router() }
 
-// Dependencies makes the collector start the storage extension first.
+// Dependencies makes the collector start the storage extension and the
+// authenticator first.
 func (x *managementExtension) Dependencies() []component.ID {
-	if x.cfg.Storage == nil {
-		return nil
+	var deps []component.ID
+	if x.cfg.Storage != nil {
+		deps = append(deps, *x.cfg.Storage)
 	}
-	return []component.ID{*x.cfg.Storage}
+	if x.cfg.Auth.HasValue() {
+		deps = append(deps, x.cfg.Auth.Get().AuthenticatorID)
+	}
+	return deps
 }
 
 // Start opens the storage, restores and starts the providers, then serves
@@ -93,8 +98,12 @@ func (x *managementExtension) Start(ctx context.Context, host component.Host) er
 		return fmt.Errorf("restore providers: %w", err)
 	}
 
+	authzOpts, err := x.authzServerOptions()
+	if err != nil {
+		return err
+	}
 	srv, err := x.cfg.ToServer(ctx, host.GetExtensions(), x.settings.TelemetrySettings,
-		configgrpc.WithGrpcServerOption(grpc.ForceServerCodecV2(grpccodec.Codec{})))
+		append(authzOpts, configgrpc.WithGrpcServerOption(grpc.ForceServerCodecV2(grpccodec.Codec{})))...)
 	if err != nil {
 		return fmt.Errorf("create gRPC server: %w", err)
 	}

@@ -10,6 +10,7 @@ import (
 	"go.opentelemetry.io/collector/config/confighttp"
 	"go.opentelemetry.io/collector/config/configoptional"
 
+	"github.com/metricsmodule/metricsmodule/internal/authz"
 	"github.com/metricsmodule/metricsmodule/internal/convert"
 	"github.com/metricsmodule/metricsmodule/internal/query"
 	"github.com/metricsmodule/metricsmodule/internal/registry"
@@ -37,6 +38,10 @@ type Config struct {
 	PrometheusAPI configoptional.Optional[confighttp.ServerConfig] `mapstructure:"prometheus_api"`
 	// Registry configures metric definitions (RegisterMetric).
 	Registry RegistryConfig `mapstructure:"registry"`
+	// Authorization maps principals to roles and roles to method families,
+	// on the gRPC server and the Prometheus API; absent: every caller may
+	// call every method.
+	Authorization configoptional.Optional[authz.Config] `mapstructure:"authorization"`
 }
 
 // RegistryConfig configures the metric definitions.

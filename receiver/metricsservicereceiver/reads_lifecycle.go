@@ -86,6 +86,9 @@ func (r *metricsReceiver) startReads(ctx context.Context, host component.Host) e
 	if err != nil {
 		return err
 	}
+	if h, err = r.authorizeHTTP(h); err != nil {
+		return err
+	}
 	srv, err := hcfg.ToServer(ctx, host.GetExtensions(), r.settings.TelemetrySettings, h)
 	if err != nil {
 		return fmt.Errorf("create Prometheus API server: %w", err)

@@ -114,8 +114,12 @@ func (r *metricsReceiver) Start(ctx context.Context, host component.Host) error 
 	if err := r.startRegistry(ctx, host); err != nil {
 		return errors.Join(err, r.stopHTTP(ctx))
 	}
+	authzOpts, err := r.authzServerOptions()
+	if err != nil {
+		return errors.Join(err, r.stopHTTP(ctx))
+	}
 	srv, err := r.cfg.ToServer(ctx, host.GetExtensions(), r.settings.TelemetrySettings,
-		configgrpc.WithGrpcServerOption(grpc.ForceServerCodecV2(grpccodec.Codec{})))
+		append(authzOpts, configgrpc.WithGrpcServerOption(grpc.ForceServerCodecV2(grpccodec.Codec{})))...)
 	if err != nil {
 		return fmt.Errorf("create gRPC server: %w", err)
 	}

@@ -5,8 +5,11 @@ package e2e
 import (
 	"github.com/open-telemetry/opentelemetry-collector-contrib/exporter/prometheusexporter"
 	"github.com/open-telemetry/opentelemetry-collector-contrib/exporter/prometheusremotewriteexporter"
+	"github.com/open-telemetry/opentelemetry-collector-contrib/extension/basicauthextension"
+	"github.com/open-telemetry/opentelemetry-collector-contrib/extension/bearertokenauthextension"
 	"github.com/open-telemetry/opentelemetry-collector-contrib/extension/healthcheckextension"
 	"github.com/open-telemetry/opentelemetry-collector-contrib/extension/storage/filestorage"
+	"go.opentelemetry.io/collector/confmap"
 	"go.opentelemetry.io/collector/exporter"
 	"go.opentelemetry.io/collector/exporter/debugexporter"
 	"go.opentelemetry.io/collector/exporter/otlpexporter"
@@ -21,6 +24,7 @@ import (
 	"go.opentelemetry.io/collector/receiver/otlpreceiver"
 	"go.opentelemetry.io/collector/service/telemetry/otelconftelemetry"
 
+	"github.com/metricsmodule/metricsmodule/converter/authcheckconverter"
 	"github.com/metricsmodule/metricsmodule/exporter/providersexporter"
 	"github.com/metricsmodule/metricsmodule/exporter/pushgatewayexporter"
 	"github.com/metricsmodule/metricsmodule/exporter/statsdexporter"
@@ -51,6 +55,15 @@ var ComponentImports = []string{
 	"github.com/metricsmodule/metricsmodule/processor/metricsstoreprocessor",
 	"github.com/open-telemetry/opentelemetry-collector-contrib/exporter/prometheusremotewriteexporter",
 	"github.com/open-telemetry/opentelemetry-collector-contrib/exporter/prometheusexporter",
+	"github.com/open-telemetry/opentelemetry-collector-contrib/extension/basicauthextension",
+	"github.com/open-telemetry/opentelemetry-collector-contrib/extension/bearertokenauthextension",
+	// the confmap converter of the manifest (ConverterFactories)
+	"github.com/metricsmodule/metricsmodule/converter/authcheckconverter",
+}
+
+// ConverterFactories are the confmap converters of the distribution.
+func ConverterFactories() []confmap.ConverterFactory {
+	return []confmap.ConverterFactory{authcheckconverter.NewFactory()}
 }
 
 // Components returns the factories of the distribution.
@@ -59,7 +72,7 @@ func Components() (otelcol.Factories, error) {
 	f := otelcol.Factories{Telemetry: otelconftelemetry.NewFactory()}
 	if f.Extensions, err = otelcol.MakeFactoryMap[extension.Factory](
 		healthcheckextension.NewFactory(), filestorage.NewFactory(), zpagesextension.NewFactory(),
-		metricsmanagementextension.NewFactory(), metricsstoreextension.NewFactory(),
+		metricsmanagementextension.NewFactory(), metricsstoreextension.NewFactory(), basicauthextension.NewFactory(), bearertokenauthextension.NewFactory(),
 	); err != nil {
 		return f, err
 	}
