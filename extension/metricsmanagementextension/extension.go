@@ -21,6 +21,7 @@ import (
 
 	"github.com/metricsmodule/metricsmodule/internal/grpccodec"
 	"github.com/metricsmodule/metricsmodule/internal/provider"
+	"github.com/metricsmodule/metricsmodule/internal/utf8check"
 	pb "github.com/metricsmodule/metricsmodule/proto/metricsmodule/v1"
 )
 
@@ -103,7 +104,10 @@ func (x *managementExtension) Start(ctx context.Context, host component.Host) er
 		return err
 	}
 	srv, err := x.cfg.ToServer(ctx, host.GetExtensions(), x.settings.TelemetrySettings,
-		append(authzOpts, configgrpc.WithGrpcServerOption(grpc.ForceServerCodecV2(grpccodec.Codec{})))...)
+		append(authzOpts,
+			configgrpc.WithGrpcServerOption(grpc.ForceServerCodecV2(grpccodec.Codec{})),
+			configgrpc.WithGrpcServerOption(grpc.ChainUnaryInterceptor(utf8check.UnaryServerInterceptor())),
+		)...)
 	if err != nil {
 		return fmt.Errorf("create gRPC server: %w", err)
 	}

@@ -29,6 +29,17 @@ import (
 // startWithStore starts a receiver with the store and the Prometheus API.
 func startWithStore(t *testing.T, dir string) (pb.MetricsServiceClient, string) {
 	t.Helper()
+	r := startStoreReceiver(t, dir)
+	conn, err := grpc.NewClient(r.addr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = conn.Close() })
+	return pb.NewMetricsServiceClient(conn), "http://" + r.httpLn.Addr().String()
+}
+
+// startStoreReceiver starts a receiver with a metrics_store pipeline over dir
+// and the Prometheus API.
+func startStoreReceiver(t *testing.T, dir string) *metricsReceiver {
+	t.Helper()
 	cfg := createDefaultConfig().(*Config)
 	cfg.NetAddr.Endpoint = "127.0.0.1:0"
 	hc := confighttp.NewDefaultServerConfig()
@@ -40,10 +51,7 @@ func startWithStore(t *testing.T, dir string) (pb.MetricsServiceClient, string) 
 	require.NoError(t, err)
 	require.NoError(t, r.Start(context.Background(), host))
 	t.Cleanup(func() { require.NoError(t, r.Shutdown(context.Background())) })
-	conn, err := grpc.NewClient(r.addr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = conn.Close() })
-	return pb.NewMetricsServiceClient(conn), "http://" + r.httpLn.Addr().String()
+	return r
 }
 
 func recordSome(t *testing.T, c pb.MetricsServiceClient) {

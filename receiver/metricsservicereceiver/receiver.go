@@ -30,6 +30,7 @@ import (
 	"github.com/metricsmodule/metricsmodule/internal/registry"
 	"github.com/metricsmodule/metricsmodule/internal/store"
 	"github.com/metricsmodule/metricsmodule/internal/stream"
+	"github.com/metricsmodule/metricsmodule/internal/utf8check"
 	pb "github.com/metricsmodule/metricsmodule/proto/metricsmodule/v1"
 	"github.com/metricsmodule/metricsmodule/receiver/metricsservicereceiver/internal/metadata"
 )
@@ -119,7 +120,13 @@ func (r *metricsReceiver) Start(ctx context.Context, host component.Host) error 
 		return errors.Join(err, r.stopHTTP(ctx))
 	}
 	srv, err := r.cfg.ToServer(ctx, host.GetExtensions(), r.settings.TelemetrySettings,
-		append(authzOpts, configgrpc.WithGrpcServerOption(grpc.ForceServerCodecV2(grpccodec.Codec{})))...)
+		append(authzOpts,
+			configgrpc.WithGrpcServerOption(grpc.ForceServerCodecV2(grpccodec.Codec{})),
+			// Record* check their strings per item (internal/convert).
+			configgrpc.WithGrpcServerOption(grpc.ChainUnaryInterceptor(utf8check.UnaryServerInterceptor(
+				pb.MetricsService_RecordMetric_FullMethodName, pb.MetricsService_RecordBatchMetrics_FullMethodName))),
+			configgrpc.WithGrpcServerOption(grpc.ChainStreamInterceptor(utf8check.StreamServerInterceptor())),
+		)...)
 	if err != nil {
 		return fmt.Errorf("create gRPC server: %w", err)
 	}
