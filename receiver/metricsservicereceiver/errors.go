@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/metricsmodule/metricsmodule/internal/convert"
+	"github.com/metricsmodule/metricsmodule/internal/store"
 	pb "github.com/metricsmodule/metricsmodule/proto/metricsmodule/v1"
 )
 
@@ -55,6 +56,30 @@ func toValidationIssue(iss *convert.Issue) *pb.ValidationIssue {
 	}
 }
 
+// storeRefusalStatus maps a batch the store would not keep whole (found
+// when the pipeline stored it, after the per-item checks passed, e.g. the
+// window moved meanwhile) to a status: outside the window is OUT_OF_RANGE;
+// a second value at one millisecond (a series updated faster than the store
+// keeps, once the receiver's one-second lead is used up) is UNAVAILABLE,
+// because the same request succeeds a moment later; the rest is
+// INVALID_ARGUMENT.
+func storeRefusalStatus(e *store.RefusedError) error {
+	code := codes.InvalidArgument
+	switch e.Reason {
+	case store.ReasonTooOld, store.ReasonTooNew:
+		code = codes.OutOfRange
+	case store.ReasonDuplicate:
+		code = codes.Unavailable
+	}
+	st := status.New(code, e.Error())
+	if d, err := st.WithDetails(&errdetails.BadRequest{FieldViolations: []*errdetails.BadRequest_FieldViolation{{
+		Field: e.Field, Description: e.Message, Reason: string(e.Reason),
+	}}}); err == nil {
+		st = d
+	}
+	return st.Err()
+}
+
 // memoryLimiterRefusal is the text of the memory_limiter processor's refusal
 // (its error value lives in an internal package).
 const memoryLimiterRefusal = "data refused due to high memory usage"
@@ -70,6 +95,10 @@ func consumerStatus(err error) error {
 	var iss *convert.Issue
 	if errors.As(err, &iss) {
 		return issuesStatus([]*convert.Issue{iss})
+	}
+	var refused *store.RefusedError
+	if errors.As(err, &refused) {
+		return storeRefusalStatus(refused)
 	}
 	switch {
 	case strings.Contains(err.Error(), memoryLimiterRefusal):
