@@ -1,9 +1,11 @@
 package convert
 
 import (
+	"cmp"
 	"fmt"
 	"math"
 	"runtime"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -58,7 +60,7 @@ func NewAccumulator(cfg Config, scope Scope) *Accumulator {
 		a.shards[i].m = make(map[uint64]*series)
 	}
 	a.calls.New = func() any {
-		return &call{index: make(map[uint64]int32), metrics: make(map[metricKey]int32)}
+		return &call{index: make(map[uint64]int32), gindex: make(map[uint64]int32), metrics: make(map[metricKey]int32)}
 	}
 	return a
 }
@@ -269,19 +271,43 @@ type Outcome struct {
 	SeriesCreated int
 }
 
-// staged is the change one call makes to one series.
+// staged is the change one call makes to one stateful series. Its fields
+// from ts on describe the series' last point of the call; earlier points of
+// the call are in prior.
 type staged struct {
-	key     uint64
-	target  *series // nil for a new series
-	next    series
-	rec     int32 // last record that touched it (labels, resource, metadata)
-	ts      int64
-	delta   float64 // counter change in this call
-	cloned  bool
-	dhist   *explicitHist // delta temporality: this call's observations
+	key    uint64
+	target *series // nil for a new series
+	next   series
+	rec    int32   // last record (by index) of the series: labels, resource, metadata
+	recs   []int32 // every record of the series when there is more than one, in index order
+	prior  []point // earlier points of this call, in timestamp order
+
+	ts      int64   // timestamp of the last point
+	delta   float64 // counter change of the last point
+	cloned  bool    // next's histogram/summary is this point's own copy
+	dhist   *explicitHist // delta temporality: the last point's observations
 	dexpo   *expoHist
 	pre     *pb.MetricData // pre-aggregated histogram/summary value
 	started bool
+}
+
+// point is a closed data point of a series with several points in one call.
+type point struct {
+	ts, start int64
+	total     float64
+	delta     float64
+	hist      *explicitHist // cumulative state (shared, copied on the next write)
+	expo      *expoHist
+	summary   *summaryState
+	dhist     *explicitHist // delta temporality: the point's observations
+	dexpo     *expoHist
+	pre       *pb.MetricData
+}
+
+// gaugeGroup is the records of one gauge series in one call.
+type gaugeGroup struct {
+	rec  int32   // the only record, or the last one by index
+	recs []int32 // with several records: the points, in timestamp order
 }
 
 type metricKey struct {
@@ -293,10 +319,12 @@ type metricKey struct {
 type call struct {
 	staged  []staged
 	index   map[uint64]int32
+	gauges  []gaugeGroup
+	gindex  map[uint64]int32
 	locked  [numShards]bool
 	metrics map[metricKey]int32 // index in slots
 	slots   []metricSlot
-	order   []int32 // slot of each emitted point, in emit order
+	order   []int32 // slot of each gauge group, then of each staged series
 	rms     []pmetric.ScopeMetrics
 }
 
@@ -304,6 +332,9 @@ func (c *call) reset() {
 	clear(c.staged)
 	c.staged = c.staged[:0]
 	clear(c.index)
+	clear(c.gauges)
+	c.gauges = c.gauges[:0]
+	clear(c.gindex)
 	c.locked = [numShards]bool{}
 	clear(c.metrics)
 	clear(c.slots)
@@ -317,6 +348,23 @@ func (c *call) reset() {
 // counter, histogram or series changes. Items already refused in b.Issues are
 // skipped. With atomic set, an item refused during Apply (series limit)
 // refuses the batch with that *Issue; otherwise it is added to b.Issues.
+//
+// Timestamps. Every distinct timestamp of a series in the batch gives one
+// data point, in timestamp order; records of one series are applied in
+// timestamp order (item order for equal timestamps), and a stateful point
+// holds the state after every record up to its timestamp. The store keeps
+// one sample per series per millisecond, so:
+//   - records of one series in the same millisecond make one point, at the
+//     latest of their timestamps, holding the later state (for gauges: the
+//     value of the latest timestamp, the later item on a tie);
+//   - a stateful record older than the series' last committed point counts
+//     at that point's time;
+//   - a stateful point in the millisecond of the series' previous point (a
+//     repeated update, or a record moved as above) moves to the next
+//     millisecond, at most maxStep (1s) ahead of the receive time. Beyond
+//     that it stays in the previous point's millisecond: across requests the
+//     store then keeps the earlier value until the next update; within one
+//     request it merges into the previous point of the request.
 func (a *Accumulator) Apply(b *Batch, atomic bool, consume func(pmetric.Metrics) error) (Outcome, error) {
 	c := a.calls.Get().(*call)
 	defer func() {
@@ -352,40 +400,47 @@ func (a *Accumulator) Apply(b *Batch, atomic bool, consume func(pmetric.Metrics)
 			}
 		}
 	}
+	// Group the records by series (and create the staged series).
 	for i := range b.recs {
 		r := &b.recs[i]
 		if r.bad {
 			continue
 		}
-		if stateful(r.m.Type) {
-			if iss := a.stage(c, b, int32(i)); iss != nil {
-				if atomic {
-					rollbackNames()
-					iss.Index = i
-					iss.Field = b.itemPath(i) + iss.Field
-					return Outcome{}, iss
-				}
-				b.refuse(i, iss)
-				continue
+		if !stateful(r.m.Type) {
+			c.groupGauge(r.key, int32(i))
+			out.Accepted++
+			continue
+		}
+		if iss := a.stage(c, b, int32(i)); iss != nil {
+			if atomic {
+				rollbackNames()
+				iss.Index = i
+				iss.Field = b.itemPath(i) + iss.Field
+				return Outcome{}, iss
 			}
+			b.refuse(i, iss)
+			continue
 		}
 		out.Accepted++
+	}
+	// Apply them, series by series, in timestamp order.
+	for i := range c.gauges {
+		if g := &c.gauges[i]; g.recs != nil {
+			g.recs = gaugePoints(b, g.recs)
+		}
 	}
 	for i := range c.staged {
 		st := &c.staged[i]
 		if st.target == nil {
 			created++
 		}
-		// One sample per series per millisecond: Prometheus-style stores keep
-		// millisecond timestamps and refuse a second value at the same one, so
-		// a faster update of one series moves to the next millisecond (at most
-		// maxStep ahead of the receive time; beyond that the store keeps the
-		// earlier value until the next update).
-		if st.started && st.ts/msNanos <= st.next.last/msNanos {
-			if bumped := (st.next.last/msNanos + 1) * msNanos; bumped <= b.now+maxStep {
-				st.ts = bumped
-			}
+		if st.recs == nil {
+			one := [1]int32{st.rec}
+			a.applySeries(st, b, one[:])
+			continue
 		}
+		sortByTime(b, st.recs)
+		a.applySeries(st, b, st.recs)
 	}
 
 	md := a.build(c, b)
@@ -413,43 +468,146 @@ func (a *Accumulator) Apply(b *Batch, atomic bool, consume func(pmetric.Metrics)
 	return out, nil
 }
 
-// stage applies record ri to the staged state of its series.
+// groupGauge adds gauge record ri to the group of its series.
+func (c *call) groupGauge(key uint64, ri int32) {
+	gi, ok := c.gindex[key]
+	if !ok {
+		c.gindex[key] = int32(len(c.gauges))
+		c.gauges = append(c.gauges, gaugeGroup{rec: ri})
+		return
+	}
+	g := &c.gauges[gi]
+	if g.recs == nil {
+		g.recs = append(make([]int32, 0, 4), g.rec)
+	}
+	g.recs = append(g.recs, ri)
+	g.rec = ri
+}
+
+// sortByTime sorts record indices (given in index order) by timestamp,
+// keeping index order for equal timestamps.
+func sortByTime(b *Batch, recs []int32) {
+	slices.SortStableFunc(recs, func(x, y int32) int { return cmp.Compare(b.recs[x].ts, b.recs[y].ts) })
+}
+
+// gaugePoints sorts the records of one gauge series by time and keeps one per
+// millisecond: the latest timestamp, the later item on a tie.
+func gaugePoints(b *Batch, recs []int32) []int32 {
+	sortByTime(b, recs)
+	out := recs[:0]
+	for j, ri := range recs {
+		if j+1 < len(recs) && b.recs[recs[j+1]].ts/msNanos == b.recs[ri].ts/msNanos {
+			continue
+		}
+		out = append(out, ri)
+	}
+	return out
+}
+
+// stage adds stateful record ri to the staged entry of its series, creating
+// the entry (and counting the series against its limit) on first use.
 func (a *Accumulator) stage(c *call, b *Batch, ri int32) *Issue {
 	r := &b.recs[ri]
 	m := r.m
 	idx, ok := c.index[r.key]
-	if !ok {
-		st := staged{key: r.key}
-		if s := a.shards[r.key%numShards].m[r.key]; s != nil {
-			st.target = s
-			st.next = *s
-			st.started = true
-		} else {
-			if lim := a.cfg.Limits.MaxSeriesPerMetric; lim > 0 {
-				if n := r.name.series.Add(1); n > int64(lim) {
-					r.name.series.Add(-1)
-					return &Issue{
-						Field: ".labels", Code: "series_limit", Status: codes.ResourceExhausted,
-						Message:    fmt.Sprintf("metric %q has reached its limit of %d series; this label set would add one more", m.Name, lim),
-						Suggestion: "drop high-cardinality labels (ids, timestamps), or raise limits.max_series_per_metric",
-					}
+	if ok {
+		st := &c.staged[idx]
+		if st.recs == nil {
+			st.recs = append(make([]int32, 0, 4), st.rec)
+		}
+		st.recs = append(st.recs, ri)
+		st.rec = ri
+		return nil
+	}
+	st := staged{key: r.key, rec: ri}
+	if s := a.shards[r.key%numShards].m[r.key]; s != nil {
+		st.target = s
+		st.next = *s
+		st.started = true
+	} else {
+		if lim := a.cfg.Limits.MaxSeriesPerMetric; lim > 0 {
+			if n := r.name.series.Add(1); n > int64(lim) {
+				r.name.series.Add(-1)
+				return &Issue{
+					Field: ".labels", Code: "series_limit", Status: codes.ResourceExhausted,
+					Message:    fmt.Sprintf("metric %q has reached its limit of %d series; this label set would add one more", m.Name, lim),
+					Suggestion: "drop high-cardinality labels (ids, timestamps), or raise limits.max_series_per_metric",
 				}
-			} else {
-				r.name.series.Add(1)
 			}
-			st.next = series{name: r.name, start: r.ts - int64(time.Millisecond)}
-			if m.StartTime != nil {
-				st.next.start = m.StartTime.AsTime().UnixNano()
+		} else {
+			r.name.series.Add(1)
+		}
+		st.next = series{name: r.name, start: r.ts - int64(time.Millisecond)}
+	}
+	c.index[r.key] = int32(len(c.staged))
+	c.staged = append(c.staged, st)
+	return nil
+}
+
+// applySeries applies the records of one series, sorted by time, to its
+// staged state and places its points (see Apply for the timestamp rules).
+func (a *Accumulator) applySeries(st *staged, b *Batch, recs []int32) {
+	last := st.next.last // the last committed point (0 for a new series)
+	prev := last         // the previous point: committed, or of this call
+	open := false        // st holds a point of this call
+	if st.target == nil {
+		if m := b.recs[recs[0]].m; m.StartTime != nil {
+			st.next.start = unixNano(m.StartTime)
+		} else {
+			st.next.start = b.recs[recs[0]].ts - msNanos
+		}
+	}
+	for j := 0; j < len(recs); {
+		// the records of one millisecond (after moving old ones to last)
+		ts := max(b.recs[recs[j]].ts, last)
+		k := j + 1
+		for k < len(recs) && max(b.recs[recs[k]].ts, last)/msNanos == ts/msNanos {
+			ts = max(b.recs[recs[k]].ts, last)
+			k++
+		}
+		switch {
+		case open && ts/msNanos <= st.ts/msNanos:
+			if bumped := (st.ts/msNanos + 1) * msNanos; bumped <= b.now+maxStep {
+				st.closePoint()
+				prev = st.ts
+				ts = bumped
+			} else {
+				ts = st.ts // merge into the open point
+			}
+		case open:
+			st.closePoint()
+			prev = st.ts
+		case st.target != nil && ts/msNanos <= last/msNanos:
+			if bumped := (last/msNanos + 1) * msNanos; bumped <= b.now+maxStep {
+				ts = bumped
 			}
 		}
-		idx = int32(len(c.staged))
-		c.staged = append(c.staged, st)
-		c.index[r.key] = idx
+		for _, ri := range recs[j:k] {
+			a.applyRecord(st, &b.recs[ri], prev)
+		}
+		st.ts = ts
+		open = true
+		j = k
 	}
-	st := &c.staged[idx]
-	st.rec = ri
-	st.ts = max(st.ts, r.ts, st.next.last)
+}
 
+// closePoint moves the open point of st into st.prior; the state goes on
+// from it (copied on the next write).
+func (st *staged) closePoint() {
+	st.prior = append(st.prior, point{
+		ts: st.ts, start: st.next.start, total: st.next.total, delta: st.delta,
+		hist: st.next.hist, expo: st.next.expo, summary: st.next.summary,
+		dhist: st.dhist, dexpo: st.dexpo, pre: st.pre,
+	})
+	st.delta = 0
+	st.dhist, st.dexpo, st.pre = nil, nil, nil
+	st.cloned = false
+}
+
+// applyRecord applies record r to the staged state of its series; prev is the
+// time of the series' previous point.
+func (a *Accumulator) applyRecord(st *staged, r *record, prev int64) {
+	m := r.m
 	switch m.Type {
 	case pb.MetricType_METRIC_TYPE_COUNTER:
 		if m.Cumulative {
@@ -457,13 +615,13 @@ func (a *Accumulator) stage(c *call, b *Batch, ri int32) *Issue {
 			case !st.started:
 				st.delta += m.Value
 			case m.Value < st.next.total: // reset
-				st.next.start = max(st.next.last, st.next.start)
+				st.next.start = max(prev, st.next.start)
 				st.delta += m.Value
 			default:
 				st.delta += m.Value - st.next.total
 			}
 			if m.StartTime != nil {
-				st.next.start = m.StartTime.AsTime().UnixNano()
+				st.next.start = unixNano(m.StartTime)
 			}
 			st.next.total = m.Value
 		} else {
@@ -476,21 +634,19 @@ func (a *Accumulator) stage(c *call, b *Batch, ri int32) *Issue {
 		if m.Histogram != nil || m.Summary != nil {
 			st.pre = m
 			if m.StartTime != nil {
-				st.next.start = m.StartTime.AsTime().UnixNano()
+				st.next.start = unixNano(m.StartTime)
 			}
-			return nil
+			return
 		}
 		n := uint64(math.Round(r.weight))
-		observe := func(v float64) { a.observe(st, m.Type, v, n) }
 		if len(m.Observations) > 0 {
 			for _, v := range m.Observations {
-				observe(v)
+				a.observe(st, m.Type, v, n)
 			}
 		} else {
-			observe(m.Value)
+			a.observe(st, m.Type, m.Value, n)
 		}
 	}
-	return nil
 }
 
 func (a *Accumulator) observe(st *staged, t pb.MetricType, v float64, n uint64) {
