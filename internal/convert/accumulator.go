@@ -40,6 +40,7 @@ type Accumulator struct {
 	scope  Scope
 
 	validator Validator
+	admitter  Admitter
 }
 
 type shard struct {
@@ -75,6 +76,42 @@ type Validator interface {
 
 // SetValidator installs the definition checks (call before serving).
 func (a *Accumulator) SetValidator(v Validator) { a.validator = v }
+
+// Admitter checks a record against the store before it is accepted (time
+// window, name collisions).
+type Admitter interface {
+	// Admit returns nil or the refusal of record m whose resolved timestamp
+	// is ts (unix ns). Field paths of its issues are relative to the item
+	// (".timestamp"). It is called once per record that passed validation and
+	// the Validator, possibly from several goroutines at once.
+	Admit(m *pb.MetricData, ts int64) *Issue
+}
+
+// SetAdmitter installs the store's admission checks (call before serving).
+func (a *Accumulator) SetAdmitter(ad Admitter) { a.admitter = ad }
+
+// PdataKind says which pdata metric type, temporality and monotonicity
+// records of type t become under this config. It describes records carrying
+// values or observations; a pre-aggregated histogram keeps its own layout
+// (explicit: Histogram, exponential: ExponentialHistogram) and is cumulative.
+// Types without temporality (gauge, summary) give
+// AggregationTemporalityUnspecified; an unknown type gives MetricTypeEmpty.
+func (a *Accumulator) PdataKind(t pb.MetricType) (typ pmetric.MetricType, temporality pmetric.AggregationTemporality, monotonic bool) {
+	switch t {
+	case pb.MetricType_METRIC_TYPE_GAUGE:
+		return pmetric.MetricTypeGauge, pmetric.AggregationTemporalityUnspecified, false
+	case pb.MetricType_METRIC_TYPE_COUNTER:
+		return pmetric.MetricTypeSum, pdataTemporality(a.cfg.CounterTemporality), true
+	case pb.MetricType_METRIC_TYPE_HISTOGRAM, pb.MetricType_METRIC_TYPE_TIMER:
+		if a.cfg.Histogram.Kind == HistogramExponential {
+			return pmetric.MetricTypeExponentialHistogram, pdataTemporality(a.cfg.HistogramTemporality), false
+		}
+		return pmetric.MetricTypeHistogram, pdataTemporality(a.cfg.HistogramTemporality), false
+	case pb.MetricType_METRIC_TYPE_SUMMARY:
+		return pmetric.MetricTypeSummary, pmetric.AggregationTemporalityUnspecified, false
+	}
+	return pmetric.MetricTypeEmpty, pmetric.AggregationTemporalityUnspecified, false
+}
 
 // SetClock replaces the clock (tests).
 func (a *Accumulator) SetClock(now func() time.Time) { a.now = now }
@@ -150,6 +187,17 @@ func (a *Accumulator) Prepare(ms []*pb.MetricData, res *pb.Resource, single bool
 	b.resources = append(b.resources, resource{attrs: reqAttrs, key: h.resourceKey(reqAttrs)})
 	hasherPool.Put(h)
 	reqKey := b.resources[0].key
+	if iss := validateAttrsUTF8(reqAttrs, "resource.attributes"); iss != nil {
+		// the request's resource would label every item: refuse them all
+		for i := range b.recs {
+			b.recs[i].m = ms[i]
+			c := *iss
+			c.Index = i
+			b.recs[i].bad = true
+			b.Issues = append(b.Issues, &c)
+		}
+		return b
+	}
 
 	issues := make([]*Issue, len(ms))
 	prep := func(lo, hi int) {
@@ -230,6 +278,11 @@ func (a *Accumulator) prepareOne(h *hasher, arena *[]kv, r *record, m *pb.Metric
 	if m.Timestamp != nil {
 		r.ts = unixNano(m.Timestamp)
 	}
+	if a.admitter != nil {
+		if iss := a.admitter.Admit(m, r.ts); iss != nil {
+			return iss
+		}
+	}
 	r.weight = 1
 	if m.SampleRate > 0 {
 		r.weight = 1 / m.SampleRate
@@ -282,9 +335,9 @@ type staged struct {
 	recs   []int32 // every record of the series when there is more than one, in index order
 	prior  []point // earlier points of this call, in timestamp order
 
-	ts      int64   // timestamp of the last point
-	delta   float64 // counter change of the last point
-	cloned  bool    // next's histogram/summary is this point's own copy
+	ts      int64         // timestamp of the last point
+	delta   float64       // counter change of the last point
+	cloned  bool          // next's histogram/summary is this point's own copy
 	dhist   *explicitHist // delta temporality: the last point's observations
 	dexpo   *expoHist
 	pre     *pb.MetricData // pre-aggregated histogram/summary value

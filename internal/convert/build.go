@@ -166,7 +166,7 @@ func (a *Accumulator) metricFor(c *call, md pmetric.Metrics, b *Batch, r *record
 	case pb.MetricType_METRIC_TYPE_COUNTER:
 		s := m.SetEmptySum()
 		s.SetIsMonotonic(true)
-		s.SetAggregationTemporality(temporality(a.cfg.CounterTemporality))
+		s.SetAggregationTemporality(pdataTemporality(a.cfg.CounterTemporality))
 	case pb.MetricType_METRIC_TYPE_TIMER, pb.MetricType_METRIC_TYPE_HISTOGRAM:
 		if r.m.Type == pb.MetricType_METRIC_TYPE_TIMER && r.m.Unit == "" {
 			m.SetUnit("s")
@@ -177,9 +177,9 @@ func (a *Accumulator) metricFor(c *call, md pmetric.Metrics, b *Batch, r *record
 		case r.m.Histogram != nil:
 			m.SetEmptyHistogram().SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
 		case a.cfg.Histogram.Kind == HistogramExponential:
-			m.SetEmptyExponentialHistogram().SetAggregationTemporality(temporality(a.cfg.HistogramTemporality))
+			m.SetEmptyExponentialHistogram().SetAggregationTemporality(pdataTemporality(a.cfg.HistogramTemporality))
 		default:
-			m.SetEmptyHistogram().SetAggregationTemporality(temporality(a.cfg.HistogramTemporality))
+			m.SetEmptyHistogram().SetAggregationTemporality(pdataTemporality(a.cfg.HistogramTemporality))
 		}
 	case pb.MetricType_METRIC_TYPE_SUMMARY:
 		m.SetEmptySummary()
@@ -190,7 +190,7 @@ func (a *Accumulator) metricFor(c *call, md pmetric.Metrics, b *Batch, r *record
 	return si
 }
 
-func temporality(t Temporality) pmetric.AggregationTemporality {
+func pdataTemporality(t Temporality) pmetric.AggregationTemporality {
 	if t == TemporalityDelta {
 		return pmetric.AggregationTemporalityDelta
 	}
