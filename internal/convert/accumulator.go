@@ -61,7 +61,7 @@ func NewAccumulator(cfg Config, scope Scope) *Accumulator {
 		a.shards[i].m = make(map[uint64]*series)
 	}
 	a.calls.New = func() any {
-		return &call{index: make(map[uint64]int32), gindex: make(map[uint64]int32), metrics: make(map[metricKey]int32)}
+		return &call{metrics: make(map[metricKey]int32)}
 	}
 	return a
 }
@@ -371,9 +371,8 @@ type metricKey struct {
 // call is the scratch of one Apply; pooled.
 type call struct {
 	staged  []staged
-	index   map[uint64]int32
 	gauges  []gaugeGroup
-	gindex  map[uint64]int32
+	index   keyTable // series key -> staged series or gauge group
 	locked  [numShards]bool
 	metrics map[metricKey]int32 // index in slots
 	slots   []metricSlot
@@ -384,10 +383,8 @@ type call struct {
 func (c *call) reset() {
 	clear(c.staged)
 	c.staged = c.staged[:0]
-	clear(c.index)
 	clear(c.gauges)
 	c.gauges = c.gauges[:0]
-	clear(c.gindex)
 	c.locked = [numShards]bool{}
 	clear(c.metrics)
 	clear(c.slots)
@@ -445,6 +442,7 @@ func (a *Accumulator) Apply(b *Batch, atomic bool, consume func(pmetric.Metrics)
 		}
 	}()
 
+	c.index.reset(len(b.recs))
 	created := 0
 	rollbackNames := func() {
 		for i := range c.staged {
@@ -521,15 +519,56 @@ func (a *Accumulator) Apply(b *Batch, atomic bool, consume func(pmetric.Metrics)
 	return out, nil
 }
 
+// keyTable maps series keys (already hashes) to the records' groups of one
+// call: open addressing on the key's low bits, at most half full. It is
+// cheaper than a map[uint64]int32 for the one lookup per record.
+type keyTable struct {
+	slots []keySlot
+	mask  uint64
+}
+
+// keySlot is one entry: v > 0 is staged series v-1, v < 0 gauge group -v-1,
+// 0 an empty slot.
+type keySlot struct {
+	key uint64
+	v   int32
+}
+
+// reset empties the table and sizes it for n keys.
+func (t *keyTable) reset(n int) {
+	size := 16
+	for size < 2*n {
+		size <<= 1
+	}
+	if cap(t.slots) < size {
+		t.slots = make([]keySlot, size)
+	} else {
+		t.slots = t.slots[:size]
+		clear(t.slots)
+	}
+	t.mask = uint64(size - 1)
+}
+
+// find returns the slot of key, or the empty slot where it goes.
+func (t *keyTable) find(key uint64) *keySlot {
+	for i := key & t.mask; ; i = (i + 1) & t.mask {
+		if s := &t.slots[i]; s.v == 0 || s.key == key {
+			return s
+		}
+	}
+}
+
 // groupGauge adds gauge record ri to the group of its series.
 func (c *call) groupGauge(key uint64, ri int32) {
-	gi, ok := c.gindex[key]
-	if !ok {
-		c.gindex[key] = int32(len(c.gauges))
+	e := c.index.find(key)
+	if e.v >= 0 { // new (or, on a 64-bit collision with a stateful key, not indexed)
+		if e.v == 0 {
+			*e = keySlot{key: key, v: -int32(len(c.gauges)) - 1}
+		}
 		c.gauges = append(c.gauges, gaugeGroup{rec: ri})
 		return
 	}
-	g := &c.gauges[gi]
+	g := &c.gauges[-e.v-1]
 	if g.recs == nil {
 		g.recs = append(make([]int32, 0, 4), g.rec)
 	}
@@ -562,9 +601,9 @@ func gaugePoints(b *Batch, recs []int32) []int32 {
 func (a *Accumulator) stage(c *call, b *Batch, ri int32) *Issue {
 	r := &b.recs[ri]
 	m := r.m
-	idx, ok := c.index[r.key]
-	if ok {
-		st := &c.staged[idx]
+	e := c.index.find(r.key)
+	if e.v > 0 {
+		st := &c.staged[e.v-1]
 		if st.recs == nil {
 			st.recs = append(make([]int32, 0, 4), st.rec)
 		}
@@ -592,7 +631,9 @@ func (a *Accumulator) stage(c *call, b *Batch, ri int32) *Issue {
 		}
 		st.next = series{name: r.name, start: r.ts - int64(time.Millisecond)}
 	}
-	c.index[r.key] = int32(len(c.staged))
+	if e.v == 0 { // (not on a 64-bit collision with a gauge key)
+		*e = keySlot{key: r.key, v: int32(len(c.staged)) + 1}
+	}
 	c.staged = append(c.staged, st)
 	return nil
 }
