@@ -331,9 +331,8 @@ type staged struct {
 	key    uint64
 	target *series // nil for a new series
 	next   series
-	rec    int32   // last record (by index) of the series: labels, resource, metadata
-	recs   []int32 // every record of the series when there is more than one, in index order
-	prior  []point // earlier points of this call, in timestamp order
+	rec    int32  // last record (by index) of the series: labels, resource, metadata
+	multi  *multi // with more than one record of the series in the call
 
 	ts      int64         // timestamp of the last point
 	delta   float64       // counter change of the last point
@@ -342,6 +341,12 @@ type staged struct {
 	dexpo   *expoHist
 	pre     *pb.MetricData // pre-aggregated histogram/summary value
 	started bool
+}
+
+// multi is what a staged series with several records in one call needs.
+type multi struct {
+	recs  []int32 // every record of the series, in index order (then time order)
+	prior []point // earlier points of this call, in timestamp order
 }
 
 // point is a closed data point of a series with several points in one call.
@@ -485,13 +490,12 @@ func (a *Accumulator) Apply(b *Batch, atomic bool, consume func(pmetric.Metrics)
 		if st.target == nil {
 			created++
 		}
-		if st.recs == nil {
-			one := [1]int32{st.rec}
-			a.applySeries(st, b, one[:])
+		if st.multi == nil {
+			a.applyOne(st, b, &b.recs[st.rec])
 			continue
 		}
-		sortByTime(b, st.recs)
-		a.applySeries(st, b, st.recs)
+		sortByTime(b, st.multi.recs)
+		a.applySeries(st, b, st.multi.recs)
 	}
 
 	md := a.build(c, b)
@@ -604,10 +608,10 @@ func (a *Accumulator) stage(c *call, b *Batch, ri int32) *Issue {
 	e := c.index.find(r.key)
 	if e.v > 0 {
 		st := &c.staged[e.v-1]
-		if st.recs == nil {
-			st.recs = append(make([]int32, 0, 4), st.rec)
+		if st.multi == nil {
+			st.multi = &multi{recs: append(make([]int32, 0, 4), st.rec)}
 		}
-		st.recs = append(st.recs, ri)
+		st.multi.recs = append(st.multi.recs, ri)
 		st.rec = ri
 		return nil
 	}
@@ -636,6 +640,25 @@ func (a *Accumulator) stage(c *call, b *Batch, ri int32) *Issue {
 	}
 	c.staged = append(c.staged, st)
 	return nil
+}
+
+// applyOne is applySeries for a series with one record in the call.
+func (a *Accumulator) applyOne(st *staged, b *Batch, r *record) {
+	last := st.next.last
+	ts := max(r.ts, last)
+	if st.target == nil {
+		if r.m.StartTime != nil {
+			st.next.start = unixNano(r.m.StartTime)
+		} else {
+			st.next.start = r.ts - msNanos
+		}
+	} else if ts/msNanos <= last/msNanos {
+		if bumped := (last/msNanos + 1) * msNanos; bumped <= b.now+maxStep {
+			ts = bumped
+		}
+	}
+	a.applyRecord(st, r, last)
+	st.ts = ts
 }
 
 // applySeries applies the records of one series, sorted by time, to its
@@ -685,10 +708,10 @@ func (a *Accumulator) applySeries(st *staged, b *Batch, recs []int32) {
 	}
 }
 
-// closePoint moves the open point of st into st.prior; the state goes on
+// closePoint moves the open point of st into st.multi.prior; the state goes on
 // from it (copied on the next write).
 func (st *staged) closePoint() {
-	st.prior = append(st.prior, point{
+	st.multi.prior = append(st.multi.prior, point{
 		ts: st.ts, start: st.next.start, total: st.next.total, delta: st.delta,
 		hist: st.next.hist, expo: st.next.expo, summary: st.next.summary,
 		dhist: st.dhist, dexpo: st.dexpo, pre: st.pre,

@@ -44,8 +44,12 @@ func (a *Accumulator) build(c *call, b *Batch) pmetric.Metrics {
 	}
 	for i := range c.staged {
 		st := &c.staged[i]
-		note(&b.recs[st.rec], 1+len(st.prior))
-		for _, ri := range st.recs {
+		if st.multi == nil {
+			note(&b.recs[st.rec], 1)
+			continue
+		}
+		note(&b.recs[st.rec], 1+len(st.multi.prior))
+		for _, ri := range st.multi.recs {
 			fillMeta(c.slots[last].m, &b.recs[ri])
 		}
 	}
@@ -72,10 +76,12 @@ func (a *Accumulator) build(c *call, b *Batch) pmetric.Metrics {
 		labels := b.recs[st.rec].labels
 		// a delta point starts where the previous point of its series ended
 		prev := st.next.last
-		for k := range st.prior {
-			p := &st.prior[k]
-			a.emit(m, p, max(prev, p.start), labels)
-			prev = p.ts
+		if st.multi != nil {
+			for k := range st.multi.prior {
+				p := &st.multi.prior[k]
+				a.emit(m, p, max(prev, p.start), labels)
+				prev = p.ts
+			}
 		}
 		p := point{
 			ts: st.ts, start: st.next.start, total: st.next.total, delta: st.delta,

@@ -160,10 +160,10 @@ func validateRecord(m *pb.MetricData, labels []kv, nowNanos int64, lim *Limits, 
 			return invalidUTF8(".labels["+strconv.Quote(k)+"]", fmt.Sprintf("label %q value %q is not valid UTF-8", k, v), "")
 		}
 	}
-	if !utf8.ValidString(m.Unit) {
+	if m.Unit != "" && !utf8.ValidString(m.Unit) {
 		return invalidUTF8(".unit", fmt.Sprintf("unit %q is not valid UTF-8", m.Unit), "")
 	}
-	if !utf8.ValidString(m.Description) {
+	if m.Description != "" && !utf8.ValidString(m.Description) {
 		return invalidUTF8(".description", fmt.Sprintf("description %q is not valid UTF-8", m.Description), "")
 	}
 	if m.Resource != nil {
