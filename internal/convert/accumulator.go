@@ -479,6 +479,11 @@ func (a *Accumulator) Apply(b *Batch, atomic bool, consume func(pmetric.Metrics)
 		}
 		out.Accepted++
 	}
+	if !slices.IsSortedFunc(b.Issues, byIndex) {
+		// refusals of this pass came after those of Prepare: Issues are in
+		// index order (batch results rely on it)
+		slices.SortStableFunc(b.Issues, byIndex)
+	}
 	// Apply them, series by series, in timestamp order.
 	for i := range c.gauges {
 		if g := &c.gauges[i]; g.recs != nil {
@@ -561,6 +566,8 @@ func (t *keyTable) find(key uint64) *keySlot {
 		}
 	}
 }
+
+func byIndex(x, y *Issue) int { return cmp.Compare(x.Index, y.Index) }
 
 // groupGauge adds gauge record ri to the group of its series.
 func (c *call) groupGauge(key uint64, ri int32) {

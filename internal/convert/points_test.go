@@ -561,3 +561,20 @@ func TestExponentialHistogramSecondRequest(t *testing.T) {
 	assert.Equal(t, uint64(2), dp.Count())
 	assert.InDelta(t, 9.0, dp.Sum(), 0)
 }
+
+// TestIssuesStayInIndexOrder: a refusal of Apply (series limit) before a
+// refusal of Prepare (validation) in the batch keeps Issues in index order.
+func TestIssuesStayInIndexOrder(t *testing.T) {
+	a := newTestAccumulator(t, func(c *Config) { c.Limits.MaxSeriesPerMetric = 1 })
+	mk := func(user string) *pb.MetricData {
+		return &pb.MetricData{Name: "logins_total", Type: pb.MetricType_METRIC_TYPE_COUNTER, Value: 1, Labels: map[string]string{"user": user}}
+	}
+	bad := mk("c")
+	bad.Value = -1
+	b := a.Prepare([]*pb.MetricData{mk("a"), mk("b"), bad}, nil, false)
+	require.Len(t, b.Issues, 1)
+	_, err := a.Apply(b, false, func(pmetric.Metrics) error { return nil })
+	require.NoError(t, err)
+	require.Len(t, b.Issues, 2)
+	assert.Equal(t, []int{1, 2}, []int{b.Issues[0].Index, b.Issues[1].Index})
+}
