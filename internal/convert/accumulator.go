@@ -362,10 +362,11 @@ type point struct {
 	pre       *pb.MetricData
 }
 
-// gaugeGroup is the records of one gauge series in one call.
+// gaugeGroup is the records of a gauge series with several records in one
+// call.
 type gaugeGroup struct {
-	rec  int32   // the only record, or the last one by index
-	recs []int32 // with several records: the points, in timestamp order
+	rec  int32   // the last record by index (resource, metadata)
+	recs []int32 // the records, then (after gaugePoints) the points in timestamp order
 }
 
 type metricKey struct {
@@ -376,8 +377,9 @@ type metricKey struct {
 // call is the scratch of one Apply; pooled.
 type call struct {
 	staged  []staged
-	gauges  []gaugeGroup
-	index   keyTable // series key -> staged series or gauge group
+	gauges  []gaugeGroup // gauge series with several records
+	gmark   []int32      // nil without gauge groups; else per record: group+1 on a group's first record, -1 on its others
+	index   keyTable     // series key -> staged series or gauge group
 	locked  [numShards]bool
 	metrics map[metricKey]int32 // index in slots
 	slots   []metricSlot
@@ -390,6 +392,7 @@ func (c *call) reset() {
 	c.staged = c.staged[:0]
 	clear(c.gauges)
 	c.gauges = c.gauges[:0]
+	c.gmark = nil
 	c.locked = [numShards]bool{}
 	clear(c.metrics)
 	clear(c.slots)
@@ -463,7 +466,7 @@ func (a *Accumulator) Apply(b *Batch, atomic bool, consume func(pmetric.Metrics)
 			continue
 		}
 		if !stateful(r.m.Type) {
-			c.groupGauge(r.key, int32(i))
+			c.groupGauge(r.key, int32(i), len(b.recs))
 			out.Accepted++
 			continue
 		}
@@ -486,9 +489,8 @@ func (a *Accumulator) Apply(b *Batch, atomic bool, consume func(pmetric.Metrics)
 	}
 	// Apply them, series by series, in timestamp order.
 	for i := range c.gauges {
-		if g := &c.gauges[i]; g.recs != nil {
-			g.recs = gaugePoints(b, g.recs)
-		}
+		g := &c.gauges[i]
+		g.recs = gaugePoints(b, g.recs)
 	}
 	for i := range c.staged {
 		st := &c.staged[i]
@@ -536,11 +538,13 @@ type keyTable struct {
 	mask  uint64
 }
 
-// keySlot is one entry: v > 0 is staged series v-1, v < 0 gauge group -v-1,
-// 0 an empty slot.
+// keySlot is one entry: v > 0 is staged series v-1, v < 0 a gauge series
+// whose first record is -v-1 (and g > 0 its group g-1 once it has several),
+// v == 0 an empty slot.
 type keySlot struct {
 	key uint64
 	v   int32
+	g   int32
 }
 
 // reset empties the table and sizes it for n keys.
@@ -569,22 +573,31 @@ func (t *keyTable) find(key uint64) *keySlot {
 
 func byIndex(x, y *Issue) int { return cmp.Compare(x.Index, y.Index) }
 
-// groupGauge adds gauge record ri to the group of its series.
-func (c *call) groupGauge(key uint64, ri int32) {
+// groupGauge notes gauge record ri of a batch of n records. Only series with
+// several records get a group (and the batch a gmark); the common case costs
+// one table probe.
+func (c *call) groupGauge(key uint64, ri int32, n int) {
 	e := c.index.find(key)
-	if e.v >= 0 { // new (or, on a 64-bit collision with a stateful key, not indexed)
-		if e.v == 0 {
-			*e = keySlot{key: key, v: -int32(len(c.gauges)) - 1}
-		}
-		c.gauges = append(c.gauges, gaugeGroup{rec: ri})
+	switch {
+	case e.v == 0:
+		*e = keySlot{key: key, v: -ri - 1}
+		return
+	case e.v > 0: // a 64-bit collision with a stateful key: not grouped
 		return
 	}
-	g := &c.gauges[-e.v-1]
-	if g.recs == nil {
-		g.recs = append(make([]int32, 0, 4), g.rec)
+	if c.gmark == nil {
+		c.gmark = make([]int32, n)
 	}
+	if e.g == 0 {
+		first := -e.v - 1
+		c.gauges = append(c.gauges, gaugeGroup{recs: append(make([]int32, 0, 4), first)})
+		e.g = int32(len(c.gauges))
+		c.gmark[first] = e.g
+	}
+	g := &c.gauges[e.g-1]
 	g.recs = append(g.recs, ri)
 	g.rec = ri
+	c.gmark[ri] = -1
 }
 
 // sortByTime sorts record indices (given in index order) by timestamp,

@@ -17,8 +17,9 @@ func (a *Accumulator) build(c *call, b *Batch) pmetric.Metrics {
 	for i := range c.rms {
 		c.rms[i] = pmetric.ScopeMetrics{}
 	}
-	// Emit the gauge series, then the stateful ones, each in the order of
-	// its first record, the points of a series in timestamp order. A first
+	// Emit the gauges (a series with several records at its first one), then
+	// the stateful series, each in the order of its first record, the points
+	// of a series in timestamp order. A first
 	// pass creates the metrics and counts their points, so that their point
 	// slices are allocated once.
 	last := int32(-1)
@@ -31,15 +32,21 @@ func (a *Accumulator) build(c *call, b *Batch) pmetric.Metrics {
 		c.slots[last].n += n
 		c.order = append(c.order, last)
 	}
-	for i := range c.gauges {
-		g := &c.gauges[i]
-		if g.recs == nil {
-			note(&b.recs[g.rec], 1)
+	for i := range b.recs {
+		r := &b.recs[i]
+		if r.bad || stateful(r.m.Type) {
 			continue
 		}
-		note(&b.recs[g.rec], len(g.recs))
-		for _, ri := range g.recs {
-			fillMeta(c.slots[last].m, &b.recs[ri])
+		if c.gmark == nil || c.gmark[i] == 0 {
+			note(r, 1)
+			continue
+		}
+		if gi := c.gmark[i]; gi > 0 { // the first record of a series with several
+			g := &c.gauges[gi-1]
+			note(&b.recs[g.rec], len(g.recs))
+			for _, ri := range g.recs {
+				fillMeta(c.slots[last].m, &b.recs[ri])
+			}
 		}
 	}
 	for i := range c.staged {
@@ -57,16 +64,26 @@ func (a *Accumulator) build(c *call, b *Batch) pmetric.Metrics {
 		reserve(c.slots[i].m, c.slots[i].n)
 	}
 	j := 0
-	for i := range c.gauges {
-		g := &c.gauges[i]
-		dps := c.slots[c.order[j]].m.Gauge().DataPoints()
-		j++
-		if g.recs == nil {
-			gaugePoint(dps, &b.recs[g.rec])
+	for i := range b.recs {
+		r := &b.recs[i]
+		if r.bad || stateful(r.m.Type) {
 			continue
 		}
-		for _, ri := range g.recs {
-			gaugePoint(dps, &b.recs[ri])
+		if c.gmark == nil || c.gmark[i] == 0 {
+			m := c.slots[c.order[j]].m
+			j++
+			dp := m.Gauge().DataPoints().AppendEmpty()
+			dp.SetTimestamp(pcommon.Timestamp(r.ts))
+			dp.SetDoubleValue(r.m.Value)
+			putLabels(dp.Attributes(), r.labels)
+			continue
+		}
+		if gi := c.gmark[i]; gi > 0 {
+			dps := c.slots[c.order[j]].m.Gauge().DataPoints()
+			j++
+			for _, ri := range c.gauges[gi-1].recs {
+				gaugePoint(dps, &b.recs[ri])
+			}
 		}
 	}
 	for i := range c.staged {

@@ -578,3 +578,32 @@ func TestIssuesStayInIndexOrder(t *testing.T) {
 	require.Len(t, b.Issues, 2)
 	assert.Equal(t, []int{1, 2}, []int{b.Issues[0].Index, b.Issues[1].Index})
 }
+
+// TestGaugeSeriesAmongOthers: a gauge series with several records among
+// other series and a refused item.
+func TestGaugeSeriesAmongOthers(t *testing.T) {
+	a := newTestAccumulator(t, nil)
+	g := func(host string, v float64, s int) *pb.MetricData {
+		return &pb.MetricData{Name: "load", Type: pb.MetricType_METRIC_TYPE_GAUGE, Value: v, Labels: map[string]string{"host": host}, Timestamp: at(s)}
+	}
+	bad := g("c", 1, 1)
+	bad.Name = "bad name"
+	b := a.Prepare([]*pb.MetricData{g("a", 1, 2), g("b", 2, 1), g("a", 3, 1), bad, g("a", 4, 1), g("b", 5, 3)}, svc, false)
+	require.Len(t, b.Issues, 1)
+	var got pmetric.Metrics
+	out, err := a.Apply(b, false, func(md pmetric.Metrics) error { got = md; return nil })
+	require.NoError(t, err)
+	assert.Equal(t, Outcome{Accepted: 5, DataPoints: 4}, out)
+	dps := got.ResourceMetrics().At(0).ScopeMetrics().At(0).Metrics().At(0).Gauge().DataPoints()
+	type pt struct {
+		host string
+		ts   int64
+		v    float64
+	}
+	var pts []pt
+	for i := 0; i < dps.Len(); i++ {
+		h, _ := dps.At(i).Attributes().Get("host")
+		pts = append(pts, pt{h.Str(), int64(dps.At(i).Timestamp()) - t0.UnixNano(), dps.At(i).DoubleValue()})
+	}
+	assert.Equal(t, []pt{{"a", sec, 4}, {"a", 2 * sec, 1}, {"b", sec, 2}, {"b", 3 * sec, 5}}, pts)
+}
