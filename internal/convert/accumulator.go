@@ -1,9 +1,11 @@
 package convert
 
 import (
+	"cmp"
 	"fmt"
 	"math"
 	"runtime"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -38,6 +40,7 @@ type Accumulator struct {
 	scope  Scope
 
 	validator Validator
+	admitter  Admitter
 }
 
 type shard struct {
@@ -58,7 +61,7 @@ func NewAccumulator(cfg Config, scope Scope) *Accumulator {
 		a.shards[i].m = make(map[uint64]*series)
 	}
 	a.calls.New = func() any {
-		return &call{index: make(map[uint64]int32), metrics: make(map[metricKey]int32)}
+		return &call{metrics: make(map[metricKey]int32)}
 	}
 	return a
 }
@@ -73,6 +76,42 @@ type Validator interface {
 
 // SetValidator installs the definition checks (call before serving).
 func (a *Accumulator) SetValidator(v Validator) { a.validator = v }
+
+// Admitter checks a record against the store before it is accepted (time
+// window, name collisions).
+type Admitter interface {
+	// Admit returns nil or the refusal of record m whose resolved timestamp
+	// is ts (unix ns). Field paths of its issues are relative to the item
+	// (".timestamp"). It is called once per record that passed validation and
+	// the Validator, possibly from several goroutines at once.
+	Admit(m *pb.MetricData, ts int64) *Issue
+}
+
+// SetAdmitter installs the store's admission checks (call before serving).
+func (a *Accumulator) SetAdmitter(ad Admitter) { a.admitter = ad }
+
+// PdataKind says which pdata metric type, temporality and monotonicity
+// records of type t become under this config. It describes records carrying
+// values or observations; a pre-aggregated histogram keeps its own layout
+// (explicit: Histogram, exponential: ExponentialHistogram) and is cumulative.
+// Types without temporality (gauge, summary) give
+// AggregationTemporalityUnspecified; an unknown type gives MetricTypeEmpty.
+func (a *Accumulator) PdataKind(t pb.MetricType) (typ pmetric.MetricType, temporality pmetric.AggregationTemporality, monotonic bool) {
+	switch t {
+	case pb.MetricType_METRIC_TYPE_GAUGE:
+		return pmetric.MetricTypeGauge, pmetric.AggregationTemporalityUnspecified, false
+	case pb.MetricType_METRIC_TYPE_COUNTER:
+		return pmetric.MetricTypeSum, pdataTemporality(a.cfg.CounterTemporality), true
+	case pb.MetricType_METRIC_TYPE_HISTOGRAM, pb.MetricType_METRIC_TYPE_TIMER:
+		if a.cfg.Histogram.Kind == HistogramExponential {
+			return pmetric.MetricTypeExponentialHistogram, pdataTemporality(a.cfg.HistogramTemporality), false
+		}
+		return pmetric.MetricTypeHistogram, pdataTemporality(a.cfg.HistogramTemporality), false
+	case pb.MetricType_METRIC_TYPE_SUMMARY:
+		return pmetric.MetricTypeSummary, pmetric.AggregationTemporalityUnspecified, false
+	}
+	return pmetric.MetricTypeEmpty, pmetric.AggregationTemporalityUnspecified, false
+}
 
 // SetClock replaces the clock (tests).
 func (a *Accumulator) SetClock(now func() time.Time) { a.now = now }
@@ -148,6 +187,17 @@ func (a *Accumulator) Prepare(ms []*pb.MetricData, res *pb.Resource, single bool
 	b.resources = append(b.resources, resource{attrs: reqAttrs, key: h.resourceKey(reqAttrs)})
 	hasherPool.Put(h)
 	reqKey := b.resources[0].key
+	if iss := validateAttrsUTF8(reqAttrs, "resource.attributes"); iss != nil {
+		// the request's resource would label every item: refuse them all
+		for i := range b.recs {
+			b.recs[i].m = ms[i]
+			c := *iss
+			c.Index = i
+			b.recs[i].bad = true
+			b.Issues = append(b.Issues, &c)
+		}
+		return b
+	}
 
 	issues := make([]*Issue, len(ms))
 	prep := func(lo, hi int) {
@@ -228,6 +278,11 @@ func (a *Accumulator) prepareOne(h *hasher, arena *[]kv, r *record, m *pb.Metric
 	if m.Timestamp != nil {
 		r.ts = unixNano(m.Timestamp)
 	}
+	if a.admitter != nil {
+		if iss := a.admitter.Admit(m, r.ts); iss != nil {
+			return iss
+		}
+	}
 	r.weight = 1
 	if m.SampleRate > 0 {
 		r.weight = 1 / m.SampleRate
@@ -269,19 +324,49 @@ type Outcome struct {
 	SeriesCreated int
 }
 
-// staged is the change one call makes to one series.
+// staged is the change one call makes to one stateful series. Its fields
+// from ts on describe the series' last point of the call; earlier points of
+// the call are in prior.
 type staged struct {
-	key     uint64
-	target  *series // nil for a new series
-	next    series
-	rec     int32 // last record that touched it (labels, resource, metadata)
-	ts      int64
-	delta   float64 // counter change in this call
-	cloned  bool
-	dhist   *explicitHist // delta temporality: this call's observations
+	key    uint64
+	target *series // nil for a new series
+	next   series
+	rec    int32  // last record (by index) of the series: labels, resource, metadata
+	multi  *multi // with more than one record of the series in the call
+
+	ts      int64         // timestamp of the last point
+	delta   float64       // counter change of the last point
+	cloned  bool          // next's histogram/summary is this point's own copy
+	dhist   *explicitHist // delta temporality: the last point's observations
 	dexpo   *expoHist
 	pre     *pb.MetricData // pre-aggregated histogram/summary value
 	started bool
+}
+
+// multi is what a staged series with several records in one call needs.
+type multi struct {
+	recs  []int32 // every record of the series, in index order (then time order)
+	prior []point // earlier points of this call, in timestamp order
+}
+
+// point is a closed data point of a series with several points in one call.
+type point struct {
+	ts, start int64
+	total     float64
+	delta     float64
+	hist      *explicitHist // cumulative state (shared, copied on the next write)
+	expo      *expoHist
+	summary   *summaryState
+	dhist     *explicitHist // delta temporality: the point's observations
+	dexpo     *expoHist
+	pre       *pb.MetricData
+}
+
+// gaugeGroup is the records of a gauge series with several records in one
+// call.
+type gaugeGroup struct {
+	rec  int32   // the last record by index (resource, metadata)
+	recs []int32 // the records, then (after gaugePoints) the points in timestamp order
 }
 
 type metricKey struct {
@@ -292,18 +377,22 @@ type metricKey struct {
 // call is the scratch of one Apply; pooled.
 type call struct {
 	staged  []staged
-	index   map[uint64]int32
+	gauges  []gaugeGroup // gauge series with several records
+	gmark   []int32      // nil without gauge groups; else per record: group+1 on a group's first record, -1 on its others
+	index   keyTable     // series key -> staged series or gauge group
 	locked  [numShards]bool
 	metrics map[metricKey]int32 // index in slots
 	slots   []metricSlot
-	order   []int32 // slot of each emitted point, in emit order
+	order   []int32 // slot of each gauge group, then of each staged series
 	rms     []pmetric.ScopeMetrics
 }
 
 func (c *call) reset() {
 	clear(c.staged)
 	c.staged = c.staged[:0]
-	clear(c.index)
+	clear(c.gauges)
+	c.gauges = c.gauges[:0]
+	c.gmark = nil
 	c.locked = [numShards]bool{}
 	clear(c.metrics)
 	clear(c.slots)
@@ -317,6 +406,23 @@ func (c *call) reset() {
 // counter, histogram or series changes. Items already refused in b.Issues are
 // skipped. With atomic set, an item refused during Apply (series limit)
 // refuses the batch with that *Issue; otherwise it is added to b.Issues.
+//
+// Timestamps. Every distinct timestamp of a series in the batch gives one
+// data point, in timestamp order; records of one series are applied in
+// timestamp order (item order for equal timestamps), and a stateful point
+// holds the state after every record up to its timestamp. The store keeps
+// one sample per series per millisecond, so:
+//   - records of one series in the same millisecond make one point, at the
+//     latest of their timestamps, holding the later state (for gauges: the
+//     value of the latest timestamp, the later item on a tie);
+//   - a stateful record older than the series' last committed point counts
+//     at that point's time;
+//   - a stateful point in the millisecond of the series' previous point (a
+//     repeated update, or a record moved as above) moves to the next
+//     millisecond, at most maxStep (1s) ahead of the receive time. Beyond
+//     that it stays in the previous point's millisecond: across requests the
+//     store then keeps the earlier value until the next update; within one
+//     request it merges into the previous point of the request.
 func (a *Accumulator) Apply(b *Batch, atomic bool, consume func(pmetric.Metrics) error) (Outcome, error) {
 	c := a.calls.Get().(*call)
 	defer func() {
@@ -344,6 +450,7 @@ func (a *Accumulator) Apply(b *Batch, atomic bool, consume func(pmetric.Metrics)
 		}
 	}()
 
+	c.index.reset(len(b.recs))
 	created := 0
 	rollbackNames := func() {
 		for i := range c.staged {
@@ -352,40 +459,50 @@ func (a *Accumulator) Apply(b *Batch, atomic bool, consume func(pmetric.Metrics)
 			}
 		}
 	}
+	// Group the records by series (and create the staged series).
 	for i := range b.recs {
 		r := &b.recs[i]
 		if r.bad {
 			continue
 		}
-		if stateful(r.m.Type) {
-			if iss := a.stage(c, b, int32(i)); iss != nil {
-				if atomic {
-					rollbackNames()
-					iss.Index = i
-					iss.Field = b.itemPath(i) + iss.Field
-					return Outcome{}, iss
-				}
-				b.refuse(i, iss)
-				continue
+		if !stateful(r.m.Type) {
+			c.groupGauge(r.key, int32(i), len(b.recs))
+			out.Accepted++
+			continue
+		}
+		if iss := a.stage(c, b, int32(i)); iss != nil {
+			if atomic {
+				rollbackNames()
+				iss.Index = i
+				iss.Field = b.itemPath(i) + iss.Field
+				return Outcome{}, iss
 			}
+			b.refuse(i, iss)
+			continue
 		}
 		out.Accepted++
+	}
+	if !slices.IsSortedFunc(b.Issues, byIndex) {
+		// refusals of this pass came after those of Prepare: Issues are in
+		// index order (batch results rely on it)
+		slices.SortStableFunc(b.Issues, byIndex)
+	}
+	// Apply them, series by series, in timestamp order.
+	for i := range c.gauges {
+		g := &c.gauges[i]
+		g.recs = gaugePoints(b, g.recs)
 	}
 	for i := range c.staged {
 		st := &c.staged[i]
 		if st.target == nil {
 			created++
 		}
-		// One sample per series per millisecond: Prometheus-style stores keep
-		// millisecond timestamps and refuse a second value at the same one, so
-		// a faster update of one series moves to the next millisecond (at most
-		// maxStep ahead of the receive time; beyond that the store keeps the
-		// earlier value until the next update).
-		if st.started && st.ts/msNanos <= st.next.last/msNanos {
-			if bumped := (st.next.last/msNanos + 1) * msNanos; bumped <= b.now+maxStep {
-				st.ts = bumped
-			}
+		if st.multi == nil {
+			a.applyOne(st, b, &b.recs[st.rec])
+			continue
 		}
+		sortByTime(b, st.multi.recs)
+		a.applySeries(st, b, st.multi.recs)
 	}
 
 	md := a.build(c, b)
@@ -413,43 +530,221 @@ func (a *Accumulator) Apply(b *Batch, atomic bool, consume func(pmetric.Metrics)
 	return out, nil
 }
 
-// stage applies record ri to the staged state of its series.
+// keyTable maps series keys (already hashes) to the records' groups of one
+// call: open addressing on the key's low bits, at most half full. It is
+// cheaper than a map[uint64]int32 for the one lookup per record.
+type keyTable struct {
+	slots []keySlot
+	mask  uint64
+}
+
+// keySlot is one entry: v > 0 is staged series v-1, v < 0 a gauge series
+// whose first record is -v-1 (and g > 0 its group g-1 once it has several),
+// v == 0 an empty slot.
+type keySlot struct {
+	key uint64
+	v   int32
+	g   int32
+}
+
+// reset empties the table and sizes it for n keys.
+func (t *keyTable) reset(n int) {
+	size := 16
+	for size < 2*n {
+		size <<= 1
+	}
+	if cap(t.slots) < size {
+		t.slots = make([]keySlot, size)
+	} else {
+		t.slots = t.slots[:size]
+		clear(t.slots)
+	}
+	t.mask = uint64(size - 1)
+}
+
+// find returns the slot of key, or the empty slot where it goes.
+func (t *keyTable) find(key uint64) *keySlot {
+	for i := key & t.mask; ; i = (i + 1) & t.mask {
+		if s := &t.slots[i]; s.v == 0 || s.key == key {
+			return s
+		}
+	}
+}
+
+func byIndex(x, y *Issue) int { return cmp.Compare(x.Index, y.Index) }
+
+// groupGauge notes gauge record ri of a batch of n records. Only series with
+// several records get a group (and the batch a gmark); the common case costs
+// one table probe.
+func (c *call) groupGauge(key uint64, ri int32, n int) {
+	e := c.index.find(key)
+	switch {
+	case e.v == 0:
+		*e = keySlot{key: key, v: -ri - 1}
+		return
+	case e.v > 0: // a 64-bit collision with a stateful key: not grouped
+		return
+	}
+	if c.gmark == nil {
+		c.gmark = make([]int32, n)
+	}
+	if e.g == 0 {
+		first := -e.v - 1
+		c.gauges = append(c.gauges, gaugeGroup{recs: append(make([]int32, 0, 4), first)})
+		e.g = int32(len(c.gauges))
+		c.gmark[first] = e.g
+	}
+	g := &c.gauges[e.g-1]
+	g.recs = append(g.recs, ri)
+	g.rec = ri
+	c.gmark[ri] = -1
+}
+
+// sortByTime sorts record indices (given in index order) by timestamp,
+// keeping index order for equal timestamps.
+func sortByTime(b *Batch, recs []int32) {
+	slices.SortStableFunc(recs, func(x, y int32) int { return cmp.Compare(b.recs[x].ts, b.recs[y].ts) })
+}
+
+// gaugePoints sorts the records of one gauge series by time and keeps one per
+// millisecond: the latest timestamp, the later item on a tie.
+func gaugePoints(b *Batch, recs []int32) []int32 {
+	sortByTime(b, recs)
+	out := recs[:0]
+	for j, ri := range recs {
+		if j+1 < len(recs) && b.recs[recs[j+1]].ts/msNanos == b.recs[ri].ts/msNanos {
+			continue
+		}
+		out = append(out, ri)
+	}
+	return out
+}
+
+// stage adds stateful record ri to the staged entry of its series, creating
+// the entry (and counting the series against its limit) on first use.
 func (a *Accumulator) stage(c *call, b *Batch, ri int32) *Issue {
 	r := &b.recs[ri]
 	m := r.m
-	idx, ok := c.index[r.key]
-	if !ok {
-		st := staged{key: r.key}
-		if s := a.shards[r.key%numShards].m[r.key]; s != nil {
-			st.target = s
-			st.next = *s
-			st.started = true
-		} else {
-			if lim := a.cfg.Limits.MaxSeriesPerMetric; lim > 0 {
-				if n := r.name.series.Add(1); n > int64(lim) {
-					r.name.series.Add(-1)
-					return &Issue{
-						Field: ".labels", Code: "series_limit", Status: codes.ResourceExhausted,
-						Message:    fmt.Sprintf("metric %q has reached its limit of %d series; this label set would add one more", m.Name, lim),
-						Suggestion: "drop high-cardinality labels (ids, timestamps), or raise limits.max_series_per_metric",
-					}
+	e := c.index.find(r.key)
+	if e.v > 0 {
+		st := &c.staged[e.v-1]
+		if st.multi == nil {
+			st.multi = &multi{recs: append(make([]int32, 0, 4), st.rec)}
+		}
+		st.multi.recs = append(st.multi.recs, ri)
+		st.rec = ri
+		return nil
+	}
+	st := staged{key: r.key, rec: ri}
+	if s := a.shards[r.key%numShards].m[r.key]; s != nil {
+		st.target = s
+		st.next = *s
+		st.started = true
+	} else {
+		if lim := a.cfg.Limits.MaxSeriesPerMetric; lim > 0 {
+			if n := r.name.series.Add(1); n > int64(lim) {
+				r.name.series.Add(-1)
+				return &Issue{
+					Field: ".labels", Code: "series_limit", Status: codes.ResourceExhausted,
+					Message:    fmt.Sprintf("metric %q has reached its limit of %d series; this label set would add one more", m.Name, lim),
+					Suggestion: "drop high-cardinality labels (ids, timestamps), or raise limits.max_series_per_metric",
 				}
-			} else {
-				r.name.series.Add(1)
 			}
-			st.next = series{name: r.name, start: r.ts - int64(time.Millisecond)}
-			if m.StartTime != nil {
-				st.next.start = m.StartTime.AsTime().UnixNano()
+		} else {
+			r.name.series.Add(1)
+		}
+		st.next = series{name: r.name, start: r.ts - int64(time.Millisecond)}
+	}
+	if e.v == 0 { // (not on a 64-bit collision with a gauge key)
+		*e = keySlot{key: r.key, v: int32(len(c.staged)) + 1}
+	}
+	c.staged = append(c.staged, st)
+	return nil
+}
+
+// applyOne is applySeries for a series with one record in the call.
+func (a *Accumulator) applyOne(st *staged, b *Batch, r *record) {
+	last := st.next.last
+	ts := max(r.ts, last)
+	if st.target == nil {
+		if r.m.StartTime != nil {
+			st.next.start = unixNano(r.m.StartTime)
+		} else {
+			st.next.start = r.ts - msNanos
+		}
+	} else if ts/msNanos <= last/msNanos {
+		if bumped := (last/msNanos + 1) * msNanos; bumped <= b.now+maxStep {
+			ts = bumped
+		}
+	}
+	a.applyRecord(st, r, last)
+	st.ts = ts
+}
+
+// applySeries applies the records of one series, sorted by time, to its
+// staged state and places its points (see Apply for the timestamp rules).
+func (a *Accumulator) applySeries(st *staged, b *Batch, recs []int32) {
+	last := st.next.last // the last committed point (0 for a new series)
+	prev := last         // the previous point: committed, or of this call
+	open := false        // st holds a point of this call
+	if st.target == nil {
+		if m := b.recs[recs[0]].m; m.StartTime != nil {
+			st.next.start = unixNano(m.StartTime)
+		} else {
+			st.next.start = b.recs[recs[0]].ts - msNanos
+		}
+	}
+	for j := 0; j < len(recs); {
+		// the records of one millisecond (after moving old ones to last)
+		ts := max(b.recs[recs[j]].ts, last)
+		k := j + 1
+		for k < len(recs) && max(b.recs[recs[k]].ts, last)/msNanos == ts/msNanos {
+			ts = max(b.recs[recs[k]].ts, last)
+			k++
+		}
+		switch {
+		case open && ts/msNanos <= st.ts/msNanos:
+			if bumped := (st.ts/msNanos + 1) * msNanos; bumped <= b.now+maxStep {
+				st.closePoint()
+				prev = st.ts
+				ts = bumped
+			} else {
+				ts = st.ts // merge into the open point
+			}
+		case open:
+			st.closePoint()
+			prev = st.ts
+		case st.target != nil && ts/msNanos <= last/msNanos:
+			if bumped := (last/msNanos + 1) * msNanos; bumped <= b.now+maxStep {
+				ts = bumped
 			}
 		}
-		idx = int32(len(c.staged))
-		c.staged = append(c.staged, st)
-		c.index[r.key] = idx
+		for _, ri := range recs[j:k] {
+			a.applyRecord(st, &b.recs[ri], prev)
+		}
+		st.ts = ts
+		open = true
+		j = k
 	}
-	st := &c.staged[idx]
-	st.rec = ri
-	st.ts = max(st.ts, r.ts, st.next.last)
+}
 
+// closePoint moves the open point of st into st.multi.prior; the state goes on
+// from it (copied on the next write).
+func (st *staged) closePoint() {
+	st.multi.prior = append(st.multi.prior, point{
+		ts: st.ts, start: st.next.start, total: st.next.total, delta: st.delta,
+		hist: st.next.hist, expo: st.next.expo, summary: st.next.summary,
+		dhist: st.dhist, dexpo: st.dexpo, pre: st.pre,
+	})
+	st.delta = 0
+	st.dhist, st.dexpo, st.pre = nil, nil, nil
+	st.cloned = false
+}
+
+// applyRecord applies record r to the staged state of its series; prev is the
+// time of the series' previous point.
+func (a *Accumulator) applyRecord(st *staged, r *record, prev int64) {
+	m := r.m
 	switch m.Type {
 	case pb.MetricType_METRIC_TYPE_COUNTER:
 		if m.Cumulative {
@@ -457,13 +752,13 @@ func (a *Accumulator) stage(c *call, b *Batch, ri int32) *Issue {
 			case !st.started:
 				st.delta += m.Value
 			case m.Value < st.next.total: // reset
-				st.next.start = max(st.next.last, st.next.start)
+				st.next.start = max(prev, st.next.start)
 				st.delta += m.Value
 			default:
 				st.delta += m.Value - st.next.total
 			}
 			if m.StartTime != nil {
-				st.next.start = m.StartTime.AsTime().UnixNano()
+				st.next.start = unixNano(m.StartTime)
 			}
 			st.next.total = m.Value
 		} else {
@@ -476,21 +771,19 @@ func (a *Accumulator) stage(c *call, b *Batch, ri int32) *Issue {
 		if m.Histogram != nil || m.Summary != nil {
 			st.pre = m
 			if m.StartTime != nil {
-				st.next.start = m.StartTime.AsTime().UnixNano()
+				st.next.start = unixNano(m.StartTime)
 			}
-			return nil
+			return
 		}
 		n := uint64(math.Round(r.weight))
-		observe := func(v float64) { a.observe(st, m.Type, v, n) }
 		if len(m.Observations) > 0 {
 			for _, v := range m.Observations {
-				observe(v)
+				a.observe(st, m.Type, v, n)
 			}
 		} else {
-			observe(m.Value)
+			a.observe(st, m.Type, m.Value, n)
 		}
 	}
-	return nil
 }
 
 func (a *Accumulator) observe(st *staged, t pb.MetricType, v float64, n uint64) {

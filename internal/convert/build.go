@@ -7,7 +7,7 @@ import (
 	pb "github.com/metricsmodule/metricsmodule/proto/metricsmodule/v1"
 )
 
-// build turns the staged series and the gauge records of b into pdata.
+// build turns the staged series and the gauge groups of c into pdata.
 func (a *Accumulator) build(c *call, b *Batch) pmetric.Metrics {
 	md := pmetric.NewMetrics()
 	if cap(c.rms) < len(b.resources) {
@@ -17,18 +17,19 @@ func (a *Accumulator) build(c *call, b *Batch) pmetric.Metrics {
 	for i := range c.rms {
 		c.rms[i] = pmetric.ScopeMetrics{}
 	}
-	// Emit in the order of the records: first the gauges (one point per
-	// record), then one point per staged series. A first pass creates the
-	// metrics and counts their points, so that their point slices are
-	// allocated once.
+	// Emit the gauges (a series with several records at its first one), then
+	// the stateful series, each in the order of its first record, the points
+	// of a series in timestamp order. A first
+	// pass creates the metrics and counts their points, so that their point
+	// slices are allocated once.
 	last := int32(-1)
-	note := func(r *record) {
+	note := func(r *record, n int) {
 		if last >= 0 && c.slots[last].key.res == r.res && c.slots[last].key.name == r.m.Name {
 			fillMeta(c.slots[last].m, r)
 		} else {
 			last = a.metricFor(c, md, b, r)
 		}
-		c.slots[last].n++
+		c.slots[last].n += n
 		c.order = append(c.order, last)
 	}
 	for i := range b.recs {
@@ -36,10 +37,28 @@ func (a *Accumulator) build(c *call, b *Batch) pmetric.Metrics {
 		if r.bad || stateful(r.m.Type) {
 			continue
 		}
-		note(r)
+		if c.gmark == nil || c.gmark[i] == 0 {
+			note(r, 1)
+			continue
+		}
+		if gi := c.gmark[i]; gi > 0 { // the first record of a series with several
+			g := &c.gauges[gi-1]
+			note(&b.recs[g.rec], len(g.recs))
+			for _, ri := range g.recs {
+				fillMeta(c.slots[last].m, &b.recs[ri])
+			}
+		}
 	}
 	for i := range c.staged {
-		note(&b.recs[c.staged[i].rec])
+		st := &c.staged[i]
+		if st.multi == nil {
+			note(&b.recs[st.rec], 1)
+			continue
+		}
+		note(&b.recs[st.rec], 1+len(st.multi.prior))
+		for _, ri := range st.multi.recs {
+			fillMeta(c.slots[last].m, &b.recs[ri])
+		}
 	}
 	for i := range c.slots {
 		reserve(c.slots[i].m, c.slots[i].n)
@@ -50,20 +69,52 @@ func (a *Accumulator) build(c *call, b *Batch) pmetric.Metrics {
 		if r.bad || stateful(r.m.Type) {
 			continue
 		}
-		m := c.slots[c.order[j]].m
-		j++
-		dp := m.Gauge().DataPoints().AppendEmpty()
-		dp.SetTimestamp(pcommon.Timestamp(r.ts))
-		dp.SetDoubleValue(r.m.Value)
-		putLabels(dp.Attributes(), r.labels)
+		if c.gmark == nil || c.gmark[i] == 0 {
+			m := c.slots[c.order[j]].m
+			j++
+			dp := m.Gauge().DataPoints().AppendEmpty()
+			dp.SetTimestamp(pcommon.Timestamp(r.ts))
+			dp.SetDoubleValue(r.m.Value)
+			putLabels(dp.Attributes(), r.labels)
+			continue
+		}
+		if gi := c.gmark[i]; gi > 0 {
+			dps := c.slots[c.order[j]].m.Gauge().DataPoints()
+			j++
+			for _, ri := range c.gauges[gi-1].recs {
+				gaugePoint(dps, &b.recs[ri])
+			}
+		}
 	}
 	for i := range c.staged {
 		st := &c.staged[i]
 		m := c.slots[c.order[j]].m
 		j++
-		a.emit(m, st, &b.recs[st.rec])
+		labels := b.recs[st.rec].labels
+		// a delta point starts where the previous point of its series ended
+		prev := st.next.last
+		if st.multi != nil {
+			for k := range st.multi.prior {
+				p := &st.multi.prior[k]
+				a.emit(m, p, max(prev, p.start), labels)
+				prev = p.ts
+			}
+		}
+		p := point{
+			ts: st.ts, start: st.next.start, total: st.next.total, delta: st.delta,
+			hist: st.next.hist, expo: st.next.expo, summary: st.next.summary,
+			dhist: st.dhist, dexpo: st.dexpo, pre: st.pre,
+		}
+		a.emit(m, &p, max(prev, p.start), labels)
 	}
 	return md
+}
+
+func gaugePoint(dps pmetric.NumberDataPointSlice, r *record) {
+	dp := dps.AppendEmpty()
+	dp.SetTimestamp(pcommon.Timestamp(r.ts))
+	dp.SetDoubleValue(r.m.Value)
+	putLabels(dp.Attributes(), r.labels)
 }
 
 // metricSlot is one metric of a build and the number of its points.
@@ -138,7 +189,7 @@ func (a *Accumulator) metricFor(c *call, md pmetric.Metrics, b *Batch, r *record
 	case pb.MetricType_METRIC_TYPE_COUNTER:
 		s := m.SetEmptySum()
 		s.SetIsMonotonic(true)
-		s.SetAggregationTemporality(temporality(a.cfg.CounterTemporality))
+		s.SetAggregationTemporality(pdataTemporality(a.cfg.CounterTemporality))
 	case pb.MetricType_METRIC_TYPE_TIMER, pb.MetricType_METRIC_TYPE_HISTOGRAM:
 		if r.m.Type == pb.MetricType_METRIC_TYPE_TIMER && r.m.Unit == "" {
 			m.SetUnit("s")
@@ -149,9 +200,9 @@ func (a *Accumulator) metricFor(c *call, md pmetric.Metrics, b *Batch, r *record
 		case r.m.Histogram != nil:
 			m.SetEmptyHistogram().SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
 		case a.cfg.Histogram.Kind == HistogramExponential:
-			m.SetEmptyExponentialHistogram().SetAggregationTemporality(temporality(a.cfg.HistogramTemporality))
+			m.SetEmptyExponentialHistogram().SetAggregationTemporality(pdataTemporality(a.cfg.HistogramTemporality))
 		default:
-			m.SetEmptyHistogram().SetAggregationTemporality(temporality(a.cfg.HistogramTemporality))
+			m.SetEmptyHistogram().SetAggregationTemporality(pdataTemporality(a.cfg.HistogramTemporality))
 		}
 	case pb.MetricType_METRIC_TYPE_SUMMARY:
 		m.SetEmptySummary()
@@ -162,28 +213,28 @@ func (a *Accumulator) metricFor(c *call, md pmetric.Metrics, b *Batch, r *record
 	return si
 }
 
-func temporality(t Temporality) pmetric.AggregationTemporality {
+func pdataTemporality(t Temporality) pmetric.AggregationTemporality {
 	if t == TemporalityDelta {
 		return pmetric.AggregationTemporalityDelta
 	}
 	return pmetric.AggregationTemporalityCumulative
 }
 
-// emit appends the data point of one staged series to m.
-func (a *Accumulator) emit(m pmetric.Metric, st *staged, r *record) {
-	ts := pcommon.Timestamp(st.ts)
-	start := pcommon.Timestamp(st.next.start)
-	labels := r.labels
+// emit appends data point p of one series to m; deltaStart is the start time
+// of a delta point (the end of the series' previous point).
+func (a *Accumulator) emit(m pmetric.Metric, p *point, deltaStart int64, labels []kv) {
+	ts := pcommon.Timestamp(p.ts)
+	start := pcommon.Timestamp(p.start)
 	switch m.Type() {
 	case pmetric.MetricTypeSum:
 		dp := m.Sum().DataPoints().AppendEmpty()
 		dp.SetTimestamp(ts)
 		if a.cfg.CounterTemporality == TemporalityDelta {
-			dp.SetStartTimestamp(pcommon.Timestamp(max(st.next.last, st.next.start)))
-			dp.SetDoubleValue(st.delta)
+			dp.SetStartTimestamp(pcommon.Timestamp(deltaStart))
+			dp.SetDoubleValue(p.delta)
 		} else {
 			dp.SetStartTimestamp(start)
-			dp.SetDoubleValue(st.next.total)
+			dp.SetDoubleValue(p.total)
 		}
 		putLabels(dp.Attributes(), labels)
 	case pmetric.MetricTypeHistogram:
@@ -191,8 +242,8 @@ func (a *Accumulator) emit(m pmetric.Metric, st *staged, r *record) {
 		dp.SetTimestamp(ts)
 		dp.SetStartTimestamp(start)
 		putLabels(dp.Attributes(), labels)
-		if st.pre != nil && st.pre.Histogram != nil {
-			h := st.pre.Histogram
+		if p.pre != nil && p.pre.Histogram != nil && p.pre.Histogram.Exponential == nil {
+			h := p.pre.Histogram
 			dp.SetCount(h.Count)
 			dp.SetSum(h.Sum)
 			dp.ExplicitBounds().FromRaw(h.ExplicitBounds)
@@ -205,10 +256,10 @@ func (a *Accumulator) emit(m pmetric.Metric, st *staged, r *record) {
 			}
 			return
 		}
-		h := st.next.hist
+		h := p.hist
 		if a.cfg.HistogramTemporality == TemporalityDelta {
-			h = st.dhist
-			dp.SetStartTimestamp(pcommon.Timestamp(max(st.next.last, st.next.start)))
+			h = p.dhist
+			dp.SetStartTimestamp(pcommon.Timestamp(deltaStart))
 		}
 		if h == nil {
 			h = newExplicitHist(len(a.bounds))
@@ -226,8 +277,8 @@ func (a *Accumulator) emit(m pmetric.Metric, st *staged, r *record) {
 		dp.SetTimestamp(ts)
 		dp.SetStartTimestamp(start)
 		putLabels(dp.Attributes(), labels)
-		if st.pre != nil && st.pre.Histogram != nil {
-			h := st.pre.Histogram
+		if p.pre != nil && p.pre.Histogram != nil && p.pre.Histogram.Exponential != nil {
+			h := p.pre.Histogram
 			e := h.Exponential
 			dp.SetCount(h.Count)
 			dp.SetSum(h.Sum)
@@ -246,10 +297,10 @@ func (a *Accumulator) emit(m pmetric.Metric, st *staged, r *record) {
 			}
 			return
 		}
-		e := st.next.expo
+		e := p.expo
 		if a.cfg.HistogramTemporality == TemporalityDelta {
-			e = st.dexpo
-			dp.SetStartTimestamp(pcommon.Timestamp(max(st.next.last, st.next.start)))
+			e = p.dexpo
+			dp.SetStartTimestamp(pcommon.Timestamp(deltaStart))
 		}
 		if e == nil {
 			e = newExpoHist(a.cfg.Histogram.MaxSize)
@@ -260,8 +311,8 @@ func (a *Accumulator) emit(m pmetric.Metric, st *staged, r *record) {
 		dp.SetTimestamp(ts)
 		dp.SetStartTimestamp(start)
 		putLabels(dp.Attributes(), labels)
-		if st.pre != nil && st.pre.Summary != nil {
-			s := st.pre.Summary
+		if p.pre != nil && p.pre.Summary != nil {
+			s := p.pre.Summary
 			dp.SetCount(s.Count)
 			dp.SetSum(s.Sum)
 			for _, q := range s.Quantiles {
@@ -271,7 +322,7 @@ func (a *Accumulator) emit(m pmetric.Metric, st *staged, r *record) {
 			}
 			return
 		}
-		s := st.next.summary
+		s := p.summary
 		if s == nil {
 			return
 		}

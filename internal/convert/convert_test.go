@@ -327,16 +327,6 @@ func TestParallelPrepareMatchesSequential(t *testing.T) {
 	}
 }
 
-// TestInvalidUTF8LabelValue covers what a protobuf client cannot send but a
-// hand-built payload can.
-func TestInvalidUTF8LabelValue(t *testing.T) {
-	a := newTestAccumulator(t, nil)
-	b := a.Prepare([]*pb.MetricData{{Name: "x", Type: pb.MetricType_METRIC_TYPE_GAUGE, Labels: map[string]string{"path": "\xff"}}}, nil, false)
-	require.Len(t, b.Issues, 1)
-	assert.Equal(t, `metrics[0].labels["path"]`, b.Issues[0].Field)
-	assert.Equal(t, "invalid_label_value", b.Issues[0].Code)
-}
-
 func TestOneSamplePerSeriesPerMillisecond(t *testing.T) {
 	a := newTestAccumulator(t, nil)
 	ts := func(md pmetric.Metrics) int64 {

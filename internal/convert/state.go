@@ -38,17 +38,20 @@ func (h *explicitHist) observe(bounds []float64, v float64, n uint64) {
 
 // expoHist wraps the exponential histogram of go-expohisto.
 type expoHist struct {
-	h structure.Histogram[float64]
+	h       structure.Histogram[float64]
+	maxSize int32
 }
 
 func newExpoHist(maxSize int32) *expoHist {
-	e := &expoHist{}
+	e := &expoHist{maxSize: maxSize}
 	e.h.Init(structure.NewConfig(structure.WithMaxSize(maxSize)))
 	return e
 }
 
+// clone returns a copy of e. (The copy must be initialised with e's size:
+// CopyInto into a zero histogram, of size 0, never ends.)
 func (e *expoHist) clone() *expoHist {
-	c := &expoHist{}
+	c := newExpoHist(e.maxSize)
 	e.h.CopyInto(&c.h)
 	return c
 }

@@ -36,6 +36,37 @@ func invalid(field, code, msg, suggestion string) *Issue {
 	return &Issue{Field: field, Code: code, Message: msg, Suggestion: suggestion, Status: codes.InvalidArgument}
 }
 
+// invalidUTF8 is the refusal of a string that is not valid UTF-8 (the store
+// could not read it back). more is added to the fix.
+func invalidUTF8(field, msg, more string) *Issue {
+	fix := "send valid UTF-8; encode binary data (base64, hex) or replace invalid bytes with U+FFFD"
+	if more != "" {
+		fix += "; " + more
+	}
+	return invalid(field, "invalid_utf8", msg, fix)
+}
+
+// validateAttrsUTF8 checks that the keys and values of resource attributes
+// are valid UTF-8; field is the path of the map (".resource.attributes").
+// With several bad attributes it names the smallest key, so that the answer
+// does not depend on map order.
+func validateAttrsUTF8(attrs map[string]string, field string) *Issue {
+	bad, found := "", false
+	for k, v := range attrs {
+		if (!utf8.ValidString(k) || !utf8.ValidString(v)) && (!found || k < bad) {
+			bad, found = k, true
+		}
+	}
+	if !found {
+		return nil
+	}
+	path := field + "[" + strconv.Quote(bad) + "]"
+	if !utf8.ValidString(bad) {
+		return invalidUTF8(path, fmt.Sprintf("resource attribute name %q is not valid UTF-8", bad), "")
+	}
+	return invalidUTF8(path, fmt.Sprintf("resource attribute %q value %q is not valid UTF-8", bad, attrs[bad]), "")
+}
+
 // validMetricName reports whether s is [a-zA-Z_:][a-zA-Z0-9_:.]*.
 func validMetricName(s string) bool {
 	if s == "" {
@@ -93,6 +124,9 @@ func validateRecord(m *pb.MetricData, labels []kv, nowNanos int64, lim *Limits, 
 			fmt.Sprintf("metric name is %d bytes, the limit is %d", len(m.Name), lim.MaxNameBytes), "shorten the name")
 	}
 	if !validMetricName(m.Name) {
+		if !utf8.ValidString(m.Name) {
+			return invalidUTF8(".name", fmt.Sprintf("metric name %q is not valid UTF-8", m.Name), "metric names must match [a-zA-Z_:][a-zA-Z0-9_:.]*")
+		}
 		return invalid(".name", "invalid_metric_name",
 			fmt.Sprintf("metric name %q is invalid: it must match [a-zA-Z_:][a-zA-Z0-9_:.]*", m.Name),
 			"replace other characters with '_' and do not start with a digit")
@@ -105,6 +139,9 @@ func validateRecord(m *pb.MetricData, labels []kv, nowNanos int64, lim *Limits, 
 	for _, l := range labels {
 		k, v := l.k, l.v
 		if !validLabelName(k) {
+			if !utf8.ValidString(k) {
+				return invalidUTF8(".labels["+strconv.Quote(k)+"]", fmt.Sprintf("label name %q is not valid UTF-8", k), "label names must match [a-zA-Z_][a-zA-Z0-9_.]*")
+			}
 			return invalid(".labels["+strconv.Quote(k)+"]", "invalid_label_name",
 				fmt.Sprintf("label name %q is invalid: it must match [a-zA-Z_][a-zA-Z0-9_.]*", k),
 				"replace other characters with '_' and do not start with a digit")
@@ -120,8 +157,18 @@ func validateRecord(m *pb.MetricData, labels []kv, nowNanos int64, lim *Limits, 
 				"shorten the value or move it out of the labels")
 		}
 		if !utf8.ValidString(v) {
-			return invalid(".labels["+strconv.Quote(k)+"]", "invalid_label_value",
-				fmt.Sprintf("label %q value is not valid UTF-8", k), "send UTF-8 text")
+			return invalidUTF8(".labels["+strconv.Quote(k)+"]", fmt.Sprintf("label %q value %q is not valid UTF-8", k, v), "")
+		}
+	}
+	if m.Unit != "" && !utf8.ValidString(m.Unit) {
+		return invalidUTF8(".unit", fmt.Sprintf("unit %q is not valid UTF-8", m.Unit), "")
+	}
+	if m.Description != "" && !utf8.ValidString(m.Description) {
+		return invalidUTF8(".description", fmt.Sprintf("description %q is not valid UTF-8", m.Description), "")
+	}
+	if m.Resource != nil {
+		if iss := validateAttrsUTF8(m.Resource.Attributes, ".resource.attributes"); iss != nil {
+			return iss
 		}
 	}
 	if m.Timestamp != nil {
