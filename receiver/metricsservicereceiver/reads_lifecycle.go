@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"time"
 
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/component/componentstatus"
@@ -51,6 +52,7 @@ func (r *metricsReceiver) findSink(host component.Host) error {
 		return errors.New("store: the metrics_store extension has not started")
 	}
 	r.store, r.hub = r.sink.Store(), r.sink.Hub()
+	r.acc.SetAdmitter(storeAdmitter{st: r.store, acc: r.acc, now: time.Now})
 	return nil
 }
 
