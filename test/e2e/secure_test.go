@@ -115,13 +115,14 @@ func TestSecureConfigRuns(t *testing.T) {
 receivers:
   metrics_service:
     endpoint: %s
-    store: {path: %s}
     prometheus_api: {endpoint: %s}
   otlp:
     protocols:
       grpc: {endpoint: %s}
       http: {endpoint: %s}
 extensions:
+  metrics_store:
+    store: {path: %s}
   health_check: {endpoint: %s}
   file_storage: {directory: %s}
   metrics_management: {endpoint: %s}
@@ -131,7 +132,7 @@ service:
       level: none
     logs:
       level: error
-`, ingest, filepath.Join(t.TempDir(), "tsdb"), promAPI, freePort(t), freePort(t), freePort(t), t.TempDir(), mgmt)
+`, ingest, promAPI, freePort(t), freePort(t), filepath.Join(t.TempDir(), "tsdb"), freePort(t), t.TempDir(), mgmt)
 	col := newCollector(t, "file:"+secureConfig, "yaml:"+overrides)
 	done := make(chan error, 1)
 	go func() { done <- col.Run(context.Background()) }()
