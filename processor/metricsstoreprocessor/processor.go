@@ -11,6 +11,8 @@ import (
 	"go.opentelemetry.io/collector/pdata/pmetric"
 	"go.opentelemetry.io/collector/processor"
 	"go.uber.org/zap"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/metricsmodule/metricsmodule/internal/datapath"
 	"github.com/metricsmodule/metricsmodule/internal/store"
@@ -67,7 +69,7 @@ func (p *storeProcessor) ConsumeMetrics(ctx context.Context, md pmetric.Metrics)
 			return fmt.Errorf("metrics_store: %w; retry", err)
 		}
 		// the store refuses the batch as it is: resending it cannot help
-		return consumererror.NewPermanent(err)
+		return consumererror.NewPermanent(refusal{err})
 	}
 	datapath.MarkStored(ctx)
 	if err := p.next.ConsumeMetrics(ctx, md); err != nil {
@@ -83,3 +85,15 @@ func (p *storeProcessor) ConsumeMetrics(ctx context.Context, md pmetric.Metrics)
 	}
 	return nil
 }
+
+// refusal is a batch the store would not keep. It carries INVALID_ARGUMENT
+// for receivers that answer with the error's gRPC status (otlpreceiver:
+// gRPC InvalidArgument, HTTP 400: the client must not resend it as is).
+type refusal struct{ err error }
+
+func (r refusal) Error() string { return r.err.Error() }
+
+func (r refusal) Unwrap() error { return r.err }
+
+// GRPCStatus is the status receivers answer with.
+func (r refusal) GRPCStatus() *status.Status { return status.New(codes.InvalidArgument, r.err.Error()) }

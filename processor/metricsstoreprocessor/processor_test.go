@@ -17,6 +17,8 @@ import (
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/pmetric"
 	"go.opentelemetry.io/collector/processor/processortest"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/metricsmodule/metricsmodule/extension/metricsstoreextension"
 	"github.com/metricsmodule/metricsmodule/internal/datapath"
@@ -129,6 +131,8 @@ func TestBatchTheStoreWouldNotKeepIsRefusedWhole(t *testing.T) {
 	err := p.ConsumeMetrics(context.Background(), md)
 	require.Error(t, err)
 	assert.True(t, consumererror.IsPermanent(err), "resending cannot help: %v", err)
+	assert.Equal(t, codes.InvalidArgument, status.Code(err), "receivers answer INVALID_ARGUMENT / HTTP 400")
+	assert.Contains(t, err.Error(), "store.retention")
 	assert.Zero(t, sink.DataPointCount(), "not passed on")
 	assert.Zero(t, stored(t, s, "queue_depth"), "nothing of the batch is stored")
 }

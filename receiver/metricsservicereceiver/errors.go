@@ -89,16 +89,16 @@ const memoryLimiterRefusal = "data refused due to high memory usage"
 // (retry later); a permanent error is INVALID_ARGUMENT (do not retry); any
 // other error is UNAVAILABLE (retry).
 func consumerStatus(err error) error {
+	var refused *store.RefusedError
+	if errors.As(err, &refused) {
+		return storeRefusalStatus(refused)
+	}
 	if st, ok := status.FromError(err); ok {
 		return st.Err()
 	}
 	var iss *convert.Issue
 	if errors.As(err, &iss) {
 		return issuesStatus([]*convert.Issue{iss})
-	}
-	var refused *store.RefusedError
-	if errors.As(err, &refused) {
-		return storeRefusalStatus(refused)
 	}
 	switch {
 	case strings.Contains(err.Error(), memoryLimiterRefusal):

@@ -227,3 +227,27 @@ func TestOTLPHTTPJSONPushIsReadableAndStreamed(t *testing.T) {
 	assert.Equal(t, 21.5, got["json_temperature"].Value)
 	assert.Equal(t, 42.0, got["json_jobs"].Value)
 }
+
+// TestOTLPPointTheStoreWouldNotKeepIsRefused: an OTLP push with a point
+// outside the store's window is refused (HTTP 400, naming the window and the
+// fix) instead of acknowledged and dropped; nothing of it is stored.
+func TestOTLPPointTheStoreWouldNotKeepIsRefused(t *testing.T) {
+	e, c := startWithSink(t)
+	now := time.Now()
+	body := fmt.Sprintf(`{"resourceMetrics":[{"resource":{"attributes":[{"key":"service.name","value":{"stringValue":"json-app"}}]},
+"scopeMetrics":[{"metrics":[
+ {"name":"json_fresh","gauge":{"dataPoints":[{"asDouble":1,"timeUnixNano":"%d"}]}},
+ {"name":"json_old","gauge":{"dataPoints":[{"asDouble":2,"timeUnixNano":"%d"}]}}
+]}]}]}`, now.UnixNano(), now.Add(-20*24*time.Hour).UnixNano())
+	resp, err := http.Post("http://"+e.otlpHTTP+"/v1/metrics", "application/json", bytes.NewBufferString(body))
+	require.NoError(t, err)
+	answer, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusBadRequest, resp.StatusCode, "%s", answer)
+	assert.Contains(t, string(answer), "json_old")
+	assert.Contains(t, string(answer), "store.retention")
+
+	got, err := c.QueryMetrics(context.Background(), &pb.QueryMetricsRequest{Query: `json_fresh`})
+	require.NoError(t, err)
+	assert.Empty(t, got.Series, "the batch is refused whole")
+}
