@@ -39,6 +39,9 @@ const (
 	// sideOurs is metrics_service → metrics_store processor (store and
 	// stream hub) → sink, as the distribution runs it.
 	sideOurs = "ours"
+	// sideOursBare is metrics_service → sink, without the store: the
+	// receiver's own cost.
+	sideOursBare = "ours-bare"
 	// sideOTLP is the stock otlpreceiver → sink.
 	sideOTLP = "otlp"
 	// sideOTLPStore is the stock otlpreceiver → metrics_store processor →
@@ -47,10 +50,10 @@ const (
 )
 
 // allSides lists the valid sides.
-var allSides = []string{sideOurs, sideOTLP, sideOTLPStore}
+var allSides = []string{sideOurs, sideOursBare, sideOTLP, sideOTLPStore}
 
 // speaksOTLP reports whether the clients of side send OTLP.
-func speaksOTLP(side string) bool { return side != sideOurs }
+func speaksOTLP(side string) bool { return side != sideOurs && side != sideOursBare }
 
 // stats is what a server reports on GET /stats.
 type stats struct {
@@ -111,7 +114,7 @@ func startServer(ctx context.Context, side, addr string) (*benchServer, error) {
 		sink, host = p.Next, p.Host
 	}
 	switch side {
-	case sideOurs:
+	case sideOurs, sideOursBare:
 		f = metricsservicereceiver.NewFactory()
 		c := f.CreateDefaultConfig().(*metricsservicereceiver.Config)
 		c.NetAddr.Endpoint = addr
@@ -178,7 +181,7 @@ const readyPrefix = "READY"
 
 func serverMain(args []string) error {
 	fs := flag.NewFlagSet("server", flag.ContinueOnError)
-	side := fs.String("side", sideOurs, "receiver to serve: ours (metrics_service → metrics_store), otlp (otlpreceiver, gRPC) or otlp-store (otlpreceiver → metrics_store)")
+	side := fs.String("side", sideOurs, "receiver to serve: ours (metrics_service → metrics_store), ours-bare (metrics_service, no store), otlp (otlpreceiver, gRPC) or otlp-store (otlpreceiver → metrics_store)")
 	addr := fs.String("addr", "127.0.0.1:0", "gRPC listen address (port 0: a free port)")
 	statsAddr := fs.String("stats-addr", "127.0.0.1:0", "HTTP address of /stats and /debug/pprof/")
 	if err := fs.Parse(args); err != nil {
