@@ -12,6 +12,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -26,8 +27,10 @@ import (
 	"go.opentelemetry.io/collector/confmap/provider/yamlprovider"
 	"go.opentelemetry.io/collector/otelcol"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	pb "github.com/metricsmodule/metricsmodule/proto/metricsmodule/v1"
@@ -331,4 +334,67 @@ func (b *syncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return string(b.b)
+}
+
+// rssBytes is the resident set of the child collector (VmRSS).
+func (p *collectorProc) rssBytes() int64 {
+	p.t.Helper()
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
+	require.NoError(p.t, err)
+	for _, line := range strings.Split(string(raw), "\n") {
+		if strings.HasPrefix(line, "VmRSS:") {
+			kb, err := strconv.ParseInt(strings.Fields(line)[1], 10, 64)
+			require.NoError(p.t, err)
+			return kb << 10
+		}
+	}
+	p.t.Fatal("no VmRSS")
+	return 0
+}
+
+// TestHostileQueriesAreRefusedWhileIngestGoesOn runs the issue's runaway
+// queries against a collector process on the default config while a client
+// ingests: each query is refused with the limit's name before evaluation
+// (gRPC RESOURCE_EXHAUSTED, HTTP 422), every ingest call succeeds, and the
+// process's memory stays bounded.
+func TestHostileQueriesAreRefusedWhileIngestGoesOn(t *testing.T) {
+	p := newCollectorProc(t, t.TempDir())
+	p.start()
+	c := p.client()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var ingestErr error
+	var ingested int
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for i := 0; ctx.Err() == nil; i++ {
+			_, err := c.RecordMetric(ctx, &pb.RecordMetricRequest{Metric: &pb.MetricData{Name: "steady", Type: pb.MetricType_METRIC_TYPE_COUNTER, Value: 1}})
+			if err != nil && ctx.Err() == nil {
+				ingestErr = err
+				return
+			}
+			ingested++
+		}
+	})
+	before := p.rssBytes()
+	for range 3 {
+		_, err := c.QueryMetrics(context.Background(), &pb.QueryMetricsRequest{Query: `sum_over_time(vector(1)[30d:1ms])`})
+		st := status.Convert(err)
+		require.Equal(t, codes.ResourceExhausted, st.Code(), "%v", err)
+		assert.Contains(t, st.Message(), "query.max_subquery_steps")
+
+		resp, err := http.Get("http://" + p.e.promAPI + "/api/v1/query?timeout=2s&query=" + url.QueryEscape(`count_over_time(vector(1)[6h:1ms])`))
+		require.NoError(t, err)
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		assert.Equal(t, http.StatusUnprocessableEntity, resp.StatusCode, "%s", body)
+		assert.Contains(t, string(body), "query.max_subquery")
+	}
+	after := p.rssBytes()
+	cancel()
+	wg.Wait()
+	require.NoError(t, ingestErr, "ingest is never refused while hostile queries run")
+	assert.Positive(t, ingested)
+	assert.Less(t, after, before+256<<20, "RSS grew from %d to %d bytes", before, after)
+	t.Logf("RSS %d MiB -> %d MiB; %d RecordMetric calls succeeded meanwhile", before>>20, after>>20, ingested)
 }
