@@ -131,7 +131,7 @@ func (r *metricsReceiver) Start(ctx context.Context, host component.Host) error 
 		return fmt.Errorf("create gRPC server: %w", err)
 	}
 	r.server = srv
-	pb.RegisterMetricsServiceServer(srv, &metricsService{r: r})
+	srv.RegisterService(grpccodec.StrictService(&pb.MetricsService_ServiceDesc, true), &metricsService{r: r})
 	r.health = health.NewServer()
 	healthpb.RegisterHealthServer(srv, r.health)
 	r.health.SetServingStatus(pb.MetricsService_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
