@@ -97,8 +97,11 @@ func newReceiver(cfg *Config, set receiver.Settings, next consumer.Metrics) (*me
 	r.ingest.now = time.Now
 	r.ingest.serving.Store(true)
 	if cfg.Dedup.Window > 0 {
-		r.dedupOne = dedup.New[*pb.RecordMetricResponse](cfg.Dedup.Window, cfg.Dedup.MaxEntries)
-		r.dedupMany = dedup.New[*pb.RecordBatchMetricsResponse](cfg.Dedup.Window, cfg.Dedup.MaxEntries)
+		// the two caches share dedup.max_bytes
+		r.dedupOne = dedup.New[*pb.RecordMetricResponse](cfg.Dedup.Window, cfg.Dedup.MaxEntries).
+			WithMaxBytes(cfg.Dedup.MaxBytes/2, (*pb.RecordMetricResponse).SizeVT)
+		r.dedupMany = dedup.New[*pb.RecordBatchMetricsResponse](cfg.Dedup.Window, cfg.Dedup.MaxEntries).
+			WithMaxBytes(cfg.Dedup.MaxBytes-cfg.Dedup.MaxBytes/2, (*pb.RecordBatchMetricsResponse).SizeVT)
 	}
 	return r, nil
 }
