@@ -49,12 +49,14 @@ type deferredDecode struct {
 	err error
 }
 
-// StrictService returns a copy of desc whose handlers answer INVALID_ARGUMENT,
-// naming the message, for a request body that does not decode (grpc-go would
-// answer INTERNAL) and, with checkFields, for a request with an unknown enum
-// number or a negative signed integer or duration anywhere in it (see
-// CheckRequest). Register it with grpc.Server.RegisterService on a server
-// that uses Codec (grpc.ForceServerCodecV2).
+// StrictService returns a copy of desc whose unary handlers answer
+// INVALID_ARGUMENT, naming the message, for a request body that does not
+// decode (grpc-go would answer INTERNAL) and, with checkFields, for a request
+// with an unknown enum number or a negative signed integer or duration
+// anywhere in it (see CheckRequest). Register it with
+// grpc.Server.RegisterService on a server that uses Codec
+// (grpc.ForceServerCodecV2); streams get the same from
+// StrictStreamInterceptor.
 func StrictService(desc *grpc.ServiceDesc, checkFields bool) *grpc.ServiceDesc {
 	out := *desc
 	out.Methods = make([]grpc.MethodDesc, len(desc.Methods))
@@ -65,15 +67,17 @@ func StrictService(desc *grpc.ServiceDesc, checkFields bool) *grpc.ServiceDesc {
 		}
 		out.Methods[i] = m
 	}
-	out.Streams = make([]grpc.StreamDesc, len(desc.Streams))
-	for i, s := range desc.Streams {
-		h := s.Handler
-		s.Handler = func(srv any, stream grpc.ServerStream) error {
-			return h(srv, &strictStream{ServerStream: stream, check: checkFields})
-		}
-		out.Streams[i] = s
-	}
 	return &out
+}
+
+// StrictStreamInterceptor does for the messages a stream receives what
+// StrictService does for unary requests. Chain it before any interceptor
+// that looks at received messages (it must sit next to the transport's
+// stream, below their wrappers).
+func StrictStreamInterceptor(checkFields bool) grpc.StreamServerInterceptor {
+	return func(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+		return handler(srv, &strictStream{ServerStream: ss, check: checkFields})
+	}
 }
 
 type strictStream struct {
@@ -159,6 +163,18 @@ var perRecord = map[protoreflect.FullName]struct{}{
 	"metricsmodule.v1.MetricData": {},
 }
 
+// handlerChecked are fields whose handler refuses a negative value with its
+// own message (and range): CheckRequest leaves their sign alone.
+var handlerChecked = map[protoreflect.FullName]struct{}{
+	"metricsmodule.v1.QueryMetricsRequest.step":    {},
+	"metricsmodule.v1.QueryLimits.timeout":         {},
+	"metricsmodule.v1.QueryLimits.max_samples":     {},
+	"metricsmodule.v1.QueryLimits.max_series":      {},
+	"metricsmodule.v1.GetMetricsRequest.page_size": {},
+	"metricsmodule.v1.Aggregation.step":            {},
+	"metricsmodule.v1.Aggregation.range":           {},
+}
+
 var plans sync.Map // protoreflect.FullName → *plan
 
 func planFor(md protoreflect.MessageDescriptor) *plan {
@@ -193,11 +209,18 @@ func buildPlan(md protoreflect.MessageDescriptor, building map[protoreflect.Full
 			}
 			p.fields = append(p.fields, fieldPlan{fd: fd, kind: checkEnum})
 		case protoreflect.Int32Kind, protoreflect.Int64Kind:
-			p.fields = append(p.fields, fieldPlan{fd: fd, kind: checkSigned})
+			if _, ok := handlerChecked[fd.FullName()]; !ok {
+				p.fields = append(p.fields, fieldPlan{fd: fd, kind: checkSigned})
+			}
 		case protoreflect.MessageKind, protoreflect.GroupKind:
 			if vd.Message().FullName() == "google.protobuf.Duration" {
-				p.fields = append(p.fields, fieldPlan{fd: fd, kind: checkDuration})
+				if _, ok := handlerChecked[fd.FullName()]; !ok {
+					p.fields = append(p.fields, fieldPlan{fd: fd, kind: checkDuration})
+				}
 				continue
+			}
+			if vd.Message().FullName().Parent() == "google.protobuf" {
+				continue // well-known types: a Timestamp may be before 1970
 			}
 			sub := buildPlan(vd.Message(), building)
 			p.fields = append(p.fields, fieldPlan{fd: fd, kind: checkMessage, sub: sub})

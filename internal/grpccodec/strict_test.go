@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	pb "github.com/metricsmodule/metricsmodule/proto/metricsmodule/v1"
 )
@@ -31,12 +32,8 @@ func TestCheckRequestRefusesUnknownEnumsAndNegativesPerMethod(t *testing.T) {
 			"request.options.mode: 7 is not a BatchMode"},
 		{"RecordBatchMetrics mode names the values", &pb.RecordBatchMetricsRequest{Options: &pb.BatchOptions{Mode: -1}},
 			"request.options.mode: -1 is not a BatchMode (fix: use one of BATCH_MODE_UNSPECIFIED"},
-		{"GetMetrics page_size", &pb.GetMetricsRequest{PageSize: -5},
-			"request.page_size: must not be negative, got -5"},
 		{"GetMetrics aggregation function", &pb.GetMetricsRequest{Aggregation: &pb.Aggregation{Function: 99}},
 			"request.aggregation.function: 99 is not a AggregationFunction"},
-		{"GetMetrics aggregation step", &pb.GetMetricsRequest{Aggregation: &pb.Aggregation{Step: neg}},
-			"request.aggregation.step: must not be negative"},
 		{"GetMetrics matcher operator", &pb.GetMetricsRequest{Filter: &pb.MetricFilter{LabelMatchers: []*pb.LabelMatcher{{Name: "a", Operator: 12}}}},
 			"request.filter.label_matchers[0].operator: 12 is not a MatchOperator"},
 		{"StreamMetrics qos", &pb.StreamMetricsRequest{Options: &pb.StreamOptions{Qos: 5}},
@@ -51,18 +48,15 @@ func TestCheckRequestRefusesUnknownEnumsAndNegativesPerMethod(t *testing.T) {
 			"request.page_size: must not be negative"},
 		{"QueryMetrics type", &pb.QueryMetricsRequest{Type: 3},
 			"request.type: 3 is not a QueryType"},
-		{"QueryMetrics timeout", &pb.QueryMetricsRequest{Limits: &pb.QueryLimits{Timeout: neg}},
-			"request.limits.timeout: must not be negative"},
-		{"QueryMetrics max_samples", &pb.QueryMetricsRequest{Limits: &pb.QueryLimits{MaxSamples: -1}},
-			"request.limits.max_samples: must not be negative"},
-		{"QueryMetrics max_series", &pb.QueryMetricsRequest{Limits: &pb.QueryLimits{MaxSeries: -1}},
-			"request.limits.max_series: must not be negative"},
-		{"QueryMetrics step nanos", &pb.QueryMetricsRequest{Step: &durationpb.Duration{Nanos: 2e9}},
-			"request.step: nanos must be below 1e9"},
 		{"GetMetricsSummary top_n", &pb.GetMetricsSummaryRequest{TopN: -10},
 			"request.top_n: must not be negative, got -10"},
 		{"GetMetricsSummary trend_window", &pb.GetMetricsSummaryRequest{TrendWindow: neg},
 			"request.trend_window: must not be negative"},
+		{"GetMetrics page_size is left to its handler", &pb.GetMetricsRequest{PageSize: -5}, ""},
+		{"QueryMetrics timeout is left to its handler", &pb.QueryMetricsRequest{Limits: &pb.QueryLimits{Timeout: neg, MaxSamples: -1}}, ""},
+		{"QueryMetrics times before 1970", &pb.QueryMetricsRequest{Start: &timestamppb.Timestamp{Seconds: -1e9}}, ""},
+		{"GetMetricsSummary trend_window nanos", &pb.GetMetricsSummaryRequest{TrendWindow: &durationpb.Duration{Nanos: 2e9}},
+			"request.trend_window: nanos must be below 1e9"},
 		{"GetMetricsSummary ok", &pb.GetMetricsSummaryRequest{TopN: 3, TrendWindow: durationpb.New(1e9)}, ""},
 		{"exponential histogram offsets may be negative", &pb.RecordMetricRequest{Metric: &pb.MetricData{
 			Histogram: &pb.HistogramValue{Exponential: &pb.ExponentialBuckets{Scale: -2, PositiveOffset: -3, NegativeOffset: -4}}}}, ""},
@@ -96,7 +90,7 @@ func (rawCodec) Name() string { return Name }
 
 func startStrictServer(t *testing.T) *grpc.ClientConn {
 	t.Helper()
-	srv := grpc.NewServer(grpc.ForceServerCodecV2(Codec{}))
+	srv := grpc.NewServer(grpc.ForceServerCodecV2(Codec{}), grpc.ChainStreamInterceptor(StrictStreamInterceptor(true)))
 	srv.RegisterService(StrictService(&pb.MetricsService_ServiceDesc, true), pb.UnimplementedMetricsServiceServer{})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)

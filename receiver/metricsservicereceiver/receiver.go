@@ -125,6 +125,8 @@ func (r *metricsReceiver) Start(ctx context.Context, host component.Host) error 
 	srv, err := r.cfg.ToServer(ctx, host.GetExtensions(), r.settings.TelemetrySettings,
 		append(authzOpts,
 			configgrpc.WithGrpcServerOption(grpc.ForceServerCodecV2(grpccodec.Codec{})),
+			// before utf8check: it decodes what the next ones look at
+			configgrpc.WithGrpcServerOption(grpc.ChainStreamInterceptor(grpccodec.StrictStreamInterceptor(true))),
 			// Record* check their strings per item (internal/convert).
 			configgrpc.WithGrpcServerOption(grpc.ChainUnaryInterceptor(utf8check.UnaryServerInterceptor(
 				pb.MetricsService_RecordMetric_FullMethodName, pb.MetricsService_RecordBatchMetrics_FullMethodName))),

@@ -53,8 +53,6 @@ func TestEveryMethodRefusesMalformedBodiesAndBadFields(t *testing.T) {
 			_, err := c.RecordBatchMetrics(ctx, &pb.RecordBatchMetricsRequest{Metrics: []*pb.MetricData{metric}, Options: &pb.BatchOptions{Mode: 7}})
 			return err
 		}, "request.options.mode: 7 is not a BatchMode"},
-		{"GetMetrics page_size", func() error { _, err := c.GetMetrics(ctx, &pb.GetMetricsRequest{PageSize: -1}); return err },
-			"request.page_size: must not be negative, got -1"},
 		{"GetMetrics aggregation", func() error {
 			_, err := c.GetMetrics(ctx, &pb.GetMetricsRequest{Aggregation: &pb.Aggregation{Function: 99}})
 			return err
@@ -85,10 +83,6 @@ func TestEveryMethodRefusesMalformedBodiesAndBadFields(t *testing.T) {
 			_, err := c.QueryMetrics(ctx, &pb.QueryMetricsRequest{Query: "up", Type: 7})
 			return err
 		}, "request.type: 7 is not a QueryType"},
-		{"QueryMetrics timeout", func() error {
-			_, err := c.QueryMetrics(ctx, &pb.QueryMetricsRequest{Query: "up", Limits: &pb.QueryLimits{Timeout: neg}})
-			return err
-		}, "request.limits.timeout: must not be negative"},
 		{"GetMetricsSummary top_n", func() error {
 			_, err := c.GetMetricsSummary(ctx, &pb.GetMetricsSummaryRequest{TopN: -1})
 			return err
