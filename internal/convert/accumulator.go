@@ -187,7 +187,7 @@ func (a *Accumulator) Prepare(ms []*pb.MetricData, res *pb.Resource, single bool
 	b.resources = append(b.resources, resource{attrs: reqAttrs, key: h.resourceKey(reqAttrs)})
 	hasherPool.Put(h)
 	reqKey := b.resources[0].key
-	if iss := validateAttrsUTF8(reqAttrs, "resource.attributes"); iss != nil {
+	if iss := validateResource(reqAttrs, "resource.attributes", &a.cfg.Limits); iss != nil {
 		// the request's resource would label every item: refuse them all
 		for i := range b.recs {
 			b.recs[i].m = ms[i]
