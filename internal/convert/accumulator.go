@@ -41,6 +41,7 @@ type Accumulator struct {
 
 	validator Validator
 	admitter  Admitter
+	gauges    gaugeSeries // gauge series keys (limits.max_series_per_metric)
 }
 
 type shard struct {
@@ -459,6 +460,12 @@ func (a *Accumulator) Apply(b *Batch, atomic bool, consume func(pmetric.Metrics)
 			}
 		}
 	}
+	var newGauges []int32 // records whose gauge series key is new
+	rollbackGauges := func() {
+		for _, i := range newGauges {
+			a.gauges.forget(b.recs[i].name, b.recs[i].key)
+		}
+	}
 	// Group the records by series (and create the staged series).
 	for i := range b.recs {
 		r := &b.recs[i]
@@ -466,6 +473,21 @@ func (a *Accumulator) Apply(b *Batch, atomic bool, consume func(pmetric.Metrics)
 			continue
 		}
 		if !stateful(r.m.Type) {
+			added, iss := a.gauges.admit(r.name, r.m.Name, r.key, b.now, a.cfg.Limits.MaxSeriesPerMetric)
+			if iss != nil {
+				if atomic {
+					rollbackNames()
+					rollbackGauges()
+					iss.Index = i
+					iss.Field = b.itemPath(i) + iss.Field
+					return Outcome{}, iss
+				}
+				b.refuse(i, iss)
+				continue
+			}
+			if added {
+				newGauges = append(newGauges, int32(i))
+			}
 			c.groupGauge(r.key, int32(i), len(b.recs))
 			out.Accepted++
 			continue
@@ -473,6 +495,7 @@ func (a *Accumulator) Apply(b *Batch, atomic bool, consume func(pmetric.Metrics)
 		if iss := a.stage(c, b, int32(i)); iss != nil {
 			if atomic {
 				rollbackNames()
+				rollbackGauges()
 				iss.Index = i
 				iss.Field = b.itemPath(i) + iss.Field
 				return Outcome{}, iss
@@ -510,6 +533,7 @@ func (a *Accumulator) Apply(b *Batch, atomic bool, consume func(pmetric.Metrics)
 	if out.DataPoints > 0 {
 		if err := consume(md); err != nil {
 			rollbackNames()
+			rollbackGauges()
 			return Outcome{}, err
 		}
 	}
@@ -844,7 +868,7 @@ func (a *Accumulator) observe(st *staged, t pb.MetricType, v float64, n uint64) 
 }
 
 // Sweep drops the state of series without records since before now-SeriesTTL
-// and returns how many were dropped.
+// (and forgets such gauge series) and returns how many were dropped.
 func (a *Accumulator) Sweep() int {
 	cutoff := a.now().Add(-a.cfg.SeriesTTL).UnixNano()
 	dropped := 0
@@ -860,7 +884,7 @@ func (a *Accumulator) Sweep() int {
 		}
 		sh.mu.Unlock()
 	}
-	return dropped
+	return dropped + a.gauges.sweep(cutoff)
 }
 
 // SeriesCount returns the number of series holding state.

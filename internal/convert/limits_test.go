@@ -1,12 +1,16 @@
 package convert
 
 import (
+	"errors"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/pdata/pmetric"
+	"google.golang.org/grpc/codes"
 
 	pb "github.com/metricsmodule/metricsmodule/proto/metricsmodule/v1"
 )
@@ -123,4 +127,67 @@ func TestLimitsConfigValidation(t *testing.T) {
 	}
 	def := DefaultConfig()
 	require.NoError(t, def.Validate())
+}
+
+func TestGaugesCountTowardTheSeriesLimit(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Limits.MaxSeriesPerMetric = 3
+	a := NewAccumulator(cfg, scope)
+	now := time.Unix(1_700_000_000, 0)
+	a.SetClock(func() time.Time { return now })
+	gauge := func(v string) *pb.MetricData {
+		return &pb.MetricData{Name: "temp", Type: pb.MetricType_METRIC_TYPE_GAUGE, Value: 1, Labels: map[string]string{"room": v}}
+	}
+	apply := func(atomic bool, ms ...*pb.MetricData) (*Batch, error) {
+		b := a.Prepare(ms, nil, false)
+		require.Empty(t, b.Issues)
+		_, err := a.Apply(b, atomic, func(pmetric.Metrics) error { return nil })
+		return b, err
+	}
+	_, err := apply(true, gauge("a"), gauge("b"), gauge("c"), gauge("a"))
+	require.NoError(t, err)
+
+	_, err = apply(true, gauge("a"), gauge("d"))
+	var iss *Issue
+	require.ErrorAs(t, err, &iss)
+	assert.Equal(t, codes.ResourceExhausted, iss.Status)
+	assert.Equal(t, "metrics[1].labels", iss.Field)
+	assert.Contains(t, iss.Message, `gauge "temp" has reached its limit of 3 series (limits.max_series_per_metric)`)
+
+	b, err := apply(false, gauge("b"), gauge("e"))
+	require.NoError(t, err, "best effort keeps the known series")
+	require.Len(t, b.Issues, 1)
+	assert.Equal(t, 1, b.Issues[0].Index)
+
+	// 200,000 series of one name: at most the limit are kept
+	cfg.Limits.MaxSeriesPerMetric = 1000
+	a = NewAccumulator(cfg, scope)
+	a.SetClock(func() time.Time { return now })
+	ms := make([]*pb.MetricData, 0, 200_000)
+	for i := range 200_000 {
+		ms = append(ms, gauge(strconv.Itoa(i)))
+	}
+	b = a.Prepare(ms, nil, false)
+	out, err := a.Apply(b, false, func(pmetric.Metrics) error { return nil })
+	require.NoError(t, err)
+	assert.Equal(t, 1000, out.Accepted)
+	assert.Len(t, b.Issues, 199_000)
+
+	// forgotten after series_ttl
+	now = now.Add(cfg.SeriesTTL + time.Minute)
+	assert.Equal(t, 1000, a.Sweep())
+	_, err = apply(true, gauge("new"))
+	require.NoError(t, err)
+}
+
+func TestAGaugeCallRefusedDownstreamDoesNotKeepItsSeries(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Limits.MaxSeriesPerMetric = 1
+	a := NewAccumulator(cfg, scope)
+	b := a.Prepare([]*pb.MetricData{{Name: "g", Type: pb.MetricType_METRIC_TYPE_GAUGE, Value: 1, Labels: map[string]string{"x": "1"}}}, nil, false)
+	_, err := a.Apply(b, true, func(pmetric.Metrics) error { return errors.New("queue full") })
+	require.Error(t, err)
+	b = a.Prepare([]*pb.MetricData{{Name: "g", Type: pb.MetricType_METRIC_TYPE_GAUGE, Value: 1, Labels: map[string]string{"x": "2"}}}, nil, false)
+	_, err = a.Apply(b, true, func(pmetric.Metrics) error { return nil })
+	require.NoError(t, err, "the refused call's series was forgotten")
 }
