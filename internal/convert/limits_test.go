@@ -191,3 +191,36 @@ func TestAGaugeCallRefusedDownstreamDoesNotKeepItsSeries(t *testing.T) {
 	_, err = a.Apply(b, true, func(pmetric.Metrics) error { return nil })
 	require.NoError(t, err, "the refused call's series was forgotten")
 }
+
+func TestHistogramBucketsCountTowardTheSeriesLimit(t *testing.T) {
+	cfg := DefaultConfig()
+	w := len(cfg.Histogram.Buckets) + 1 + 2 // buckets, _sum, _count
+	cfg.Limits.MaxSeriesPerMetric = 2 * w
+	a := NewAccumulator(cfg, scope)
+	now := time.Unix(1_700_000_000, 0)
+	a.SetClock(func() time.Time { return now })
+	hist := func(v string) *pb.MetricData {
+		return &pb.MetricData{Name: "latency", Type: pb.MetricType_METRIC_TYPE_HISTOGRAM, Value: 0.2, Labels: map[string]string{"route": v}}
+	}
+	b := a.Prepare([]*pb.MetricData{hist("a"), hist("b"), hist("c")}, nil, false)
+	out, err := a.Apply(b, false, func(pmetric.Metrics) error { return nil })
+	require.NoError(t, err)
+	assert.Equal(t, 2, out.Accepted)
+	require.Len(t, b.Issues, 1)
+	assert.Contains(t, b.Issues[0].Message, "limits.max_series_per_metric")
+	assert.Contains(t, b.Issues[0].Message, "would add "+strconv.Itoa(w)+" more")
+
+	// a pre-aggregated histogram counts its own buckets
+	pre := &pb.MetricData{Name: "sizes", Type: pb.MetricType_METRIC_TYPE_HISTOGRAM,
+		Histogram: &pb.HistogramValue{Count: 1, ExplicitBounds: []float64{1, 2}, BucketCounts: []uint64{1, 0, 0}}}
+	assert.Equal(t, int64(5), a.storedSeries(pre))
+	assert.Equal(t, int64(1), a.storedSeries(&pb.MetricData{Type: pb.MetricType_METRIC_TYPE_COUNTER}))
+
+	// the weight is given back when the series expires
+	now = now.Add(cfg.SeriesTTL + time.Minute)
+	assert.Equal(t, 2, a.Sweep())
+	b = a.Prepare([]*pb.MetricData{hist("c"), hist("d")}, nil, false)
+	out, err = a.Apply(b, true, func(pmetric.Metrics) error { return nil })
+	require.NoError(t, err)
+	assert.Equal(t, 2, out.Accepted)
+}
