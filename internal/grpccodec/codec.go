@@ -2,6 +2,9 @@
 // their vtprotobuf-generated methods (several times faster than reflection)
 // and falls back to the protobuf runtime for other messages (health,
 // reflection). Install it per server with grpc.ForceServerCodecV2.
+// StrictService and StrictStreamInterceptor make a body that does not decode
+// INVALID_ARGUMENT naming the message (grpc-go answers INTERNAL) and refuse
+// unknown enum numbers and negative counts or durations naming the field.
 package grpccodec
 
 import (
