@@ -41,7 +41,7 @@ BENCH_PKGS  ?= ./internal/... ./receiver/...
 
 GO_INSTALL = GOBIN=$(CURDIR)/$(BIN_DIR) $(GO) install
 
-.PHONY: tools clean-tools proto proto-lint proto-check build run test vet fmt bench clean
+.PHONY: tools clean-tools proto proto-lint proto-check build run test vet fuzz-smoke fmt bench clean
 
 ## tools: install the pinned tools into ./bin
 tools: $(TOOLS)
@@ -104,6 +104,10 @@ test:
 
 vet:
 	$(GO) vet ./...
+
+# Every fuzz target for a few seconds (FUZZTIME=3s per target).
+fuzz-smoke:
+	scripts/fuzz-smoke.sh
 
 fmt:
 	$(GO) fmt ./...

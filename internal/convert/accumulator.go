@@ -41,6 +41,7 @@ type Accumulator struct {
 
 	validator Validator
 	admitter  Admitter
+	gauges    gaugeSeries // gauge series keys (limits.max_series_per_metric)
 }
 
 type shard struct {
@@ -187,7 +188,7 @@ func (a *Accumulator) Prepare(ms []*pb.MetricData, res *pb.Resource, single bool
 	b.resources = append(b.resources, resource{attrs: reqAttrs, key: h.resourceKey(reqAttrs)})
 	hasherPool.Put(h)
 	reqKey := b.resources[0].key
-	if iss := validateAttrsUTF8(reqAttrs, "resource.attributes"); iss != nil {
+	if iss := validateResource(reqAttrs, "resource.attributes", &a.cfg.Limits); iss != nil {
 		// the request's resource would label every item: refuse them all
 		for i := range b.recs {
 			b.recs[i].m = ms[i]
@@ -455,8 +456,14 @@ func (a *Accumulator) Apply(b *Batch, atomic bool, consume func(pmetric.Metrics)
 	rollbackNames := func() {
 		for i := range c.staged {
 			if c.staged[i].target == nil {
-				c.staged[i].next.name.series.Add(-1)
+				c.staged[i].next.name.series.Add(-c.staged[i].next.weight)
 			}
+		}
+	}
+	var newGauges []int32 // records whose gauge series key is new
+	rollbackGauges := func() {
+		for _, i := range newGauges {
+			a.gauges.forget(b.recs[i].name, b.recs[i].key)
 		}
 	}
 	// Group the records by series (and create the staged series).
@@ -466,6 +473,21 @@ func (a *Accumulator) Apply(b *Batch, atomic bool, consume func(pmetric.Metrics)
 			continue
 		}
 		if !stateful(r.m.Type) {
+			added, iss := a.gauges.admit(r.name, r.m.Name, r.key, b.now, a.cfg.Limits.MaxSeriesPerMetric)
+			if iss != nil {
+				if atomic {
+					rollbackNames()
+					rollbackGauges()
+					iss.Index = i
+					iss.Field = b.itemPath(i) + iss.Field
+					return Outcome{}, iss
+				}
+				b.refuse(i, iss)
+				continue
+			}
+			if added {
+				newGauges = append(newGauges, int32(i))
+			}
 			c.groupGauge(r.key, int32(i), len(b.recs))
 			out.Accepted++
 			continue
@@ -473,6 +495,7 @@ func (a *Accumulator) Apply(b *Batch, atomic bool, consume func(pmetric.Metrics)
 		if iss := a.stage(c, b, int32(i)); iss != nil {
 			if atomic {
 				rollbackNames()
+				rollbackGauges()
 				iss.Index = i
 				iss.Field = b.itemPath(i) + iss.Field
 				return Outcome{}, iss
@@ -510,6 +533,7 @@ func (a *Accumulator) Apply(b *Batch, atomic bool, consume func(pmetric.Metrics)
 	if out.DataPoints > 0 {
 		if err := consume(md); err != nil {
 			rollbackNames()
+			rollbackGauges()
 			return Outcome{}, err
 		}
 	}
@@ -641,25 +665,53 @@ func (a *Accumulator) stage(c *call, b *Batch, ri int32) *Issue {
 		st.next = *s
 		st.started = true
 	} else {
+		w := a.storedSeries(m)
 		if lim := a.cfg.Limits.MaxSeriesPerMetric; lim > 0 {
-			if n := r.name.series.Add(1); n > int64(lim) {
-				r.name.series.Add(-1)
+			if n := r.name.series.Add(w); n > int64(lim) {
+				r.name.series.Add(-w)
 				return &Issue{
 					Field: ".labels", Code: "series_limit", Status: codes.ResourceExhausted,
-					Message:    fmt.Sprintf("metric %q has reached its limit of %d series; this label set would add one more", m.Name, lim),
-					Suggestion: "drop high-cardinality labels (ids, timestamps), or raise limits.max_series_per_metric",
+					Message: fmt.Sprintf("metric %q has reached its limit of %d series (limits.max_series_per_metric); this label set would add %d more",
+						m.Name, lim, w),
+					Suggestion: "drop high-cardinality labels (ids, timestamps), use fewer histogram buckets, or raise limits.max_series_per_metric",
 				}
 			}
 		} else {
-			r.name.series.Add(1)
+			r.name.series.Add(w)
 		}
-		st.next = series{name: r.name, start: r.ts - int64(time.Millisecond)}
+		st.next = series{name: r.name, start: r.ts - int64(time.Millisecond), weight: w}
 	}
 	if e.v == 0 { // (not on a 64-bit collision with a gauge key)
 		*e = keySlot{key: r.key, v: int32(len(c.staged)) + 1}
 	}
 	c.staged = append(c.staged, st)
 	return nil
+}
+
+// storedSeries is how many stored series one series of record m makes, as
+// it counts toward limits.max_series_per_metric: a histogram with B buckets
+// is B+2 (the buckets, _sum and _count), a summary its quantiles+2, an
+// exponential (native) histogram and other types 1.
+func (a *Accumulator) storedSeries(m *pb.MetricData) int64 {
+	switch m.Type {
+	case pb.MetricType_METRIC_TYPE_HISTOGRAM, pb.MetricType_METRIC_TYPE_TIMER:
+		if h := m.Histogram; h != nil {
+			if h.Exponential != nil {
+				return 1
+			}
+			return int64(len(h.ExplicitBounds)) + 1 + 2
+		}
+		if m.Summary == nil && a.cfg.Histogram.Kind != HistogramExponential {
+			return int64(len(a.bounds)) + 1 + 2
+		}
+		return 1
+	case pb.MetricType_METRIC_TYPE_SUMMARY:
+		if s := m.Summary; s != nil {
+			return int64(len(s.Quantiles)) + 2
+		}
+		return int64(len(a.cfg.Summary.Quantiles)) + 2
+	}
+	return 1
 }
 
 // applyOne is applySeries for a series with one record in the call.
@@ -844,7 +896,7 @@ func (a *Accumulator) observe(st *staged, t pb.MetricType, v float64, n uint64) 
 }
 
 // Sweep drops the state of series without records since before now-SeriesTTL
-// and returns how many were dropped.
+// (and forgets such gauge series) and returns how many were dropped.
 func (a *Accumulator) Sweep() int {
 	cutoff := a.now().Add(-a.cfg.SeriesTTL).UnixNano()
 	dropped := 0
@@ -854,13 +906,13 @@ func (a *Accumulator) Sweep() int {
 		for k, s := range sh.m {
 			if s.lastSeen < cutoff {
 				delete(sh.m, k)
-				s.name.series.Add(-1)
+				s.name.series.Add(-s.weight)
 				dropped++
 			}
 		}
 		sh.mu.Unlock()
 	}
-	return dropped
+	return dropped + a.gauges.sweep(cutoff)
 }
 
 // SeriesCount returns the number of series holding state.

@@ -57,6 +57,22 @@ type Limits struct {
 	MaxLabels int `mapstructure:"max_labels"`
 	// MaxLabelValueBytes is the longest label value.
 	MaxLabelValueBytes int `mapstructure:"max_label_value_bytes"`
+	// MaxLabelNameBytes is the longest label name. 0 = unlimited.
+	MaxLabelNameBytes int `mapstructure:"max_label_name_bytes"`
+	// MaxUnitBytes is the longest unit. 0 = unlimited.
+	MaxUnitBytes int `mapstructure:"max_unit_bytes"`
+	// MaxDescriptionBytes is the longest description. 0 = unlimited.
+	MaxDescriptionBytes int `mapstructure:"max_description_bytes"`
+	// MaxBuckets is the most buckets of a pre-aggregated histogram record
+	// (explicit bounds + 1, or exponential positive + negative buckets).
+	// 0 = unlimited.
+	MaxBuckets int `mapstructure:"max_buckets"`
+	// MaxResourceAttributes is the most resource attributes of a request or
+	// record (each becomes a target_info label). 0 = unlimited.
+	MaxResourceAttributes int `mapstructure:"max_resource_attributes"`
+	// MaxResourceAttributeBytes is the longest resource attribute name or
+	// value (service.name becomes the job label). 0 = unlimited.
+	MaxResourceAttributeBytes int `mapstructure:"max_resource_attribute_bytes"`
 	// MaxFutureSkew is how far in the future a timestamp may be.
 	MaxFutureSkew time.Duration `mapstructure:"max_future_skew"`
 	// MaxSeriesPerMetric is the most series of one metric kept by the
@@ -98,12 +114,18 @@ func DefaultConfig() Config {
 			RelativeAccuracy: 0.01,
 		},
 		Limits: Limits{
-			MaxNameBytes:       255,
-			MaxLabels:          32,
-			MaxLabelValueBytes: 2048,
-			MaxFutureSkew:      5 * time.Minute,
-			MaxSeriesPerMetric: 100_000,
-			MaxMetricNames:     100_000,
+			MaxNameBytes:              255,
+			MaxLabels:                 32,
+			MaxLabelValueBytes:        2048,
+			MaxLabelNameBytes:         256,
+			MaxUnitBytes:              64,
+			MaxDescriptionBytes:       4096,
+			MaxBuckets:                160,
+			MaxResourceAttributes:     64,
+			MaxResourceAttributeBytes: 2048,
+			MaxFutureSkew:             5 * time.Minute,
+			MaxSeriesPerMetric:        100_000,
+			MaxMetricNames:            100_000,
 		},
 		SeriesTTL: time.Hour,
 	}
@@ -153,6 +175,22 @@ func (c *Config) Validate() error {
 	}
 	if c.Limits.MaxLabelValueBytes <= 0 {
 		errs = append(errs, errors.New("limits.max_label_value_bytes: must be positive"))
+	}
+	for key, v := range map[string]int{
+		"max_label_name_bytes": c.Limits.MaxLabelNameBytes, "max_unit_bytes": c.Limits.MaxUnitBytes,
+		"max_description_bytes": c.Limits.MaxDescriptionBytes, "max_buckets": c.Limits.MaxBuckets,
+		"max_resource_attributes": c.Limits.MaxResourceAttributes, "max_resource_attribute_bytes": c.Limits.MaxResourceAttributeBytes,
+	} {
+		if v < 0 {
+			errs = append(errs, fmt.Errorf("limits.%s: must not be negative (0 = unlimited), got %d", key, v))
+		}
+	}
+	if c.Histogram.Kind == HistogramExplicit && c.Limits.MaxBuckets > 0 && len(c.Histogram.Buckets)+1 > c.Limits.MaxBuckets {
+		errs = append(errs, fmt.Errorf("histogram.buckets: %d bounds make %d buckets, over limits.max_buckets (%d)",
+			len(c.Histogram.Buckets), len(c.Histogram.Buckets)+1, c.Limits.MaxBuckets))
+	}
+	if c.Histogram.Kind == HistogramExponential && c.Limits.MaxBuckets > 0 && int(c.Histogram.MaxSize) > c.Limits.MaxBuckets {
+		errs = append(errs, fmt.Errorf("histogram.max_size: %d is over limits.max_buckets (%d)", c.Histogram.MaxSize, c.Limits.MaxBuckets))
 	}
 	if c.Limits.MaxFutureSkew < 0 {
 		errs = append(errs, errors.New("limits.max_future_skew: must not be negative"))

@@ -88,6 +88,7 @@ type series struct {
 	start    int64 // start time of the cumulative totals (unix ns)
 	last     int64 // timestamp of the last emitted point (unix ns)
 	lastSeen int64 // receive time of the last record (unix ns), for expiry
+	weight   int64 // stored series it counts for (limits.max_series_per_metric)
 	total    float64
 	hist     *explicitHist
 	expo     *expoHist

@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"unicode/utf8"
 
+	"github.com/prometheus/otlptranslator"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -67,6 +68,84 @@ func validateAttrsUTF8(attrs map[string]string, field string) *Issue {
 	return invalidUTF8(path, fmt.Sprintf("resource attribute %q value %q is not valid UTF-8", bad, attrs[bad]), "")
 }
 
+// tooLong is the refusal of a string over a size limit; key is the limit's
+// config key under limits.
+func tooLong(field, code, what string, n, limit int, key string) *Issue {
+	return invalid(field, code, fmt.Sprintf("%s is %d bytes, the limit is %d (limits.%s)", what, n, limit, key),
+		"shorten the "+what+", or raise limits."+key)
+}
+
+// validateResource checks resource attributes: their number, the sizes of
+// their names and values (they become target_info labels, service.name the
+// job label) and UTF-8.
+func validateResource(attrs map[string]string, field string, lim *Limits) *Issue {
+	if lim.MaxResourceAttributes > 0 && len(attrs) > lim.MaxResourceAttributes {
+		return invalid(field, "too_many_resource_attributes",
+			fmt.Sprintf("resource has %d attributes, the limit is %d (limits.max_resource_attributes)", len(attrs), lim.MaxResourceAttributes),
+			"drop attributes that do not identify the source, or raise limits.max_resource_attributes")
+	}
+	if limit := lim.MaxResourceAttributeBytes; limit > 0 {
+		bad, n, found := "", 0, false
+		for k, v := range attrs {
+			if (len(k) > limit || len(v) > limit) && (!found || k < bad) {
+				bad, n, found = k, max(len(k), len(v)), true
+			}
+		}
+		if found {
+			what := "resource attribute " + strconv.Quote(bad[:min(len(bad), 64)]) + " value"
+			if len(bad) > limit {
+				what = "resource attribute name"
+			}
+			return tooLong(field+"["+strconv.Quote(bad[:min(len(bad), 64)])+"]", "resource_attribute_too_long", what, n, limit, "max_resource_attribute_bytes")
+		}
+	}
+	return validateAttrsUTF8(attrs, field)
+}
+
+// checkBuckets refuses a pre-aggregated histogram with more buckets than
+// limits.max_buckets: each bucket becomes a stored series.
+func checkBuckets(h *pb.HistogramValue, field string, lim *Limits) *Issue {
+	if lim.MaxBuckets <= 0 {
+		return nil
+	}
+	n, what := len(h.ExplicitBounds)+1, "explicit_bounds"
+	if e := h.Exponential; e != nil {
+		n, what = len(e.PositiveBucketCounts)+len(e.NegativeBucketCounts), "exponential"
+	}
+	if n > lim.MaxBuckets {
+		return invalid(field+"."+what, "too_many_buckets",
+			fmt.Sprintf("histogram has %d buckets, the limit is %d (limits.max_buckets)", n, lim.MaxBuckets),
+			"use fewer bucket bounds, or raise limits.max_buckets")
+	}
+	return nil
+}
+
+// promNamer translates names the way the store does (name, unit suffix,
+// _total).
+var promNamer = otlptranslator.MetricNamer{WithMetricSuffixes: true}
+
+// checkPromName refuses a record whose Prometheus name (the name with its
+// unit suffix and _total) is longer than limits.max_name_bytes. Translation
+// runs only when the name and unit are long enough to reach the limit.
+func checkPromName(m *pb.MetricData, lim *Limits) *Issue {
+	// the longest unit expansion is "s" -> "seconds" (x7), plus separators
+	// and "_total"
+	if m.Unit == "" || len(m.Name)+8*len(m.Unit)+16 <= lim.MaxNameBytes {
+		return nil
+	}
+	var typ otlptranslator.MetricType = otlptranslator.MetricTypeGauge
+	if m.Type == pb.MetricType_METRIC_TYPE_COUNTER {
+		typ = otlptranslator.MetricTypeMonotonicCounter
+	}
+	name, err := promNamer.Build(otlptranslator.Metric{Name: m.Name, Unit: m.Unit, Type: typ})
+	if err != nil || len(name) <= lim.MaxNameBytes {
+		return nil
+	}
+	return invalid(".unit", "metric_name_too_long",
+		fmt.Sprintf("metric name with its unit suffix is %d bytes, the limit is %d (limits.max_name_bytes)", len(name), lim.MaxNameBytes),
+		"shorten the name or the unit, or raise limits.max_name_bytes")
+}
+
 // validMetricName reports whether s is [a-zA-Z_:][a-zA-Z0-9_:.]*.
 func validMetricName(s string) bool {
 	if s == "" {
@@ -121,7 +200,7 @@ func validateRecord(m *pb.MetricData, labels []kv, nowNanos int64, lim *Limits, 
 	}
 	if len(m.Name) > lim.MaxNameBytes {
 		return invalid(".name", "metric_name_too_long",
-			fmt.Sprintf("metric name is %d bytes, the limit is %d", len(m.Name), lim.MaxNameBytes), "shorten the name")
+			fmt.Sprintf("metric name is %d bytes, the limit is %d (limits.max_name_bytes)", len(m.Name), lim.MaxNameBytes), "shorten the name, or raise limits.max_name_bytes")
 	}
 	if !validMetricName(m.Name) {
 		if !utf8.ValidString(m.Name) {
@@ -146,6 +225,9 @@ func validateRecord(m *pb.MetricData, labels []kv, nowNanos int64, lim *Limits, 
 				fmt.Sprintf("label name %q is invalid: it must match [a-zA-Z_][a-zA-Z0-9_.]*", k),
 				"replace other characters with '_' and do not start with a digit")
 		}
+		if lim.MaxLabelNameBytes > 0 && len(k) > lim.MaxLabelNameBytes {
+			return tooLong(".labels["+strconv.Quote(k[:min(len(k), 64)])+"]", "label_name_too_long", "label name", len(k), lim.MaxLabelNameBytes, "max_label_name_bytes")
+		}
 		if len(k) >= 2 && k[0] == '_' && k[1] == '_' {
 			return invalid(".labels["+strconv.Quote(k)+"]", "reserved_label_name",
 				fmt.Sprintf("label name %q is reserved: names starting with \"__\" are for internal use", k),
@@ -153,12 +235,21 @@ func validateRecord(m *pb.MetricData, labels []kv, nowNanos int64, lim *Limits, 
 		}
 		if len(v) > lim.MaxLabelValueBytes {
 			return invalid(".labels["+strconv.Quote(k)+"]", "label_value_too_long",
-				fmt.Sprintf("label %q value is %d bytes, the limit is %d", k, len(v), lim.MaxLabelValueBytes),
-				"shorten the value or move it out of the labels")
+				fmt.Sprintf("label %q value is %d bytes, the limit is %d (limits.max_label_value_bytes)", k, len(v), lim.MaxLabelValueBytes),
+				"shorten the value or move it out of the labels, or raise limits.max_label_value_bytes")
 		}
 		if !utf8.ValidString(v) {
 			return invalidUTF8(".labels["+strconv.Quote(k)+"]", fmt.Sprintf("label %q value %q is not valid UTF-8", k, v), "")
 		}
+	}
+	if lim.MaxUnitBytes > 0 && len(m.Unit) > lim.MaxUnitBytes {
+		return tooLong(".unit", "unit_too_long", "unit", len(m.Unit), lim.MaxUnitBytes, "max_unit_bytes")
+	}
+	if lim.MaxDescriptionBytes > 0 && len(m.Description) > lim.MaxDescriptionBytes {
+		return tooLong(".description", "description_too_long", "description", len(m.Description), lim.MaxDescriptionBytes, "max_description_bytes")
+	}
+	if iss := checkPromName(m, lim); iss != nil {
+		return iss
 	}
 	if m.Unit != "" && !utf8.ValidString(m.Unit) {
 		return invalidUTF8(".unit", fmt.Sprintf("unit %q is not valid UTF-8", m.Unit), "")
@@ -167,7 +258,7 @@ func validateRecord(m *pb.MetricData, labels []kv, nowNanos int64, lim *Limits, 
 		return invalidUTF8(".description", fmt.Sprintf("description %q is not valid UTF-8", m.Description), "")
 	}
 	if m.Resource != nil {
-		if iss := validateAttrsUTF8(m.Resource.Attributes, ".resource.attributes"); iss != nil {
+		if iss := validateResource(m.Resource.Attributes, ".resource.attributes", lim); iss != nil {
 			return iss
 		}
 	}
@@ -209,6 +300,9 @@ func validateRecord(m *pb.MetricData, labels []kv, nowNanos int64, lim *Limits, 
 		case m.Histogram != nil:
 			if m.Type == pb.MetricType_METRIC_TYPE_SUMMARY {
 				return invalid(".histogram", "type_mismatch", "a summary record carries a histogram value", "send a summary value or change the type to METRIC_TYPE_HISTOGRAM")
+			}
+			if iss := checkBuckets(m.Histogram, ".histogram", lim); iss != nil {
+				return iss
 			}
 			return validateHistogram(m.Histogram, ".histogram")
 		case m.Summary != nil:

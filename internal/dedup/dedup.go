@@ -12,9 +12,12 @@ import (
 // Cache maps request ids to the result of their first successful run.
 // Failed runs are not remembered: a retry after a failure runs again.
 type Cache[T any] struct {
-	window time.Duration
-	max    int
-	now    func() time.Time
+	window   time.Duration
+	max      int
+	maxBytes int64
+	size     func(T) int
+	now      func() time.Time
+	bytes    int64 // of the remembered results: keys, results, entryOverhead
 
 	mu      sync.Mutex
 	entries map[string]*entry[T]
@@ -28,12 +31,25 @@ type entry[T any] struct {
 	err     error
 	expires time.Time
 	elem    *list.Element
+	bytes   int64
 }
+
+// entryOverhead approximates the memory of one remembered result besides its
+// key and result: the entry, its list element and its map slot.
+const entryOverhead = 160
 
 // New returns a cache that keeps results for window, at most max of them
 // (the oldest are forgotten first).
 func New[T any](window time.Duration, maxEntries int) *Cache[T] {
 	return &Cache[T]{window: window, max: maxEntries, now: time.Now, entries: map[string]*entry[T]{}, order: list.New()}
+}
+
+// WithMaxBytes bounds the memory of the remembered results to about maxBytes
+// (0: no bound): each counts its key, size(result) (nil: 0) and a fixed
+// overhead, and the oldest are forgotten first. It returns c.
+func (c *Cache[T]) WithMaxBytes(maxBytes int64, size func(T) int) *Cache[T] {
+	c.maxBytes, c.size = maxBytes, size
+	return c
 }
 
 // SetClock replaces the clock (tests).
@@ -71,10 +87,14 @@ func (c *Cache[T]) Do(key string, fn func() (T, error)) (result T, duplicate boo
 		delete(c.entries, key)
 	} else {
 		e.expires = c.now().Add(c.window)
+		e.bytes = int64(len(key)) + entryOverhead
+		if c.size != nil {
+			e.bytes += int64(c.size(result))
+		}
 		e.elem = c.order.PushBack(e)
-		for c.max > 0 && c.order.Len() > c.max {
-			old := c.order.Remove(c.order.Front()).(*entry[T])
-			delete(c.entries, old.key)
+		c.bytes += e.bytes
+		for c.order.Len() > 0 && ((c.max > 0 && c.order.Len() > c.max) || (c.maxBytes > 0 && c.bytes > c.maxBytes)) {
+			c.removeLocked(c.order.Front())
 		}
 	}
 	c.mu.Unlock()
@@ -93,11 +113,25 @@ func (c *Cache[T]) Len() int {
 func (c *Cache[T]) expireLocked() {
 	now := c.now()
 	for f := c.order.Front(); f != nil; f = c.order.Front() {
-		e := f.Value.(*entry[T])
-		if e.expires.After(now) {
+		if f.Value.(*entry[T]).expires.After(now) {
 			return
 		}
-		c.order.Remove(f)
+		c.removeLocked(f)
+	}
+}
+
+func (c *Cache[T]) removeLocked(f *list.Element) {
+	e := c.order.Remove(f).(*entry[T])
+	c.bytes -= e.bytes
+	if c.entries[e.key] == e {
 		delete(c.entries, e.key)
 	}
+}
+
+// Bytes returns the accounted memory of the remembered results.
+func (c *Cache[T]) Bytes() int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.expireLocked()
+	return c.bytes
 }

@@ -85,3 +85,46 @@ func TestDoConcurrentSameKeyRunsOnce(t *testing.T) {
 	assert.Equal(t, int32(1), runs.Load())
 	assert.Equal(t, int32(7), dups.Load())
 }
+
+func TestMaxBytesForgetsTheOldestResults(t *testing.T) {
+	// each entry: key (1 byte) + result size (100) + overhead
+	per := int64(1 + 100 + entryOverhead)
+	c := New[int](time.Minute, 1000).WithMaxBytes(3*per, func(int) int { return 100 })
+	for _, k := range []string{"a", "b", "c", "d"} {
+		_, _, err := c.Do(k, func() (int, error) { return 1, nil })
+		require.NoError(t, err)
+	}
+	assert.Equal(t, 3, c.Len())
+	assert.Equal(t, 3*per, c.Bytes())
+	_, dup, err := c.Do("a", func() (int, error) { return 2, nil })
+	require.NoError(t, err)
+	assert.False(t, dup, "the oldest key was forgotten to stay under max bytes")
+	_, dup, err = c.Do("d", func() (int, error) { return 2, nil })
+	require.NoError(t, err)
+	assert.True(t, dup)
+}
+
+func TestMaxBytesCountsTheKey(t *testing.T) {
+	c := New[int](time.Minute, 1000).WithMaxBytes(10_000, nil)
+	big := string(make([]byte, 20_000))
+	_, _, err := c.Do(big, func() (int, error) { return 1, nil })
+	require.NoError(t, err)
+	assert.Equal(t, 0, c.Len(), "a result larger than max bytes is not kept")
+	assert.Zero(t, c.Bytes())
+	for i := range 100 {
+		_, _, err := c.Do(string(rune('a'+i%26))+string(make([]byte, 1000)), func() (int, error) { return 1, nil })
+		require.NoError(t, err)
+	}
+	assert.LessOrEqual(t, c.Bytes(), int64(10_000))
+}
+
+func TestBytesDropWithExpiry(t *testing.T) {
+	now := time.Unix(0, 0)
+	c := New[int](time.Minute, 10).WithMaxBytes(1<<20, nil)
+	c.SetClock(func() time.Time { return now })
+	_, _, err := c.Do("key", func() (int, error) { return 1, nil })
+	require.NoError(t, err)
+	assert.Equal(t, int64(3+entryOverhead), c.Bytes())
+	now = now.Add(2 * time.Minute)
+	assert.Zero(t, c.Bytes())
+}

@@ -1,6 +1,7 @@
 package grpccodec
 
 import (
+	"errors"
 	"math/rand/v2"
 	"testing"
 
@@ -54,7 +55,11 @@ func decodeBoth(t *testing.T, b []byte) {
 		t.Fatalf("UnmarshalVT error %v, codec error %v (input %x)", wantErr, gotErr, b)
 	}
 	if wantErr != nil {
-		if wantErr.Error() != gotErr.Error() {
+		var de *DecodeError
+		if !errors.As(gotErr, &de) || de.Message != "metricsmodule.v1.RecordBatchMetricsRequest" {
+			t.Fatalf("codec error %v is not a DecodeError naming the message", gotErr)
+		}
+		if wantErr.Error() != de.Err.Error() {
 			t.Fatalf("UnmarshalVT error %q, codec error %q (input %x)", wantErr, gotErr, b)
 		}
 		return

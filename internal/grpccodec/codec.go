@@ -2,6 +2,9 @@
 // their vtprotobuf-generated methods (several times faster than reflection)
 // and falls back to the protobuf runtime for other messages (health,
 // reflection). Install it per server with grpc.ForceServerCodecV2.
+// StrictService and StrictStreamInterceptor make a body that does not decode
+// INVALID_ARGUMENT naming the message (grpc-go answers INTERNAL) and refuse
+// unknown enum numbers and negative counts or durations naming the field.
 package grpccodec
 
 import (
@@ -66,20 +69,26 @@ func (Codec) Marshal(v any) (mem.BufferSlice, error) {
 // RecordBatchMetricsRequest, whose hot strings point into a private copy of
 // the message bytes (one allocation instead of one per string; see
 // unmarshalBatch).
-func (Codec) Unmarshal(data mem.BufferSlice, v any) error {
+func (c Codec) Unmarshal(data mem.BufferSlice, v any) error {
+	if d, ok := v.(*deferredDecode); ok {
+		// StrictService: grpc-go would write INTERNAL to the stream as soon
+		// as Unmarshal fails, so the error is handed back in d instead.
+		d.err = c.Unmarshal(data, d.v)
+		return nil
+	}
 	if req, ok := v.(*pb.RecordBatchMetricsRequest); ok {
-		return unmarshalBatch(data.Materialize(), req)
+		return decodeError(v, unmarshalBatch(data.Materialize(), req))
 	}
 	buf := data.MaterializeToBuffer(mem.DefaultBufferPool())
 	defer buf.Free()
 	if vt, ok := v.(vtMessage); ok {
-		return vt.UnmarshalVT(buf.ReadOnlyData())
+		return decodeError(v, vt.UnmarshalVT(buf.ReadOnlyData()))
 	}
 	m, ok := v.(proto.Message)
 	if !ok {
 		return fmt.Errorf("grpccodec: cannot unmarshal into %T: not a proto message", v)
 	}
-	return proto.Unmarshal(buf.ReadOnlyData(), m)
+	return decodeError(v, proto.Unmarshal(buf.ReadOnlyData(), m))
 }
 
 // Name returns "proto".

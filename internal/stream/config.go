@@ -12,7 +12,8 @@ import (
 // effort) or Replay.MaxBytes (replay log).
 type Config struct {
 	// MaxSubscribers is the most subscriptions at once: streaming ones and
-	// replay subscriptions kept for a resume.
+	// replay subscriptions kept for a resume. At the limit, a new one takes
+	// the slot of the longest-idle replay subscription without a stream.
 	MaxSubscribers int `mapstructure:"max_subscribers"`
 	// MaxBatchSize is the largest batch_size a stream may ask for.
 	MaxBatchSize int `mapstructure:"max_batch_size"`

@@ -632,20 +632,29 @@ func readSegment(path string) (*segment, bool, error) {
 	if err != nil {
 		return nil, false, err
 	}
+	st, err := f.Stat()
+	if err != nil {
+		_ = f.Close()
+		return nil, false, err
+	}
 	g := &segment{path: path, f: f}
 	var hdr [recordHeader]byte
 	var buf []byte
 	complete := true
 	for {
-		if _, err := f.ReadAt(hdr[:], g.size); err != nil {
-			if !errors.Is(err, io.EOF) {
+		if n, err := f.ReadAt(hdr[:], g.size); err != nil {
+			// a clean end is no byte at all; part of a header is a torn write
+			if n > 0 || !errors.Is(err, io.EOF) {
 				complete = false
 			}
 			break
 		}
 		n := binary.LittleEndian.Uint32(hdr[0:])
 		seq := binary.LittleEndian.Uint64(hdr[8:])
-		if n > maxRecordBody || (len(g.offsets) > 0 && seq != g.next) {
+		// sequences start at 1; a body past the end of the file is torn (and
+		// must not be allocated: the length may be garbage)
+		if n > maxRecordBody || int64(n) > st.Size()-g.size-recordHeader || seq == 0 ||
+			(len(g.offsets) > 0 && seq != g.next) {
 			complete = false
 			break
 		}

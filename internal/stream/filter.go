@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"unicode/utf8"
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/pmetric"
@@ -142,6 +143,9 @@ func compileNames(field string, names []string) (nameSet, error) {
 // globRegexp turns a glob (*, ?, [abc], [a-z], [!a], \x) into an anchored
 // regular expression.
 func globRegexp(g string) (string, error) {
+	if !utf8.ValidString(g) {
+		return "", fmt.Errorf("not valid UTF-8")
+	}
 	var b strings.Builder
 	b.WriteString("^(?:")
 	for i := 0; i < len(g); i++ {

@@ -430,6 +430,40 @@ func (h *Hub) sweep(now time.Time) {
 	}
 }
 
+// reclaimLocked frees the slot of the subscription idle the longest among
+// the resumable ones (a replay log, no stream attached), so that idle
+// subscriptions cannot hold every slot for replay.idle_ttl. A later resume of
+// it is answered like one of an expired subscription. It reports whether it
+// freed a slot. h.mu is held.
+func (h *Hub) reclaimLocked() bool {
+	var oldest *subscription
+	var since time.Time
+	for _, s := range h.subs {
+		s.mu.Lock()
+		idle := s.replay && s.att == nil && !s.removed
+		at := s.detachedAt
+		s.mu.Unlock()
+		if idle && (oldest == nil || at.Before(since)) {
+			oldest, since = s, at
+		}
+	}
+	if oldest == nil {
+		return false
+	}
+	oldest.mu.Lock()
+	defer oldest.mu.Unlock()
+	if oldest.att != nil || oldest.removed {
+		return false
+	}
+	delete(h.subs, oldest.id)
+	h.rebuildLocked()
+	oldest.releaseLocked(true)
+	h.logger.Info("Subscription reclaimed for a new one: stream.max_subscribers reached",
+		zap.String("subscription_id", oldest.id), zap.Duration("idle", h.now().Sub(since)),
+		zap.Int("max_subscribers", h.cfg.MaxSubscribers))
+	return true
+}
+
 // remove deletes s unless a stream is attached to it again; it reports
 // whether it did.
 func (h *Hub) remove(s *subscription, deleteLog bool) bool {
@@ -556,8 +590,8 @@ func (h *Hub) Subscribe(req *pb.StreamMetricsRequest) (*Stream, error) {
 		if p.resume != nil && *p.resume > 0 {
 			return nil, &DataLossError{SubscriptionID: p.id, From: *p.resume + 1, Unknown: true}
 		}
-		if len(h.subs) >= h.cfg.MaxSubscribers {
-			return nil, fmt.Errorf("%w: the server holds stream.max_subscribers (%d) subscriptions", ErrTooManySubscribers, h.cfg.MaxSubscribers)
+		if len(h.subs) >= h.cfg.MaxSubscribers && !h.reclaimLocked() {
+			return nil, fmt.Errorf("%w: the server holds stream.max_subscribers (%d) subscriptions, each with a live stream (fix: retry later, or raise stream.max_subscribers)", ErrTooManySubscribers, h.cfg.MaxSubscribers)
 		}
 		s = &subscription{
 			hub: h, id: p.id, filter: filter, spec: spec, replay: p.replay, qos: p.qos, nextSeq: 1,

@@ -591,6 +591,64 @@ func TestMaxSubscribers(t *testing.T) {
 	assert.Contains(t, err.Error(), "max_subscribers (2)")
 }
 
+func TestNewSubscriptionReclaimsTheLongestIdleResumableSlot(t *testing.T) {
+	var clock atomic.Int64
+	clock.Store(t0.UnixNano())
+	cfg := DefaultConfig()
+	cfg.MaxSubscribers = 3
+	cfg.Replay.IdleTTL = time.Hour
+	h, err := NewHub(cfg, zap.NewNop())
+	require.NoError(t, err)
+	h.now = func() time.Time { return time.Unix(0, clock.Load()) }
+	require.NoError(t, h.Start())
+	t.Cleanup(h.Close)
+
+	idle := func(id string) {
+		st, err := h.Subscribe(aloRequest(id, nil, 5))
+		require.NoError(t, err)
+		h.detach(st)
+		clock.Add(int64(time.Minute))
+	}
+	idle("a") // idle the longest
+	idle("b")
+	live, err := h.Subscribe(&pb.StreamMetricsRequest{}) // best effort, with a stream
+	require.NoError(t, err)
+	t.Cleanup(func() { h.detach(live) })
+
+	c, err := h.Subscribe(aloRequest("c", nil, 5))
+	require.NoError(t, err, "the slot of the idle subscription a is reclaimed")
+	t.Cleanup(func() { h.detach(c) })
+	assert.Equal(t, 3, h.Subscriptions())
+
+	_, err = h.Subscribe(aloRequest("a", u64(1), 5))
+	var loss *DataLossError
+	require.ErrorAs(t, err, &loss, "a reclaimed subscription resumes like an expired one")
+	assert.True(t, loss.Unknown)
+
+	d, err := h.Subscribe(aloRequest("d", nil, 5))
+	require.NoError(t, err, "b is reclaimed next")
+	t.Cleanup(func() { h.detach(d) })
+
+	_, err = h.Subscribe(aloRequest("e", nil, 5))
+	require.ErrorIs(t, err, ErrTooManySubscribers, "every slot has a live stream")
+	assert.Contains(t, err.Error(), "stream.max_subscribers (3)")
+	assert.Contains(t, err.Error(), "each with a live stream")
+	_, err = h.Subscribe(aloRequest("b", u64(1), 5))
+	require.ErrorAs(t, err, &loss)
+}
+
+func TestBestEffortSlotsAreNotReclaimed(t *testing.T) {
+	h := newTestHub(t, func(c *Config) { c.MaxSubscribers = 1 })
+	st, err := h.Subscribe(aloRequest("x", nil, 5))
+	require.NoError(t, err)
+	_, err = h.Subscribe(&pb.StreamMetricsRequest{})
+	require.ErrorIs(t, err, ErrTooManySubscribers, "a subscription with a live stream keeps its slot")
+	h.detach(st)
+	be, err := h.Subscribe(&pb.StreamMetricsRequest{})
+	require.NoError(t, err, "the detached at-least-once subscription gives its slot")
+	h.detach(be)
+}
+
 func TestInvalidOptions(t *testing.T) {
 	h := newTestHub(t, func(c *Config) { c.MaxBatchSize = 100; c.MaxBufferSize = 10; c.BufferSize = 10 })
 	tests := []struct {

@@ -87,6 +87,13 @@ type DedupConfig struct {
 	Window time.Duration `mapstructure:"window"`
 	// MaxEntries is the most remembered request ids.
 	MaxEntries int `mapstructure:"max_entries"`
+	// MaxBytes bounds the memory of the remembered results (request ids and
+	// responses); the oldest are forgotten first. 0: no bound besides
+	// MaxEntries.
+	MaxBytes int64 `mapstructure:"max_bytes"`
+	// MaxRequestIDBytes is the longest request_id accepted; a longer one is
+	// refused with INVALID_ARGUMENT.
+	MaxRequestIDBytes int `mapstructure:"max_request_id_bytes"`
 }
 
 var _ component.Config = (*Config)(nil)
@@ -127,6 +134,12 @@ func (cfg *Config) Validate() error {
 	}
 	if cfg.Dedup.Window > 0 && cfg.Dedup.MaxEntries <= 0 {
 		errs = append(errs, errors.New("dedup.max_entries: must be positive when dedup.window is set"))
+	}
+	if cfg.Dedup.MaxBytes < 0 {
+		errs = append(errs, fmt.Errorf("dedup.max_bytes: must not be negative, got %d", cfg.Dedup.MaxBytes))
+	}
+	if cfg.Dedup.MaxRequestIDBytes <= 0 {
+		errs = append(errs, fmt.Errorf("dedup.max_request_id_bytes: must be positive, got %d", cfg.Dedup.MaxRequestIDBytes))
 	}
 	return errors.Join(errs...)
 }

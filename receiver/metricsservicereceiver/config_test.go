@@ -27,7 +27,7 @@ func TestLoadConfig(t *testing.T) {
 	custom.Aggregation.SeriesTTL = 10 * time.Minute
 	custom.Limits.MaxLabels = 8
 	custom.Limits.MaxBatchSize = 500
-	custom.Dedup = DedupConfig{Window: time.Minute, MaxEntries: 10}
+	custom.Dedup = DedupConfig{Window: time.Minute, MaxEntries: 10, MaxBytes: 1 << 20, MaxRequestIDBytes: 64}
 
 	tests := []struct {
 		id      component.ID
@@ -40,6 +40,8 @@ func TestLoadConfig(t *testing.T) {
 		{id: component.NewIDWithName(metadata.Type, "bad_buckets"), wantErr: "histogram.buckets: bounds must be increasing"},
 		{id: component.NewIDWithName(metadata.Type, "bad_batch"), wantErr: "limits.max_batch_size: must be positive, got 0"},
 		{id: component.NewIDWithName(metadata.Type, "no_endpoint"), wantErr: "endpoint: must be set"},
+		{id: component.NewIDWithName(metadata.Type, "bad_request_id"), wantErr: "dedup.max_request_id_bytes: must be positive, got 0"},
+		{id: component.NewIDWithName(metadata.Type, "bad_dedup_bytes"), wantErr: "dedup.max_bytes: must not be negative, got -1"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.id.String(), func(t *testing.T) {

@@ -276,6 +276,20 @@ func fromOTLP(md pmetric.Metrics) []store.SeriesData {
 	return out
 }
 
+// decodeBackup reads a backup file: the definition entry and the OTLP JSON
+// of its data (empty when none).
+func decodeBackup(raw []byte) (*registry.Entry, []byte, error) {
+	var b backup
+	if err := json.Unmarshal(raw, &b); err != nil {
+		return nil, nil, err
+	}
+	e, err := registry.DecodeEntry(b.Entry)
+	if err != nil {
+		return nil, nil, err
+	}
+	return e, b.Data, nil
+}
+
 // restoreBackup registers the backed-up definition again and writes its
 // data back into the store.
 func (r *metricsReceiver) restoreBackup(ctx context.Context, id string, dryRun bool) (*pb.RegisterMetricResponse, error) {
@@ -290,11 +304,7 @@ func (r *metricsReceiver) restoreBackup(ctx context.Context, id string, dryRun b
 	if err != nil {
 		return nil, status.Errorf(codes.Internal, "read backup: %v", err)
 	}
-	var b backup
-	if err := json.Unmarshal(raw, &b); err != nil {
-		return nil, status.Errorf(codes.DataLoss, "backup %q is damaged: %v", id, err)
-	}
-	e, err := registry.DecodeEntry(b.Entry)
+	e, data, err := decodeBackup(raw)
 	if err != nil {
 		return nil, status.Errorf(codes.DataLoss, "backup %q is damaged: %v", id, err)
 	}
@@ -306,8 +316,8 @@ func (r *metricsReceiver) restoreBackup(ctx context.Context, id string, dryRun b
 	if dryRun {
 		return resp, nil
 	}
-	if len(b.Data) > 0 && r.store != nil {
-		md, err := (&pmetric.JSONUnmarshaler{}).UnmarshalMetrics(b.Data)
+	if len(data) > 0 && r.store != nil {
+		md, err := (&pmetric.JSONUnmarshaler{}).UnmarshalMetrics(data)
 		if err != nil {
 			return nil, status.Errorf(codes.DataLoss, "backup %q data is damaged: %v", id, err)
 		}

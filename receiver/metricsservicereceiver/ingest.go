@@ -25,6 +25,9 @@ type metricsService struct {
 
 // RecordMetric records one data point.
 func (s *metricsService) RecordMetric(ctx context.Context, req *pb.RecordMetricRequest) (*pb.RecordMetricResponse, error) {
+	if err := s.checkRequestID(req.RequestId); err != nil {
+		return nil, err
+	}
 	if req.RequestId == "" || s.r.dedupOne == nil || req.ValidateOnly {
 		return s.recordOne(ctx, req)
 	}
@@ -39,6 +42,16 @@ func (s *metricsService) RecordMetric(ctx context.Context, req *pb.RecordMetricR
 		resp.Duplicate = true
 	}
 	return resp, nil
+}
+
+// checkRequestID refuses a request_id longer than dedup.max_request_id_bytes:
+// it is kept in memory for the dedup window.
+func (s *metricsService) checkRequestID(id string) error {
+	if limit := s.r.cfg.Dedup.MaxRequestIDBytes; limit > 0 && len(id) > limit {
+		return status.Errorf(codes.InvalidArgument,
+			"request_id: %d bytes, the limit is %d (fix: use a shorter idempotency key such as a UUID, or raise dedup.max_request_id_bytes)", len(id), limit)
+	}
+	return nil
 }
 
 func (s *metricsService) recordOne(ctx context.Context, req *pb.RecordMetricRequest) (*pb.RecordMetricResponse, error) {
@@ -73,6 +86,9 @@ func (s *metricsService) RecordBatchMetrics(ctx context.Context, req *pb.RecordB
 	}
 	if len(req.Metrics) == 0 {
 		return nil, status.Error(codes.InvalidArgument, "metrics: batch is empty (fix: send at least one metric)")
+	}
+	if err := s.checkRequestID(req.RequestId); err != nil {
+		return nil, err
 	}
 	validateOnly := req.Options.GetValidateOnly()
 	if req.RequestId == "" || s.r.dedupMany == nil || validateOnly {

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/model/labels"
@@ -312,15 +313,32 @@ func globToRegex(g string) string {
 	return b.String()
 }
 
+// checkedGlob is globToRegex of a glob that makes a valid RE2 expression
+// (e.g. not "[]" or "[z-a]"), else INVALID_ARGUMENT naming field[i].
+func checkedGlob(field string, i int, g string) (string, error) {
+	re := globToRegex(g)
+	if !utf8.ValidString(g) {
+		return "", status.Errorf(codes.InvalidArgument, "%s[%d]: %q is not valid UTF-8", field, i, g)
+	}
+	if _, err := regexp.Compile(re); err != nil {
+		return "", status.Errorf(codes.InvalidArgument, "%s[%d]: %q is not a valid glob: %v (fix: use *, ? and [...] classes such as [a-z])", field, i, g, err)
+	}
+	return re, nil
+}
+
 // selector compiles a filter into a PromQL vector selector.
 func selector(f *pb.MetricFilter) (string, error) {
 	var ms []string
 	var names []string
-	for _, n := range f.GetNames() {
+	for i, n := range f.GetNames() {
 		if n == "" {
 			return "", status.Error(codes.InvalidArgument, "filter.names: empty name")
 		}
-		names = append(names, globToRegex(n))
+		re, err := checkedGlob("filter.names", i, n)
+		if err != nil {
+			return "", err
+		}
+		names = append(names, re)
 	}
 	if len(names) > 0 {
 		ms = append(ms, "__name__=~"+strconv.Quote(strings.Join(names, "|")))
@@ -331,8 +349,12 @@ func selector(f *pb.MetricFilter) (string, error) {
 		}
 		ms = append(ms, "__name__=~"+strconv.Quote(re))
 	}
-	for _, n := range f.GetExcludeNames() {
-		ms = append(ms, "__name__!~"+strconv.Quote(globToRegex(n)))
+	for i, n := range f.GetExcludeNames() {
+		re, err := checkedGlob("filter.exclude_names", i, n)
+		if err != nil {
+			return "", err
+		}
+		ms = append(ms, "__name__!~"+strconv.Quote(re))
 	}
 	for i, m := range f.GetLabelMatchers() {
 		if m.Name == "" {

@@ -97,8 +97,11 @@ func newReceiver(cfg *Config, set receiver.Settings, next consumer.Metrics) (*me
 	r.ingest.now = time.Now
 	r.ingest.serving.Store(true)
 	if cfg.Dedup.Window > 0 {
-		r.dedupOne = dedup.New[*pb.RecordMetricResponse](cfg.Dedup.Window, cfg.Dedup.MaxEntries)
-		r.dedupMany = dedup.New[*pb.RecordBatchMetricsResponse](cfg.Dedup.Window, cfg.Dedup.MaxEntries)
+		// the two caches share dedup.max_bytes
+		r.dedupOne = dedup.New[*pb.RecordMetricResponse](cfg.Dedup.Window, cfg.Dedup.MaxEntries).
+			WithMaxBytes(cfg.Dedup.MaxBytes/2, (*pb.RecordMetricResponse).SizeVT)
+		r.dedupMany = dedup.New[*pb.RecordBatchMetricsResponse](cfg.Dedup.Window, cfg.Dedup.MaxEntries).
+			WithMaxBytes(cfg.Dedup.MaxBytes-cfg.Dedup.MaxBytes/2, (*pb.RecordBatchMetricsResponse).SizeVT)
 	}
 	return r, nil
 }
@@ -122,6 +125,8 @@ func (r *metricsReceiver) Start(ctx context.Context, host component.Host) error 
 	srv, err := r.cfg.ToServer(ctx, host.GetExtensions(), r.settings.TelemetrySettings,
 		append(authzOpts,
 			configgrpc.WithGrpcServerOption(grpc.ForceServerCodecV2(grpccodec.Codec{})),
+			// before utf8check: it decodes what the next ones look at
+			configgrpc.WithGrpcServerOption(grpc.ChainStreamInterceptor(grpccodec.StrictStreamInterceptor(true))),
 			// Record* check their strings per item (internal/convert).
 			configgrpc.WithGrpcServerOption(grpc.ChainUnaryInterceptor(utf8check.UnaryServerInterceptor(
 				pb.MetricsService_RecordMetric_FullMethodName, pb.MetricsService_RecordBatchMetrics_FullMethodName))),
@@ -131,7 +136,7 @@ func (r *metricsReceiver) Start(ctx context.Context, host component.Host) error 
 		return fmt.Errorf("create gRPC server: %w", err)
 	}
 	r.server = srv
-	pb.RegisterMetricsServiceServer(srv, &metricsService{r: r})
+	srv.RegisterService(grpccodec.StrictService(&pb.MetricsService_ServiceDesc, true), &metricsService{r: r})
 	r.health = health.NewServer()
 	healthpb.RegisterHealthServer(srv, r.health)
 	r.health.SetServingStatus(pb.MetricsService_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)

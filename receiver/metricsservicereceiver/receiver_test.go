@@ -316,6 +316,37 @@ func TestIdempotentRetry(t *testing.T) {
 	assert.Len(t, sumValues(sink.accepted(), "http_requests_total", "method")["GET"], 1)
 }
 
+func TestRequestIDLongerThanTheLimitIsRefused(t *testing.T) {
+	sink := &switchSink{}
+	c := startReceiver(t, sink, nil)
+	ctx := context.Background()
+	metric := &pb.MetricData{Name: "orders_total", Type: pb.MetricType_METRIC_TYPE_COUNTER, Value: 5}
+	long := strings.Repeat("x", 129)
+	tests := []struct {
+		name string
+		call func(id string) error
+	}{
+		{"RecordMetric", func(id string) error {
+			_, err := c.RecordMetric(ctx, &pb.RecordMetricRequest{RequestId: id, Metric: metric})
+			return err
+		}},
+		{"RecordBatchMetrics", func(id string) error {
+			_, err := c.RecordBatchMetrics(ctx, &pb.RecordBatchMetricsRequest{RequestId: id, Metrics: []*pb.MetricData{metric}})
+			return err
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			st := status.Convert(tt.call(long))
+			require.Equal(t, codes.InvalidArgument, st.Code(), st.Message())
+			assert.Contains(t, st.Message(), "request_id: 129 bytes, the limit is 128")
+			assert.Contains(t, st.Message(), "dedup.max_request_id_bytes")
+			require.NoError(t, tt.call(strings.Repeat("y", 128)), "128 bytes is within the limit")
+		})
+	}
+	assert.Len(t, sink.accepted(), 2, "refused requests do not reach the pipeline")
+}
+
 func TestDownstreamRefusalRollsBack(t *testing.T) {
 	sink := &switchSink{}
 	c := startReceiver(t, sink, nil)

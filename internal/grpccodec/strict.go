@@ -1,0 +1,306 @@
+package grpccodec
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+)
+
+// DecodeError is a request body that is not a valid protobuf encoding of the
+// method's request message.
+type DecodeError struct {
+	// Message is the full name of the request message, e.g.
+	// metricsmodule.v1.RecordBatchMetricsRequest.
+	Message string
+	// Err is the decoder's error.
+	Err error
+}
+
+func (e *DecodeError) Error() string {
+	return fmt.Sprintf("request body is not a valid %s: %v", e.Message, e.Err)
+}
+
+func (e *DecodeError) Unwrap() error { return e.Err }
+
+// FieldError is a decoded request whose field holds a value the API does not
+// accept: an enum number with no name, or a negative count or duration.
+type FieldError struct {
+	// Field is the path of the field, e.g. request.options.mode.
+	Field string
+	// Message says what is wrong and how to fix it.
+	Message string
+}
+
+func (e *FieldError) Error() string { return e.Field + ": " + e.Message }
+
+// deferredDecode asks Codec.Unmarshal to store its error instead of
+// returning it: grpc-go writes INTERNAL to the stream as soon as the codec
+// fails (serverStream.RecvMsg), before a handler could choose the code.
+type deferredDecode struct {
+	v   any
+	err error
+}
+
+// StrictService returns a copy of desc whose unary handlers answer
+// INVALID_ARGUMENT, naming the message, for a request body that does not
+// decode (grpc-go would answer INTERNAL) and, with checkFields, for a request
+// with an unknown enum number or a negative signed integer or duration
+// anywhere in it (see CheckRequest). Register it with
+// grpc.Server.RegisterService on a server that uses Codec
+// (grpc.ForceServerCodecV2); streams get the same from
+// StrictStreamInterceptor.
+func StrictService(desc *grpc.ServiceDesc, checkFields bool) *grpc.ServiceDesc {
+	out := *desc
+	out.Methods = make([]grpc.MethodDesc, len(desc.Methods))
+	for i, m := range desc.Methods {
+		h := m.Handler
+		m.Handler = func(srv any, ctx context.Context, dec func(any) error, ic grpc.UnaryServerInterceptor) (any, error) {
+			return h(srv, ctx, func(v any) error { return strictDecode(dec, v, checkFields) }, ic)
+		}
+		out.Methods[i] = m
+	}
+	return &out
+}
+
+// StrictStreamInterceptor does for the messages a stream receives what
+// StrictService does for unary requests. Chain it before any interceptor
+// that looks at received messages (it must sit next to the transport's
+// stream, below their wrappers).
+func StrictStreamInterceptor(checkFields bool) grpc.StreamServerInterceptor {
+	return func(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+		return handler(srv, &strictStream{ServerStream: ss, check: checkFields})
+	}
+}
+
+type strictStream struct {
+	grpc.ServerStream
+	check bool
+}
+
+func (s *strictStream) RecvMsg(m any) error {
+	return strictDecode(s.ServerStream.RecvMsg, m, s.check)
+}
+
+func strictDecode(dec func(any) error, v any, check bool) error {
+	d := &deferredDecode{v: v}
+	if err := dec(d); err != nil {
+		return err
+	}
+	if d.err != nil {
+		return status.Error(codes.InvalidArgument, d.err.Error()+
+			" (fix: send a protobuf encoding of the request message; check that the client's proto matches the server's)")
+	}
+	if !check {
+		return nil
+	}
+	if m, ok := v.(proto.Message); ok {
+		if err := CheckRequest(m); err != nil {
+			return status.Error(codes.InvalidArgument, err.Error())
+		}
+	}
+	return nil
+}
+
+// decodeError wraps a decoder error with the name of the message.
+func decodeError(v any, err error) error {
+	if err == nil {
+		return nil
+	}
+	name := fmt.Sprintf("%T", v)
+	if m, ok := v.(proto.Message); ok {
+		name = string(m.ProtoReflect().Descriptor().FullName())
+	}
+	return &DecodeError{Message: name, Err: err}
+}
+
+// CheckRequest refuses, with a *FieldError naming the first offending field,
+// an enum field whose number has no name in its enum, a negative int32/int64
+// field (page sizes, top_n, limits: sint fields may be negative) and a
+// negative or malformed google.protobuf.Duration. Records (MetricData) are
+// left to internal/convert.
+func CheckRequest(m proto.Message) error {
+	r := m.ProtoReflect()
+	p := planFor(r.Descriptor())
+	if len(p.fields) == 0 {
+		return nil
+	}
+	return p.check(r, "request")
+}
+
+type checkKind uint8
+
+const (
+	checkEnum checkKind = iota
+	checkSigned
+	checkDuration
+	checkMessage
+)
+
+type fieldPlan struct {
+	fd   protoreflect.FieldDescriptor
+	kind checkKind
+	sub  *plan
+}
+
+// plan lists the fields of one message type that need a check, so that a
+// request with thousands of records checks only what can be wrong.
+type plan struct {
+	fields []fieldPlan
+}
+
+// perRecord are the messages CheckRequest leaves alone: internal/convert
+// validates each record, so that a best-effort batch keeps its valid records
+// and the refusal names the record's issue.
+var perRecord = map[protoreflect.FullName]struct{}{
+	"metricsmodule.v1.MetricData": {},
+}
+
+// handlerChecked are fields whose handler refuses a negative value with its
+// own message (and range): CheckRequest leaves their sign alone.
+var handlerChecked = map[protoreflect.FullName]struct{}{
+	"metricsmodule.v1.QueryMetricsRequest.step":    {},
+	"metricsmodule.v1.QueryLimits.timeout":         {},
+	"metricsmodule.v1.QueryLimits.max_samples":     {},
+	"metricsmodule.v1.QueryLimits.max_series":      {},
+	"metricsmodule.v1.GetMetricsRequest.page_size": {},
+	"metricsmodule.v1.Aggregation.step":            {},
+	"metricsmodule.v1.Aggregation.range":           {},
+}
+
+var plans sync.Map // protoreflect.FullName → *plan
+
+func planFor(md protoreflect.MessageDescriptor) *plan {
+	if p, ok := plans.Load(md.FullName()); ok {
+		return p.(*plan)
+	}
+	p := buildPlan(md, map[protoreflect.FullName]*plan{})
+	actual, _ := plans.LoadOrStore(md.FullName(), p)
+	return actual.(*plan)
+}
+
+func buildPlan(md protoreflect.MessageDescriptor, building map[protoreflect.FullName]*plan) *plan {
+	if p, ok := building[md.FullName()]; ok {
+		return p
+	}
+	p := &plan{}
+	building[md.FullName()] = p
+	if _, ok := perRecord[md.FullName()]; ok {
+		return p
+	}
+	fields := md.Fields()
+	for i := 0; i < fields.Len(); i++ {
+		fd := fields.Get(i)
+		vd := fd
+		if fd.IsMap() {
+			vd = fd.MapValue()
+		}
+		switch vd.Kind() {
+		case protoreflect.EnumKind:
+			if vd.Enum().IsClosed() {
+				continue // proto2 enums cannot hold unknown numbers
+			}
+			p.fields = append(p.fields, fieldPlan{fd: fd, kind: checkEnum})
+		case protoreflect.Int32Kind, protoreflect.Int64Kind:
+			if _, ok := handlerChecked[fd.FullName()]; !ok {
+				p.fields = append(p.fields, fieldPlan{fd: fd, kind: checkSigned})
+			}
+		case protoreflect.MessageKind, protoreflect.GroupKind:
+			if vd.Message().FullName() == "google.protobuf.Duration" {
+				if _, ok := handlerChecked[fd.FullName()]; !ok {
+					p.fields = append(p.fields, fieldPlan{fd: fd, kind: checkDuration})
+				}
+				continue
+			}
+			if vd.Message().FullName().Parent() == "google.protobuf" {
+				continue // well-known types: a Timestamp may be before 1970
+			}
+			sub := buildPlan(vd.Message(), building)
+			p.fields = append(p.fields, fieldPlan{fd: fd, kind: checkMessage, sub: sub})
+		}
+	}
+	return p
+}
+
+func (p *plan) check(m protoreflect.Message, path string) error {
+	for _, f := range p.fields {
+		if f.kind == checkMessage && len(f.sub.fields) == 0 {
+			continue
+		}
+		if !m.Has(f.fd) {
+			continue
+		}
+		name := path + "." + string(f.fd.Name())
+		v := m.Get(f.fd)
+		switch {
+		case f.fd.IsList():
+			l := v.List()
+			for i := 0; i < l.Len(); i++ {
+				if err := f.checkValue(l.Get(i), name+"["+strconv.Itoa(i)+"]"); err != nil {
+					return err
+				}
+			}
+		case f.fd.IsMap():
+			var err error
+			v.Map().Range(func(k protoreflect.MapKey, mv protoreflect.Value) bool {
+				err = f.checkValue(mv, name+"["+strconv.Quote(k.String())+"]")
+				return err == nil
+			})
+			if err != nil {
+				return err
+			}
+		default:
+			if err := f.checkValue(v, name); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (f *fieldPlan) checkValue(v protoreflect.Value, name string) error {
+	switch f.kind {
+	case checkEnum:
+		ed := f.fd.Enum()
+		if f.fd.IsMap() {
+			ed = f.fd.MapValue().Enum()
+		}
+		if n := v.Enum(); ed.Values().ByNumber(n) == nil {
+			return &FieldError{Field: name, Message: fmt.Sprintf("%d is not a %s (fix: use one of %s)", n, ed.Name(), enumNames(ed))}
+		}
+	case checkSigned:
+		if n := v.Int(); n < 0 {
+			return &FieldError{Field: name, Message: fmt.Sprintf("must not be negative, got %d (fix: 0 for the default, or a positive number)", n)}
+		}
+	case checkDuration:
+		d := v.Message()
+		fields := d.Descriptor().Fields()
+		secs := d.Get(fields.ByName("seconds")).Int()
+		nanos := d.Get(fields.ByName("nanos")).Int()
+		switch {
+		case secs < 0 || nanos < 0:
+			return &FieldError{Field: name, Message: fmt.Sprintf("must not be negative, got %ds %dns (fix: leave it unset for the default, or a positive duration)", secs, nanos)}
+		case nanos >= 1e9:
+			return &FieldError{Field: name, Message: fmt.Sprintf("nanos must be below 1e9, got %d (fix: carry whole seconds into seconds)", nanos)}
+		}
+	case checkMessage:
+		return f.sub.check(v.Message(), name)
+	}
+	return nil
+}
+
+func enumNames(ed protoreflect.EnumDescriptor) string {
+	vals := ed.Values()
+	names := make([]string, 0, vals.Len())
+	for i := 0; i < vals.Len(); i++ {
+		names = append(names, string(vals.Get(i).Name()))
+	}
+	return strings.Join(names, ", ")
+}

@@ -1,0 +1,145 @@
+package metricsservicereceiver
+
+import (
+	"encoding/json"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+	"unicode/utf8"
+
+	"github.com/prometheus/prometheus/promql/parser"
+	"go.opentelemetry.io/collector/pdata/pmetric"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/metricsmodule/metricsmodule/internal/registry"
+	pb "github.com/metricsmodule/metricsmodule/proto/metricsmodule/v1"
+)
+
+// FuzzPageToken decodes any page token without panic, and decodes what it
+// encodes to the same position.
+func FuzzPageToken(f *testing.F) {
+	f.Add(`{__name__="orders_total", shop="eu"}`, encodePageToken(`{__name__="a"}`))
+	f.Add("", "")
+	f.Add("\xff", "djE6")
+	f.Add("x", "not base64!")
+	f.Fuzz(func(t *testing.T, after, token string) {
+		got, err := decodePageToken(encodePageToken(after))
+		if err != nil || got != after {
+			t.Fatalf("round trip of %q: %q, %v", after, got, err)
+		}
+		_, _ = decodePageToken(token)
+	})
+}
+
+var fuzzPromParser = parser.NewParser(parser.Options{})
+
+// FuzzReadFilters compiles any GetMetrics filter to a PromQL selector and
+// any summary filter to a regex: no panic, and an accepted filter is valid
+// PromQL (a refusal is INVALID_ARGUMENT before the query, never a query
+// error).
+func FuzzReadFilters(f *testing.F) {
+	f.Add("http_*", "debug_*", "http_.*", "method", "GET|POST", uint8(3))
+	f.Add("[a-c]?x", "", "", "shop", "eu", uint8(1))
+	f.Add("[!a]*", "\\", "a)|(b", "le", ".*", uint8(4))
+	f.Add("[z-a]", "[", "(", "", "", uint8(0))
+	f.Add("é*", "\xff", "", "ü", "\xfe", uint8(2))
+	f.Fuzz(func(t *testing.T, glob, exclude, re, label, value string, op uint8) {
+		mf := &pb.MetricFilter{NameRegex: re,
+			LabelMatchers: []*pb.LabelMatcher{{Name: label, Operator: pb.MatchOperator(op % 5), Value: value}}}
+		if glob != "" {
+			mf.Names = []string{glob}
+		}
+		if exclude != "" {
+			mf.ExcludeNames = []string{exclude}
+		}
+		if sel, err := selector(mf); err == nil {
+			if _, perr := fuzzPromParser.ParseExpr(sel); perr != nil {
+				t.Fatalf("filter %v became %s, which is not PromQL: %v", mf, sel, perr)
+			}
+		}
+		_, _ = nameMatcher(mf)
+		if glob != "" && !strings.ContainsAny(glob, "*?[") && utf8.ValidString(glob) {
+			rx, err := regexp.Compile("^(?:" + globToRegex(glob) + ")$")
+			if err != nil || !rx.MatchString(glob) {
+				t.Fatalf("literal glob %q: %v", glob, err)
+			}
+		}
+	})
+}
+
+// FuzzBackupFile reads any backup file: no panic; what decodes encodes and
+// decodes back to the same entry; its data converts to series.
+func FuzzBackupFile(f *testing.F) {
+	e := &registry.Entry{Name: "orders_total", CreatedAt: time.Unix(1700000000, 0).UTC(), UpdatedAt: time.Unix(1700000100, 0).UTC(),
+		Versions: []registry.Version{{Version: 1, Compatible: true, CreatedAt: time.Unix(1700000000, 0).UTC(),
+			Definition: &pb.MetricDefinition{Name: "orders_total", Type: pb.MetricType_METRIC_TYPE_COUNTER, Unit: "1", Description: "orders"}}}}
+	entry, err := registry.EncodeEntry(e)
+	if err != nil {
+		f.Fatal(err)
+	}
+	md := pmetric.NewMetrics()
+	m := md.ResourceMetrics().AppendEmpty().ScopeMetrics().AppendEmpty().Metrics().AppendEmpty()
+	m.SetName("orders_total")
+	sum := m.SetEmptySum()
+	sum.SetIsMonotonic(true)
+	sum.SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
+	dp := sum.DataPoints().AppendEmpty()
+	dp.SetDoubleValue(5)
+	dp.Attributes().PutStr("shop", "eu")
+	data, err := (&pmetric.JSONMarshaler{}).MarshalMetrics(md)
+	if err != nil {
+		f.Fatal(err)
+	}
+	withData, _ := json.Marshal(backup{Entry: entry, Data: data})
+	noData, _ := json.Marshal(backup{Entry: entry})
+	f.Add(withData)
+	f.Add(noData)
+	f.Add([]byte(`{"entry":{"name":"x","versions":[]}}`))
+	f.Add([]byte(`{"entry":null,"data":"x"}`))
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		got, data, err := decodeBackup(raw)
+		if err != nil {
+			return
+		}
+		_ = got.Current()
+		enc, err := registry.EncodeEntry(got)
+		if err != nil {
+			t.Fatalf("encode a decoded entry: %v", err)
+		}
+		back, err := registry.DecodeEntry(enc)
+		if err != nil {
+			t.Fatalf("decode a re-encoded entry: %v", err)
+		}
+		if back.Name != got.Name || len(back.Versions) != len(got.Versions) ||
+			!proto.Equal(back.Current().Definition, got.Current().Definition) {
+			t.Fatalf("round trip changed the entry: %+v vs %+v", got, back)
+		}
+		if len(data) > 0 {
+			if md, err := (&pmetric.JSONUnmarshaler{}).UnmarshalMetrics(data); err == nil {
+				_ = fromOTLP(md)
+			}
+		}
+	})
+}
+
+func TestSelectorRefusesGlobsThatAreNotRegexes(t *testing.T) {
+	tests := []struct {
+		filter *pb.MetricFilter
+		want   string
+	}{
+		{&pb.MetricFilter{Names: []string{"ok_*", "[]"}}, `filter.names[1]: "[]" is not a valid glob`},
+		{&pb.MetricFilter{Names: []string{"[z-a]"}}, `filter.names[0]: "[z-a]" is not a valid glob`},
+		{&pb.MetricFilter{ExcludeNames: []string{"[]"}}, `filter.exclude_names[0]: "[]" is not a valid glob`},
+		{&pb.MetricFilter{Names: []string{"\xff*"}}, `filter.names[0]: "\xff*" is not valid UTF-8`},
+	}
+	for _, tt := range tests {
+		_, err := selector(tt.filter)
+		st, _ := status.FromError(err)
+		if st.Code() != codes.InvalidArgument || !strings.Contains(st.Message(), tt.want) {
+			t.Errorf("selector(%v) = %v, want INVALID_ARGUMENT %q", tt.filter, err, tt.want)
+		}
+	}
+}
