@@ -112,7 +112,8 @@ func (x *managementExtension) Start(ctx context.Context, host component.Host) er
 		return fmt.Errorf("create gRPC server: %w", err)
 	}
 	x.server = srv
-	pb.RegisterMetricsManagementServiceServer(srv, &managementService{engine: x.engine})
+	// a malformed body is INVALID_ARGUMENT (not INTERNAL); the engine checks enums and numbers
+	srv.RegisterService(grpccodec.StrictService(&pb.MetricsManagementService_ServiceDesc, false), &managementService{engine: x.engine})
 	x.health = health.NewServer()
 	healthpb.RegisterHealthServer(srv, x.health)
 	x.health.SetServingStatus(pb.MetricsManagementService_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)

@@ -9,6 +9,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/mem"
 	"google.golang.org/grpc/status"
 
 	"github.com/metricsmodule/metricsmodule/internal/grpccodec"
@@ -35,3 +36,30 @@ func TestInvalidUTF8IsRefusedNamingTheField(t *testing.T) {
 	require.NoError(t, err)
 	assert.Empty(t, list.Providers)
 }
+
+// TestMalformedBodyIsInvalidArgument sends bytes that are no protobuf
+// message: INVALID_ARGUMENT naming the message, not INTERNAL.
+func TestMalformedBodyIsInvalidArgument(t *testing.T) {
+	c := startCollector(t, t.TempDir(), "", "")
+	var out pb.ListProvidersResponse
+	err := c.mgmtConn.Invoke(context.Background(), pb.MetricsManagementService_ListMetricsProviders_FullMethodName,
+		rawBytes{0xff, 0xff, 0xff}, &out, grpc.ForceCodecV2(rawBytesCodec{}))
+	st := status.Convert(err)
+	assert.Equal(t, codes.InvalidArgument, st.Code(), "%v", err)
+	assert.Contains(t, st.Message(), "ListProvidersRequest")
+}
+
+type rawBytes []byte
+
+// rawBytesCodec sends rawBytes as they are.
+type rawBytesCodec struct{}
+
+func (rawBytesCodec) Marshal(v any) (mem.BufferSlice, error) {
+	return mem.BufferSlice{mem.SliceBuffer(v.(rawBytes))}, nil
+}
+
+func (rawBytesCodec) Unmarshal(data mem.BufferSlice, v any) error {
+	return grpccodec.Codec{}.Unmarshal(data, v)
+}
+
+func (rawBytesCodec) Name() string { return "proto" }
