@@ -467,6 +467,20 @@ func (a *Accumulator) Apply(b *Batch, atomic bool, consume func(pmetric.Metrics)
 		}
 	}
 	// Group the records by series (and create the staged series).
+	// refuseAll refuses item i: in an atomic batch it undoes what Apply
+	// counted so far and reports that the whole batch is refused; otherwise
+	// the item joins b.Issues.
+	refuseAll := func(i int, iss *Issue) bool {
+		if !atomic {
+			b.refuse(i, iss)
+			return false
+		}
+		rollbackNames()
+		rollbackGauges()
+		iss.Index = i
+		iss.Field = b.itemPath(i) + iss.Field
+		return true
+	}
 	for i := range b.recs {
 		r := &b.recs[i]
 		if r.bad {
@@ -475,14 +489,9 @@ func (a *Accumulator) Apply(b *Batch, atomic bool, consume func(pmetric.Metrics)
 		if !stateful(r.m.Type) {
 			added, iss := a.gauges.admit(r.name, r.m.Name, r.key, b.now, a.cfg.Limits.MaxSeriesPerMetric)
 			if iss != nil {
-				if atomic {
-					rollbackNames()
-					rollbackGauges()
-					iss.Index = i
-					iss.Field = b.itemPath(i) + iss.Field
+				if refuseAll(i, iss) {
 					return Outcome{}, iss
 				}
-				b.refuse(i, iss)
 				continue
 			}
 			if added {
@@ -493,14 +502,9 @@ func (a *Accumulator) Apply(b *Batch, atomic bool, consume func(pmetric.Metrics)
 			continue
 		}
 		if iss := a.stage(c, b, int32(i)); iss != nil {
-			if atomic {
-				rollbackNames()
-				rollbackGauges()
-				iss.Index = i
-				iss.Field = b.itemPath(i) + iss.Field
+			if refuseAll(i, iss) {
 				return Outcome{}, iss
 			}
-			b.refuse(i, iss)
 			continue
 		}
 		out.Accepted++

@@ -165,16 +165,22 @@ service:
 	return e
 }
 
-func TestRecordThroughCollectorReachesOTLPSink(t *testing.T) {
+// startSink serves an OTLP sink on a free port until the test ends.
+func startSink(t *testing.T) (*otlpSink, string) {
+	t.Helper()
 	sink := &otlpSink{}
 	srv := grpc.NewServer()
 	pmetricotlp.RegisterGRPCServer(srv, sink)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	go func() { _ = srv.Serve(ln) }()
-	defer srv.Stop()
+	t.Cleanup(srv.Stop)
+	return sink, ln.Addr().String()
+}
 
-	ingest, promAPI := startCollector(t, ln.Addr().String())
+func TestRecordThroughCollectorReachesOTLPSink(t *testing.T) {
+	sink, sinkAddr := startSink(t)
+	ingest, promAPI := startCollector(t, sinkAddr)
 	conn, err := grpc.NewClient(ingest, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	require.NoError(t, err)
 	defer conn.Close()

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -15,7 +14,6 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"go.opentelemetry.io/collector/pdata/pmetric/pmetricotlp"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/exporters/otlp/otlpmetric/otlpmetricgrpc"
 	"go.opentelemetry.io/otel/metric"
@@ -31,14 +29,8 @@ import (
 // returns the endpoints and a MetricsService client.
 func startWithSink(t *testing.T) (endpoints, pb.MetricsServiceClient) {
 	t.Helper()
-	sink := &otlpSink{}
-	srv := grpc.NewServer()
-	pmetricotlp.RegisterGRPCServer(srv, sink)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	go func() { _ = srv.Serve(ln) }()
-	t.Cleanup(srv.Stop)
-	e := startCollectorAt(t, ln.Addr().String())
+	_, sinkAddr := startSink(t)
+	e := startCollectorAt(t, sinkAddr)
 	conn, err := grpc.NewClient(e.ingest, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = conn.Close() })
