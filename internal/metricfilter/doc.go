@@ -1,0 +1,38 @@
+// Package metricfilter compiles the API's MetricFilter into one matcher that
+// every user (stream subscriptions, provider routing, GetMetrics and
+// GetMetricsSummary) applies with the same semantics.
+//
+// # Semantics
+//
+// All set parts must match (AND); the entries of one repeated part are
+// alternatives (OR). A nil or empty filter matches every metric.
+//
+//   - names: each entry is an exact name or a glob. Glob syntax: "*" is any
+//     run of characters (also none), "?" is one character, "[abc]", "[a-z]"
+//     is a class, "[!a]" or "[^a]" its negation (a "]" right after "[", "[!"
+//     or "[^" is a literal, a "\" inside a class is a literal backslash),
+//     and "\x" outside a class is the literal character x. A glob matches
+//     the whole name. An unterminated "[", a trailing "\", an invalid class
+//     and an empty entry are refused.
+//   - name_regex: an RE2 regex the whole name must match (anchored as in
+//     PromQL, and like PromQL "." matches a newline too). When both names and
+//     name_regex are set, a name must match both.
+//   - exclude_names: names or globs (same syntax) left out even when names
+//     and name_regex matched.
+//   - label_matchers: every matcher must match; operators as in PromQL (=,
+//     !=, =~, !~; unset is =), regexes RE2 and fully anchored; a missing
+//     label has the empty value.
+//   - types: the metric type must be one of them. Timer rule: a histogram
+//     (explicit or exponential) whose unit is "s" is a timer; it matches a
+//     TIMER filter and a HISTOGRAM filter, other histograms match HISTOGRAM
+//     only. A monotonic sum is a COUNTER, a non-monotonic sum a GAUGE.
+//
+// Names are matched against the metric's name as its user sees it: the
+// pipeline name for streams and providers, the stored (Prometheus) series
+// name for reads.
+//
+// Compile refuses a bad filter with an *Error naming the field
+// ("filter.names[2]") and the fix. Matchers turns a filter into Prometheus
+// label matchers so that reads select in the store the set MatchName and
+// MatchLabels select in process.
+package metricfilter
