@@ -130,7 +130,7 @@ func compile(field string, f *pb.MetricFilter, firstOnly bool) (*Filter, []*Erro
 	for i, lm := range f.GetLabelMatchers() {
 		lf := fmt.Sprintf("%s.label_matchers[%d]", field, i)
 		if lm.GetName() == "" {
-			if add(&Error{Field: lf + ".name", Code: "required", Message: "the label name is empty", Fix: "set name to the label to match"}) {
+			if add(&Error{Field: lf + ".name", Code: "required", Message: "must be set", Fix: "set name to the label to match"}) {
 				return nil, errs
 			}
 			continue
@@ -192,7 +192,7 @@ func compileNames(field string, names []string, add func(*Error) bool) (s nameSe
 	for i, n := range names {
 		f := fmt.Sprintf("%s[%d]", field, i)
 		if n == "" {
-			if add(&Error{Field: f, Code: "required", Message: "the name is empty", Fix: "set a metric name or a glob such as http_*, or remove the entry"}) {
+			if add(&Error{Field: f, Code: "required", Message: "must not be empty", Fix: "set a metric name or a glob such as http_*, or remove the entry"}) {
 				return s, nil, true
 			}
 			continue

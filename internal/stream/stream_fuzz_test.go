@@ -44,6 +44,13 @@ func FuzzCompileFilter(f *testing.F) {
 			return
 		}
 		lit, err := CompileFilter(&pb.MetricFilter{Names: []string{literal}})
+		if !utf8.ValidString(literal) {
+			// one rule for names and globs (metricfilter): names are UTF-8
+			if err == nil || !strings.Contains(err.Error(), "not valid UTF-8") {
+				t.Fatalf("name %q of invalid UTF-8: %v", literal, err)
+			}
+			return
+		}
 		if err != nil {
 			t.Fatalf("literal name %q: %v", literal, err)
 		}
