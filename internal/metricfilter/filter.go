@@ -130,10 +130,10 @@ func compile(field string, f *pb.MetricFilter, firstOnly bool) (*Filter, []*Erro
 	for i, lm := range f.GetLabelMatchers() {
 		lf := fmt.Sprintf("%s.label_matchers[%d]", field, i)
 		if lm.GetName() == "" {
+			// reported; the operator and value are still checked
 			if add(&Error{Field: lf + ".name", Code: "required", Message: "must be set", Fix: "set name to the label to match"}) {
 				return nil, errs
 			}
-			continue
 		}
 		var typ labels.MatchType
 		switch lm.GetOperator() {
@@ -159,7 +159,9 @@ func compile(field string, f *pb.MetricFilter, firstOnly bool) (*Filter, []*Erro
 			}
 			continue
 		}
-		c.labels = append(c.labels, m)
+		if lm.GetName() != "" {
+			c.labels = append(c.labels, m)
+		}
 	}
 	for i, t := range f.GetTypes() {
 		if t <= pb.MetricType_METRIC_TYPE_UNSPECIFIED || t > pb.MetricType_METRIC_TYPE_TIMER {

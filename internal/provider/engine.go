@@ -351,6 +351,10 @@ func (e *Engine) startSenderScrubbed(ctx context.Context, pc *pb.ProviderConfig,
 	if err != nil {
 		return nil, nil, err
 	}
+	flt, err := compileFilter(pc.GetFilter())
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: %w", ErrFailedPrecondition, err)
+	}
 	id := exporterID(b.exporterType, pc.GetProviderId(), version)
 	exp, err := createExporter(ctx, e.set, b, id, pc.GetProviderId(), scrub)
 	if err != nil {
@@ -370,7 +374,7 @@ func (e *Engine) startSenderScrubbed(ctx context.Context, pc *pb.ProviderConfig,
 		version:    version,
 		id:         id,
 		exp:        exp,
-		filter:     compileFilter(pc.GetFilter()),
+		filter:     flt,
 		rate:       l.GetMaxDatapointsPerSecond(),
 		maxBatch:   int(l.GetMaxBatchSize()),
 		queueSize:  int(l.GetQueueSize()),

@@ -1,138 +1,49 @@
 package provider
 
 import (
-	"path"
-	"regexp"
-
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/pmetric"
 
+	"github.com/metricsmodule/metricsmodule/internal/metricfilter"
 	pb "github.com/metricsmodule/metricsmodule/proto/metricsmodule/v1"
 )
 
-// filter is a compiled MetricFilter over pdata. All set parts must match
-// (AND); the entries of one part are alternatives (OR). A nil *filter keeps
-// everything.
+// filter is a compiled MetricFilter over pdata (semantics: package
+// metricfilter). A nil *filter keeps everything.
 type filter struct {
-	names    []string
-	exclude  []string
-	nameRe   *regexp.Regexp
-	types    map[pb.MetricType]bool
-	matchers []labelMatcher
+	mf *metricfilter.Filter
 }
 
-type labelMatcher struct {
-	name  string
-	op    pb.MatchOperator
-	value string
-	re    *regexp.Regexp
-}
-
-// compileFilter compiles a validated MetricFilter; nil when it keeps everything.
-func compileFilter(mf *pb.MetricFilter) *filter {
-	if mf == nil || (len(mf.GetNames()) == 0 && len(mf.GetExcludeNames()) == 0 && mf.GetNameRegex() == "" &&
-		len(mf.GetTypes()) == 0 && len(mf.GetLabelMatchers()) == 0) {
-		return nil
+// compileFilter compiles a MetricFilter; nil when it keeps everything. A
+// filter that does not compile (validateFilter refuses it at create and
+// update) is an error, never "keep everything".
+func compileFilter(mf *pb.MetricFilter) (*filter, error) {
+	c, err := metricfilter.CompileAt("config.filter", mf)
+	if err != nil {
+		return nil, err
 	}
-	f := &filter{names: mf.GetNames(), exclude: mf.GetExcludeNames()}
-	if re := mf.GetNameRegex(); re != "" {
-		f.nameRe = regexp.MustCompile("^(?:" + re + ")$")
+	if c.Empty() {
+		return nil, nil
 	}
-	if len(mf.GetTypes()) > 0 {
-		f.types = map[pb.MetricType]bool{}
-		for _, t := range mf.GetTypes() {
-			f.types[t] = true
-		}
-	}
-	for _, lm := range mf.GetLabelMatchers() {
-		m := labelMatcher{name: lm.GetName(), op: lm.GetOperator(), value: lm.GetValue()}
-		if m.op == pb.MatchOperator_MATCH_OPERATOR_REGEX || m.op == pb.MatchOperator_MATCH_OPERATOR_NOT_REGEX {
-			m.re = regexp.MustCompile("^(?:" + lm.GetValue() + ")$")
-		}
-		f.matchers = append(f.matchers, m)
-	}
-	return f
-}
-
-func globAny(globs []string, name string) bool {
-	for _, g := range globs {
-		if ok, _ := path.Match(g, name); ok {
-			return true
-		}
-	}
-	return false
+	return &filter{mf: c}, nil
 }
 
 // keepMetric reports whether a metric passes the name and type parts.
-func (f *filter) keepMetric(m pmetric.Metric) bool {
-	name := m.Name()
-	if len(f.names) > 0 && !globAny(f.names, name) {
-		return false
-	}
-	if f.nameRe != nil && !f.nameRe.MatchString(name) {
-		return false
-	}
-	if globAny(f.exclude, name) {
-		return false
-	}
-	if f.types != nil && !f.types[metricType(m)] && !(f.types[pb.MetricType_METRIC_TYPE_HISTOGRAM] && metricType(m) == pb.MetricType_METRIC_TYPE_TIMER) {
-		return false
-	}
-	return true
-}
-
-// metricType maps a pdata metric to the API's metric type. A histogram in
-// seconds is a TIMER (the metrics_service receiver emits timers so); the
-// HISTOGRAM type matches it too.
-func metricType(m pmetric.Metric) pb.MetricType {
-	switch m.Type() {
-	case pmetric.MetricTypeGauge:
-		return pb.MetricType_METRIC_TYPE_GAUGE
-	case pmetric.MetricTypeSum:
-		if m.Sum().IsMonotonic() {
-			return pb.MetricType_METRIC_TYPE_COUNTER
-		}
-		return pb.MetricType_METRIC_TYPE_GAUGE
-	case pmetric.MetricTypeHistogram, pmetric.MetricTypeExponentialHistogram:
-		if m.Unit() == "s" {
-			return pb.MetricType_METRIC_TYPE_TIMER
-		}
-		return pb.MetricType_METRIC_TYPE_HISTOGRAM
-	case pmetric.MetricTypeSummary:
-		return pb.MetricType_METRIC_TYPE_SUMMARY
-	}
-	return pb.MetricType_METRIC_TYPE_UNSPECIFIED
-}
+func (f *filter) keepMetric(m pmetric.Metric) bool { return f.mf.MatchMetric(m) }
 
 // keepPoint reports whether a data point's labels (its attributes, then the
 // resource's) pass every label matcher. A missing label is the empty string,
 // as in PromQL.
 func (f *filter) keepPoint(attrs, res pcommon.Map) bool {
-	for _, m := range f.matchers {
-		v, ok := attrs.Get(m.name)
+	return f.mf.MatchLabels(func(name string) (string, bool) {
+		v, ok := attrs.Get(name)
 		if !ok {
-			v, ok = res.Get(m.name)
+			if v, ok = res.Get(name); !ok {
+				return "", false
+			}
 		}
-		s := ""
-		if ok {
-			s = v.AsString()
-		}
-		var match bool
-		switch m.op {
-		case pb.MatchOperator_MATCH_OPERATOR_NOT_EQUAL:
-			match = s != m.value
-		case pb.MatchOperator_MATCH_OPERATOR_REGEX:
-			match = m.re.MatchString(s)
-		case pb.MatchOperator_MATCH_OPERATOR_NOT_REGEX:
-			match = !m.re.MatchString(s)
-		default:
-			match = s == m.value
-		}
-		if !match {
-			return false
-		}
-	}
-	return true
+		return v.AsString(), true
+	})
 }
 
 // apply returns the part of md that passes, as a new Metrics (md is not
@@ -172,7 +83,7 @@ func (f *filter) apply(md pmetric.Metrics) (pmetric.Metrics, bool) {
 				}
 				om := osm.Metrics().AppendEmpty()
 				m.CopyTo(om)
-				if len(f.matchers) > 0 {
+				if f.mf.HasLabelMatchers() {
 					res := rm.Resource().Attributes()
 					removePoints(om, func(attrs pcommon.Map) bool { return !f.keepPoint(attrs, res) })
 					if pointCount(om) == 0 {

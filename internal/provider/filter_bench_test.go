@@ -15,7 +15,10 @@ func BenchmarkFilterApply(b *testing.B) {
 		"labels": {Names: []string{"bench_metric_*"}, LabelMatchers: []*pb.LabelMatcher{{Name: "method", Value: "GET"}, {Name: "path", Operator: pb.MatchOperator_MATCH_OPERATOR_REGEX, Value: "/api/v1/item/1.*"}}},
 	} {
 		b.Run(name, func(b *testing.B) {
-			f := compileFilter(mf)
+			f, err := compileFilter(mf)
+			if err != nil {
+				b.Fatal(err)
+			}
 			b.ReportAllocs()
 			for b.Loop() {
 				if _, ok := f.apply(md); !ok {

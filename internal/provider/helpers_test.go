@@ -67,6 +67,7 @@ type testSink struct {
 	stopped  atomic.Int32
 	mu       sync.Mutex
 	seqs     map[int64]int
+	names    map[string]int // data points by metric name, every type
 	points   int
 	batches  int
 	maxBatch int
@@ -110,6 +111,12 @@ func (s *testSink) consume(ctx context.Context, md pmetric.Metrics) error {
 	s.points += n
 	s.maxBatch = max(s.maxBatch, n)
 	forEachPoint(md, func(_ string, seq int64) { s.seqs[seq]++ })
+	if s.names == nil {
+		s.names = map[string]int{}
+	}
+	for name, n := range names(md) {
+		s.names[name] += n
+	}
 	return nil
 }
 

@@ -31,7 +31,10 @@ func FuzzProviderFilter(f *testing.F) {
 		if len(validateFilter("filter", mf)) > 0 {
 			return
 		}
-		flt := compileFilter(mf)
+		flt, err := compileFilter(mf)
+		if err != nil {
+			t.Fatalf("validated filter does not compile: %v", err)
+		}
 		md := fuzzMetrics()
 		before := pointsOf(md)
 		out, _ := flt.apply(md)

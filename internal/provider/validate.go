@@ -5,7 +5,6 @@ import (
 	"math"
 	"net"
 	"net/url"
-	"path"
 	"regexp"
 	"sort"
 	"strconv"
@@ -17,6 +16,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/structpb"
 
+	"github.com/metricsmodule/metricsmodule/internal/metricfilter"
 	pb "github.com/metricsmodule/metricsmodule/proto/metricsmodule/v1"
 )
 
@@ -304,53 +304,12 @@ func negativeValues(field string, v *structpb.Value) []*pb.ValidationIssue {
 	return nil
 }
 
-// compileGlob checks a name glob.
-func compileGlob(g string) error {
-	_, err := path.Match(g, "")
-	return err
-}
-
+// validateFilter checks a filter the way metricfilter compiles it: one
+// issue per refused field.
 func validateFilter(f string, mf *pb.MetricFilter) []*pb.ValidationIssue {
-	if mf == nil {
-		return nil
-	}
 	var out []*pb.ValidationIssue
-	for i, g := range mf.GetNames() {
-		if err := compileGlob(g); err != nil || g == "" {
-			out = append(out, issue(fmt.Sprintf("%s.names[%d]", f, i), "invalid_glob", fmt.Sprintf("%q is not a valid name glob", g), "use *, ? and [..] only"))
-		}
-	}
-	for i, g := range mf.GetExcludeNames() {
-		if err := compileGlob(g); err != nil || g == "" {
-			out = append(out, issue(fmt.Sprintf("%s.exclude_names[%d]", f, i), "invalid_glob", fmt.Sprintf("%q is not a valid name glob", g), "use *, ? and [..] only"))
-		}
-	}
-	if re := mf.GetNameRegex(); re != "" {
-		if _, err := regexp.Compile("^(?:" + re + ")$"); err != nil {
-			out = append(out, issue(f+".name_regex", "invalid_regex", err.Error(), "use RE2 syntax"))
-		}
-	}
-	for i, lm := range mf.GetLabelMatchers() {
-		lf := fmt.Sprintf("%s.label_matchers[%d]", f, i)
-		if lm.GetName() == "" {
-			out = append(out, issue(lf+".name", "required", "label name must be set", ""))
-		}
-		switch lm.GetOperator() {
-		case pb.MatchOperator_MATCH_OPERATOR_UNSPECIFIED, pb.MatchOperator_MATCH_OPERATOR_EQUAL, pb.MatchOperator_MATCH_OPERATOR_NOT_EQUAL:
-		case pb.MatchOperator_MATCH_OPERATOR_REGEX, pb.MatchOperator_MATCH_OPERATOR_NOT_REGEX:
-			if _, err := regexp.Compile("^(?:" + lm.GetValue() + ")$"); err != nil {
-				out = append(out, issue(lf+".value", "invalid_regex", err.Error(), "use RE2 syntax"))
-			}
-		default:
-			out = appendNonNil(out, validateEnum(lf+".operator", lm.GetOperator()))
-		}
-	}
-	for i, t := range mf.GetTypes() {
-		if iss := validateEnum(fmt.Sprintf("%s.types[%d]", f, i), t); iss != nil {
-			out = append(out, iss)
-		} else if t == pb.MetricType_METRIC_TYPE_UNSPECIFIED {
-			out = append(out, issue(fmt.Sprintf("%s.types[%d]", f, i), "invalid_value", fmt.Sprintf("metric type %v is not a type", t), ""))
-		}
+	for _, e := range metricfilter.Validate(f, mf) {
+		out = append(out, issue(e.Field, e.Code, e.Message, e.Fix))
 	}
 	return out
 }
