@@ -27,9 +27,12 @@
 //     TIMER filter and a HISTOGRAM filter, other histograms match HISTOGRAM
 //     only. A monotonic sum is a COUNTER, a non-monotonic sum a GAUGE.
 //
-// Names are matched against the metric's name as its user sees it: the
+// Names are matched against the metric's name as each method shows it: the
 // pipeline name for streams and providers, the stored (Prometheus) series
-// name for reads.
+// name for reads, so a classic histogram "x" is read as the series x_bucket,
+// x_sum and x_count, which a filter on names must match (e.g. "x_*" or
+// "x*"). Providers also look a label matcher's label up in the resource
+// attributes when the data point does not have it.
 //
 // Compile refuses a bad filter with an *Error naming the field
 // ("filter.names[2]") and the fix. Matchers turns a filter into Prometheus

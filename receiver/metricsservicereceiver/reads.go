@@ -11,7 +11,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/model/labels"
@@ -265,122 +264,8 @@ func toHistogramValue(h *histogram.FloatHistogram) *pb.HistogramValue {
 // typeOf returns the metric type of a stored series name, from the store's
 // metadata (classic histogram and summary series by their family).
 func (r *metricsReceiver) typeOf(name string) pb.MetricType {
-	if r.store == nil || name == "" {
-		return pb.MetricType_METRIC_TYPE_UNSPECIFIED
-	}
-	for _, cand := range []string{name, strings.TrimSuffix(name, "_bucket"), strings.TrimSuffix(name, "_sum"), strings.TrimSuffix(name, "_count")} {
-		if md, ok := r.store.MetadataOf(cand); ok {
-			switch md.Type {
-			case "counter":
-				return pb.MetricType_METRIC_TYPE_COUNTER
-			case "gauge":
-				return pb.MetricType_METRIC_TYPE_GAUGE
-			case "histogram", "gaugehistogram":
-				return pb.MetricType_METRIC_TYPE_HISTOGRAM
-			case "summary":
-				return pb.MetricType_METRIC_TYPE_SUMMARY
-			}
-		}
-	}
-	return pb.MetricType_METRIC_TYPE_UNSPECIFIED
-}
-
-// globToRegex turns a shell glob (*, ?, [...]) into an RE2 expression.
-func globToRegex(g string) string {
-	var b strings.Builder
-	for i := 0; i < len(g); i++ {
-		switch c := g[i]; c {
-		case '*':
-			b.WriteString(".*")
-		case '?':
-			b.WriteString(".")
-		case '[':
-			j := strings.IndexByte(g[i:], ']')
-			if j < 0 {
-				b.WriteString(regexp.QuoteMeta(g[i:]))
-				return b.String()
-			}
-			class := g[i+1 : i+j]
-			if strings.HasPrefix(class, "!") {
-				class = "^" + class[1:]
-			}
-			b.WriteString("[" + class + "]")
-			i += j
-		default:
-			b.WriteString(regexp.QuoteMeta(string(c)))
-		}
-	}
-	return b.String()
-}
-
-// checkedGlob is globToRegex of a glob that makes a valid RE2 expression
-// (e.g. not "[]" or "[z-a]"), else INVALID_ARGUMENT naming field[i].
-func checkedGlob(field string, i int, g string) (string, error) {
-	re := globToRegex(g)
-	if !utf8.ValidString(g) {
-		return "", status.Errorf(codes.InvalidArgument, "%s[%d]: %q is not valid UTF-8", field, i, g)
-	}
-	if _, err := regexp.Compile(re); err != nil {
-		return "", status.Errorf(codes.InvalidArgument, "%s[%d]: %q is not a valid glob: %v (fix: use *, ? and [...] classes such as [a-z])", field, i, g, err)
-	}
-	return re, nil
-}
-
-// selector compiles a filter into a PromQL vector selector.
-func selector(f *pb.MetricFilter) (string, error) {
-	var ms []string
-	var names []string
-	for i, n := range f.GetNames() {
-		if n == "" {
-			return "", status.Error(codes.InvalidArgument, "filter.names: empty name")
-		}
-		re, err := checkedGlob("filter.names", i, n)
-		if err != nil {
-			return "", err
-		}
-		names = append(names, re)
-	}
-	if len(names) > 0 {
-		ms = append(ms, "__name__=~"+strconv.Quote(strings.Join(names, "|")))
-	}
-	if re := f.GetNameRegex(); re != "" {
-		if _, err := regexp.Compile(re); err != nil {
-			return "", status.Errorf(codes.InvalidArgument, "filter.name_regex: %v", err)
-		}
-		ms = append(ms, "__name__=~"+strconv.Quote(re))
-	}
-	for i, n := range f.GetExcludeNames() {
-		re, err := checkedGlob("filter.exclude_names", i, n)
-		if err != nil {
-			return "", err
-		}
-		ms = append(ms, "__name__!~"+strconv.Quote(re))
-	}
-	for i, m := range f.GetLabelMatchers() {
-		if m.Name == "" {
-			return "", status.Errorf(codes.InvalidArgument, "filter.label_matchers[%d].name: is empty", i)
-		}
-		op := "="
-		switch m.Operator {
-		case pb.MatchOperator_MATCH_OPERATOR_NOT_EQUAL:
-			op = "!="
-		case pb.MatchOperator_MATCH_OPERATOR_REGEX:
-			op = "=~"
-		case pb.MatchOperator_MATCH_OPERATOR_NOT_REGEX:
-			op = "!~"
-		}
-		if op == "=~" || op == "!~" {
-			if _, err := regexp.Compile(m.Value); err != nil {
-				return "", status.Errorf(codes.InvalidArgument, "filter.label_matchers[%d].value: %v", i, err)
-			}
-		}
-		ms = append(ms, strconv.Quote(m.Name)+op+strconv.Quote(m.Value))
-	}
-	if len(names) == 0 && f.GetNameRegex() == "" {
-		// PromQL needs at least one matcher that does not match the empty string
-		ms = append(ms, `__name__=~".+"`)
-	}
-	return "{" + strings.Join(ms, ",") + "}", nil
+	t, _ := r.storedType(name)
+	return t
 }
 
 // aggregationQuery compiles GetMetrics' aggregation into PromQL.
@@ -485,10 +370,11 @@ func (s *metricsService) GetMetrics(ctx context.Context, req *pb.GetMetricsReque
 		return nil, status.Errorf(codes.InvalidArgument, "time_range: %s to %s is longer than %s; use a shorter range",
 			start.Format(time.RFC3339), end.Format(time.RFC3339), time.Duration(math.MaxInt64).Truncate(time.Hour))
 	}
-	sel, err := selector(req.Filter)
+	flt, err := compileFilter(req.Filter)
 	if err != nil {
 		return nil, err
 	}
+	sel := flt.Selector()
 	q := query.Request{}
 	if a := req.Aggregation; a != nil && a.Function != pb.AggregationFunction_AGGREGATION_FUNCTION_UNSPECIFIED {
 		if q.Query, err = aggregationQuery(sel, a); err != nil {
@@ -529,15 +415,12 @@ func (s *metricsService) GetMetrics(ctx context.Context, req *pb.GetMetricsReque
 			all = append(all, s.r.toSeries(smp.Metric, []promql.FPoint{{T: smp.T, F: smp.F}}, nil, smp.H, smp.T))
 		}
 	}
-	// type filter, then a stable order by labels
-	if types := req.Filter.GetTypes(); len(types) > 0 {
-		want := map[pb.MetricType]bool{}
-		for _, t := range types {
-			want[t] = true
-		}
+	// type filter (the timer rule needs the stored unit), then a stable
+	// order by labels
+	if flt.HasTypes() {
 		kept := all[:0]
 		for _, ser := range all {
-			if want[ser.Type] {
+			if t, unit := s.r.storedType(ser.Name); flt.MatchType(t, unit) {
 				kept = append(kept, ser)
 			}
 		}

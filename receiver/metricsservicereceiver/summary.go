@@ -100,25 +100,6 @@ func dirSize(path string) int64 {
 	return n
 }
 
-// nameMatcher compiles a summary filter's names into one regex (nil = all).
-func nameMatcher(f *pb.MetricFilter) (*regexp.Regexp, error) {
-	var parts []string
-	for _, n := range f.GetNames() {
-		parts = append(parts, globToRegex(n))
-	}
-	if re := f.GetNameRegex(); re != "" {
-		parts = append(parts, re)
-	}
-	if len(parts) == 0 {
-		return nil, nil
-	}
-	re, err := regexp.Compile("^(?:" + strings.Join(parts, "|") + ")$")
-	if err != nil {
-		return nil, status.Errorf(codes.InvalidArgument, "filter: %v", err)
-	}
-	return re, nil
-}
-
 func healthOf(ok bool, degraded bool) pb.HealthStatus {
 	switch {
 	case !ok:
@@ -149,11 +130,10 @@ func (s *metricsService) GetMetricsSummary(ctx context.Context, req *pb.GetMetri
 	if window < time.Minute || window > 90*time.Minute {
 		return nil, status.Errorf(codes.InvalidArgument, "trend_window: %s is outside [1m, 90m]", window)
 	}
-	match, err := nameMatcher(req.Filter)
+	keep, filtered, err := r.summaryFilter(ctx, req.Filter)
 	if err != nil {
 		return nil, err
 	}
-	keep := func(name string) bool { return match == nil || match.MatchString(name) }
 	now := time.Now()
 	st := r.store
 	head := st.DB().Head()
@@ -170,9 +150,16 @@ func (s *metricsService) GetMetricsSummary(ctx context.Context, req *pb.GetMetri
 	}
 	seriesPer := map[string]int64{}
 	for _, m := range hs.IndexPostingStats.CardinalityMetricsStats {
-		if keep(m.Name) {
+		if keep(m.Name) && filtered == nil {
 			seriesPer[m.Name] = int64(m.Count)
 			totals.Series += int64(m.Count)
+			totals.MetricNames++
+		}
+	}
+	for name, n := range filtered { // label matchers: only the matching series
+		if keep(name) {
+			seriesPer[name] = n
+			totals.Series += n
 			totals.MetricNames++
 		}
 	}
