@@ -100,7 +100,12 @@ func (r *metricsReceiver) summaryFilter(ctx context.Context, f *pb.MetricFilter)
 		return nil, nil, status.Errorf(codes.Unavailable, "filter.label_matchers: reading the store's series: %v", err)
 	}
 	names := keep
-	keep = func(name string) bool { return series[name] > 0 && names(name) }
+	keep = func(name string) bool {
+		// a family name (rates, trends, metadata) has its classic
+		// histogram or summary series under suffixed names
+		matching := series[name] > 0 || series[name+"_bucket"] > 0 || series[name+"_count"] > 0
+		return matching && names(name)
+	}
 	return keep, series, nil
 }
 

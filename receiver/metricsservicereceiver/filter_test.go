@@ -60,6 +60,11 @@ func TestFilterConformance(t *testing.T) {
 				got = append(got, r.Name)
 			}
 			assert.Equal(t, tc.Want, corpusNames(got), "GetMetricsSummary top_by_series")
+			got = got[:0]
+			for _, r := range sum.TopByRate {
+				got = append(got, r.Name)
+			}
+			assert.Subset(t, append([]string{}, tc.Want...), corpusNames(got), "GetMetricsSummary top_by_rate")
 		})
 	}
 }
