@@ -9,19 +9,38 @@ import (
 	"github.com/prometheus/prometheus/promql/parser"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/pmetric"
 
 	"github.com/metricsmodule/metricsmodule/internal/metricfilter"
 	"github.com/metricsmodule/metricsmodule/internal/metricfilter/metricfiltertest"
 	pb "github.com/metricsmodule/metricsmodule/proto/metricsmodule/v1"
 )
 
-// selectInProcess applies f to the corpus with MatchName, MatchType and
-// MatchLabels.
+// selectInProcess applies f to the corpus as pipeline metrics with
+// MatchMetric and MatchLabels (of the data point's attributes).
 func selectInProcess(f *metricfilter.Filter) []string {
 	var out []string
-	for _, m := range metricfiltertest.Corpus() {
-		if f.MatchName(m.Name) && f.MatchType(m.Type, m.Unit) && f.MatchLabels(func(n string) (string, bool) { v, ok := m.Labels[n]; return v, ok }) {
-			out = append(out, m.Name)
+	ms := metricfiltertest.Metrics().ResourceMetrics().At(0).ScopeMetrics().At(0).Metrics()
+	for i := 0; i < ms.Len(); i++ {
+		m := ms.At(i)
+		var attrs pcommon.Map
+		switch m.Type() {
+		case pmetric.MetricTypeSum:
+			attrs = m.Sum().DataPoints().At(0).Attributes()
+		case pmetric.MetricTypeGauge:
+			attrs = m.Gauge().DataPoints().At(0).Attributes()
+		case pmetric.MetricTypeHistogram:
+			attrs = m.Histogram().DataPoints().At(0).Attributes()
+		}
+		get := func(n string) (string, bool) {
+			if v, ok := attrs.Get(n); ok {
+				return v.AsString(), true
+			}
+			return "", false
+		}
+		if f.MatchMetric(m) && f.MatchLabels(get) {
+			out = append(out, m.Name())
 		}
 	}
 	sort.Strings(out)
