@@ -140,3 +140,25 @@ func TestMatchDoesNotAllocate(t *testing.T) {
 	})
 	assert.Zero(t, allocs)
 }
+
+// BenchmarkMatch is the per-metric (name, type) and per-point (labels) cost
+// of a filter with every part set.
+func BenchmarkMatch(b *testing.B) {
+	f, err := metricfilter.Compile(&pb.MetricFilter{Names: []string{"http_*", "queue_depth"}, NameRegex: "[a-z_]+", ExcludeNames: []string{"*errors*"},
+		Types: []pb.MetricType{pb.MetricType_METRIC_TYPE_COUNTER}, LabelMatchers: []*pb.LabelMatcher{{Name: "method", Value: "GET"}, {Name: "code", Operator: pb.MatchOperator_MATCH_OPERATOR_REGEX, Value: "2.."}}})
+	require.NoError(b, err)
+	lbl := map[string]string{"code": "200", "method": "GET"}
+	get := func(n string) (string, bool) { v, ok := lbl[n]; return v, ok }
+	b.Run("name and type", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			_ = f.MatchName("http_requests_total") && f.MatchType(pb.MetricType_METRIC_TYPE_COUNTER, "")
+		}
+	})
+	b.Run("labels", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			_ = f.MatchLabels(get)
+		}
+	})
+}
