@@ -147,7 +147,8 @@ func globRegexp(g string) (string, error) {
 		return "", fmt.Errorf("not valid UTF-8")
 	}
 	var b strings.Builder
-	b.WriteString("^(?:")
+	// (?s): * and ? match any character, a newline too (as in PromQL)
+	b.WriteString("^(?s:")
 	for i := 0; i < len(g); i++ {
 		switch c := g[i]; c {
 		case '*':
