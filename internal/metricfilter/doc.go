@@ -8,7 +8,7 @@
 // alternatives (OR). A nil or empty filter matches every metric.
 //
 //   - names: each entry is an exact name or a glob. Glob syntax: "*" is any
-//     run of characters (also none), "?" is one character, "[abc]", "[a-z]"
+//     run of characters (also none, a newline too), "?" is one character, "[abc]", "[a-z]"
 //     is a class, "[!a]" or "[^a]" its negation (a "]" right after "[", "[!"
 //     or "[^" is a literal, a "\" inside a class is a literal backslash),
 //     and "\x" outside a class is the literal character x. A glob matches

@@ -162,3 +162,11 @@ func BenchmarkMatch(b *testing.B) {
 		}
 	})
 }
+
+func TestGlobsAndRegexesMatchNewlinesAsPromQL(t *testing.T) {
+	f, err := metricfilter.Compile(&pb.MetricFilter{Names: []string{"a*", "b?c"}, NameRegex: ".+"})
+	require.NoError(t, err)
+	assert.True(t, f.MatchName("a\nx"))
+	assert.True(t, f.MatchName("b\nc"))
+	assert.False(t, f.MatchName("b\n\nc"))
+}
