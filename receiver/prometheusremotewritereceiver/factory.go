@@ -1,0 +1,33 @@
+package prometheusremotewritereceiver
+
+import (
+	"context"
+
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/config/confighttp"
+	"go.opentelemetry.io/collector/consumer"
+	"go.opentelemetry.io/collector/receiver"
+
+	"github.com/metricsmodule/metricsmodule/receiver/prometheusremotewritereceiver/internal/metadata"
+)
+
+const (
+	defaultEndpoint = "localhost:4323"
+	defaultPath     = "/api/v1/write"
+)
+
+// NewFactory returns the factory of the prometheus_remote_write receiver.
+func NewFactory() receiver.Factory {
+	return receiver.NewFactory(metadata.Type, createDefaultConfig,
+		receiver.WithMetrics(createMetrics, metadata.MetricsStability))
+}
+
+func createDefaultConfig() component.Config {
+	srv := confighttp.NewDefaultServerConfig()
+	srv.NetAddr.Endpoint = defaultEndpoint
+	return &Config{ServerConfig: srv, Path: defaultPath}
+}
+
+func createMetrics(_ context.Context, set receiver.Settings, cfg component.Config, next consumer.Metrics) (receiver.Metrics, error) {
+	return newReceiver(set, cfg.(*Config), next)
+}
