@@ -34,6 +34,7 @@ type rwReceiver struct {
 
 	mu     sync.Mutex
 	server *http.Server
+	addr   string // the listener's address, once started
 	wg     sync.WaitGroup
 }
 
@@ -53,10 +54,19 @@ func newReceiver(set receiver.Settings, cfg *Config, next consumer.Metrics) (*rw
 // over Store.
 func (r *rwReceiver) handler() http.Handler {
 	discard := slog.New(slog.DiscardHandler)
-	return remoteapi.NewWriteHandler(r,
+	h := remoteapi.NewWriteHandler(r,
 		remoteapi.MessageTypes{remoteapi.WriteV1MessageType, remoteapi.WriteV2MessageType},
 		remoteapi.WithWriteHandlerLogger(discard),
 		remoteapi.WithWriteHandlerMiddlewares(remoteapi.SnappyDecodeMiddleware(discard)))
+	// The method is checked before the snappy middleware reads the body.
+	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		if req.Method != http.MethodPost {
+			w.Header().Set("Allow", http.MethodPost)
+			http.Error(w, "remote write takes POST", http.StatusMethodNotAllowed)
+			return
+		}
+		h.ServeHTTP(w, req)
+	})
 }
 
 // Start starts the HTTP server.
@@ -77,6 +87,7 @@ func (r *rwReceiver) Start(ctx context.Context, host component.Host) error {
 	}
 	r.mu.Lock()
 	r.server = srv
+	r.addr = ln.Addr().String()
 	r.mu.Unlock()
 	r.set.Logger.Info("Starting Prometheus remote write receiver",
 		zap.String("endpoint", ln.Addr().String()), zap.String("path", r.cfg.Path))
