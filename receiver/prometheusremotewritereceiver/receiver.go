@@ -173,4 +173,3 @@ func statusOf(err error) int {
 	}
 	return http.StatusServiceUnavailable
 }
-

@@ -265,4 +265,3 @@ func fromV2(req *writev2.Request) (pmetric.Metrics, int, error) {
 	}
 	return b.md, b.points, nil
 }
-
