@@ -56,7 +56,7 @@ func promSamples(t *testing.T, base, selector string, at int64) map[string][]raw
 		Status string `json:"status"`
 		Data   struct {
 			Result []struct {
-				Metric map[string]string   `json:"metric"`
+				Metric map[string]string    `json:"metric"`
 				Values [][2]json.RawMessage `json:"values"`
 			} `json:"result"`
 		} `json:"data"`
