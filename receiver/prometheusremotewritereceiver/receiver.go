@@ -129,7 +129,7 @@ func (r *rwReceiver) Store(req *http.Request, msgType remoteapi.WriteMessageType
 	}
 	var (
 		md pmetric.Metrics
-		n  int
+		n  counts
 	)
 	switch msgType {
 	case remoteapi.WriteV2MessageType:
@@ -151,17 +151,17 @@ func (r *rwReceiver) Store(req *http.Request, msgType remoteapi.WriteMessageType
 		wr.SetStatusCode(http.StatusBadRequest)
 		return wr, err
 	}
-	if n == 0 { // metadata only, or empty
+	if n.total() == 0 { // metadata only, or empty
 		return wr, nil
 	}
 	ctx := r.obs.StartMetricsOp(req.Context())
 	err = r.next.ConsumeMetrics(ctx, md)
-	r.obs.EndMetricsOp(ctx, format, n, err)
+	r.obs.EndMetricsOp(ctx, format, n.total(), err)
 	if err != nil {
 		wr.SetStatusCode(statusOf(err))
 		return wr, err
 	}
-	wr.Add(remoteapi.WriteResponseStats{Samples: n})
+	wr.Add(remoteapi.WriteResponseStats{Samples: n.samples, Histograms: n.histograms})
 	return wr, nil
 }
 

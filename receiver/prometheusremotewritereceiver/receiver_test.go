@@ -79,7 +79,7 @@ func post(t *testing.T, url, contentType, encoding string, body []byte) (*http.R
 func TestHTTPStatusSemantics(t *testing.T) {
 	v1 := marshalV1(t, v1Request())
 	v2 := marshalV2(t, v2Request())
-	native := marshalV1(t, &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{{Labels: lbls("__name__", "lat"), Histograms: []prompb.Histogram{{Timestamp: 1}}}}})
+	native := marshalV1(t, &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{{Labels: lbls("__name__", "lat"), Histograms: []prompb.Histogram{{Timestamp: 1, Count: &prompb.Histogram_CountFloat{CountFloat: 1}}}}}})
 	permanent := consumertest.NewErr(consumererror.NewPermanent(errors.New("store refused 1 sample (too_old)")))
 	retryable := consumertest.NewErr(errors.New("memory limiter: data refused"))
 	tests := []struct {
@@ -103,7 +103,7 @@ func TestHTTPStatusSemantics(t *testing.T) {
 		{name: "unsupported content encoding", ct: ctV1, enc: "br", body: v1, wantStatus: 400, wantBody: "unsupported Content-Encoding"},
 		{name: "not snappy", ct: ctV1, enc: "snappy", body: []byte("not snappy at all"), wantStatus: 400},
 		{name: "not protobuf", ct: ctV1, enc: "snappy", body: snappy.Encode(nil, []byte{0xff, 0xff, 0xff}), wantStatus: 400, wantBody: "decode prometheus.WriteRequest"},
-		{name: "native histogram", ct: ctV1, enc: "snappy", body: native, wantStatus: 400, wantBody: `series {__name__="lat"}: native histogram`},
+		{name: "float native histogram", ct: ctV1, enc: "snappy", body: native, wantStatus: 400, wantBody: `series {__name__="lat"}: float native histograms`},
 		{name: "v2 bad symbols", ct: ctV2, enc: "snappy", body: marshalV2(t, &writev2.Request{Symbols: []string{""}, Timeseries: []writev2.TimeSeries{{LabelsRefs: []uint32{1, 2}}}}), wantStatus: 400, wantBody: "labels_refs", wantWritten: "0"},
 		{name: "permanent pipeline refusal", next: permanent, ct: ctV1, enc: "snappy", body: v1, wantStatus: 400, wantBody: "too_old"},
 		{name: "retryable pipeline refusal", next: retryable, ct: ctV1, enc: "snappy", body: v1, wantStatus: 503, wantBody: "memory limiter"},

@@ -7,11 +7,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/model/value"
 	"github.com/prometheus/prometheus/prompb"
 	writev2 "github.com/prometheus/prometheus/prompb/io/prometheus/write/v2"
 	"github.com/prometheus/prometheus/storage"
+	"github.com/prometheus/prometheus/tsdb/chunkenc"
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/consumer/consumertest"
 
@@ -138,4 +140,56 @@ func TestStoreRefusalIsABadRequestAndKeepsNothing(t *testing.T) {
 	require.Contains(t, msg, "too_old")
 	require.Contains(t, msg, `"ancient"`)
 	require.Empty(t, storedSamples(t, p.Sink.Store().Queryable(), now-72*time.Hour.Milliseconds(), now+1))
+}
+
+// bucketsOf lists (index, count) of a histogram's non-empty buckets.
+func bucketsOf(it histogram.BucketIterator[uint64]) [][2]int64 {
+	var out [][2]int64
+	for it.Next() {
+		if b := it.At(); b.Count > 0 {
+			out = append(out, [2]int64{int64(b.Index), int64(b.Count)})
+		}
+	}
+	return out
+}
+
+func TestNativeHistogramRoundTripsThroughTheStore(t *testing.T) {
+	url, p := startStore(t)
+	now := time.Now().UnixMilli()
+	want := nativeHistogram()
+	req := &writev2.Request{Symbols: []string{"", "__name__", "rpc_duration_seconds", "job", "api", "instance", "i1"}, Timeseries: []writev2.TimeSeries{{
+		LabelsRefs: []uint32{1, 2, 3, 4, 5, 6},
+		Histograms: []writev2.Histogram{
+			writev2.FromIntHistogram(now-60_000, now-2000, want),
+			{Timestamp: now - 1000, Sum: math.Float64frombits(value.StaleNaN), Count: &writev2.Histogram_CountInt{CountInt: value.StaleNaN}},
+		},
+		Metadata: writev2.Metadata{Type: writev2.Metadata_METRIC_TYPE_HISTOGRAM},
+	}}}
+	resp, msg := post(t, url, ctV2, "snappy", marshalV2(t, req))
+	require.Equal(t, http.StatusNoContent, resp.StatusCode, msg)
+	require.Equal(t, "0", resp.Header.Get("X-Prometheus-Remote-Write-Samples-Written"))
+	require.Equal(t, "2", resp.Header.Get("X-Prometheus-Remote-Write-Histograms-Written"))
+
+	qr, err := p.Sink.Store().Queryable().Querier(now-time.Hour.Milliseconds(), now+1)
+	require.NoError(t, err)
+	defer qr.Close()
+	ss := qr.Select(context.Background(), true, nil, labels.MustNewMatcher(labels.MatchEqual, "__name__", "rpc_duration_seconds"))
+	require.True(t, ss.Next(), "no series stored")
+	require.Equal(t, `{__name__="rpc_duration_seconds", instance="i1", job="api"}`, ss.At().Labels().String())
+	it := ss.At().Iterator(nil)
+	require.Equal(t, chunkenc.ValHistogram, it.Next())
+	ts, got := it.AtHistogram(nil)
+	require.Equal(t, now-2000, ts)
+	require.Equal(t, want.Count, got.Count)
+	require.Equal(t, want.Sum, got.Sum)
+	require.Equal(t, want.ZeroCount, got.ZeroCount)
+	require.Equal(t, want.Schema, got.Schema)
+	require.Equal(t, bucketsOf(want.PositiveBucketIterator()), bucketsOf(got.PositiveBucketIterator()))
+	require.Equal(t, bucketsOf(want.NegativeBucketIterator()), bucketsOf(got.NegativeBucketIterator()))
+	require.Equal(t, chunkenc.ValHistogram, it.Next())
+	ts, got = it.AtHistogram(nil)
+	require.Equal(t, now-1000, ts)
+	require.True(t, value.IsStaleNaN(got.Sum), "the stale marker is stored")
+	require.Equal(t, chunkenc.ValNone, it.Next())
+	require.False(t, ss.Next())
 }

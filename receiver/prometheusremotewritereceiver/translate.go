@@ -6,6 +6,7 @@ import (
 
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/otlptranslator"
+	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/model/value"
 	"github.com/prometheus/prometheus/prompb"
@@ -27,7 +28,10 @@ import (
 //   - each sample is one data point at its own timestamp (ms, kept exactly);
 //     a stale marker (StaleNaN) is a point flagged NoRecordedValue whose
 //     value is StaleNaN, which the store writes back as the stale marker.
-//   - native histograms are refused (not converted yet).
+//   - an integer native histogram with an exponential schema is an
+//     ExponentialHistogram (cumulative; scale = schema, OTel bucket index =
+//     Prometheus bucket index - 1); float histograms, custom buckets (NHCB)
+//     and gauge histograms are refused.
 
 const (
 	labelJob      = "job"
@@ -56,8 +60,13 @@ type sample struct {
 type builder struct {
 	md        pmetric.Metrics
 	resources map[[2]string]*resourceEntry
-	points    int
+	n         counts
 }
+
+// counts are the float and histogram samples of a request.
+type counts struct{ samples, histograms int }
+
+func (c counts) total() int { return c.samples + c.histograms }
 
 type resourceEntry struct {
 	sm      pmetric.ScopeMetrics
@@ -65,8 +74,22 @@ type resourceEntry struct {
 }
 
 type metricKey struct {
-	name    string
-	counter bool
+	name string
+	kind metricKind
+}
+
+type metricKind int
+
+const (
+	kindGauge metricKind = iota
+	kindCounter
+	kindExpHistogram
+)
+
+// histSample is one native histogram sample.
+type histSample struct {
+	t, st int64
+	h     *histogram.Histogram
 }
 
 func newBuilder() *builder {
@@ -82,15 +105,17 @@ func keepsCounterName(name string) bool {
 	return err == nil && n == name
 }
 
-// add adds the samples of one series (labels sorted, valid) of type typ.
-func (b *builder) add(ls labels.Labels, typ model.MetricType, help string, samples []sample) error {
+func checkTimestamp(ls labels.Labels, t int64) error {
+	if t < 0 {
+		return badRequest("series %s: sample timestamp %d is before 1970-01-01; send timestamps in milliseconds since the Unix epoch", ls, t)
+	}
+	return nil
+}
+
+// metric returns the metric of the series' resource with this name and kind.
+func (b *builder) metric(ls labels.Labels, kind metricKind, help string) pmetric.Metric {
 	name := ls.Get(model.MetricNameLabel)
 	job, instance := ls.Get(labelJob), ls.Get(labelInstance)
-	for _, s := range samples {
-		if s.t < 0 {
-			return badRequest("series %s: sample timestamp %d is before 1970-01-01; send timestamps in milliseconds since the Unix epoch", ls, s.t)
-		}
-	}
 	re := b.resources[[2]string{job, instance}]
 	if re == nil {
 		rm := b.md.ResourceMetrics().AppendEmpty()
@@ -109,36 +134,62 @@ func (b *builder) add(ls labels.Labels, typ model.MetricType, help string, sampl
 		re = &resourceEntry{sm: rm.ScopeMetrics().AppendEmpty(), metrics: map[metricKey]pmetric.Metric{}}
 		b.resources[[2]string{job, instance}] = re
 	}
-	key := metricKey{name: name, counter: typ == model.MetricTypeCounter && keepsCounterName(name)}
+	key := metricKey{name: name, kind: kind}
 	m, ok := re.metrics[key]
 	if !ok {
 		m = re.sm.Metrics().AppendEmpty()
 		m.SetName(name)
 		m.SetDescription(help)
-		if key.counter {
+		switch kind {
+		case kindCounter:
 			sum := m.SetEmptySum()
 			sum.SetIsMonotonic(true)
 			sum.SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
-		} else {
+		case kindExpHistogram:
+			m.SetEmptyExponentialHistogram().SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
+		default:
 			m.SetEmptyGauge()
 		}
 		re.metrics[key] = m
 	}
+	return m
+}
+
+// putAttributes sets the labels but __name__, job and instance.
+func putAttributes(attrs pcommon.Map, ls labels.Labels) {
+	ls.Range(func(l labels.Label) {
+		switch l.Name {
+		case model.MetricNameLabel, labelJob, labelInstance:
+		default:
+			attrs.PutStr(l.Name, l.Value)
+		}
+	})
+}
+
+// add adds the float samples of one series (labels sorted, valid) of type typ.
+func (b *builder) add(ls labels.Labels, typ model.MetricType, help string, samples []sample) error {
+	if len(samples) == 0 {
+		return nil
+	}
+	for _, s := range samples {
+		if err := checkTimestamp(ls, s.t); err != nil {
+			return err
+		}
+	}
+	kind := kindGauge
+	if typ == model.MetricTypeCounter && keepsCounterName(ls.Get(model.MetricNameLabel)) {
+		kind = kindCounter
+	}
+	m := b.metric(ls, kind, help)
 	var dps pmetric.NumberDataPointSlice
-	if key.counter {
+	if kind == kindCounter {
 		dps = m.Sum().DataPoints()
 	} else {
 		dps = m.Gauge().DataPoints()
 	}
 	for _, s := range samples {
 		dp := dps.AppendEmpty()
-		ls.Range(func(l labels.Label) {
-			switch l.Name {
-			case model.MetricNameLabel, labelJob, labelInstance:
-			default:
-				dp.Attributes().PutStr(l.Name, l.Value)
-			}
-		})
+		putAttributes(dp.Attributes(), ls)
 		dp.SetTimestamp(pcommon.Timestamp(s.t * 1e6))
 		if s.st > 0 {
 			dp.SetStartTimestamp(pcommon.Timestamp(s.st * 1e6))
@@ -147,7 +198,7 @@ func (b *builder) add(ls labels.Labels, typ model.MetricType, help string, sampl
 		if value.IsStaleNaN(s.v) {
 			dp.SetFlags(pmetric.DefaultDataPointFlags.WithNoRecordedValue(true))
 		}
-		b.points++
+		b.n.samples++
 	}
 	return nil
 }
@@ -163,13 +214,92 @@ func checkLabels(ls labels.Labels) error {
 	return nil
 }
 
-func nativeHistogramError(ls labels.Labels) error {
-	return badRequest("series %s: native histogram samples are not accepted by this receiver; send classic histograms (_bucket, _sum, _count series) instead (Prometheus: scrape with native histograms off)", ls)
+// addHistograms adds the native histogram samples of one series.
+func (b *builder) addHistograms(ls labels.Labels, help string, hs []histSample) error {
+	if len(hs) == 0 {
+		return nil
+	}
+	for _, s := range hs {
+		if err := checkTimestamp(ls, s.t); err != nil {
+			return err
+		}
+		if err := checkHistogram(ls, s.h); err != nil {
+			return err
+		}
+	}
+	dps := b.metric(ls, kindExpHistogram, help).ExponentialHistogram().DataPoints()
+	for _, s := range hs {
+		dp := dps.AppendEmpty()
+		putAttributes(dp.Attributes(), ls)
+		dp.SetTimestamp(pcommon.Timestamp(s.t * 1e6))
+		if s.st > 0 {
+			dp.SetStartTimestamp(pcommon.Timestamp(s.st * 1e6))
+		}
+		if value.IsStaleNaN(s.h.Sum) {
+			dp.SetFlags(pmetric.DefaultDataPointFlags.WithNoRecordedValue(true))
+			b.n.histograms++
+			continue
+		}
+		h := s.h
+		dp.SetScale(h.Schema)
+		dp.SetZeroThreshold(h.ZeroThreshold)
+		dp.SetZeroCount(h.ZeroCount)
+		dp.SetCount(h.Count)
+		dp.SetSum(h.Sum)
+		setBuckets(dp.Positive(), h.PositiveBucketIterator())
+		setBuckets(dp.Negative(), h.NegativeBucketIterator())
+		b.n.histograms++
+	}
+	return nil
+}
+
+// setBuckets sets dense OTel buckets from Prometheus' sparse ones: the
+// Prometheus bucket of index i is (base^(i-1), base^i], the OTel bucket of
+// index k is (base^k, base^(k+1)], so k = i-1.
+func setBuckets(dst pmetric.ExponentialHistogramDataPointBuckets, it histogram.BucketIterator[uint64]) {
+	var idx []int32
+	var counts []uint64
+	for it.Next() {
+		bk := it.At()
+		idx = append(idx, bk.Index)
+		counts = append(counts, bk.Count)
+	}
+	if len(idx) == 0 {
+		return
+	}
+	lo, hi := idx[0], idx[0]
+	for _, i := range idx {
+		lo, hi = min(lo, i), max(hi, i)
+	}
+	dense := make([]uint64, hi-lo+1)
+	for j, i := range idx {
+		dense[i-lo] += counts[j]
+	}
+	dst.SetOffset(lo - 1)
+	dst.BucketCounts().FromRaw(dense)
+}
+
+// checkHistogram refuses what has no exact ExponentialHistogram form.
+func checkHistogram(ls labels.Labels, h *histogram.Histogram) error {
+	switch {
+	case h == nil:
+		return badRequest("series %s: float native histograms are not accepted; send integer native histograms (as scraped) or classic histograms", ls)
+	case h.UsesCustomBuckets():
+		return badRequest("series %s: native histograms with custom buckets (schema %d) are not accepted; send classic histograms (_bucket, _sum, _count series) or exponential native histograms", ls, h.Schema)
+	case h.CounterResetHint == histogram.GaugeType:
+		return badRequest("series %s: gauge native histograms are not accepted; send counter histograms", ls)
+	case value.IsStaleNaN(h.Sum):
+		return nil
+	}
+	if err := h.Validate(); err != nil {
+		return badRequest("series %s: invalid native histogram: %v", ls, err)
+	}
+	return nil
 }
 
 // fromV1 converts a remote write 1.0 request. Metadata is taken from the
 // same request only (Prometheus sends it in separate requests).
-func fromV1(req *prompb.WriteRequest) (pmetric.Metrics, int, error) {
+func fromV1(req *prompb.WriteRequest) (pmetric.Metrics, counts, error) {
 	meta := make(map[string]prompb.MetricMetadata, len(req.Metadata))
 	for _, m := range req.Metadata {
 		meta[m.MetricFamilyName] = m
@@ -177,6 +307,7 @@ func fromV1(req *prompb.WriteRequest) (pmetric.Metrics, int, error) {
 	b := newBuilder()
 	var sb labels.ScratchBuilder
 	var samples []sample
+	var hs []histSample
 	for i := range req.Timeseries {
 		ts := &req.Timeseries[i]
 		sb.Reset()
@@ -188,10 +319,7 @@ func fromV1(req *prompb.WriteRequest) (pmetric.Metrics, int, error) {
 		sb.Sort()
 		ls := sb.Labels()
 		if err := checkLabels(ls); err != nil {
-			return pmetric.Metrics{}, 0, err
-		}
-		if len(ts.Histograms) > 0 {
-			return pmetric.Metrics{}, 0, nativeHistogramError(ls)
+			return pmetric.Metrics{}, counts{}, err
 		}
 		name := ls.Get(model.MetricNameLabel)
 		md, ok := meta[name]
@@ -207,10 +335,17 @@ func fromV1(req *prompb.WriteRequest) (pmetric.Metrics, int, error) {
 			samples = append(samples, sample{t: s.Timestamp, v: s.Value})
 		}
 		if err := b.add(ls, typ, help, samples); err != nil {
-			return pmetric.Metrics{}, 0, err
+			return pmetric.Metrics{}, counts{}, err
+		}
+		hs = hs[:0]
+		for _, h := range ts.Histograms {
+			hs = append(hs, histSample{t: h.Timestamp, h: h.ToIntHistogram()})
+		}
+		if err := b.addHistograms(ls, help, hs); err != nil {
+			return pmetric.Metrics{}, counts{}, err
 		}
 	}
-	return b.md, b.points, nil
+	return b.md, b.n, nil
 }
 
 func v1Type(t prompb.MetricMetadata_MetricType) model.MetricType {
@@ -235,33 +370,38 @@ func v1Type(t prompb.MetricMetadata_MetricType) model.MetricType {
 
 // fromV2 converts a remote write 2.0 request, with each series' metadata.
 // Exemplars are not converted (the 2.0 answer reports 0 written).
-func fromV2(req *writev2.Request) (pmetric.Metrics, int, error) {
+func fromV2(req *writev2.Request) (pmetric.Metrics, counts, error) {
 	b := newBuilder()
 	var sb labels.ScratchBuilder
 	var samples []sample
+	var hs []histSample
 	for i := range req.Timeseries {
 		ts := &req.Timeseries[i]
 		ls, err := ts.ToLabels(&sb, req.Symbols)
 		if err != nil {
-			return pmetric.Metrics{}, 0, badRequest("timeseries[%d]: labels_refs: %v; every reference must index the request's symbols", i, err)
+			return pmetric.Metrics{}, counts{}, badRequest("timeseries[%d]: labels_refs: %v; every reference must index the request's symbols", i, err)
 		}
 		if err := checkLabels(ls); err != nil {
-			return pmetric.Metrics{}, 0, err
-		}
-		if len(ts.Histograms) > 0 {
-			return pmetric.Metrics{}, 0, nativeHistogramError(ls)
+			return pmetric.Metrics{}, counts{}, err
 		}
 		md, err := ts.ToMetadata(req.Symbols)
 		if err != nil {
-			return pmetric.Metrics{}, 0, badRequest("series %s: metadata: %v; every reference must index the request's symbols", ls, err)
+			return pmetric.Metrics{}, counts{}, badRequest("series %s: metadata: %v; every reference must index the request's symbols", ls, err)
 		}
 		samples = samples[:0]
 		for _, s := range ts.Samples {
 			samples = append(samples, sample{t: s.Timestamp, st: s.StartTimestamp, v: s.Value})
 		}
 		if err := b.add(ls, md.Type, md.Help, samples); err != nil {
-			return pmetric.Metrics{}, 0, err
+			return pmetric.Metrics{}, counts{}, err
+		}
+		hs = hs[:0]
+		for _, h := range ts.Histograms {
+			hs = append(hs, histSample{t: h.Timestamp, st: h.StartTimestamp, h: h.ToIntHistogram()})
+		}
+		if err := b.addHistograms(ls, md.Help, hs); err != nil {
+			return pmetric.Metrics{}, counts{}, err
 		}
 	}
-	return b.md, b.points, nil
+	return b.md, b.n, nil
 }

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/open-telemetry/opentelemetry-collector-contrib/pkg/pdatatest/pmetrictest"
+	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/model/value"
 	"github.com/prometheus/prometheus/prompb"
 	writev2 "github.com/prometheus/prometheus/prompb/io/prometheus/write/v2"
@@ -99,14 +100,14 @@ func checkGolden(t *testing.T, name string, md pmetric.Metrics) {
 func TestFromV1MatchesGolden(t *testing.T) {
 	md, n, err := fromV1(v1Request())
 	require.NoError(t, err)
-	require.Equal(t, 5, n)
+	require.Equal(t, counts{samples: 5}, n)
 	checkGolden(t, "v1.json", md)
 }
 
 func TestFromV2MatchesGolden(t *testing.T) {
 	md, n, err := fromV2(v2Request())
 	require.NoError(t, err)
-	require.Equal(t, 3, n)
+	require.Equal(t, counts{samples: 3}, n)
 	checkGolden(t, "v2.json", md)
 }
 
@@ -117,7 +118,7 @@ func TestStaleMarkerIsFlaggedNoRecordedValue(t *testing.T) {
 		Samples: []prompb.Sample{{Timestamp: 1000, Value: 1}, {Timestamp: 2000, Value: stale}, {Timestamp: 3000, Value: math.NaN()}},
 	}}})
 	require.NoError(t, err)
-	require.Equal(t, 3, n)
+	require.Equal(t, counts{samples: 3}, n)
 	dps := md.ResourceMetrics().At(0).ScopeMetrics().At(0).Metrics().At(0).Gauge().DataPoints()
 	require.False(t, dps.At(0).Flags().NoRecordedValue())
 	require.True(t, dps.At(1).Flags().NoRecordedValue())
@@ -140,10 +141,22 @@ func TestConversionRefusals(t *testing.T) {
 			_, _, err := fromV1(&prompb.WriteRequest{Timeseries: []prompb.TimeSeries{{Labels: lbls("__name__", "a", "x", "1", "x", "2"), Samples: []prompb.Sample{{Timestamp: 1, Value: 1}}}}})
 			return err
 		}, `label "x" appears more than once`},
-		{"v1 native histogram", func() error {
-			_, _, err := fromV1(&prompb.WriteRequest{Timeseries: []prompb.TimeSeries{{Labels: lbls("__name__", "lat"), Histograms: []prompb.Histogram{{Timestamp: 1}}}}})
+		{"v1 float native histogram", func() error {
+			_, _, err := fromV1(&prompb.WriteRequest{Timeseries: []prompb.TimeSeries{{Labels: lbls("__name__", "lat"), Histograms: []prompb.Histogram{{Timestamp: 1, Count: &prompb.Histogram_CountFloat{CountFloat: 1}}}}}})
 			return err
-		}, `series {__name__="lat"}: native histogram samples are not accepted`},
+		}, `series {__name__="lat"}: float native histograms are not accepted`},
+		{"v1 custom buckets", func() error {
+			_, _, err := fromV1(&prompb.WriteRequest{Timeseries: []prompb.TimeSeries{{Labels: lbls("__name__", "lat"), Histograms: []prompb.Histogram{{Timestamp: 1, Schema: -53, CustomValues: []float64{1}}}}}})
+			return err
+		}, "custom buckets (schema -53)"},
+		{"v1 gauge histogram", func() error {
+			_, _, err := fromV1(&prompb.WriteRequest{Timeseries: []prompb.TimeSeries{{Labels: lbls("__name__", "lat"), Histograms: []prompb.Histogram{{Timestamp: 1, ResetHint: prompb.Histogram_GAUGE}}}}})
+			return err
+		}, "gauge native histograms are not accepted"},
+		{"v1 inconsistent histogram", func() error {
+			_, _, err := fromV1(&prompb.WriteRequest{Timeseries: []prompb.TimeSeries{{Labels: lbls("__name__", "lat"), Histograms: []prompb.Histogram{{Timestamp: 1, Count: &prompb.Histogram_CountInt{CountInt: 1}, PositiveSpans: []prompb.BucketSpan{{Offset: 0, Length: 1}}, PositiveDeltas: []int64{5}}}}}})
+			return err
+		}, "invalid native histogram"},
 		{"v1 negative timestamp", func() error {
 			_, _, err := fromV1(&prompb.WriteRequest{Timeseries: []prompb.TimeSeries{{Labels: lbls("__name__", "a"), Samples: []prompb.Sample{{Timestamp: -1, Value: 1}}}}})
 			return err
@@ -156,10 +169,10 @@ func TestConversionRefusals(t *testing.T) {
 			_, _, err := fromV2(&writev2.Request{Symbols: []string{"", "__name__", "a"}, Timeseries: []writev2.TimeSeries{{LabelsRefs: []uint32{1, 2}, Metadata: writev2.Metadata{HelpRef: 9}}}})
 			return err
 		}, "metadata: metadata help_ref 9"},
-		{"v2 native histogram", func() error {
-			_, _, err := fromV2(&writev2.Request{Symbols: []string{"", "__name__", "a"}, Timeseries: []writev2.TimeSeries{{LabelsRefs: []uint32{1, 2}, Histograms: []writev2.Histogram{{Timestamp: 1}}}}})
+		{"v2 float native histogram", func() error {
+			_, _, err := fromV2(&writev2.Request{Symbols: []string{"", "__name__", "a"}, Timeseries: []writev2.TimeSeries{{LabelsRefs: []uint32{1, 2}, Histograms: []writev2.Histogram{{Timestamp: 1, Count: &writev2.Histogram_CountFloat{CountFloat: 2}}}}}})
 			return err
-		}, "native histogram samples are not accepted"},
+		}, "float native histograms are not accepted"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -167,6 +180,63 @@ func TestConversionRefusals(t *testing.T) {
 			var re *requestError
 			require.ErrorAs(t, err, &re)
 			require.ErrorContains(t, err, tt.want)
+		})
+	}
+}
+
+// nativeHistogram has positive buckets at indexes 1, 2 and 6 (a gap of
+// three) and one negative bucket at index -1.
+func nativeHistogram() *histogram.Histogram {
+	return &histogram.Histogram{
+		Schema:          0,
+		ZeroThreshold:   1e-128,
+		ZeroCount:       1,
+		Count:           12,
+		Sum:             42.5,
+		PositiveSpans:   []histogram.Span{{Offset: 1, Length: 2}, {Offset: 3, Length: 1}},
+		PositiveBuckets: []int64{2, 1, -1}, // 2, 3, 2
+		NegativeSpans:   []histogram.Span{{Offset: -1, Length: 1}},
+		NegativeBuckets: []int64{4},
+	}
+}
+
+func TestNativeHistogramIsExponentialHistogram(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		conv func() (pmetric.Metrics, counts, error)
+	}{
+		{"v1", func() (pmetric.Metrics, counts, error) {
+			return fromV1(&prompb.WriteRequest{Timeseries: []prompb.TimeSeries{{
+				Labels:     lbls("__name__", "rpc_duration_seconds", "job", "api"),
+				Histograms: []prompb.Histogram{prompb.FromIntHistogram(1_700_000_000_123, nativeHistogram())},
+			}}})
+		}},
+		{"v2", func() (pmetric.Metrics, counts, error) {
+			return fromV2(&writev2.Request{Symbols: []string{"", "__name__", "rpc_duration_seconds", "job", "api"}, Timeseries: []writev2.TimeSeries{{
+				LabelsRefs: []uint32{1, 2, 3, 4},
+				Histograms: []writev2.Histogram{writev2.FromIntHistogram(0, 1_700_000_000_123, nativeHistogram())},
+				Metadata:   writev2.Metadata{Type: writev2.Metadata_METRIC_TYPE_HISTOGRAM},
+			}}})
+		}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			md, n, err := tt.conv()
+			require.NoError(t, err)
+			require.Equal(t, counts{histograms: 1}, n)
+			m := md.ResourceMetrics().At(0).ScopeMetrics().At(0).Metrics().At(0)
+			require.Equal(t, "rpc_duration_seconds", m.Name())
+			require.Equal(t, pmetric.AggregationTemporalityCumulative, m.ExponentialHistogram().AggregationTemporality())
+			dp := m.ExponentialHistogram().DataPoints().At(0)
+			require.Equal(t, int64(1_700_000_000_123_000_000), int64(dp.Timestamp()))
+			require.Equal(t, int32(0), dp.Scale())
+			require.Equal(t, uint64(12), dp.Count())
+			require.Equal(t, 42.5, dp.Sum())
+			require.Equal(t, uint64(1), dp.ZeroCount())
+			require.Equal(t, 1e-128, dp.ZeroThreshold())
+			require.Equal(t, int32(0), dp.Positive().Offset())
+			require.Equal(t, []uint64{2, 3, 0, 0, 0, 2}, dp.Positive().BucketCounts().AsRaw())
+			require.Equal(t, int32(-2), dp.Negative().Offset())
+			require.Equal(t, []uint64{4}, dp.Negative().BucketCounts().AsRaw())
 		})
 	}
 }
