@@ -25,6 +25,9 @@ func NewFactory() receiver.Factory {
 func createDefaultConfig() component.Config {
 	srv := confighttp.NewDefaultServerConfig()
 	srv.NetAddr.Endpoint = defaultEndpoint
+	// Remote write bodies are snappy-compressed (or, from some senders, not
+	// compressed at all); another Content-Encoding is answered 415.
+	srv.CompressionAlgorithms = []string{"", "snappy"}
 	return &Config{ServerConfig: srv, Path: defaultPath}
 }
 

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"strings"
 	"sync"
 
 	remoteapi "github.com/prometheus/client_golang/exp/api/remote"
@@ -77,7 +78,8 @@ func (r *rwReceiver) Start(ctx context.Context, host component.Host) error {
 	// is replaced by a pass-through) so that Prometheus' handler decodes it,
 	// whether or not the sender set Content-Encoding: snappy.
 	srv, err := r.cfg.ServerConfig.ToServer(ctx, host.GetExtensions(), r.set.TelemetrySettings, mux,
-		confighttp.WithDecoder("snappy", func(body io.ReadCloser) (io.ReadCloser, error) { return body, nil }))
+		confighttp.WithDecoder("snappy", func(body io.ReadCloser) (io.ReadCloser, error) { return body, nil }),
+		confighttp.WithErrorHandler(decompressionError))
 	if err != nil {
 		return fmt.Errorf("create HTTP server: %w", err)
 	}
@@ -163,6 +165,16 @@ func (r *rwReceiver) Store(req *http.Request, msgType remoteapi.WriteMessageType
 	}
 	wr.Add(remoteapi.WriteResponseStats{Samples: n.samples, Histograms: n.histograms})
 	return wr, nil
+}
+
+// decompressionError answers confighttp's refusals of the body encoding;
+// an encoding it does not decode is 415, as in Prometheus' own handler.
+func decompressionError(w http.ResponseWriter, _ *http.Request, msg string, status int) {
+	if strings.HasPrefix(msg, "unsupported Content-Encoding") {
+		status = http.StatusUnsupportedMediaType
+		msg += "; remote write bodies are snappy-compressed (Content-Encoding: snappy)"
+	}
+	http.Error(w, msg, status)
 }
 
 // statusOf maps a pipeline error to the status Prometheus senders act on:
