@@ -191,7 +191,7 @@ func (b *builder) add(ls labels.Labels, typ model.MetricType, help string, sampl
 		dp := dps.AppendEmpty()
 		putAttributes(dp.Attributes(), ls)
 		dp.SetTimestamp(pcommon.Timestamp(s.t * 1e6))
-		if s.st > 0 {
+		if s.st > 0 && kind == kindCounter { // a gauge has no start
 			dp.SetStartTimestamp(pcommon.Timestamp(s.st * 1e6))
 		}
 		dp.SetDoubleValue(s.v)
