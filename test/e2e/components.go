@@ -32,6 +32,7 @@ import (
 	"github.com/metricsmodule/metricsmodule/extension/metricsstoreextension"
 	"github.com/metricsmodule/metricsmodule/processor/metricsstoreprocessor"
 	"github.com/metricsmodule/metricsmodule/receiver/metricsservicereceiver"
+	"github.com/metricsmodule/metricsmodule/receiver/prometheusremotewritereceiver"
 )
 
 // ComponentImports are the import paths of the components below; a test
@@ -47,6 +48,7 @@ var ComponentImports = []string{
 	"go.opentelemetry.io/collector/processor/memorylimiterprocessor",
 	"go.opentelemetry.io/collector/receiver/otlpreceiver",
 	"github.com/metricsmodule/metricsmodule/receiver/metricsservicereceiver",
+	"github.com/metricsmodule/metricsmodule/receiver/prometheusremotewritereceiver",
 	"github.com/metricsmodule/metricsmodule/exporter/pushgatewayexporter",
 	"github.com/metricsmodule/metricsmodule/exporter/statsdexporter",
 	"github.com/metricsmodule/metricsmodule/exporter/providersexporter",
@@ -77,7 +79,7 @@ func Components() (otelcol.Factories, error) {
 		return f, err
 	}
 	if f.Receivers, err = otelcol.MakeFactoryMap[receiver.Factory](
-		metricsservicereceiver.NewFactory(), otlpreceiver.NewFactory(),
+		metricsservicereceiver.NewFactory(), otlpreceiver.NewFactory(), prometheusremotewritereceiver.NewFactory(),
 	); err != nil {
 		return f, err
 	}

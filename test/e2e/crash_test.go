@@ -85,7 +85,7 @@ type collectorProc struct {
 func newCollectorProc(t *testing.T, dir string) *collectorProc {
 	t.Helper()
 	p := &collectorProc{t: t, cfgPath: filepath.Join(dir, "overrides.yaml"),
-		e: endpoints{ingest: freePort(t), promAPI: freePort(t), otlpGRPC: freePort(t), otlpHTTP: freePort(t)}}
+		e: endpoints{ingest: freePort(t), promAPI: freePort(t), otlpGRPC: freePort(t), otlpHTTP: freePort(t), remoteWrite: freePort(t)}}
 	cfg := fmt.Sprintf(`
 receivers:
   metrics_service:
@@ -98,6 +98,8 @@ receivers:
         endpoint: %s
       http:
         endpoint: %s
+  prometheus_remote_write:
+    endpoint: %s
 extensions:
   metrics_store:
     store:
@@ -119,7 +121,7 @@ service:
       level: none
     logs:
       level: warn
-`, p.e.ingest, p.e.promAPI, p.e.otlpGRPC, p.e.otlpHTTP, filepath.Join(dir, "tsdb"), freePort(t), filepath.Join(dir, "storage"), freePort(t))
+`, p.e.ingest, p.e.promAPI, p.e.otlpGRPC, p.e.otlpHTTP, p.e.remoteWrite, filepath.Join(dir, "tsdb"), freePort(t), filepath.Join(dir, "storage"), freePort(t))
 	require.NoError(t, os.MkdirAll(filepath.Join(dir, "storage"), 0o700))
 	require.NoError(t, os.WriteFile(p.cfgPath, []byte(cfg), 0o600))
 	return p

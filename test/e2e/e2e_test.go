@@ -98,12 +98,13 @@ func startCollector(t *testing.T, sinkAddr string) (ingest, promAPI string) {
 // endpoints are the addresses of a running collector.
 type endpoints struct {
 	ingest, promAPI, otlpGRPC, otlpHTTP string
+	remoteWrite                         string // prometheus_remote_write receiver
 }
 
 // startCollectorAt is startCollector returning every endpoint.
 func startCollectorAt(t *testing.T, sinkAddr string) endpoints {
 	t.Helper()
-	e := endpoints{ingest: freePort(t), promAPI: freePort(t), otlpGRPC: freePort(t), otlpHTTP: freePort(t)}
+	e := endpoints{ingest: freePort(t), promAPI: freePort(t), otlpGRPC: freePort(t), otlpHTTP: freePort(t), remoteWrite: freePort(t)}
 	overrides := fmt.Sprintf(`
 receivers:
   metrics_service:
@@ -116,6 +117,8 @@ receivers:
         endpoint: %s
       http:
         endpoint: %s
+  prometheus_remote_write:
+    endpoint: %s
 processors:
   batch:
     timeout: 20ms
@@ -141,7 +144,7 @@ service:
   pipelines:
     metrics:
       exporters: [debug, otlp_grpc/sink]
-`, e.ingest, e.promAPI, e.otlpGRPC, e.otlpHTTP, sinkAddr, filepath.Join(t.TempDir(), "tsdb"), freePort(t), t.TempDir(), freePort(t))
+`, e.ingest, e.promAPI, e.otlpGRPC, e.otlpHTTP, e.remoteWrite, sinkAddr, filepath.Join(t.TempDir(), "tsdb"), freePort(t), t.TempDir(), freePort(t))
 
 	col, err := otelcol.NewCollector(otelcol.CollectorSettings{
 		BuildInfo: component.BuildInfo{Command: "otelcol-metrics", Version: "e2e"},
