@@ -41,7 +41,7 @@ BENCH_PKGS  ?= ./internal/... ./receiver/...
 
 GO_INSTALL = GOBIN=$(CURDIR)/$(BIN_DIR) $(GO) install
 
-.PHONY: tools clean-tools proto proto-lint proto-check build run test vet fuzz-smoke fmt bench clean
+.PHONY: tools clean-tools proto proto-lint proto-check generate generate-check build run test vet fuzz-smoke fmt bench clean
 
 ## tools: install the pinned tools into ./bin
 tools: $(TOOLS)
@@ -89,6 +89,26 @@ proto-check: proto
 		exit 1; \
 	fi
 	@echo "proto-check: generated code is up to date."
+
+# Components whose internal/metadata and generated_*_test.go come from mdatagen (a Go tool
+# of go.mod, v0.159.0: the newest the module proxy serves; it builds with our release).
+MDATAGEN_DIRS := receiver/metricsservicereceiver processor/metricsstoreprocessor \
+	extension/metricsstoreextension extension/metricsmanagementextension \
+	exporter/providersexporter exporter/pushgatewayexporter exporter/statsdexporter
+
+## generate: regenerate each component's internal/metadata and generated tests from its metadata.yaml
+generate:
+	for d in $(MDATAGEN_DIRS); do (cd $$d && $(GO) tool mdatagen metadata.yaml); done
+
+## generate-check: regenerate and fail if the committed mdatagen output is stale
+generate-check: generate
+	@changes="$$(git status --porcelain -- $(MDATAGEN_DIRS))"; \
+	if [[ -n "$$changes" ]]; then \
+		echo "generate-check: mdatagen output is stale or uncommitted; run 'make generate' and commit:" >&2; \
+		echo "$$changes" >&2; \
+		exit 1; \
+	fi
+	@echo "generate-check: mdatagen output is up to date."
 
 ## build: build the collector distribution with ocb into ./_build
 build: $(OCB)

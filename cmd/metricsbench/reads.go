@@ -761,7 +761,7 @@ func readsChild(cfg *readsConfig) error {
 	res.GCCycles = ms1.NumGC - ms0.NumGC
 	res.Samples = st.Stats().Total()
 	res.Rejected = st.Rejected()
-	res.HeadSeries = st.DB().Head().NumSeries()
+	res.HeadSeries = st.HeadStats(0).NumSeries
 	res.StageCPU, res.DecodeCPU, res.StageWall = stageCPU.Seconds(), decodeCPU.Seconds(), stageWall.Seconds()
 	res.Others = -1
 	if busyOK {

@@ -10,15 +10,10 @@ import (
 	"go.opentelemetry.io/collector/component/componenttest"
 	"go.opentelemetry.io/collector/exporter/exportertest"
 	"go.opentelemetry.io/collector/pdata/pmetric"
-	"go.uber.org/goleak"
 
 	"github.com/metricsmodule/metricsmodule/exporter/providersexporter/internal/metadata"
 	"github.com/metricsmodule/metricsmodule/internal/provider"
 )
-
-func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m)
-}
 
 type host struct {
 	component.Host

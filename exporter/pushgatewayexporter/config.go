@@ -79,7 +79,7 @@ type BasicAuthConfig struct {
 
 var _ component.Config = (*Config)(nil)
 
-var errNoJob = errors.New("job: must not be empty")
+var errNoJob = errors.New("job: must not be empty; set it to the job the Pushgateway groups these metrics under, e.g. job: nightly-import (there is no default)")
 
 // Validate checks the configuration; messages name the field.
 func (cfg *Config) Validate() error {

@@ -23,13 +23,10 @@ import (
 	"go.opentelemetry.io/collector/exporter/exportertest"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/pmetric"
-	"go.uber.org/goleak"
 
 	"github.com/metricsmodule/metricsmodule/exporter/pushgatewayexporter/internal/accumulator"
 	"github.com/metricsmodule/metricsmodule/exporter/pushgatewayexporter/internal/metadata"
 )
-
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // request is what a fake Pushgateway saw.
 type request struct {

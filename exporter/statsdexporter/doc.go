@@ -1,3 +1,5 @@
+//go:generate go tool mdatagen metadata.yaml
+
 // Package statsdexporter sends metrics to a StatsD server over UDP or TCP:
 // counters as increments, gauges, and histograms as aggregates or weighted
 // observations, with tags in the DogStatsD, InfluxDB or Graphite dialect.

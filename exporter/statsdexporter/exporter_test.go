@@ -18,12 +18,9 @@ import (
 	"go.opentelemetry.io/collector/exporter/exportertest"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/pmetric"
-	"go.uber.org/goleak"
 
 	"github.com/metricsmodule/metricsmodule/exporter/statsdexporter/internal/metadata"
 )
-
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 func startExporter(t *testing.T, cfg *Config) exporter.Metrics {
 	t.Helper()

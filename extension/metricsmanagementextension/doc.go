@@ -1,3 +1,5 @@
+//go:generate go tool mdatagen metadata.yaml
+
 // Package metricsmanagementextension serves the metricsmodule
 // MetricsManagementService on its own gRPC server: operators create, update,
 // delete, list and inspect providers, export destinations built as exporters

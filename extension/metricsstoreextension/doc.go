@@ -1,3 +1,5 @@
+//go:generate go tool mdatagen metadata.yaml
+
 // Package metricsstoreextension owns the embedded metrics store (Prometheus
 // TSDB) and the stream hub of StreamMetrics. The metrics_store processor
 // feeds them from any metrics pipeline; the metrics_service receiver answers

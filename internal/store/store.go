@@ -177,9 +177,6 @@ func (s *Store) Close() error {
 // Queryable is what the PromQL engine reads.
 func (s *Store) Queryable() storage.Queryable { return s.db }
 
-// DB returns the TSDB (stats, admin).
-func (s *Store) DB() *tsdb.DB { return s.db }
-
 // Stats returns the ingest statistics.
 func (s *Store) Stats() *IngestStats { return s.stats }
 

@@ -144,7 +144,7 @@ func TestRetentionDeletesOldBlocks(t *testing.T) {
 	require.NoError(t, s.Close())
 	s = openStore(t, dir, func(c *Config) { c.Retention = time.Hour })
 	defer func() { require.NoError(t, s.Close()) }()
-	require.NoError(t, s.DB().Compact(context.Background()))
+	require.NoError(t, s.db.Compact(context.Background()))
 	old := samples(t, s, "ticks_total", start, start.Add(2*time.Hour))
 	assert.Empty(t, old, "samples older than the retention are deleted with their blocks")
 	recent := samples(t, s, "ticks_total", start.Add(11*time.Hour), start.Add(12*time.Hour))
@@ -190,4 +190,37 @@ func TestIngestStatsRatesAndTrend(t *testing.T) {
 	assert.Greater(t, cur, before)
 	assert.False(t, math.IsNaN(cur))
 	assert.Equal(t, "a", st.FamilyRates(5 * time.Minute)[0].Family)
+}
+
+func TestStatusViewReportsHeadBlocksAndDisk(t *testing.T) {
+	dir := t.TempDir()
+	s := openStore(t, dir, nil)
+	defer func() { require.NoError(t, s.Close()) }()
+
+	empty := s.HeadStats(0)
+	assert.Zero(t, empty.NumSeries)
+	assert.Empty(t, s.Blocks(), "a fresh store has no persisted blocks")
+	assert.Equal(t, dir, s.Dir())
+
+	now := time.Now().Truncate(time.Second)
+	for _, m := range []string{"GET", "PUT", "POST"} {
+		require.NoError(t, stage(t, s, counterBatch("http.requests", now, 1, map[string]string{"method": m})).Commit())
+	}
+	require.NoError(t, stage(t, s, counterBatch("jobs", now, 1, nil)).Commit())
+
+	hs := s.HeadStats(10)
+	assert.Equal(t, uint64(4), hs.NumSeries)
+	assert.Equal(t, now.UnixMilli(), hs.MinTime)
+	assert.Equal(t, now.UnixMilli(), hs.MaxTime)
+	require.NotEmpty(t, hs.SeriesPerMetric)
+	assert.Equal(t, NameCount{Name: "http_requests_total", Count: 3}, hs.SeriesPerMetric[0], "highest series count first")
+	assert.Contains(t, hs.LabelValues, NameCount{Name: "method", Count: 3})
+
+	top1 := s.HeadStats(1)
+	assert.Len(t, top1.SeriesPerMetric, 1, "the limit bounds the top-N lists")
+	cheap := s.HeadStats(0)
+	assert.Equal(t, uint64(4), cheap.NumSeries)
+	assert.Nil(t, cheap.SeriesPerMetric, "limit 0 skips the postings walk")
+
+	assert.Positive(t, s.DiskBytes(), "the WAL is on disk")
 }

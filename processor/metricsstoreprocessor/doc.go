@@ -1,3 +1,5 @@
+//go:generate go tool mdatagen metadata.yaml
+
 // Package metricsstoreprocessor keeps every batch of its pipeline in the
 // metrics_store extension (store and stream hub) before passing it on, and
 // makes it readable only once the rest of the pipeline accepted it. Place it

@@ -41,7 +41,7 @@ func (*memKV) Close(context.Context) error { return nil }
 // dataDir is the directory next to the store where registry files live.
 func (r *metricsReceiver) dataDir() string {
 	if r.store != nil {
-		return filepath.Dir(filepath.Clean(r.store.DB().Dir()))
+		return filepath.Dir(filepath.Clean(r.store.Dir()))
 	}
 	return ""
 }

@@ -1,3 +1,5 @@
+//go:generate go tool mdatagen metadata.yaml
+
 // Package metricsservicereceiver serves the metricsmodule MetricsService over
 // gRPC: applications record metrics with RecordMetric and RecordBatchMetrics,
 // and the receiver hands them, as pdata, to the next consumer of a metrics

@@ -2,8 +2,6 @@ package metricsservicereceiver
 
 import (
 	"context"
-	"io/fs"
-	"path/filepath"
 	"regexp"
 	"runtime"
 	"sort"
@@ -65,9 +63,8 @@ func (r *metricsReceiver) labelCardinality() map[string]int64 {
 	if r.store == nil {
 		return out
 	}
-	st := r.store.DB().Head().Stats(labels.MetricName, 1000)
-	for _, s := range st.IndexPostingStats.CardinalityLabelStats {
-		out[s.Name] = int64(s.Count)
+	for _, l := range r.store.HeadStats(1000).LabelValues {
+		out[l.Name] = int64(l.Count)
 	}
 	return out
 }
@@ -85,19 +82,6 @@ func (r *metricsReceiver) cardinalityLoop() {
 			r.cardinality.add(now, r.labelCardinality())
 		}
 	}
-}
-
-func dirSize(path string) int64 {
-	var n int64
-	_ = filepath.WalkDir(path, func(_ string, d fs.DirEntry, err error) error {
-		if err == nil && !d.IsDir() {
-			if info, ierr := d.Info(); ierr == nil {
-				n += info.Size()
-			}
-		}
-		return nil
-	})
-	return n
 }
 
 func healthOf(ok bool, degraded bool) pb.HealthStatus {
@@ -136,8 +120,7 @@ func (s *metricsService) GetMetricsSummary(ctx context.Context, req *pb.GetMetri
 	}
 	now := time.Now()
 	st := r.store
-	head := st.DB().Head()
-	hs := head.Stats(labels.MetricName, 100_000)
+	hs := st.HeadStats(100_000)
 	meta := st.Metadata()
 	stats := st.Stats()
 
@@ -149,7 +132,7 @@ func (s *metricsService) GetMetricsSummary(ctx context.Context, req *pb.GetMetri
 		MetricsByType:  map[string]int64{},
 	}
 	seriesPer := map[string]int64{}
-	for _, m := range hs.IndexPostingStats.CardinalityMetricsStats {
+	for _, m := range hs.SeriesPerMetric {
 		if keep(m.Name) && filtered == nil {
 			seriesPer[m.Name] = int64(m.Count)
 			totals.Series += int64(m.Count)
@@ -169,8 +152,9 @@ func (s *metricsService) GetMetricsSummary(ctx context.Context, req *pb.GetMetri
 		}
 	}
 	var blockSamples uint64
-	for _, b := range st.DB().Blocks() {
-		blockSamples += b.Meta().Stats.NumSamples
+	blocks := st.Blocks()
+	for _, b := range blocks {
+		blockSamples += b.NumSamples
 	}
 	totals.Samples = int64(blockSamples) + stats.Total()
 	resp.Totals = totals
@@ -204,7 +188,7 @@ func (s *metricsService) GetMetricsSummary(ctx context.Context, req *pb.GetMetri
 
 	// label cardinality now vs a window ago
 	nowCard := map[string]int64{}
-	for _, l := range hs.IndexPostingStats.CardinalityLabelStats {
+	for _, l := range hs.LabelValues {
 		nowCard[l.Name] = int64(l.Count)
 	}
 	beforeCard := r.cardinality.at(now.Add(-window))
@@ -225,17 +209,17 @@ func (s *metricsService) GetMetricsSummary(ctx context.Context, req *pb.GetMetri
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	resp.Storage = &pb.StorageStats{
-		DiskBytes:   dirSize(st.DB().Dir()),
+		DiskBytes:   st.DiskBytes(),
 		MemoryBytes: int64(ms.HeapInuse),
 		HeadSeries:  int64(hs.NumSeries),
-		Blocks:      int64(len(st.DB().Blocks())),
+		Blocks:      int64(len(blocks)),
 	}
-	if minT := st.DB().Head().MinTime(); hs.NumSeries > 0 {
-		if bs := st.DB().Blocks(); len(bs) > 0 {
-			minT = bs[0].Meta().MinTime
+	if minT := hs.MinTime; hs.NumSeries > 0 {
+		if len(blocks) > 0 {
+			minT = blocks[0].MinTime
 		}
 		resp.Storage.MinTime = timestamppb.New(time.UnixMilli(minT))
-		resp.Storage.MaxTime = timestamppb.New(time.UnixMilli(head.MaxTime()))
+		resp.Storage.MaxTime = timestamppb.New(time.UnixMilli(hs.MaxTime))
 	}
 
 	// health
