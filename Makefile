@@ -94,7 +94,8 @@ proto-check: proto
 # of go.mod, v0.159.0: the newest the module proxy serves; it builds with our release).
 MDATAGEN_DIRS := receiver/metricsservicereceiver processor/metricsstoreprocessor \
 	extension/metricsstoreextension extension/metricsmanagementextension \
-	exporter/providersexporter exporter/pushgatewayexporter exporter/statsdexporter
+	exporter/providersexporter exporter/pushgatewayexporter exporter/statsdexporter \
+	receiver/prometheusremotewritereceiver
 
 ## generate: regenerate each component's internal/metadata and generated tests from its metadata.yaml
 generate:
