@@ -12,6 +12,7 @@ import (
 	"go.opentelemetry.io/collector/receiver/otlpreceiver"
 
 	"github.com/metricsmodule/metricsmodule/receiver/metricsservicereceiver"
+	"github.com/metricsmodule/metricsmodule/receiver/prometheusremotewritereceiver"
 )
 
 type receiverFactories map[component.Type]receiver.Factory
@@ -33,10 +34,10 @@ func TestReceiverEndpointsOfTheDefaultConfig(t *testing.T) {
 	conf, err := confmaptest.LoadConf(filepath.Join("..", "..", "testdata", "config.yaml"))
 	require.NoError(t, err)
 	factories := receiverFactories{}
-	for _, f := range []receiver.Factory{otlpreceiver.NewFactory(), metricsservicereceiver.NewFactory()} {
+	for _, f := range []receiver.Factory{otlpreceiver.NewFactory(), metricsservicereceiver.NewFactory(), prometheusremotewritereceiver.NewFactory()} {
 		factories[f.Type()] = f
 	}
-	assert.Equal(t, []string{"localhost:4317", "localhost:4318", "localhost:4320", "localhost:4322"}, receiverEndpoints(conf, factories))
+	assert.Equal(t, []string{"localhost:4317", "localhost:4318", "localhost:4320", "localhost:4322", "localhost:4323"}, receiverEndpoints(conf, factories))
 }
 
 // Endpoints left to the receiver's defaults count: an empty grpc: block of
