@@ -136,3 +136,23 @@ func TestBatchTheStoreWouldNotKeepIsRefusedWhole(t *testing.T) {
 	assert.Zero(t, sink.DataPointCount(), "not passed on")
 	assert.Zero(t, stored(t, s, "queue_depth"), "nothing of the batch is stored")
 }
+
+// TestDeltaSumIsStored: a delta sum (e.g. metrics_service with
+// counter_temporality: delta) is kept as its per-interval values, not
+// acknowledged and dropped.
+func TestDeltaSumIsStored(t *testing.T) {
+	p, s := start(t, consumertest.NewNop())
+	md := pmetric.NewMetrics()
+	m := md.ResourceMetrics().AppendEmpty().ScopeMetrics().AppendEmpty().Metrics().AppendEmpty()
+	m.SetName("jobs_done")
+	sum := m.SetEmptySum()
+	sum.SetAggregationTemporality(pmetric.AggregationTemporalityDelta)
+	sum.SetIsMonotonic(true)
+	for i, v := range []float64{3, 4} {
+		dp := sum.DataPoints().AppendEmpty()
+		dp.SetTimestamp(pcommon.NewTimestampFromTime(time.Now().Add(time.Duration(i-2) * time.Second)))
+		dp.SetDoubleValue(v)
+	}
+	require.NoError(t, p.ConsumeMetrics(context.Background(), md))
+	assert.Equal(t, 2, stored(t, s, "jobs_done_total"))
+}
