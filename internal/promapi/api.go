@@ -39,7 +39,7 @@ type LabelIndex interface {
 // request is proxied to it; otherwise the engine and the store answer.
 // index, when it returns non-nil, answers label requests for one indexed
 // metric (match[]={__name__="m"}).
-func Handler(eng *query.Engine, st *store.Store, remoteEndpoint string, index func() LabelIndex) (http.Handler, error) {
+func Handler(eng *query.Engine, st *store.Store, remoteEndpoint string, index func() LabelIndex, opts ...Option) (http.Handler, error) {
 	mux := http.NewServeMux()
 	if remoteEndpoint != "" {
 		u, err := url.Parse(remoteEndpoint)
@@ -48,23 +48,31 @@ func Handler(eng *query.Engine, st *store.Store, remoteEndpoint string, index fu
 		}
 		proxy := httputil.NewSingleHostReverseProxy(u)
 		mux.Handle("/api/v1/", proxy)
+		registerHealth(mux, func() bool { return true })
 		return mux, nil
 	}
 	a := &api{eng: eng, st: st, index: index}
+	for _, o := range opts {
+		o(a)
+	}
 	mux.HandleFunc("/api/v1/query", a.query)
 	mux.HandleFunc("/api/v1/query_range", a.queryRange)
 	mux.HandleFunc("/api/v1/series", a.series)
 	mux.HandleFunc("/api/v1/labels", a.labelNames)
 	mux.HandleFunc("/api/v1/label/{name}/values", a.labelValues)
 	mux.HandleFunc("/api/v1/metadata", a.metadata)
-	mux.HandleFunc("/api/v1/status/buildinfo", a.buildInfo)
-	return mux, nil
+	a.registerStatus(mux)
+	return jsonErrors(mux), nil
 }
 
 type api struct {
 	eng   *query.Engine
 	st    *store.Store
 	index func() LabelIndex
+
+	status        StatusInfo
+	started       time.Time
+	engineVersion string
 }
 
 // indexedMetric returns the metric name when the request selects exactly
@@ -473,10 +481,6 @@ func (a *api) metadata(w http.ResponseWriter, r *http.Request) {
 		out[name] = []metadataEntry{{Type: string(m.Type), Help: m.Help, Unit: m.Unit}}
 	}
 	ok(w, out, nil)
-}
-
-func (a *api) buildInfo(w http.ResponseWriter, _ *http.Request) {
-	ok(w, map[string]string{"version": "3.0.0", "application": "metricsmodule"}, nil)
 }
 
 // unescapeLabelName decodes the U__ escaping of UTF-8 label names in URLs.

@@ -84,7 +84,7 @@ func (r *metricsReceiver) startReads(ctx context.Context, host component.Host) e
 			return reg
 		}
 		return nil
-	})
+	}, promapi.WithStatus(promapi.StatusInfo{Version: r.settings.BuildInfo.Version, Query: r.cfg.Query}))
 	if err != nil {
 		return err
 	}
