@@ -232,3 +232,16 @@ func TestPromRelease(t *testing.T) {
 		assert.Equal(t, want, promRelease(mod, "x"), mod)
 	}
 }
+
+func TestHealthWithARemoteBackend(t *testing.T) {
+	h, err := Handler(nil, nil, "http://127.0.0.1:1", nil)
+	require.NoError(t, err)
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	for _, path := range []string{"/-/healthy", "/-/ready"} {
+		resp, err := http.Get(srv.URL + path)
+		require.NoError(t, err)
+		resp.Body.Close()
+		assert.Equal(t, http.StatusOK, resp.StatusCode, path)
+	}
+}
