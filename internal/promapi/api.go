@@ -49,6 +49,7 @@ func Handler(eng *query.Engine, st *store.Store, remoteEndpoint string, index fu
 		proxy := httputil.NewSingleHostReverseProxy(u)
 		mux.Handle("/api/v1/", proxy)
 		registerHealth(mux, func() bool { return true })
+		mux.Handle("/federate", proxy)
 		return mux, nil
 	}
 	a := &api{eng: eng, st: st, index: index}
@@ -62,6 +63,7 @@ func Handler(eng *query.Engine, st *store.Store, remoteEndpoint string, index fu
 	mux.HandleFunc("/api/v1/label/{name}/values", a.labelValues)
 	mux.HandleFunc("/api/v1/metadata", a.metadata)
 	a.registerStatus(mux)
+	a.routes(mux)
 	return jsonErrors(mux), nil
 }
 
