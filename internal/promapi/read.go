@@ -1,10 +1,14 @@
 package promapi
 
 import (
+	"bytes"
 	"context"
+	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 
+	"github.com/golang/snappy"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/prometheus/config"
 	"github.com/prometheus/prometheus/model/labels"
@@ -30,8 +34,38 @@ const (
 
 // routes registers the remote-read and federation endpoints on mux.
 func (a *api) routes(mux *http.ServeMux) {
-	mux.Handle("/api/v1/read", newReadHandler(a.queryable(), RemoteReadSampleLimit))
+	mux.Handle("/api/v1/read", snappyBody(newReadHandler(a.queryable(), RemoteReadSampleLimit)))
 	mux.HandleFunc("/federate", a.federate)
+}
+
+// maxReadRequestBytes bounds a remote-read request body, as Prometheus'
+// decoder does (32 MiB).
+const maxReadRequestBytes = 32 << 20
+
+// snappyBody gives next a snappy-encoded body. Prometheus' read handler
+// decodes snappy itself, but the collector's HTTP server (confighttp)
+// already decompresses a "Content-Encoding: snappy" body and drops the
+// header: a body without the header is encoded again.
+func snappyBody(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Content-Encoding") != "" {
+			next.ServeHTTP(w, r)
+			return
+		}
+		raw, err := io.ReadAll(io.LimitReader(r.Body, maxReadRequestBytes+1))
+		if err != nil {
+			http.Error(w, fmt.Sprintf("read remote-read request: %v", err), http.StatusBadRequest)
+			return
+		}
+		if len(raw) > maxReadRequestBytes {
+			http.Error(w, fmt.Sprintf("remote-read request is larger than %d bytes; split the queries over several requests", maxReadRequestBytes), http.StatusBadRequest)
+			return
+		}
+		r.Body = io.NopCloser(bytes.NewReader(snappy.Encode(nil, raw)))
+		r.ContentLength = -1
+		r.Header.Set("Content-Encoding", "snappy")
+		next.ServeHTTP(w, r)
+	})
 }
 
 // queryable is the store's, or the engine's when there is no store.

@@ -253,3 +253,22 @@ func TestRemoteReadAndFederateAreProxiedToARemoteBackend(t *testing.T) {
 	}
 	assert.Equal(t, []string{"/api/v1/read", "/federate"}, paths)
 }
+
+func TestRemoteReadAcceptsABodyTheServerAlreadyDecompressed(t *testing.T) {
+	srv, _ := newTSDBServer(t, readSamples)
+	raw, err := proto.Marshal(&prompb.ReadRequest{Queries: []*prompb.Query{jobQuery(0, 10_000)}})
+	require.NoError(t, err)
+	// confighttp decodes "Content-Encoding: snappy" and drops the header
+	resp, err := http.Post(srv.URL+"/api/v1/read", "application/x-protobuf", bytes.NewReader(raw))
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	body, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	dec, err := snappy.Decode(nil, body)
+	require.NoError(t, err)
+	var rr prompb.ReadResponse
+	require.NoError(t, proto.Unmarshal(dec, &rr))
+	require.Len(t, rr.Results, 1)
+	assert.Len(t, rr.Results[0].Timeseries, 2)
+}
