@@ -88,10 +88,19 @@ func (rawCodec) Unmarshal(data mem.BufferSlice, v any) error {
 }
 func (rawCodec) Name() string { return Name }
 
+// batchRecorder answers RecordBatchMetrics with the batch mode it got.
+type batchRecorder struct {
+	pb.UnimplementedMetricsServiceServer
+}
+
+func (batchRecorder) RecordBatchMetrics(_ context.Context, req *pb.RecordBatchMetricsRequest) (*pb.RecordBatchMetricsResponse, error) {
+	return &pb.RecordBatchMetricsResponse{AcceptedCount: uint32(req.GetOptions().GetMode())}, nil
+}
+
 func startStrictServer(t *testing.T) *grpc.ClientConn {
 	t.Helper()
 	srv := grpc.NewServer(grpc.ForceServerCodecV2(Codec{}), grpc.ChainStreamInterceptor(StrictStreamInterceptor(true)))
-	srv.RegisterService(StrictService(&pb.MetricsService_ServiceDesc, true), pb.UnimplementedMetricsServiceServer{})
+	srv.RegisterService(StrictService(&pb.MetricsService_ServiceDesc, true), batchRecorder{})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	done := make(chan struct{})
@@ -149,7 +158,8 @@ func TestStrictServiceRefusesUnknownEnumBeforeTheHandler(t *testing.T) {
 	require.Equal(t, codes.InvalidArgument, st.Code())
 	require.Contains(t, st.Message(), "request.options.mode: 7 is not a BatchMode")
 
-	// a valid request reaches the handler (here: UNIMPLEMENTED)
-	_, err = client.RecordBatchMetrics(context.Background(), &pb.RecordBatchMetricsRequest{Options: &pb.BatchOptions{Mode: 1}})
-	require.Equal(t, codes.Unimplemented, status.Code(err))
+	// a valid request reaches the handler, decoded
+	resp, err := client.RecordBatchMetrics(context.Background(), &pb.RecordBatchMetricsRequest{Options: &pb.BatchOptions{Mode: pb.BatchMode_BATCH_MODE_BEST_EFFORT}})
+	require.NoError(t, err)
+	require.EqualValues(t, pb.BatchMode_BATCH_MODE_BEST_EFFORT, resp.AcceptedCount)
 }
