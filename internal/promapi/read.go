@@ -18,15 +18,17 @@ import (
 
 // Remote-read limits. They are Prometheus' own defaults
 // (--storage.remote.read-sample-limit, -concurrent-limit,
-// -max-bytes-in-frame); they are constants, not configuration.
+// -max-bytes-in-frame): the sample limit and the concurrency are the query
+// engine's (query.max_samples, query.max_concurrent), so a remote read can
+// hold no more memory than a query.
 const (
-	// RemoteReadSampleLimit is the most samples one query of a SAMPLES
-	// remote-read response may hold (the same default as query.max_samples);
-	// above it the request is refused with 400.
+	// RemoteReadSampleLimit is the sample limit when there is no query
+	// engine to take it from.
 	RemoteReadSampleLimit = 50_000_000
-	// RemoteReadConcurrency is the most remote-read requests served at
-	// once; further requests wait for a slot until their context ends.
-	RemoteReadConcurrency = 10
+	// RemoteReadConcurrency is the concurrency when there is no query
+	// engine to take it from; further requests wait for a slot until their
+	// context ends.
+	RemoteReadConcurrency = 2
 	// RemoteReadMaxBytesInFrame is the size of one frame of a
 	// STREAMED_XOR_CHUNKS response.
 	RemoteReadMaxBytesInFrame = 1 << 20
@@ -34,7 +36,11 @@ const (
 
 // routes registers the remote-read and federation endpoints on mux.
 func (a *api) routes(mux *http.ServeMux) {
-	mux.Handle("/api/v1/read", snappyBody(newReadHandler(a.queryable(), RemoteReadSampleLimit)))
+	samples, concurrency := RemoteReadSampleLimit, RemoteReadConcurrency
+	if a.eng != nil {
+		samples, concurrency = a.eng.Limits()
+	}
+	mux.Handle("/api/v1/read", snappyBody(newReadHandler(a.queryable(), samples, concurrency)))
 	mux.HandleFunc("/federate", a.federate)
 }
 
@@ -79,11 +85,11 @@ func (a *api) queryable() storage.Queryable {
 // newReadHandler is Prometheus' remote-read handler (SAMPLES and
 // STREAMED_XOR_CHUNKS responses) over q, without external labels, with
 // sampleLimit samples per query of a SAMPLES response.
-func newReadHandler(q storage.Queryable, sampleLimit int) http.Handler {
+func newReadHandler(q storage.Queryable, sampleLimit, concurrency int) http.Handler {
 	cfg := config.DefaultConfig
 	return remote.NewReadHandler(slog.New(slog.DiscardHandler), prometheus.NewRegistry(),
 		sampleAndChunk(q), func() config.Config { return cfg },
-		sampleLimit, RemoteReadConcurrency, RemoteReadMaxBytesInFrame)
+		sampleLimit, concurrency, RemoteReadMaxBytesInFrame)
 }
 
 // sampleAndChunk returns q when it already answers chunk queries (the

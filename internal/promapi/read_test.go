@@ -155,7 +155,7 @@ func TestRemoteReadRefusals(t *testing.T) {
 		assert.Equal(t, http.StatusBadRequest, resp.StatusCode)
 	})
 	t.Run("more samples than the limit is 400", func(t *testing.T) {
-		lsrv := httptest.NewServer(newReadHandler(db, 2))
+		lsrv := httptest.NewServer(newReadHandler(db, 2, RemoteReadConcurrency))
 		defer lsrv.Close()
 		resp := readRequest(t, lsrv.URL, &prompb.ReadRequest{Queries: []*prompb.Query{jobQuery(0, 10_000)}})
 		assert.Equal(t, http.StatusBadRequest, resp.StatusCode)
@@ -169,7 +169,7 @@ type samplesOnly struct{ storage.Queryable }
 
 func TestRemoteReadStreamsChunksFromASamplesOnlyQueryable(t *testing.T) {
 	_, db := newTSDBServer(t, readSamples)
-	srv := httptest.NewServer(newReadHandler(samplesOnly{db}, RemoteReadSampleLimit))
+	srv := httptest.NewServer(newReadHandler(samplesOnly{db}, RemoteReadSampleLimit, RemoteReadConcurrency))
 	defer srv.Close()
 	resp := readRequest(t, srv.URL, &prompb.ReadRequest{
 		Queries:               []*prompb.Query{jobQuery(0, 10_000)},

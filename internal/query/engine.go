@@ -137,6 +137,12 @@ func (e *Engine) CacheStats() (entries int, bytes int64) {
 	return e.cache.stats()
 }
 
+// Limits returns query.max_samples and query.max_concurrent: other read
+// paths (remote read) hold to the same bounds.
+func (e *Engine) Limits() (maxSamples, maxConcurrent int) {
+	return e.cfg.MaxSamples, e.cfg.MaxConcurrent
+}
+
 // Running reports the queries being evaluated.
 func (e *Engine) Running() int { return e.limiter.running() }
 
