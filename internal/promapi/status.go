@@ -84,8 +84,11 @@ func (a *api) registerStatus(mux *http.ServeMux) {
 	mux.HandleFunc("GET /api/v1/status/walreplay", a.walReplay)
 	mux.HandleFunc("GET /api/v1/rules", a.rules)
 	mux.HandleFunc("GET /api/v1/alerts", a.alerts)
+	mux.HandleFunc("GET /api/v1/alertmanagers", a.alertmanagers)
 	mux.HandleFunc("GET /api/v1/query_exemplars", a.queryExemplars)
 	mux.HandleFunc("POST /api/v1/query_exemplars", a.queryExemplars)
+	mux.HandleFunc("GET /api/v1/format_query", a.formatQuery)
+	mux.HandleFunc("POST /api/v1/format_query", a.formatQuery)
 	registerHealth(mux, func() bool { return a.st != nil })
 }
 
@@ -283,42 +286,4 @@ func (a *api) walReplay(w http.ResponseWriter, _ *http.Request) {
 		Max     int `json:"max"`
 		Current int `json:"current"`
 	}{}, nil)
-}
-
-// rules answers no rule groups: the collector evaluates no rules.
-func (a *api) rules(w http.ResponseWriter, _ *http.Request) {
-	ok(w, struct {
-		Groups []struct{} `json:"groups"`
-	}{Groups: []struct{}{}}, nil)
-}
-
-// alerts answers no alerts: the collector evaluates no alerting rules.
-func (a *api) alerts(w http.ResponseWriter, _ *http.Request) {
-	ok(w, struct {
-		Alerts []struct{} `json:"alerts"`
-	}{Alerts: []struct{}{}}, nil)
-}
-
-// queryExemplars validates like Prometheus and answers an empty list: the
-// store keeps no exemplars.
-func (a *api) queryExemplars(w http.ResponseWriter, r *http.Request) {
-	start, err := parseTime(r.FormValue("start"), minTime)
-	if err != nil {
-		fail(w, badData("invalid parameter \"start\": %v", err))
-		return
-	}
-	end, err := parseTime(r.FormValue("end"), maxTime)
-	if err != nil {
-		fail(w, badData("invalid parameter \"end\": %v", err))
-		return
-	}
-	if end.Before(start) {
-		fail(w, badData("invalid parameter \"end\": end timestamp must not be before start timestamp"))
-		return
-	}
-	if _, err := selectorParser.ParseExpr(r.FormValue("query")); err != nil {
-		fail(w, badData("invalid parameter \"query\": %v", err))
-		return
-	}
-	ok(w, []struct{}{}, nil)
 }

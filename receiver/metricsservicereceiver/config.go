@@ -14,6 +14,7 @@ import (
 	"github.com/metricsmodule/metricsmodule/internal/convert"
 	"github.com/metricsmodule/metricsmodule/internal/query"
 	"github.com/metricsmodule/metricsmodule/internal/registry"
+	"github.com/metricsmodule/metricsmodule/internal/rules"
 )
 
 // Config is the receiver configuration.
@@ -38,6 +39,9 @@ type Config struct {
 	PrometheusAPI configoptional.Optional[confighttp.ServerConfig] `mapstructure:"prometheus_api"`
 	// Registry configures metric definitions (RegisterMetric).
 	Registry RegistryConfig `mapstructure:"registry"`
+	// Rules evaluates Prometheus recording and alerting rule files over
+	// the store and sends alerts to Alertmanagers; off without rules.files.
+	Rules rules.Config `mapstructure:"rules"`
 	// Authorization maps principals to roles and roles to method families,
 	// on the gRPC server and the Prometheus API; absent: every caller may
 	// call every method.
@@ -125,6 +129,12 @@ func (cfg *Config) Validate() error {
 	}
 	if err := cfg.Query.Validate(); err != nil {
 		errs = append(errs, fmt.Errorf("query: %w", err))
+	}
+	if err := cfg.Rules.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("rules: %w", err))
+	}
+	if cfg.Rules.Enabled() && cfg.Query.Remote.Endpoint != "" {
+		errs = append(errs, errors.New("rules.files: rules are evaluated over the local store and cannot be combined with query.remote.endpoint; evaluate them on the remote backend or remove query.remote.endpoint"))
 	}
 	if cfg.Registry.Mode != registry.ModeOpen && cfg.Registry.Mode != registry.ModeStrict {
 		errs = append(errs, fmt.Errorf("registry.mode: %q is not one of open, strict", cfg.Registry.Mode))

@@ -14,6 +14,7 @@ import (
 	"github.com/metricsmodule/metricsmodule/internal/convert"
 	"github.com/metricsmodule/metricsmodule/internal/query"
 	"github.com/metricsmodule/metricsmodule/internal/registry"
+	"github.com/metricsmodule/metricsmodule/internal/rules"
 	"github.com/metricsmodule/metricsmodule/receiver/metricsservicereceiver/internal/metadata"
 )
 
@@ -50,6 +51,7 @@ func createDefaultConfig() component.Config {
 		Limits: LimitsConfig{Limits: cc.Limits, MaxBatchSize: 10_000},
 		Dedup:  DedupConfig{Window: 10 * time.Minute, MaxEntries: 100_000, MaxBytes: 64 << 20, MaxRequestIDBytes: 128},
 		Query:  query.DefaultConfig(),
+		Rules:  rules.DefaultConfig(),
 		Registry: RegistryConfig{
 			Mode: registry.ModeOpen,
 		},

@@ -75,16 +75,23 @@ func (r *metricsReceiver) startReads(ctx context.Context, host component.Host) e
 		// cached steps they may change
 		r.store.OnLateSamples(eng.FreshnessLimit(), eng.InvalidateFrom)
 	}
+	if err := r.startRules(); err != nil {
+		return err
+	}
 	if !r.cfg.PrometheusAPI.HasValue() {
 		return nil
 	}
 	hcfg := r.cfg.PrometheusAPI.Get()
+	opts := []promapi.Option{promapi.WithStatus(promapi.StatusInfo{Version: r.settings.BuildInfo.Version, Query: r.cfg.Query})}
+	if r.rules != nil {
+		opts = append(opts, promapi.WithRules(r.rules))
+	}
 	h, err := promapi.Handler(eng, r.store, r.cfg.Query.Remote.Endpoint, func() promapi.LabelIndex {
 		if reg := r.registry; reg != nil {
 			return reg
 		}
 		return nil
-	}, promapi.WithStatus(promapi.StatusInfo{Version: r.settings.BuildInfo.Version, Query: r.cfg.Query}))
+	}, opts...)
 	if err != nil {
 		return err
 	}

@@ -28,6 +28,7 @@ import (
 	"github.com/metricsmodule/metricsmodule/internal/grpccodec"
 	"github.com/metricsmodule/metricsmodule/internal/query"
 	"github.com/metricsmodule/metricsmodule/internal/registry"
+	"github.com/metricsmodule/metricsmodule/internal/rules"
 	"github.com/metricsmodule/metricsmodule/internal/store"
 	"github.com/metricsmodule/metricsmodule/internal/stream"
 	"github.com/metricsmodule/metricsmodule/internal/utf8check"
@@ -66,6 +67,7 @@ type metricsReceiver struct {
 	cardinality    cardinalityHistory
 	pipelineErrors errorLog
 	engine         *query.Engine
+	rules          *rules.Engine
 	httpServer     *http.Server
 	httpLn         net.Listener
 
@@ -202,6 +204,7 @@ func (r *metricsReceiver) Shutdown(ctx context.Context) error {
 		}
 	}
 	err := r.stopHTTP(ctx)
+	r.stopRules()
 	r.wg.Wait()
 	if r.registry != nil {
 		err = errors.Join(err, r.registry.Close(ctx))
