@@ -42,6 +42,8 @@ func TestLoadConfig(t *testing.T) {
 		{id: component.NewIDWithName(metadata.Type, "no_endpoint"), wantErr: "endpoint: must be set"},
 		{id: component.NewIDWithName(metadata.Type, "bad_request_id"), wantErr: "dedup.max_request_id_bytes: must be positive, got 0"},
 		{id: component.NewIDWithName(metadata.Type, "bad_dedup_bytes"), wantErr: "dedup.max_bytes: must not be negative, got -1"},
+		{id: component.NewIDWithName(metadata.Type, "bad_rules"), wantErr: "rules: evaluation_interval: must be positive, got 0s (Prometheus' default is 1m)\nalertmanagers[0]: \"alertmanager:9093\" is not an http(s) URL with a host; use e.g. http://127.0.0.1:9093"},
+		{id: component.NewIDWithName(metadata.Type, "rules_with_remote"), wantErr: "rules.files: rules are evaluated over the local store and cannot be combined with query.remote.endpoint"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.id.String(), func(t *testing.T) {
