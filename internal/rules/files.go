@@ -176,4 +176,3 @@ func sameStamps(a, b map[string]fileStamp) bool {
 	}
 	return true
 }
-

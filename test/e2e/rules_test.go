@@ -304,4 +304,3 @@ func TestOTLPExemplarsAnsweredByQueryExemplars(t *testing.T) {
 	// no selector: an empty list, as Prometheus
 	assert.Empty(t, ask(`1+1`).Data)
 }
-
