@@ -22,6 +22,10 @@ type RuleSource interface {
 	AlertingRules() []*rules.AlertingRule
 	// Alertmanagers returns the Alertmanagers alerts are sent to.
 	Alertmanagers() (active, dropped []*url.URL)
+	// LastLoad returns when the rule files were last loaded or a reload
+	// was refused, the files in force, and the refusal (nil after a good
+	// load): status/runtimeinfo and status/config report them.
+	LastLoad() (at time.Time, files []string, err error)
 }
 
 // WithRules serves rules, alerts and alertmanagers from src; without it

@@ -138,12 +138,26 @@ func (a *api) buildInfo(w http.ResponseWriter, _ *http.Request) {
 	}, nil)
 }
 
-// config answers a minimal honest configuration: the collector neither
-// scrapes nor evaluates rules, so only an empty global section.
+// config answers a minimal honest configuration: an empty global section
+// (the collector does not scrape), and the rule files and Alertmanagers in
+// force when rules are evaluated.
 func (a *api) config(w http.ResponseWriter, _ *http.Request) {
-	yaml := "# metricsmodule " + a.status.Version + ": no scrape, rule, alerting or remote configuration;\n" +
+	yaml := "# metricsmodule " + a.status.Version + ": no scrape or remote configuration;\n" +
 		"# the query settings are under /api/v1/status/flags.\n" +
 		"global: {}\n"
+	if a.rulesSrc != nil {
+		_, files, _ := a.rulesSrc.LastLoad()
+		if len(files) > 0 {
+			yaml += "rule_files:\n"
+			for _, f := range files {
+				yaml += "  - " + strconv.Quote(f) + "\n"
+			}
+		}
+		active, _ := a.rulesSrc.Alertmanagers()
+		for _, u := range active {
+			yaml += "# alerts are sent to " + u.String() + "\n"
+		}
+	}
 	ok(w, struct {
 		YAML string `json:"yaml"`
 	}{YAML: yaml}, nil)
@@ -195,13 +209,18 @@ func (a *api) runtimeInfo(w http.ResponseWriter, _ *http.Request) {
 	if err != nil {
 		host = err.Error()
 	}
+	reloadOK, lastConfig := true, a.started
+	if a.rulesSrc != nil {
+		at, _, err := a.rulesSrc.LastLoad()
+		reloadOK, lastConfig = err == nil, at
+	}
 	ok(w, runtimeInfo{
 		StartTime:           a.started.UTC(),
 		CWD:                 cwd,
 		Hostname:            host,
 		ServerTime:          time.Now().UTC(),
-		ReloadConfigSuccess: true,
-		LastConfigTime:      a.started.UTC(),
+		ReloadConfigSuccess: reloadOK,
+		LastConfigTime:      lastConfig.UTC(),
 		GoroutineCount:      runtime.NumGoroutine(),
 		GOMAXPROCS:          runtime.GOMAXPROCS(0),
 		GOMEMLIMIT:          debug.SetMemoryLimit(-1),

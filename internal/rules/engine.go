@@ -258,6 +258,13 @@ func (e *Engine) Status() ReloadStatus {
 	return s
 }
 
+// LastLoad is Status for the Prometheus API: when, which files, and the
+// last reload's refusal.
+func (e *Engine) LastLoad() (time.Time, []string, error) {
+	s := e.Status()
+	return s.Time, s.Files, s.Err
+}
+
 // RuleGroups returns the groups in force, ordered by file and position.
 func (e *Engine) RuleGroups() []*promrules.Group { return e.mgr.RuleGroups() }
 

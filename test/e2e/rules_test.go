@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -211,12 +212,43 @@ receivers:
 	require.NoError(t, os.WriteFile(ruleFile, []byte("groups:\n  - name: e2e\n    rules:\n      - record: broken\n        expr: sum(\n"), 0o600))
 	bad := filepath.Join(dir, "bad-probe.yaml")
 	require.NoError(t, os.WriteFile(bad, []byte("groups: []\n"), 0o600))
-	// a good edit afterwards is picked up
+	type runtimeInfo struct {
+		Data struct {
+			ReloadConfigSuccess bool `json:"reloadConfigSuccess"`
+		} `json:"data"`
+	}
+	require.Eventually(t, func() bool {
+		var ri runtimeInfo
+		getJSON(t, "http://"+e.promAPI+"/api/v1/status/runtimeinfo", &ri)
+		return !ri.Data.ReloadConfigSuccess
+	}, 10*time.Second, 50*time.Millisecond, "status/runtimeinfo reports the refused reload")
 	require.Never(t, func() bool { return len(ruleNames()) != 2 }, 500*time.Millisecond, 50*time.Millisecond, "a bad file keeps the rules in force")
+	// a good edit afterwards is picked up
 	require.NoError(t, os.WriteFile(ruleFile, []byte(e2eRules+`      - record: e2e_requests:count
         expr: count(e2e_requests_total)
 `), 0o600))
 	require.Eventually(t, func() bool { return len(ruleNames()) == 3 }, 10*time.Second, 50*time.Millisecond, "the changed file is reloaded")
+	var ri runtimeInfo
+	getJSON(t, "http://"+e.promAPI+"/api/v1/status/runtimeinfo", &ri)
+	assert.True(t, ri.Data.ReloadConfigSuccess)
+	var cfg struct {
+		Data struct {
+			YAML string `json:"yaml"`
+		} `json:"data"`
+	}
+	getJSON(t, "http://"+e.promAPI+"/api/v1/status/config", &cfg)
+	assert.Contains(t, cfg.Data.YAML, "rule_files:\n  - "+strconv.Quote(bad))
+	assert.Contains(t, cfg.Data.YAML, "# alerts are sent to "+am.URL()+"/api/v2/alerts")
+	var ams struct {
+		Data struct {
+			Active []struct {
+				URL string `json:"url"`
+			} `json:"activeAlertmanagers"`
+		} `json:"data"`
+	}
+	getJSON(t, "http://"+e.promAPI+"/api/v1/alertmanagers", &ams)
+	require.Len(t, ams.Data.Active, 1)
+	assert.Equal(t, am.URL()+"/api/v2/alerts", ams.Data.Active[0].URL)
 	require.Eventually(t, func() bool {
 		return promQuery(t, e.promAPI, "e2e_requests:count")["map[__name__:e2e_requests:count]"] == 1
 	}, 20*time.Second, 50*time.Millisecond, "the new rule is evaluated")
