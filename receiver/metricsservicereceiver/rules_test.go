@@ -20,7 +20,6 @@ func TestStartRefusesABadRuleFileWithFileLineAndFix(t *testing.T) {
 	require.NoError(t, os.WriteFile(f, []byte("groups:\n  - name: g\n    rules:\n      - record: x\n        expr: rate(x[5m]\n"), 0o600))
 	cfg := createDefaultConfig().(*Config)
 	cfg.NetAddr.Endpoint = "127.0.0.1:0"
-	cfg.PrometheusAPI.Get().NetAddr.Endpoint = "127.0.0.1:0"
 	cfg.Rules.Files = []string{filepath.Join(dir, "*.yaml")}
 	require.NoError(t, cfg.Validate())
 	next, host := storePipeline(t, t.TempDir(), nil, &switchSink{})
