@@ -53,10 +53,12 @@ type Engine struct {
 	notif  *notifier.Manager
 	amSets chan map[string][]*targetgroup.Group
 
-	mu     sync.Mutex
+	mu     sync.Mutex // one reload at a time: files, stamps
 	files  []string
 	stamps map[string]fileStamp
-	status ReloadStatus
+
+	statusMu sync.Mutex // apart from mu: a reload may wait for an evaluation
+	status   ReloadStatus
 
 	stop    chan struct{}
 	wg      sync.WaitGroup
@@ -169,7 +171,9 @@ func (e *Engine) update(files []string) error {
 	if err := e.mgr.Update(e.cfg.EvaluationInterval, files, labels.FromMap(e.cfg.ExternalLabels), e.cfg.ExternalURL, nil); err != nil {
 		return fmt.Errorf("rules.files: %w", err)
 	}
+	e.statusMu.Lock()
 	e.status = ReloadStatus{Time: time.Now(), Files: files}
+	e.statusMu.Unlock()
 	return nil
 }
 
@@ -177,6 +181,7 @@ func (e *Engine) update(files []string) error {
 func (e *Engine) Start() {
 	e.mu.Lock()
 	e.started = true
+	files := e.files
 	e.mu.Unlock()
 	e.wg.Go(e.mgr.Run)
 	if e.notif != nil {
@@ -186,7 +191,7 @@ func (e *Engine) Start() {
 		e.wg.Go(e.reloadLoop)
 	}
 	e.deps.Logger.Info("Evaluating rules",
-		zap.Strings("files", e.files), zap.Int("groups", len(e.mgr.RuleGroups())),
+		zap.Strings("files", files), zap.Int("groups", len(e.mgr.RuleGroups())),
 		zap.Duration("evaluation_interval", e.cfg.EvaluationInterval), zap.Strings("alertmanagers", e.cfg.Alertmanagers))
 }
 
@@ -244,15 +249,17 @@ func (e *Engine) Reload() (bool, error) {
 			}
 		}
 	}
+	e.statusMu.Lock()
 	e.status.Time, e.status.Err = time.Now(), err
+	e.statusMu.Unlock()
 	e.deps.Logger.Error("Rule files not reloaded; the previous rules stay in force", zap.Error(err))
 	return false, err
 }
 
 // Status returns the outcome of the last load.
 func (e *Engine) Status() ReloadStatus {
-	e.mu.Lock()
-	defer e.mu.Unlock()
+	e.statusMu.Lock()
+	defer e.statusMu.Unlock()
 	s := e.status
 	s.Files = append([]string(nil), s.Files...)
 	return s
