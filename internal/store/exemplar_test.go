@@ -27,7 +27,6 @@ func exemplarsOf(t *testing.T, s *Store, name string) []float64 {
 	return out
 }
 
-
 func TestExemplarsAreKeptAndSurviveARestart(t *testing.T) {
 	dir := t.TempDir()
 	s := openStore(t, dir, nil)
