@@ -61,6 +61,7 @@ type Engine struct {
 	status   ReloadStatus
 
 	stop    chan struct{}
+	cancel  context.CancelFunc // ends in-flight rule queries on Stop
 	wg      sync.WaitGroup
 	once    sync.Once
 	started bool
@@ -120,11 +121,13 @@ func New(cfg Config, deps Deps) (*Engine, error) {
 	if e.notif != nil {
 		notify = promrules.SendAlerts(e.notif, cfg.ExternalURL)
 	}
+	ctx, cancel := context.WithCancel(context.Background())
+	e.cancel = cancel
 	e.mgr = promrules.NewManager(&promrules.ManagerOptions{
 		NameValidationScheme: model.UTF8Validation,
 		QueryFunc:            deps.Query,
 		NotifyFunc:           notify,
-		Context:              context.Background(),
+		Context:              ctx,
 		AppendableV2:         sinkAppendable{sink: deps.Sink},
 		Queryable:            deps.Queryable,
 		Logger:               deps.Slog.With("component", "rules"),
@@ -134,6 +137,7 @@ func New(cfg Config, deps Deps) (*Engine, error) {
 		ResendDelay:          cfg.ResendDelay,
 	})
 	if err := e.update(files); err != nil {
+		cancel()
 		return nil, err
 	}
 	return e, nil
@@ -206,6 +210,7 @@ func (e *Engine) Stop() {
 		}
 		e.mu.Unlock()
 		close(e.stop)
+		e.cancel() // a rule query in flight ends now, not at query.timeout
 		e.mgr.Stop()
 		if e.notif != nil {
 			e.notif.Stop()
