@@ -29,7 +29,7 @@ type FileError struct {
 }
 
 func (e *FileError) Error() string {
-	return fmt.Sprintf("rules.files: %s: %s; fix the file (promtool check rules %s reports the same problems)",
+	return fmt.Sprintf("rules.files: %s: %s; fix the file (promtool check rules %s checks its format and PromQL)",
 		e.File, strings.Join(e.Problems, "; "), e.File)
 }
 
@@ -80,21 +80,20 @@ func checkFile(file string) error {
 	if err != nil {
 		return &FileError{File: file, Problems: []string{fmt.Sprintf("cannot read: %v", err)}}
 	}
+	fe := &FileError{File: file}
 	_, errs := rulefmt.Parse(content, false, model.UTF8Validation, checkParser, slog.New(slog.DiscardHandler))
-	if len(errs) > 0 {
-		fe := &FileError{File: file}
-		for _, e := range errs {
-			fe.Problems = append(fe.Problems, e.Error())
-		}
-		return fe
+	for _, e := range errs {
+		fe.Problems = append(fe.Problems, e.Error())
 	}
 	var node struct {
 		Groups []rulefmt.RuleGroupNode `yaml:"groups"`
 	}
 	if err := yaml.Unmarshal(content, &node); err != nil {
-		return &FileError{File: file, Problems: []string{err.Error()}}
+		if len(fe.Problems) == 0 {
+			fe.Problems = append(fe.Problems, err.Error())
+		}
+		return fe
 	}
-	fe := &FileError{File: file}
 	for _, g := range node.Groups {
 		for _, k := range sortedKeys(g.Labels) {
 			if !storedLabel(k) {
