@@ -24,6 +24,7 @@ type minuteBucket struct {
 	minute   int64
 	total    int64
 	byFamily map[string]int64
+	resets   map[string]int64 // counter resets per family
 }
 
 // NewIngestStats returns empty statistics read with the clock now.
@@ -50,6 +51,45 @@ func (s *IngestStats) Add(byFamily map[string]int, total int) {
 		s.lastSeen[f] = now
 	}
 	s.total += int64(total)
+}
+
+// AddResets counts the counter resets of one committed batch.
+func (s *IngestStats) AddResets(byFamily map[string]int) {
+	if len(byFamily) == 0 {
+		return
+	}
+	minute := s.now().Unix() / 60
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	b := &s.buckets[minute%statsMinutes]
+	if b.minute != minute {
+		*b = minuteBucket{minute: minute, byFamily: make(map[string]int64, len(b.byFamily))}
+	}
+	if b.resets == nil {
+		b.resets = map[string]int64{}
+	}
+	for f, n := range byFamily {
+		b.resets[f] += int64(n)
+	}
+}
+
+// Resets returns the counter resets per family counted in the last span
+// (whole minutes, including the current one).
+func (s *IngestStats) Resets(span time.Duration) map[string]int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	endMin := s.now().Unix() / 60
+	out := map[string]int64{}
+	for m := endMin - int64(span/time.Minute) + 1; m <= endMin; m++ {
+		b := &s.buckets[((m%statsMinutes)+statsMinutes)%statsMinutes]
+		if b.minute != m {
+			continue
+		}
+		for f, n := range b.resets {
+			out[f] += n
+		}
+	}
+	return out
 }
 
 // Total returns the samples stored since start.
