@@ -11,6 +11,7 @@ import (
 	"go.opentelemetry.io/collector/extension/xextension/storage"
 	"go.uber.org/zap"
 
+	"github.com/metricsmodule/metricsmodule/internal/backup"
 	"github.com/metricsmodule/metricsmodule/internal/registry"
 )
 
@@ -95,7 +96,11 @@ func (r *metricsReceiver) startRegistry(ctx context.Context, host component.Host
 		_ = kv.Close(ctx)
 		return err
 	}
-	r.registry = reg
+	r.defs.registry = reg
+	r.defs.backups = &backup.Engine{Dir: r.backupDir(), Definitions: reg}
+	if r.store != nil {
+		r.defs.backups.Store = r.store
+	}
 	r.acc.SetValidator(reg)
 	r.settings.Logger.Info("Opened metric definitions", zap.String("mode", string(rc.Mode)),
 		zap.String("kept_in", where), zap.Int("metrics", len(reg.List(nil))))
@@ -119,16 +124,16 @@ func (r *metricsReceiver) deletionLoop() {
 }
 
 func (r *metricsReceiver) runDueDeletions(now time.Time) {
-	if r.registry == nil || r.store == nil {
+	if r.defs.registry == nil || r.store == nil {
 		return
 	}
-	due, err := r.registry.DueDeletions(context.Background(), now)
+	due, err := r.defs.registry.DueDeletions(context.Background(), now)
 	if err != nil {
 		r.settings.Logger.Warn("Reading scheduled deletions failed", zap.Error(err))
 		return
 	}
 	for _, d := range due {
-		if err := r.store.Delete(context.Background(), seriesMatchers(d.Name)...); err != nil {
+		if err := r.store.Delete(context.Background(), backup.SeriesMatchers(d.Name)...); err != nil {
 			r.settings.Logger.Warn("Deleting the data of an unregistered metric failed", zap.String("metric", d.Name), zap.Error(err))
 			continue
 		}

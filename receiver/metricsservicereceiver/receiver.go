@@ -22,6 +22,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/reflection"
 
+	"github.com/metricsmodule/metricsmodule/internal/backup"
 	"github.com/metricsmodule/metricsmodule/internal/convert"
 	"github.com/metricsmodule/metricsmodule/internal/datapath"
 	"github.com/metricsmodule/metricsmodule/internal/dedup"
@@ -30,19 +31,25 @@ import (
 	"github.com/metricsmodule/metricsmodule/internal/registry"
 	"github.com/metricsmodule/metricsmodule/internal/store"
 	"github.com/metricsmodule/metricsmodule/internal/stream"
+	"github.com/metricsmodule/metricsmodule/internal/summary"
 	"github.com/metricsmodule/metricsmodule/internal/utf8check"
 	pb "github.com/metricsmodule/metricsmodule/proto/metricsmodule/v1"
 	"github.com/metricsmodule/metricsmodule/receiver/metricsservicereceiver/internal/metadata"
 )
 
 // metricsReceiver is the metrics_service receiver: a gRPC server for
-// MetricsService in front of the accumulator and the next consumer.
+// MetricsService in front of the accumulator and the next consumer. Its
+// state is grouped by RPC family: ingest (the fields below up to
+// pipelineErrors; ingest.go, handoff.go), reads (store, engine, HTTP API;
+// reads*.go), summary (summary.go), definitions (defs; definitions*.go) and
+// stream (hub; stream.go).
 type metricsReceiver struct {
 	cfg      *Config
 	settings receiver.Settings
 	next     consumer.Metrics
 	obsrep   *receiverhelper.ObsReport
 
+	// ingest
 	acc       *convert.Accumulator
 	dedupOne  *dedup.Cache[*pb.RecordMetricResponse]
 	dedupMany *dedup.Cache[*pb.RecordBatchMetricsResponse]
@@ -57,21 +64,36 @@ type metricsReceiver struct {
 	// stores its data only after the answer.
 	unsyncedWarned atomic.Bool
 
+	// pipelineErrors are recent refusals of the next consumer (health).
+	pipelineErrors errorLog
+
+	// server
 	server *grpc.Server
 	health *health.Server
 	ln     net.Listener
 
-	store          *store.Store
-	registry       *registry.Registry
-	cardinality    cardinalityHistory
-	pipelineErrors errorLog
-	engine         *query.Engine
-	httpServer     *http.Server
-	httpLn         net.Listener
+	// reads
+	store      *store.Store
+	engine     *query.Engine
+	httpServer *http.Server
+	httpLn     net.Listener
+
+	// summary answers GetMetricsSummary (nil without a store).
+	summary *summary.Engine
+	// defs serves the definition methods.
+	defs definitions
 
 	stop     chan struct{}
 	stopOnce sync.Once
 	wg       sync.WaitGroup
+}
+
+// definitions is the state of the definition methods (definitions.go).
+type definitions struct {
+	// registry holds the metric definitions (nil before Start).
+	registry *registry.Registry
+	// backups unregisters and restores definitions with their data.
+	backups *backup.Engine
 }
 
 func newReceiver(cfg *Config, set receiver.Settings, next consumer.Metrics) (*metricsReceiver, error) {
@@ -155,8 +177,8 @@ func (r *metricsReceiver) Start(ctx context.Context, host component.Host) error 
 	})
 	r.wg.Go(r.sweepLoop)
 	r.wg.Go(r.healthLoop)
-	if r.store != nil {
-		r.wg.Go(r.cardinalityLoop)
+	if r.summary = r.newSummary(); r.summary != nil {
+		r.wg.Go(func() { r.summary.Run(r.stop) })
 	}
 	return nil
 }
@@ -203,8 +225,8 @@ func (r *metricsReceiver) Shutdown(ctx context.Context) error {
 	}
 	err := r.stopHTTP(ctx)
 	r.wg.Wait()
-	if r.registry != nil {
-		err = errors.Join(err, r.registry.Close(ctx))
+	if r.defs.registry != nil {
+		err = errors.Join(err, r.defs.registry.Close(ctx))
 	}
 	return err
 }
