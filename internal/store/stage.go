@@ -31,8 +31,6 @@ type Txn struct {
 	total   int
 	minT    int64
 	entries []*metricEntry // metrics whose claims are not persisted yet
-	// counters are the staged float samples of counters, for reset counts
-	counters []counterSample
 
 	md             pmetric.Metrics
 	oldest, newest int64
@@ -130,7 +128,7 @@ type counterSample struct {
 // value. The first sample of a series since start is not compared.
 func (t *Txn) countResets() map[string]int {
 	var out map[string]int
-	for _, c := range t.counters {
+	for _, c := range t.batch.counters {
 		if c.t < t.s.last.get(c.ref) {
 			continue
 		}
@@ -191,6 +189,8 @@ type batchState struct {
 	mask uint64
 	all  []refStaged
 	ooo  []oooCandidate
+	// counters are the float samples of counters, for reset counts
+	counters []counterSample
 }
 
 type staged struct {
@@ -241,6 +241,8 @@ func putBatchState(b *batchState) {
 	b.all = b.all[:0]
 	clear(b.ooo)
 	b.ooo = b.ooo[:0]
+	clear(b.counters)
+	b.counters = b.counters[:0]
 	batchStates.Put(b)
 }
 
@@ -296,7 +298,7 @@ func (a *recordingAppender) Append(ref storage.SeriesRef, ls labels.Labels, st, 
 		}
 	}
 	if h == nil && fh == nil && opts.Metadata.Type == model.MetricTypeCounter {
-		txn.counters = append(txn.counters, counterSample{ref: r, family: family, t: t, v: v})
+		txn.batch.counters = append(txn.batch.counters, counterSample{ref: r, family: family, t: t, v: v})
 	}
 	if _, ok := txn.meta[family]; !ok && opts.Metadata.Type != "" {
 		txn.meta[family] = opts.Metadata
