@@ -49,7 +49,7 @@ func (f *fakeStore) SeriesPerMetricMatching(_ context.Context, ms ...*labels.Mat
 	}
 	return out, f.matchErr
 }
-func (f *fakeStore) LabelCardinality() map[string]int64      { return f.labels }
+func (f *fakeStore) LabelCardinality() map[string]int64     { return f.labels }
 func (f *fakeStore) Metadata() map[string]metadata.Metadata { return f.meta }
 func (f *fakeStore) MetadataOf(n string) (metadata.Metadata, bool) {
 	md, ok := f.meta[n]
