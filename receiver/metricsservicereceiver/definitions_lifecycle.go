@@ -11,7 +11,7 @@ import (
 	"go.opentelemetry.io/collector/extension/xextension/storage"
 	"go.uber.org/zap"
 
-	"github.com/metricsmodule/metricsmodule/internal/backup"
+	"github.com/metricsmodule/metricsmodule/internal/definitions"
 	"github.com/metricsmodule/metricsmodule/internal/registry"
 )
 
@@ -97,9 +97,9 @@ func (r *metricsReceiver) startRegistry(ctx context.Context, host component.Host
 		return err
 	}
 	r.defs.registry = reg
-	r.defs.backups = &backup.Engine{Dir: r.backupDir(), Definitions: reg}
+	r.defs.engine = &definitions.Engine{Dir: r.backupDir(), Definitions: reg, Seen: r.acc.Names}
 	if r.store != nil {
-		r.defs.backups.Store = r.store
+		r.defs.engine.Store = r.store
 	}
 	r.acc.SetValidator(reg)
 	r.settings.Logger.Info("Opened metric definitions", zap.String("mode", string(rc.Mode)),
@@ -133,7 +133,7 @@ func (r *metricsReceiver) runDueDeletions(now time.Time) {
 		return
 	}
 	for _, d := range due {
-		if err := r.store.Delete(context.Background(), backup.SeriesMatchers(d.Name)...); err != nil {
+		if err := r.store.Delete(context.Background(), definitions.SeriesMatchers(d.Name)...); err != nil {
 			r.settings.Logger.Warn("Deleting the data of an unregistered metric failed", zap.String("metric", d.Name), zap.Error(err))
 			continue
 		}

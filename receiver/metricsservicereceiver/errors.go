@@ -11,8 +11,8 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/metricsmodule/metricsmodule/internal/backup"
 	"github.com/metricsmodule/metricsmodule/internal/convert"
+	"github.com/metricsmodule/metricsmodule/internal/definitions"
 	"github.com/metricsmodule/metricsmodule/internal/metricfilter"
 	"github.com/metricsmodule/metricsmodule/internal/registry"
 	"github.com/metricsmodule/metricsmodule/internal/store"
@@ -21,7 +21,7 @@ import (
 )
 
 // This file is the one place where the engines' typed errors become gRPC
-// statuses: convert.Issue kinds, summary, backup, registry and metricfilter
+// statuses: convert.Issue kinds, summary, definitions, registry and metricfilter
 // errors, store refusals and errors of the next consumer. Handlers return
 // statusOf(err) (or issuesStatus, consumerStatus) and build no status of
 // their own for engine errors. (reads.go maps query errors in queryStatus.)
@@ -44,14 +44,14 @@ var summaryCodes = map[summary.Kind]codes.Code{
 	summary.KindUnavailable: codes.Unavailable,
 }
 
-// backupCodes maps backup.Kind to gRPC codes.
-var backupCodes = map[backup.Kind]codes.Code{
-	backup.KindInvalid:            codes.InvalidArgument,
-	backup.KindNotFound:           codes.NotFound,
-	backup.KindAlreadyExists:      codes.AlreadyExists,
-	backup.KindFailedPrecondition: codes.FailedPrecondition,
-	backup.KindDataLoss:           codes.DataLoss,
-	backup.KindInternal:           codes.Internal,
+// definitionsCodes maps definitions.Kind to gRPC codes.
+var definitionsCodes = map[definitions.Kind]codes.Code{
+	definitions.KindInvalid:            codes.InvalidArgument,
+	definitions.KindNotFound:           codes.NotFound,
+	definitions.KindAlreadyExists:      codes.AlreadyExists,
+	definitions.KindFailedPrecondition: codes.FailedPrecondition,
+	definitions.KindDataLoss:           codes.DataLoss,
+	definitions.KindInternal:           codes.Internal,
 }
 
 // statusOf maps an engine error to a gRPC status. A status passes
@@ -66,7 +66,7 @@ func statusOf(err error) error {
 	var (
 		fe   *metricfilter.Error
 		se   *summary.Error
-		be   *backup.Error
+		be   *definitions.Error
 		inv  *registry.InvalidError
 		iss  *convert.Issue
 		refd *store.RefusedError
@@ -77,7 +77,7 @@ func statusOf(err error) error {
 	case errors.As(err, &se):
 		return status.Error(codeOr(summaryCodes, se.Kind), se.Error())
 	case errors.As(err, &be):
-		return status.Error(codeOr(backupCodes, be.Kind), be.Error())
+		return status.Error(codeOr(definitionsCodes, be.Kind), be.Error())
 	case errors.As(err, &inv):
 		return registryInvalidStatus(inv)
 	case errors.Is(err, registry.ErrBreaking):

@@ -12,8 +12,8 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/metricsmodule/metricsmodule/internal/backup"
 	"github.com/metricsmodule/metricsmodule/internal/convert"
+	"github.com/metricsmodule/metricsmodule/internal/definitions"
 	"github.com/metricsmodule/metricsmodule/internal/metricfilter"
 	"github.com/metricsmodule/metricsmodule/internal/registry"
 	"github.com/metricsmodule/metricsmodule/internal/store"
@@ -36,12 +36,12 @@ func TestStatusOfMapsEveryEngineKind(t *testing.T) {
 		{"summary invalid", &summary.Error{Kind: summary.KindInvalid, Field: "trend_window", Message: "1s is outside [1m, 90m]"}, codes.InvalidArgument, "trend_window: 1s"},
 		{"summary store read", &summary.Error{Kind: summary.KindUnavailable, Field: "filter.label_matchers", Message: "reading", Err: errors.New("io")}, codes.Unavailable, "filter.label_matchers: reading: io"},
 		{"filter", &metricfilter.Error{Field: "filter.names[0]", Message: "bad glob"}, codes.InvalidArgument, "filter.names[0]: bad glob"},
-		{"backup invalid", &backup.Error{Kind: backup.KindInvalid, Field: "restore_backup_id", Message: "x"}, codes.InvalidArgument, "restore_backup_id: x"},
-		{"backup not found", &backup.Error{Kind: backup.KindNotFound, Message: `backup "b" does not exist`}, codes.NotFound, "does not exist"},
-		{"backup exists", &backup.Error{Kind: backup.KindAlreadyExists, Message: "registered"}, codes.AlreadyExists, "registered"},
-		{"backup precondition", &backup.Error{Kind: backup.KindFailedPrecondition, Message: "no dir"}, codes.FailedPrecondition, "no dir"},
-		{"backup damaged", &backup.Error{Kind: backup.KindDataLoss, Message: "damaged"}, codes.DataLoss, "damaged"},
-		{"backup io", &backup.Error{Kind: backup.KindInternal, Message: "read backup", Err: errors.New("eio")}, codes.Internal, "read backup: eio"},
+		{"backup invalid", &definitions.Error{Kind: definitions.KindInvalid, Field: "restore_backup_id", Message: "x"}, codes.InvalidArgument, "restore_backup_id: x"},
+		{"backup not found", &definitions.Error{Kind: definitions.KindNotFound, Message: `backup "b" does not exist`}, codes.NotFound, "does not exist"},
+		{"backup exists", &definitions.Error{Kind: definitions.KindAlreadyExists, Message: "registered"}, codes.AlreadyExists, "registered"},
+		{"backup precondition", &definitions.Error{Kind: definitions.KindFailedPrecondition, Message: "no dir"}, codes.FailedPrecondition, "no dir"},
+		{"backup damaged", &definitions.Error{Kind: definitions.KindDataLoss, Message: "damaged"}, codes.DataLoss, "damaged"},
+		{"backup io", &definitions.Error{Kind: definitions.KindInternal, Message: "read backup", Err: errors.New("eio")}, codes.Internal, "read backup: eio"},
 		{"registry invalid", &registry.InvalidError{Issues: []*pb.ValidationIssue{{Field: "definition.name", Message: "empty", Suggestion: "name it"}}}, codes.InvalidArgument, "(fix: name it)"},
 		{"registry breaking", &registry.BreakingError{Changes: []*pb.SchemaChange{{Breaking: true, Description: "type changed"}}}, codes.FailedPrecondition, "type changed (fix: set allow_breaking"},
 		{"registry not found", fmt.Errorf("unregister: %w", registry.ErrNotFound), codes.NotFound, "not registered"},

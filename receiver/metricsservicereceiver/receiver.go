@@ -22,10 +22,10 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/reflection"
 
-	"github.com/metricsmodule/metricsmodule/internal/backup"
 	"github.com/metricsmodule/metricsmodule/internal/convert"
 	"github.com/metricsmodule/metricsmodule/internal/datapath"
 	"github.com/metricsmodule/metricsmodule/internal/dedup"
+	"github.com/metricsmodule/metricsmodule/internal/definitions"
 	"github.com/metricsmodule/metricsmodule/internal/grpccodec"
 	"github.com/metricsmodule/metricsmodule/internal/query"
 	"github.com/metricsmodule/metricsmodule/internal/registry"
@@ -81,19 +81,20 @@ type metricsReceiver struct {
 	// summary answers GetMetricsSummary (nil without a store).
 	summary *summary.Engine
 	// defs serves the definition methods.
-	defs definitions
+	defs definitionsState
 
 	stop     chan struct{}
 	stopOnce sync.Once
 	wg       sync.WaitGroup
 }
 
-// definitions is the state of the definition methods (definitions.go).
-type definitions struct {
+// definitionsState is the state of the definition methods (definitions.go).
+type definitionsState struct {
 	// registry holds the metric definitions (nil before Start).
 	registry *registry.Registry
-	// backups unregisters and restores definitions with their data.
-	backups *backup.Engine
+	// engine unregisters, backs up, restores and describes definitions
+	// with their data.
+	engine *definitions.Engine
 }
 
 func newReceiver(cfg *Config, set receiver.Settings, next consumer.Metrics) (*metricsReceiver, error) {

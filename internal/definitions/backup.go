@@ -1,10 +1,11 @@
-// Package backup removes and restores metric definitions together with
-// their stored data: UnregisterMetric's count, backup, unregister and delete
-// over the definitions (package registry) and the store, and the restore of
-// a backup into both. A backup is one JSON file: the definition with its
-// history and the metric's samples as OTLP JSON. Errors are *Error with a
-// Kind for the server to map; registry errors pass through unchanged.
-package backup
+// Package definitions serves the metric-definition methods that span the
+// definitions (package registry) and the store: UnregisterMetric's count,
+// backup, unregister and delete; the restore of a backup into both; and
+// GetMetricMetadata's listing with usage read from the store. A backup is
+// one JSON file: the definition with its history and the metric's stored
+// data as OTLP JSON. Errors are *Error with a Kind for the server to map;
+// registry errors pass through unchanged.
+package definitions
 
 import (
 	"context"
@@ -23,6 +24,7 @@ import (
 
 	"github.com/metricsmodule/metricsmodule/internal/registry"
 	"github.com/metricsmodule/metricsmodule/internal/store"
+	pb "github.com/metricsmodule/metricsmodule/proto/metricsmodule/v1"
 )
 
 // Store is what backups read and write in the store. *store.Store
@@ -38,6 +40,12 @@ type Store interface {
 	Backfill(ctx context.Context, data []store.SeriesData) error
 	// MetadataOf returns the type of a metric family.
 	MetadataOf(family string) (metadata.Metadata, bool)
+	// LabelNames returns the label names of the matching series in [mint, maxt].
+	LabelNames(ctx context.Context, mint, maxt int64, ms ...*labels.Matcher) ([]string, error)
+	// SeriesPerLabel counts the matching series in [mint, maxt] per label pair.
+	SeriesPerLabel(ctx context.Context, mint, maxt int64, ms ...*labels.Matcher) (map[labels.Label]int64, error)
+	// Stats returns the per-minute ingest counts.
+	Stats() *store.IngestStats
 }
 
 var _ Store = (*store.Store)(nil)
@@ -46,6 +54,8 @@ var _ Store = (*store.Store)(nil)
 // *registry.Registry implements it.
 type Definitions interface {
 	Get(name string) (*registry.Entry, bool)
+	List(globs []string) []*registry.Entry
+	Rejections(name string) (int64, string)
 	Unregister(ctx context.Context, name string, deleteAt time.Time) (*registry.Entry, error)
 	Restore(ctx context.Context, e *registry.Entry) error
 }
@@ -107,6 +117,9 @@ type Engine struct {
 	Store Store
 	// Definitions are the metric definitions.
 	Definitions Definitions
+	// Seen lists the metrics the receiver has seen, registered or not,
+	// with their type (nil: none).
+	Seen func() map[string]pb.MetricType
 	// Now is the clock (time.Now when nil).
 	Now func() time.Time
 }

@@ -1,4 +1,4 @@
-package backup
+package definitions
 
 import (
 	"encoding/json"

@@ -1,4 +1,4 @@
-package backup
+package definitions
 
 import (
 	"context"
@@ -88,6 +88,34 @@ func (f *fakeStore) Delete(_ context.Context, ms ...*labels.Matcher) error {
 func (f *fakeStore) Backfill(_ context.Context, data []store.SeriesData) error {
 	f.backfilled = append(f.backfilled, data...)
 	return f.failing
+}
+
+func (f *fakeStore) LabelNames(_ context.Context, _, _ int64, ms ...*labels.Matcher) ([]string, error) {
+	seen := map[string]bool{}
+	var out []string
+	for _, sd := range f.matching(ms) {
+		sd.Labels.Range(func(l labels.Label) {
+			if !seen[l.Name] {
+				seen[l.Name] = true
+				out = append(out, l.Name)
+			}
+		})
+	}
+	return out, f.failing
+}
+
+func (f *fakeStore) SeriesPerLabel(_ context.Context, _, _ int64, ms ...*labels.Matcher) (map[labels.Label]int64, error) {
+	out := map[labels.Label]int64{}
+	for _, sd := range f.matching(ms) {
+		sd.Labels.Range(func(l labels.Label) { out[l]++ })
+	}
+	return out, f.failing
+}
+
+func (*fakeStore) Stats() *store.IngestStats {
+	st := store.NewIngestStats(func() time.Time { return now })
+	st.Add(map[string]int{"orders_total": 600}, 600)
+	return st
 }
 
 func (*fakeStore) MetadataOf(family string) (metadata.Metadata, bool) {
