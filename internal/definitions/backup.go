@@ -222,7 +222,7 @@ func (g *Engine) Write(ctx context.Context, e *registry.Entry) (id, path string,
 	}
 	if g.Dir == "" {
 		return "", "", &Error{Kind: KindFailedPrecondition, Message: "backup " + e.Name + ": no backup directory",
-			Fix: "set registry.backup_dir, or add the metrics_store extension (backups go next to its data)"}
+			Fix: "set definitions.backup_dir of the metrics_service receiver, or add the metrics_store extension (backups go next to its data)"}
 	}
 	if err := os.MkdirAll(g.Dir, 0o750); err != nil {
 		return fail(err)

@@ -30,7 +30,7 @@ func runReceiver(t *testing.T, dir string, mode registry.Mode) (c pb.MetricsServ
 	cfg := createDefaultConfig().(*Config)
 	cfg.NetAddr.Endpoint = "127.0.0.1:0"
 	cfg.PrometheusAPI = configoptional.None[confighttp.ServerConfig]()
-	cfg.Registry.Mode = mode
+	cfg.Definitions.Mode = mode
 	require.NoError(t, cfg.Validate())
 	next, host, stopPipeline := storePipelineStop(t, filepath.Join(dir, "tsdb"), nil, &switchSink{})
 	r, err := newReceiver(cfg, receivertest.NewNopSettings(metadata.Type), next)

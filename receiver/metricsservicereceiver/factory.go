@@ -50,7 +50,7 @@ func createDefaultConfig() component.Config {
 		Limits: LimitsConfig{Limits: cc.Limits, MaxBatchSize: 10_000},
 		Dedup:  DedupConfig{Window: 10 * time.Minute, MaxEntries: 100_000, MaxBytes: 64 << 20, MaxRequestIDBytes: 128},
 		Query:  query.DefaultConfig(),
-		Registry: RegistryConfig{
+		Definitions: DefinitionsConfig{
 			Mode: registry.ModeOpen,
 		},
 		PrometheusAPI: configoptional.Default(func() confighttp.ServerConfig {
