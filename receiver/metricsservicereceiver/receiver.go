@@ -39,10 +39,9 @@ import (
 
 // metricsReceiver is the metrics_service receiver: a gRPC server for
 // MetricsService in front of the accumulator and the next consumer. Its
-// state is grouped by RPC family: ingest (the fields below up to
-// pipelineErrors; ingest.go, handoff.go), reads (store, engine, HTTP API;
-// reads*.go), summary (summary.go), definitions (defs; definitions*.go) and
-// stream (hub; stream.go).
+// state is grouped by RPC family: ingest (ingest.go, handoff.go), reads
+// (reads*.go), summary (summary.go), definitions (defs; definitions*.go)
+// and stream (hub; stream.go).
 type metricsReceiver struct {
 	cfg      *Config
 	settings receiver.Settings
@@ -54,10 +53,6 @@ type metricsReceiver struct {
 	dedupOne  *dedup.Cache[*pb.RecordMetricResponse]
 	dedupMany *dedup.Cache[*pb.RecordBatchMetricsResponse]
 
-	// sink is the metrics_store extension's store and hub (nil without one).
-	sink *datapath.Sink
-	// hub serves StreamMetrics (the sink's; nil without a sink).
-	hub *stream.Hub
 	// ingest tracks memory refusals for the health service.
 	ingest ingestHealth
 	// unsyncedWarned is set once the receiver warned that the pipeline
@@ -71,6 +66,12 @@ type metricsReceiver struct {
 	server *grpc.Server
 	health *health.Server
 	ln     net.Listener
+
+	// sink is the metrics_store extension's store and hub (nil without one).
+	sink *datapath.Sink
+
+	// stream: hub serves StreamMetrics (the sink's; nil without a sink).
+	hub *stream.Hub
 
 	// reads
 	store      *store.Store
