@@ -104,6 +104,8 @@ type Store struct {
 
 	rejected atomic.Int64 // samples of refused batches
 	last     lastTimes    // newest committed timestamp per series ref
+	counters lastTimes    // last committed value (float64 bits) per counter series ref
+	card     *cardinality // series per metric name and label pair in the head
 	closed   atomic.Bool
 
 	lateAge  time.Duration
@@ -132,6 +134,8 @@ func Open(cfg Config, logger *zap.Logger) (*Store, error) {
 	opts.BlockReloadInterval = 2 * time.Second
 	opts.EnableExemplarStorage = cfg.MaxExemplars > 0
 	opts.MaxExemplars = cfg.MaxExemplars
+	card := newCardinality()
+	opts.SeriesLifecycleCallback = card
 	start := time.Now()
 	db, err := tsdb.Open(cfg.Path, newSlogger(logger.Named("tsdb")), prometheus.NewRegistry(), opts, nil)
 	if err != nil {
@@ -151,6 +155,7 @@ func Open(cfg Config, logger *zap.Logger) (*Store, error) {
 		},
 		meta:  newMetaIndex(),
 		stats: NewIngestStats(time.Now),
+		card:  card,
 	}
 	s.convs.New = func() any { return otlptranslator.NewPrometheusConverter(nil) }
 	skipped, err := s.meta.open(cfg.Path)

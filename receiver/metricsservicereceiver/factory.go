@@ -52,7 +52,7 @@ func createDefaultConfig() component.Config {
 		Dedup:  DedupConfig{Window: 10 * time.Minute, MaxEntries: 100_000, MaxBytes: 64 << 20, MaxRequestIDBytes: 128},
 		Query:  query.DefaultConfig(),
 		Rules:  rules.DefaultConfig(),
-		Registry: RegistryConfig{
+		Definitions: DefinitionsConfig{
 			Mode: registry.ModeOpen,
 		},
 		PrometheusAPI: configoptional.Default(func() confighttp.ServerConfig {

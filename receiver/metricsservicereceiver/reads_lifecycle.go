@@ -87,7 +87,7 @@ func (r *metricsReceiver) startReads(ctx context.Context, host component.Host) e
 		opts = append(opts, promapi.WithRules(r.rules))
 	}
 	h, err := promapi.Handler(eng, r.store, r.cfg.Query.Remote.Endpoint, func() promapi.LabelIndex {
-		if reg := r.registry; reg != nil {
+		if reg := r.defs.registry; reg != nil {
 			return reg
 		}
 		return nil
