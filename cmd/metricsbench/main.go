@@ -49,6 +49,8 @@ func main() {
 		err = streamMain(os.Args[2:])
 	case "hostile":
 		err = hostileMain(os.Args[2:])
+	case "pages":
+		err = pagesMain(os.Args[2:])
 	case "help", "-h", "-help", "--help":
 		usage()
 		return
@@ -82,5 +84,6 @@ func usage() {
   metricsbench reads [flags]    store ingest, memory and range queries vs Prometheus (see: metricsbench reads -h)
   metricsbench stream [flags]   StreamMetrics latency and slow-subscriber isolation (see: metricsbench stream -h)
   metricsbench hostile [flags]  ingest under hostile and heavy queries (see: metricsbench hostile -h)
+  metricsbench pages [flags]    GetMetrics paging at 200,000 series (see: metricsbench pages -h)
 `)
 }

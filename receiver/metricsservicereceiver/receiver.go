@@ -27,6 +27,7 @@ import (
 	"github.com/metricsmodule/metricsmodule/internal/dedup"
 	"github.com/metricsmodule/metricsmodule/internal/grpccodec"
 	"github.com/metricsmodule/metricsmodule/internal/query"
+	"github.com/metricsmodule/metricsmodule/internal/reads"
 	"github.com/metricsmodule/metricsmodule/internal/registry"
 	"github.com/metricsmodule/metricsmodule/internal/store"
 	"github.com/metricsmodule/metricsmodule/internal/stream"
@@ -66,6 +67,7 @@ type metricsReceiver struct {
 	cardinality    cardinalityHistory
 	pipelineErrors errorLog
 	engine         *query.Engine
+	reads          *reads.Engine
 	httpServer     *http.Server
 	httpLn         net.Listener
 
