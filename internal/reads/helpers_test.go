@@ -2,6 +2,7 @@ package reads
 
 import (
 	"context"
+	"encoding/base64"
 	"fmt"
 	"testing"
 	"time"
@@ -115,3 +116,5 @@ func gauges(name string, n int) []labels.Labels {
 }
 
 func tsOf(t time.Time) *timestamppb.Timestamp { return timestamppb.New(t) }
+
+func base64Token(s string) string { return base64.RawURLEncoding.EncodeToString([]byte(s)) }
