@@ -117,8 +117,14 @@ func (e *Engine) readPage(ctx context.Context, p *getParams, maxSamples int) (*p
 		}
 		after = w.cands[len(w.cands)-1].key
 	}
+	types := map[string]pb.MetricType{}
 	for _, s := range resp.Series {
-		s.Type, _ = e.typeOf(s.GetName())
+		t, ok := types[s.GetName()]
+		if !ok {
+			t, _ = e.typeOf(s.GetName())
+			types[s.GetName()] = t
+		}
+		s.Type = t
 	}
 	resp.Stats.SamplesRead = r.count
 	resp.Stats.SeriesReturned = int64(len(resp.Series))
@@ -133,7 +139,7 @@ func (e *Engine) names(ctx context.Context, qr storage.Querier, p *getParams) ([
 	if err != nil {
 		return nil, storeError("read the store's metric names", err)
 	}
-	names := all[:0]
+	names := make([]string, 0, len(all)) // all may be the index's own
 	for _, n := range all {
 		if n != "" && p.filter.MatchName(n) && (!p.filter.HasTypes() || p.filter.MatchType(e.typeOf(n))) {
 			names = append(names, n)
