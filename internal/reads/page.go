@@ -41,9 +41,9 @@ import (
 //
 // A page thus costs its own series and samples plus the series of the
 // names it touches, wherever it lies: the cursor is a key, not an offset.
-// The first page (no page_token) also counts every matching series
-// (total_count) with one pass over their index entries; the count travels
-// in the page tokens, so later pages do not count again.
+// The first page (no page_token) also counts the matching series
+// (total_count, see count); the count travels in the page tokens, so later
+// pages do not count again.
 func (e *Engine) rawPage(ctx context.Context, p *getParams) (*pb.GetMetricsResponse, error) {
 	maxSamples, _ := e.q.Limits()
 	start := time.Now()
