@@ -38,6 +38,10 @@ type Store interface {
 	// CountSeries counts the series matching ms that may hold samples in
 	// [mint, maxt] from the store's index, cheaply; ok false: it cannot.
 	CountSeries(ctx context.Context, mint, maxt int64, ms ...*labels.Matcher) (n int64, ok bool, err error)
+	// EachHeadSeries calls fn with the labels of the series matching ms
+	// that may hold samples in [mint, maxt] from the store's index, without
+	// reading their chunks; ok false: it cannot.
+	EachHeadSeries(ctx context.Context, mint, maxt int64, ms []*labels.Matcher, fn func(labels.Labels) error) (ok bool, err error)
 }
 
 // Engine answers QueryMetrics and GetMetrics.

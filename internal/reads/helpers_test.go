@@ -31,6 +31,32 @@ type testBackend struct {
 	db         *tsdb.DB
 	md         mapMetadata
 	indexCount bool
+	headIndex  bool
+}
+
+func (b *testBackend) EachHeadSeries(ctx context.Context, _, _ int64, ms []*labels.Matcher, fn func(labels.Labels) error) (bool, error) {
+	if !b.headIndex {
+		return false, nil
+	}
+	ix, err := b.db.Head().Index()
+	if err != nil {
+		return false, err
+	}
+	defer ix.Close()
+	p, err := tsdb.PostingsForMatchers(ctx, ix, ms...)
+	if err != nil {
+		return false, err
+	}
+	var sb labels.ScratchBuilder
+	for p.Next() {
+		if err := ix.Series(p.At(), &sb, nil); err != nil {
+			return false, err
+		}
+		if err := fn(sb.Labels()); err != nil {
+			return true, err
+		}
+	}
+	return true, p.Err()
 }
 
 func (b *testBackend) MetadataOf(family string) (metadata.Metadata, bool) {
@@ -88,7 +114,7 @@ func openStore(tb testing.TB, mutate func(*query.Config)) *testStore {
 		tb.Fatal(err)
 	}
 	md := mapMetadata{}
-	b := &testBackend{db: db, md: md, indexCount: true}
+	b := &testBackend{db: db, md: md, indexCount: true, headIndex: true}
 	return &testStore{db: db, md: md, backend: b, eng: New(q, b)}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"regexp"
 	"slices"
 	"sort"
 	"strings"
@@ -91,8 +92,13 @@ func (e *Engine) readPage(ctx context.Context, p *getParams, maxSamples int) (*p
 	// a few more candidates than the page, for series without samples in
 	// the range
 	want := p.pageSize + p.pageSize/8 + 8
+	// the first walk reads the store's index, which also holds series
+	// without samples in the window; when too many of those left the page
+	// short, the next walks select the series with chunks in the window
+	useIndex := e.st != nil
 	for {
-		w, err := e.walk(ctx, qr, p, names, after, want)
+		w, err := e.walk(ctx, qr, p, names, after, want, useIndex)
+		useIndex = false
 		if err != nil {
 			return nil, err
 		}
@@ -225,9 +231,11 @@ func (e *Engine) countIndex(ctx context.Context, p *getParams, names []string, m
 	return total, true, nil
 }
 
-// candidate is a series of the walk: its key and its stored data.
+// candidate is a series of the walk: its key, its labels and its stored
+// data (nil until fetched when the walk read the store's index).
 type candidate struct {
 	key    string
+	ls     labels.Labels
 	series storage.Series
 }
 
@@ -242,7 +250,11 @@ type walkResult struct {
 
 // walk keeps the n smallest keys after `after` among the series of names
 // (in key order) and the filter's label matchers with chunks in the window.
-func (e *Engine) walk(ctx context.Context, qr storage.Querier, p *getParams, names []string, after string, n int) (*walkResult, error) {
+// With useIndex it reads the series' labels from the store's head index
+// when the store can (no persisted block in the window), then fetches the
+// kept ones with one Select per name; otherwise it selects each name's
+// series.
+func (e *Engine) walk(ctx context.Context, qr storage.Querier, p *getParams, names []string, after string, n int, useIndex bool) (*walkResult, error) {
 	lo, hi := p.window()
 	// skip the names whose keys all lie at or before the cursor: the keys
 	// of name m lie in [m, m+"\xff\xff")
@@ -266,6 +278,23 @@ func (e *Engine) walk(ctx context.Context, qr storage.Querier, p *getParams, nam
 	hints := &storage.SelectHints{Start: lo + 1, End: hi}
 	var buf []byte
 	var over int // series after the cursor that did not fit
+	push := func(ls labels.Labels, s storage.Series) {
+		buf = appendKey(buf[:0], ls)
+		if after != "" && string(buf) <= after {
+			return
+		}
+		switch {
+		case len(h) < n:
+			h = append(h, candidate{key: string(buf), ls: ls, series: s})
+			heapUp(h, len(h)-1)
+		case string(buf) < h[0].key:
+			h[0] = candidate{key: string(buf), ls: ls, series: s}
+			heapDown(h, 0)
+			over++
+		default:
+			over++
+		}
+	}
 	for i, name := range names {
 		if len(h) == n && lowest[i] > h[0].key {
 			res.more = true
@@ -275,33 +304,134 @@ func (e *Engine) walk(ctx context.Context, qr storage.Querier, p *getParams, nam
 			return nil, fmt.Errorf("reading the series of the page stopped (query.timeout, or the caller went away): %w", err)
 		}
 		ms[0] = labels.MustNewMatcher(labels.MatchEqual, labels.MetricName, name)
+		if useIndex {
+			k := 0
+			ok, err := e.st.EachHeadSeries(ctx, lo+1, hi, ms, func(ls labels.Labels) error {
+				if k++; k%1024 == 0 {
+					if err := ctx.Err(); err != nil {
+						return fmt.Errorf("reading the series of the page stopped (query.timeout, or the caller went away): %w", err)
+					}
+				}
+				push(ls, nil)
+				return nil
+			})
+			if err != nil {
+				return nil, storeError("read the store's index", err)
+			}
+			if ok {
+				continue
+			}
+			useIndex = false
+		}
 		set := qr.Select(ctx, false, hints, ms...)
 		for set.Next() {
 			s := set.At()
-			buf = appendKey(buf[:0], s.Labels())
-			if after != "" && string(buf) <= after {
-				continue
-			}
-			switch {
-			case len(h) < n:
-				h = append(h, candidate{key: string(buf), series: s})
-				heapUp(h, len(h)-1)
-			case string(buf) < h[0].key:
-				h[0] = candidate{key: string(buf), series: s}
-				heapDown(h, 0)
-				over++
-			default:
-				over++
-			}
+			push(s.Labels(), s)
 		}
 		if err := set.Err(); err != nil {
 			return nil, storeError("read the store's series", err)
 		}
 	}
 	slices.SortFunc(h, func(a, b candidate) int { return strings.Compare(a.key, b.key) })
+	if err := e.fetch(ctx, qr, p, hints, h); err != nil {
+		return nil, err
+	}
 	res.cands = h
 	res.more = res.more || over > 0
 	return res, nil
+}
+
+// fetch selects the stored data of the candidates the walk found in the
+// index, one Select per metric name: the name, the filter's label matchers
+// and the values of the label that tells the candidates apart best (a set
+// of literal values: the index answers it from their postings). A
+// candidate without data in the window stays without.
+func (e *Engine) fetch(ctx context.Context, qr storage.Querier, p *getParams, hints *storage.SelectHints, cands []candidate) error {
+	byName := map[string][]int{}
+	var order []string
+	for i, c := range cands {
+		if c.series != nil {
+			continue
+		}
+		name := c.ls.Get(labels.MetricName)
+		if _, ok := byName[name]; !ok {
+			order = append(order, name)
+		}
+		byName[name] = append(byName[name], i)
+	}
+	var buf []byte
+	for _, name := range order {
+		idx := byName[name]
+		ms := append([]*labels.Matcher{labels.MustNewMatcher(labels.MatchEqual, labels.MetricName, name)}, p.filter.LabelMatchers()...)
+		if m := valueSetMatcher(cands, idx); m != nil {
+			ms = append(ms, m)
+		}
+		want := make(map[string]int, len(idx))
+		for _, i := range idx {
+			want[cands[i].key] = i
+		}
+		set := qr.Select(ctx, false, hints, ms...)
+		for set.Next() {
+			s := set.At()
+			buf = appendKey(buf[:0], s.Labels())
+			if i, ok := want[string(buf)]; ok {
+				cands[i].series = s
+			}
+		}
+		if err := set.Err(); err != nil {
+			return storeError("read the store's series", err)
+		}
+	}
+	return nil
+}
+
+// valueSetMatcher returns label=~"v1|v2|..." for the label (other than the
+// name) that every candidate of idx has, with the most distinct values; nil
+// when no label is common to all.
+func valueSetMatcher(cands []candidate, idx []int) *labels.Matcher {
+	values := map[string]map[string]struct{}{}
+	for n, i := range idx {
+		cands[i].ls.Range(func(l labels.Label) {
+			if l.Name == labels.MetricName {
+				return
+			}
+			vs, ok := values[l.Name]
+			if !ok {
+				if n > 0 {
+					return // not in an earlier candidate
+				}
+				vs = map[string]struct{}{}
+				values[l.Name] = vs
+			}
+			vs[l.Value] = struct{}{}
+		})
+	}
+	best, bestN := "", 0
+	for name, vs := range values {
+		every := true
+		for _, i := range idx {
+			if !cands[i].ls.Has(name) {
+				every = false
+				break
+			}
+		}
+		if every && (len(vs) > bestN || (len(vs) == bestN && name < best)) {
+			best, bestN = name, len(vs)
+		}
+	}
+	if best == "" {
+		return nil
+	}
+	quoted := make([]string, 0, bestN)
+	for v := range values[best] {
+		quoted = append(quoted, regexp.QuoteMeta(v))
+	}
+	slices.Sort(quoted)
+	m, err := labels.NewMatcher(labels.MatchRegexp, best, strings.Join(quoted, "|"))
+	if err != nil {
+		return nil
+	}
+	return m
 }
 
 // heapUp and heapDown keep h a max-heap by key.
@@ -347,6 +477,9 @@ type sampleReader struct {
 // newest with latest), or nil when it has none there. Stale markers are
 // skipped, as PromQL's range selectors skip them.
 func (r *sampleReader) read(c candidate) (*pb.Series, error) {
+	if c.series == nil {
+		return nil, nil
+	}
 	r.it = c.series.Iterator(r.it)
 	var samples []*pb.Sample
 	var lastT int64

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"sort"
 	"testing"
 	"time"
@@ -116,6 +117,13 @@ func TestPagesMatchThePromQLPath(t *testing.T) {
 	now := time.Now()
 	s := mixedStore(t, now)
 	s.backend.indexCount = false // count the series with data in the range, as PromQL does
+	for _, headIndex := range []bool{true, false} {
+		s.backend.headIndex = headIndex
+		t.Run(fmt.Sprintf("head index %v", headIndex), func(t *testing.T) { matchPromQL(t, s, now) })
+	}
+}
+
+func matchPromQL(t *testing.T, s *testStore, now time.Time) {
 	tests := []struct {
 		name string
 		req  *pb.GetMetricsRequest
@@ -298,23 +306,30 @@ func TestLatestOnly(t *testing.T) {
 }
 
 // TestSeriesWithoutSamplesInTheRangeAreSkipped: series whose chunks span the
-// range without a sample in it do not leave holes in a page, however many.
+// range without a sample in it, and series of the head that have no chunk
+// in the range at all, do not leave holes in a page, however many.
 func TestSeriesWithoutSamplesInTheRangeAreSkipped(t *testing.T) {
 	now := time.Now().Truncate(time.Second)
-	s := openStore(t, nil)
-	s.backend.indexCount = false
-	empty := gauges("a_gap", 40) // samples before and after the range only
-	full := gauges("b_full", 5)
-	s.add(t, now.Add(-4*time.Minute), 1, append(append([]labels.Labels{}, empty...), full...)...)
-	s.add(t, now.Add(-2*time.Minute), 2, full...)
-	s.add(t, now.Add(-30*time.Second), 3, append(append([]labels.Labels{}, empty...), full...)...)
-	req := &pb.GetMetricsRequest{PageSize: 2, TimeRange: &pb.TimeRange{Start: tsOf(now.Add(-3 * time.Minute)), End: tsOf(now.Add(-time.Minute))}}
-	pages, _ := walkPages(t, s.eng, req, false)
-	got := flatten(pages)
-	require.Len(t, got, 5)
-	assert.Len(t, pages[0], 2)
-	for _, ser := range got {
-		assert.Equal(t, "b_full", ser.Name)
+	for _, headIndex := range []bool{true, false} {
+		t.Run(fmt.Sprintf("head index %v", headIndex), func(t *testing.T) {
+			s := openStore(t, nil)
+			s.backend.indexCount = false
+			s.backend.headIndex = headIndex
+			gap := gauges("a_gap", 40) // samples before and after the range only
+			old := gauges("a_old", 40) // samples before the range only
+			full := gauges("b_full", 5)
+			s.add(t, now.Add(-4*time.Minute), 1, slices.Concat(gap, old, full)...)
+			s.add(t, now.Add(-2*time.Minute), 2, full...)
+			s.add(t, now.Add(-30*time.Second), 3, slices.Concat(gap, full)...)
+			req := &pb.GetMetricsRequest{PageSize: 2, TimeRange: &pb.TimeRange{Start: tsOf(now.Add(-3 * time.Minute)), End: tsOf(now.Add(-time.Minute))}}
+			pages, _ := walkPages(t, s.eng, req, false)
+			got := flatten(pages)
+			require.Len(t, got, 5)
+			assert.Len(t, pages[0], 2)
+			for _, ser := range got {
+				assert.Equal(t, "b_full", ser.Name)
+			}
+		})
 	}
 }
 
@@ -397,4 +412,25 @@ func TestRawPagesHoldAQuerySlot(t *testing.T) {
 	_, err = s.eng.GetMetrics(ctx, &pb.GetMetricsRequest{})
 	require.ErrorAs(t, err, &qe)
 	assert.True(t, errors.Is(err, context.Canceled) || qe.Kind == query.KindCanceled, "%v", err)
+}
+
+// TestIndexWalkFetchesAnyLabelValues: the series found in the index are
+// fetched by their label values, whatever characters they hold, and a
+// series without the fetching label is fetched too.
+func TestIndexWalkFetchesAnyLabelValues(t *testing.T) {
+	now := time.Now()
+	s := openStore(t, nil)
+	s.backend.indexCount = false
+	var series []labels.Labels
+	for _, v := range []string{"a.b", "a|b", "(x)", `\d`, "ü*", "a", "ab", "a+"} {
+		series = append(series, labels.FromStrings(labels.MetricName, "m", "id", v), labels.FromStrings(labels.MetricName, "m", "id", v, "z", "1"))
+	}
+	series = append(series, labels.FromStrings(labels.MetricName, "m", "other", "x"), labels.FromStrings(labels.MetricName, "m"))
+	s.add(t, now.Add(-time.Minute), 1, series...)
+	for _, size := range []int32{1, 3, 100} {
+		got, _ := walkPages(t, s.eng, &pb.GetMetricsRequest{PageSize: size}, false)
+		want, _ := walkPages(t, s.eng, &pb.GetMetricsRequest{PageSize: size}, true)
+		assert.Equal(t, names(flatten(want)), names(flatten(got)), "page size %d", size)
+		assert.Len(t, flatten(got), len(series))
+	}
 }

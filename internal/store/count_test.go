@@ -10,7 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-func TestCountSeriesFromTheHeadIndex(t *testing.T) {
+func TestCountAndWalkSeriesFromTheHeadIndex(t *testing.T) {
 	s := openStore(t, t.TempDir(), nil)
 	defer func() { require.NoError(t, s.Close()) }()
 	start := time.Now().Add(-5 * time.Hour).Truncate(time.Hour)
@@ -32,6 +32,16 @@ func TestCountSeriesFromTheHeadIndex(t *testing.T) {
 	require.True(t, ok)
 	assert.Equal(t, int64(2), n)
 
+	var seen []string
+	ok, err = s.EachHeadSeries(context.Background(), now.Add(-time.Hour).UnixMilli(), now.UnixMilli(),
+		[]*labels.Matcher{name, labels.MustNewMatcher(labels.MatchNotEqual, "method", "PUT")}, func(ls labels.Labels) error {
+			seen = append(seen, ls.Get("method"))
+			return nil
+		})
+	require.NoError(t, err)
+	require.True(t, ok)
+	assert.ElementsMatch(t, []string{"GET", "POST"}, seen)
+
 	require.NoError(t, s.db.Compact(context.Background()))
 	require.NotEmpty(t, s.db.Blocks(), "the oldest hours are persisted")
 	_, ok, err = s.CountSeries(context.Background(), start.UnixMilli(), start.Add(time.Hour).UnixMilli(), name)
@@ -40,4 +50,8 @@ func TestCountSeriesFromTheHeadIndex(t *testing.T) {
 	_, ok, err = s.CountSeries(context.Background(), now.Add(-time.Minute).UnixMilli(), now.UnixMilli(), name)
 	require.NoError(t, err)
 	assert.True(t, ok)
+	ok, err = s.EachHeadSeries(context.Background(), start.UnixMilli(), start.Add(time.Hour).UnixMilli(), []*labels.Matcher{name},
+		func(labels.Labels) error { return nil })
+	require.NoError(t, err)
+	assert.False(t, ok, "a range a block overlaps is not read from the head")
 }
