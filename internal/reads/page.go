@@ -30,15 +30,20 @@ import (
 //     filter's names, name_regex, exclude_names and types are put in key
 //     order; the names whose every key is at or before the cursor are
 //     skipped.
-//  2. Name by name, the series of the name and the filter's label matchers
-//     (Querier.Select: index postings, labels and chunk references, no
-//     samples) go through a bounded heap that keeps the page_size (plus a
-//     few) smallest keys after the cursor; the walk stops as soon as no
-//     later name can hold a smaller key.
-//  3. Only those series' samples in (start, end] are read, in key order,
-//     until page_size series with samples are found (a series whose chunks
-//     overlap the range without a sample in it is skipped; when too many
-//     are, the walk goes on after the last one read).
+//  2. Name by name, the labels of the series of the name and the filter's
+//     label matchers go through a bounded heap that keeps the page_size
+//     (plus a few) smallest keys after the cursor; the walk stops as soon
+//     as no later name can hold a smaller key. The labels come from the
+//     store's head index (postings and labels only, Store.EachHeadSeries)
+//     when no persisted block overlaps the range, otherwise from
+//     Querier.Select (postings, labels and chunk references).
+//  3. The kept series found in the index are selected (one Select per
+//     name, by the values of their most distinct label), and only their
+//     samples in (start, end] are read, in key order, until page_size
+//     series with samples are found. A series without a sample in the range
+//     (the head index also holds series that ended before it) is skipped;
+//     when too many were, the walk goes on after the last one read, by
+//     Querier.Select, which only returns series with chunks in the range.
 //
 // A page thus costs its own series and samples plus the series of the
 // names it touches, wherever it lies: the cursor is a key, not an offset.
