@@ -17,6 +17,7 @@ import (
 	"github.com/metricsmodule/metricsmodule/internal/datapath"
 	"github.com/metricsmodule/metricsmodule/internal/promapi"
 	"github.com/metricsmodule/metricsmodule/internal/query"
+	"github.com/metricsmodule/metricsmodule/internal/reads"
 )
 
 // findSink finds the metrics_store extension: the configured one, or the
@@ -70,6 +71,11 @@ func (r *metricsReceiver) startReads(ctx context.Context, host component.Host) e
 		return fmt.Errorf("create query engine: %w", err)
 	}
 	r.engine = eng
+	var st reads.Store
+	if r.store != nil {
+		st = r.store
+	}
+	r.reads = reads.New(eng, st)
 	if r.store != nil {
 		// late samples (older than the cache's freshness limit) drop the
 		// cached steps they may change

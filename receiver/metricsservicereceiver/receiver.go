@@ -28,6 +28,7 @@ import (
 	"github.com/metricsmodule/metricsmodule/internal/definitions"
 	"github.com/metricsmodule/metricsmodule/internal/grpccodec"
 	"github.com/metricsmodule/metricsmodule/internal/query"
+	"github.com/metricsmodule/metricsmodule/internal/reads"
 	"github.com/metricsmodule/metricsmodule/internal/registry"
 	"github.com/metricsmodule/metricsmodule/internal/rules"
 	"github.com/metricsmodule/metricsmodule/internal/store"
@@ -77,6 +78,7 @@ type metricsReceiver struct {
 	// reads
 	store      *store.Store
 	engine     *query.Engine
+	reads      *reads.Engine
 	httpServer *http.Server
 	httpLn     net.Listener
 	// rules evaluates rule files over the store (nil without rules.files).
