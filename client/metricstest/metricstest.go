@@ -123,6 +123,18 @@ func (s *Server) Stop() {
 	s.srv.Stop()
 }
 
+// ListenTCP serves the fake on 127.0.0.1 too (for a client in another
+// process, e.g. a CLI under test) and returns the address; the listener
+// closes with Stop.
+func (s *Server) ListenTCP() (string, error) {
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	go func() { _ = s.srv.Serve(lis) }()
+	return lis.Addr().String(), nil
+}
+
 // Conn is a client connection to the fake.
 func (s *Server) Conn() *grpc.ClientConn { return s.conn }
 

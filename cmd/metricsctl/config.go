@@ -97,7 +97,7 @@ func (a *app) loadConfig() error {
 	if path != "" {
 		raw, err := os.ReadFile(path)
 		switch {
-		case errors.Is(err, fs.ErrNotExist) && a.configPath == "":
+		case errors.Is(err, fs.ErrNotExist): // no file yet: no contexts
 		case err != nil:
 			return usageErrorf("config: %w", err)
 		default:

@@ -605,12 +605,12 @@ func diffLines(a, b string) string {
 		case i < len(x) && j < len(y) && x[i] == y[j]:
 			buf.WriteString("    " + x[i] + "\n")
 			i, j = i+1, j+1
-		case j < len(y) && (i == len(x) || lcs[i][j+1] >= lcs[i+1][j]):
-			buf.WriteString("  + " + y[j] + "\n")
-			j++
-		default:
+		case i < len(x) && (j == len(y) || lcs[i+1][j] >= lcs[i][j+1]):
 			buf.WriteString("  - " + x[i] + "\n")
 			i++
+		default:
+			buf.WriteString("  + " + y[j] + "\n")
+			j++
 		}
 	}
 	return buf.String()
