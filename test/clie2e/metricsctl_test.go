@@ -1,0 +1,243 @@
+package clie2e
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// queryValue runs an instant query with metricsctl -o json and returns the
+// value of each series by the value of label.
+func (c *collector) queryValues(query, label string) map[string]float64 {
+	c.t.Helper()
+	r := c.ctl("", "-o", "json", "query", query)
+	require.Equal(c.t, 0, r.code, "%s %s", r.stdout, r.stderr)
+	var resp struct {
+		Series []struct {
+			Labels  map[string]string `json:"labels"`
+			Samples []struct {
+				Value float64 `json:"value"`
+			} `json:"samples"`
+		} `json:"series"`
+	}
+	require.NoError(c.t, json.Unmarshal([]byte(r.stdout), &resp), r.stdout)
+	out := map[string]float64{}
+	for _, s := range resp.Series {
+		if n := len(s.Samples); n > 0 {
+			out[s.Labels[label]] = s.Samples[n-1].Value
+		}
+	}
+	return out
+}
+
+// TestEveryCommandGroupAgainstACollector runs each command group of
+// metricsctl, as a person would, against a collector process.
+func TestEveryCommandGroupAgainstACollector(t *testing.T) {
+	c := newCollector(t)
+	c.start()
+
+	// tail first, so that it sees what is recorded next
+	tailCtx, tailCancel := context.WithTimeout(context.Background(), time.Minute)
+	defer tailCancel()
+	tail := c.ctlCommand(tailCtx, "tail", "e2e_*", "--json", "--count", "2", "--batch-timeout-ms", "50", "--qos", "exactly-once")
+	tailOut, err := tail.StdoutPipe()
+	require.NoError(t, err)
+	tailErr := &syncBuffer{}
+	tail.Stderr = tailErr
+	require.NoError(t, tail.Start())
+
+	// record: flags and stdin
+	r := c.ctl("", "record", "e2e_requests_total", "2", "-l", "method=GET", "-r", "service.name=e2e")
+	require.Equal(t, 0, r.code, r.stderr)
+	assert.Contains(t, r.stdout, "recorded 1 of 1 points")
+	r = c.ctl("e2e_requests_total{method=\"POST\"} 3\n# TYPE e2e_queue_depth gauge\ne2e_queue_depth{queue=\"mail\"} 17\n", "record", "--stdin", "-r", "service.name=e2e")
+	require.Equal(t, 0, r.code, r.stderr)
+	assert.Contains(t, r.stdout, "recorded 2 of 2 points")
+
+	// tail printed the points as JSON lines
+	lines := bufio.NewScanner(tailOut)
+	var got []string
+	for len(got) < 2 && lines.Scan() {
+		got = append(got, lines.Text())
+	}
+	require.NoError(t, tail.Wait(), tailErr.String())
+	require.Len(t, got, 2, tailErr.String())
+	assert.Contains(t, got[0], `"name":"e2e_requests_total"`)
+	assert.Contains(t, got[0], `"sequence":1`)
+
+	// query, table and JSON
+	require.Equal(t, map[string]float64{"GET": 2, "POST": 3}, c.queryValues(`sum by (method) (e2e_requests_total)`, "method"))
+	r = c.ctl("", "query", `sum by (method) (e2e_requests_total)`)
+	require.Equal(t, 0, r.code, r.stderr)
+	assert.Regexp(t, `\{method="GET"\}\s+2`, r.stdout)
+	r = c.ctl("", "query", `e2e_queue_depth`, "--range", "5m", "--step", "15s")
+	require.Equal(t, 0, r.code, r.stderr)
+	assert.Regexp(t, `e2e_queue_depth\s+\{.*queue="mail".*\}\s+\d+\s+17`, r.stdout)
+
+	// get and summary
+	r = c.ctl("", "get", "e2e_*")
+	require.Equal(t, 0, r.code, r.stderr)
+	assert.Regexp(t, `e2e_queue_depth\s+gauge\s+\{.*queue="mail".*\}\s+17`, r.stdout)
+	r = c.ctl("", "summary")
+	require.Equal(t, 0, r.code, r.stderr)
+	assert.Regexp(t, `\d+ series of \d+ metrics`, r.stdout)
+	assert.Contains(t, r.stdout, "ingest:")
+
+	// a refusal names the field and the fix, exit code 2
+	r = c.ctl("", "record", "bad name", "1", "--type", "gauge")
+	assert.Equal(t, 6, r.code, "%s %s", r.stdout, r.stderr)
+	assert.Contains(t, r.stderr, "fix")
+	r = c.ctl("", "query", "sum(")
+	assert.Equal(t, 2, r.code, r.stderr)
+	assert.Contains(t, r.stderr, "InvalidArgument")
+
+	// definitions
+	defs := filepath.Join(t.TempDir(), "defs.yaml")
+	require.NoError(t, os.WriteFile(defs, []byte(`name: e2e_jobs_total
+type: METRIC_TYPE_COUNTER
+description: jobs done
+labels:
+  - {name: queue, required: true, allowed_values: [mail, sms]}
+`), 0o600))
+	r = c.ctl("", "definitions", "apply", "-f", defs, "--dry-run")
+	require.Equal(t, 0, r.code, r.stderr)
+	assert.Contains(t, r.stdout, "e2e_jobs_total: would be created")
+	r = c.ctl("", "definitions", "apply", "-f", defs)
+	require.Equal(t, 0, r.code, r.stderr)
+	assert.Contains(t, r.stdout, "e2e_jobs_total: created, schema v1")
+	r = c.ctl("", "definitions", "list", "e2e_*")
+	require.Equal(t, 0, r.code, r.stderr)
+	assert.Regexp(t, `e2e_jobs_total\s+counter\s+v1\s+queue\*`, r.stdout)
+	r = c.ctl("", "definitions", "describe", "e2e_jobs_total")
+	require.Equal(t, 0, r.code, r.stderr)
+	assert.Contains(t, r.stdout, "registered: true")
+	r = c.ctl("", "record", "e2e_jobs_total", "1", "-l", "queue=fax")
+	assert.Equal(t, 6, r.code, "a record breaking the definition is refused: %s %s", r.stdout, r.stderr)
+	assert.Contains(t, r.stderr, `"fax"`)
+	r = c.ctl("", "definitions", "delete", "e2e_jobs_total", "--dry-run")
+	require.Equal(t, 0, r.code, r.stderr)
+	assert.Contains(t, r.stdout, "would be removed")
+	r = c.ctl("", "definitions", "delete", "e2e_jobs_total")
+	require.Equal(t, 0, r.code, r.stderr)
+
+	// providers
+	prov := filepath.Join(t.TempDir(), "provider.yaml")
+	write := func(endpoint string) {
+		require.NoError(t, os.WriteFile(prov, []byte(fmt.Sprintf(`provider_id: e2e-otlp
+name: e2e sink
+type: PROVIDER_TYPE_OPENTELEMETRY
+settings:
+  opentelemetry: {endpoint: "%s", protocol: OTLP_PROTOCOL_GRPC}
+`, endpoint)), 0o600))
+	}
+	write(freePort(t))
+	r = c.ctl("", "providers", "apply", "-f", prov, "--wait")
+	require.Equal(t, 0, r.code, "%s %s", r.stdout, r.stderr)
+	assert.Contains(t, r.stdout, "e2e-otlp: created, version 1")
+	assert.Contains(t, r.stderr, "e2e-otlp: running")
+	write(freePort(t))
+	r = c.ctl("", "providers", "apply", "-f", prov, "--wait", "--strategy", "recreate")
+	require.Equal(t, 0, r.code, "%s %s", r.stdout, r.stderr)
+	assert.Regexp(t, `(?m)^  -\s+endpoint: 127\.0\.0\.1:\d+\n  \+\s+endpoint: 127\.0\.0\.1:\d+$`, r.stderr, "the diff is shown first")
+	assert.Contains(t, r.stdout, "e2e-otlp: updated, version 2")
+	r = c.ctl("", "providers", "list")
+	require.Equal(t, 0, r.code, r.stderr)
+	assert.Regexp(t, `e2e-otlp\s+opentelemetry\s+running`, r.stdout)
+	r = c.ctl("", "-o", "yaml", "providers", "describe", "e2e-otlp")
+	require.Equal(t, 0, r.code, r.stderr)
+	assert.Contains(t, r.stdout, "provider_id: e2e-otlp")
+	r = c.ctl("", "providers", "stats", "e2e-otlp")
+	require.Equal(t, 0, r.code, r.stderr)
+	assert.Contains(t, r.stdout, "e2e-otlp: running")
+	r = c.ctl("", "providers", "delete", "e2e-otlp", "--cleanup", "immediate", "--wait")
+	require.Equal(t, 0, r.code, "%s %s", r.stdout, r.stderr)
+	assert.Contains(t, r.stderr, "e2e-otlp: gone")
+	r = c.ctl("", "providers", "describe", "e2e-otlp")
+	assert.Equal(t, 4, r.code, r.stderr)
+
+	// a bad provider config: refused with the field
+	require.NoError(t, os.WriteFile(prov, []byte("provider_id: Bad Id\ntype: PROVIDER_TYPE_OPENTELEMETRY\n"), 0o600))
+	r = c.ctl("", "providers", "apply", "-f", prov)
+	assert.Equal(t, 2, r.code, r.stderr)
+	assert.Contains(t, r.stderr, "field config.")
+}
+
+// TestImportOf100kLinesInterruptedAndResumed imports a 100k-line file,
+// kills metricsctl after some batches, resumes, and finds every point once.
+func TestImportOf100kLinesInterruptedAndResumed(t *testing.T) {
+	c := newCollector(t)
+	c.start()
+	const series, perSeries = 100, 1000
+	base := time.Now().Add(-2 * time.Minute).Truncate(time.Second)
+	var b strings.Builder
+	b.WriteString("# HELP e2e_import_total points imported\n# TYPE e2e_import_total counter\n")
+	for i := range series * perSeries {
+		// every series has one point per millisecond, its running total 1..perSeries
+		fmt.Fprintf(&b, "e2e_import_total{shard=\"%d\"} %d %d\n", i%series, i/series+1, base.Add(time.Duration(i/series)*time.Millisecond).UnixMilli())
+	}
+	file := filepath.Join(t.TempDir(), "big.prom")
+	require.NoError(t, os.WriteFile(file, []byte(b.String()), 0o600))
+	state := file + ".metricsctl-import"
+
+	// first run, paced so that it is killed in the middle
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	first := c.ctlCommand(ctx, "import", file, "--batch-size", "1000", "--rate", "20000")
+	firstErr := &syncBuffer{}
+	first.Stderr = firstErr
+	require.NoError(t, first.Start())
+	acked := func() int {
+		raw, err := os.ReadFile(state)
+		if err != nil {
+			return 0
+		}
+		var s struct {
+			Acked int `json:"acked"`
+		}
+		if json.Unmarshal(raw, &s) != nil {
+			return 0
+		}
+		return s.Acked
+	}
+	require.Eventually(t, func() bool { return acked() >= 10 }, time.Minute, 5*time.Millisecond, firstErr.String())
+	require.NoError(t, first.Process.Signal(syscall.SIGKILL))
+	_ = first.Wait()
+	killedAt := acked()
+	require.Less(t, killedAt, 100, "killed before the end")
+	t.Logf("killed after %d of 100 batches", killedAt)
+
+	// without --resume: refused
+	r := c.ctl("", "import", file, "--batch-size", "1000")
+	assert.Equal(t, 1, r.code)
+	assert.Contains(t, r.stderr, "--resume")
+
+	r = c.ctl("", "import", file, "--batch-size", "1000", "--resume")
+	require.Equal(t, 0, r.code, "%s %s", r.stdout, r.stderr)
+	assert.Contains(t, r.stderr, fmt.Sprintf("resuming %s after batch %d of 100", file, killedAt))
+	assert.Regexp(t, `import \[=+\s*\] 100000/100000 points \(100%\) \d+ points/s ETA 0s`, r.stderr, "progress with rate and ETA")
+	assert.Regexp(t, `accepted\s+100000`, r.stdout, "the state counts every point once")
+	assert.Regexp(t, `refused\s+0`, r.stdout)
+	t.Logf("resumed import:\n%s%s", r.stderr, r.stdout)
+
+	// the store has each line once: perSeries samples per series, the last one the total
+	at := base.Add(time.Minute).Unix()
+	counts := c.queryValues(fmt.Sprintf(`count_over_time(e2e_import_total[10m] @ %d)`, at), "shard")
+	lasts := c.queryValues(fmt.Sprintf(`last_over_time(e2e_import_total[10m] @ %d)`, at), "shard")
+	require.Len(t, counts, series)
+	for s := range series {
+		k := strconv.Itoa(s)
+		assert.Equal(t, float64(perSeries), counts[k], "samples of shard %s", k)
+		assert.Equal(t, float64(perSeries), lasts[k], "last value of shard %s", k)
+	}
+}
