@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/tls"
+	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -48,6 +49,8 @@ type config struct {
 	dialOpts      []grpc.DialOption
 	tlsConfig     *tls.Config
 	token         string
+	basicUser     string
+	basicPass     string
 	resource      map[string]string
 	flushInterval time.Duration
 	batchSize     int
@@ -65,6 +68,12 @@ func WithTLS(cfg *tls.Config) Option { return func(c *config) { c.tlsConfig = cf
 
 // WithToken sends "authorization: Bearer token" with every call.
 func WithToken(token string) Option { return func(c *config) { c.token = token } }
+
+// WithBasicAuth sends "authorization: Basic ..." with every call (the
+// collector's basicauth extension checks it).
+func WithBasicAuth(username, password string) Option {
+	return func(c *config) { c.basicUser, c.basicPass = username, password }
+}
 
 // WithDialOptions adds gRPC dial options (New only).
 func WithDialOptions(opts ...grpc.DialOption) Option {
@@ -172,8 +181,12 @@ func New(ctx context.Context, target string, opts ...Option) (*Client, error) {
 	} else {
 		dial = append(dial, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	}
-	if cfg.token != "" {
-		dial = append(dial, grpc.WithPerRPCCredentials(bearer{token: cfg.token, secure: cfg.tlsConfig != nil}))
+	switch {
+	case cfg.token != "":
+		dial = append(dial, grpc.WithPerRPCCredentials(authHeader{value: "Bearer " + cfg.token, secure: cfg.tlsConfig != nil}))
+	case cfg.basicUser != "":
+		cred := base64.StdEncoding.EncodeToString([]byte(cfg.basicUser + ":" + cfg.basicPass))
+		dial = append(dial, grpc.WithPerRPCCredentials(authHeader{value: "Basic " + cred, secure: cfg.tlsConfig != nil}))
 	}
 	dial = append(dial, cfg.dialOpts...)
 	conn, err := grpc.NewClient(target, dial...)
@@ -456,16 +469,16 @@ func (c *Client) collect(limit int) (items []*pb.MetricData, units int64) {
 	return items, units
 }
 
-// bearer is a bearer token as per-call credentials.
-type bearer struct {
-	token  string
+// authHeader is an authorization header as per-call credentials.
+type authHeader struct {
+	value  string
 	secure bool
 }
 
-func (b bearer) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
-	return map[string]string{"authorization": "Bearer " + b.token}, nil
+func (a authHeader) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
+	return map[string]string{"authorization": a.value}, nil
 }
 
 // RequireTransportSecurity is false for a plain-text client: the operator
 // chose plain text (e.g. on localhost).
-func (b bearer) RequireTransportSecurity() bool { return b.secure }
+func (a authHeader) RequireTransportSecurity() bool { return a.secure }

@@ -25,6 +25,7 @@ import (
 //	    management-endpoint: metrics.example.com:4321
 //	    tls: {enabled: true, ca-file: /etc/ssl/metrics-ca.pem}
 //	    token-env: METRICS_TOKEN        # or token-file: ~/.config/metricsctl/prod.token
+//	    # basic auth instead: username: ingester, password-env: METRICS_PASSWORD (or password-file)
 type Config struct {
 	CurrentContext string          `json:"current-context,omitempty"`
 	Contexts       []ContextConfig `json:"contexts,omitempty"`
@@ -38,6 +39,23 @@ type ContextConfig struct {
 	TLS                TLSConfig `json:"tls,omitzero"`
 	TokenEnv           string    `json:"token-env,omitempty"`
 	TokenFile          string    `json:"token-file,omitempty"`
+	Username           string    `json:"username,omitempty"`
+	PasswordEnv        string    `json:"password-env,omitempty"`
+	PasswordFile       string    `json:"password-file,omitempty"`
+}
+
+func (c *ContextConfig) password() (string, error) {
+	if c.PasswordFile != "" {
+		raw, err := os.ReadFile(expandHome(c.PasswordFile))
+		if err != nil {
+			return "", usageErrorf("password-file: %w", err)
+		}
+		return strings.TrimSpace(string(raw)), nil
+	}
+	if c.PasswordEnv != "" {
+		return os.Getenv(c.PasswordEnv), nil
+	}
+	return "", nil
 }
 
 // TLSConfig is the TLS of a context.
@@ -138,6 +156,10 @@ func (a *app) loadConfig() error {
 	if a.tokenFile != "" {
 		c.TokenFile = a.tokenFile
 	}
+	if a.username != "" {
+		c.Username = a.username
+		c.PasswordEnv, c.PasswordFile = "METRICSCTL_PASSWORD", ""
+	}
 	switch a.output {
 	case "table", "json", "yaml":
 	default:
@@ -171,6 +193,7 @@ names collectors as contexts:
       management-endpoint: metrics.example.com:4321
       tls: {enabled: true, ca-file: /etc/ssl/metrics-ca.pem}
       token-env: METRICS_TOKEN          # or token-file: ~/.config/metricsctl/prod.token
+      # or basic auth: username: ingester, password-env: METRICS_PASSWORD (or password-file)
 
 Flags (--endpoint, --tls, --token-file, ...) override the context.`,
 	}

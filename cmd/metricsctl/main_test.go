@@ -149,7 +149,10 @@ func TestImportInterruptedAndResumedSendsEachBatchOnce(t *testing.T) {
 	go func() {
 		done <- runCtl(ctx, t, "", "--endpoint", addr, "import", file, "--batch-size", "10", "--rate", "400")
 	}()
-	require.Eventually(t, func() bool { return len(srv.RequestIDs()) >= 5 }, 10*time.Second, time.Millisecond)
+	require.Eventually(t, func() bool {
+		st, err := loadState(file + ".metricsctl-import")
+		return err == nil && st.Acked >= 5
+	}, 10*time.Second, time.Millisecond)
 	cancel()
 	r := <-done
 	require.Equal(t, exitInterrupted, r.code, r.stderr)

@@ -87,6 +87,7 @@ type app struct {
 	caFile      string
 	skipVerify  bool
 	tokenFile   string
+	username    string
 
 	cfg     *Config
 	ctxCfg  *ContextConfig
@@ -130,7 +131,7 @@ func (a *app) printError(err error, code int) {
 	case exitUnavailable:
 		fmt.Fprintf(a.stderr, "hint: is the collector running and reachable at %s (ingest) / %s (management)? `make run` starts one on localhost.\n", a.endpointOr(), a.mgmtOr())
 	case exitDenied:
-		fmt.Fprintln(a.stderr, "hint: set a token with --token-file, or token-env / token-file in the context of the config file.")
+		fmt.Fprintln(a.stderr, "hint: set a token (--token-file, or token-env / token-file in the context of the config file) or basic auth (--username with $METRICSCTL_PASSWORD, or username / password-env in the context).")
 	}
 }
 
@@ -173,6 +174,7 @@ argument, failed precondition, ...), 3 server unavailable (retry), 4 not found,
 	f.StringVar(&a.caFile, "ca-file", "", "CA bundle to verify the server (implies --tls)")
 	f.BoolVar(&a.skipVerify, "insecure-skip-verify", false, "do not verify the server certificate (implies --tls)")
 	f.StringVar(&a.tokenFile, "token-file", "", "file holding a bearer token")
+	f.StringVar(&a.username, "username", "", "basic auth user; the password is read from $METRICSCTL_PASSWORD")
 
 	root.AddCommand(a.recordCommand(), a.importCommand(), a.queryCommand(), a.getCommand(), a.summaryCommand(),
 		a.tailCommand(), a.definitionsCommand(), a.providersCommand(), a.configCommand())
@@ -219,6 +221,12 @@ func (a *app) clientOptions() ([]metricsclient.Option, error) {
 	}
 	if token != "" {
 		opts = append(opts, metricsclient.WithToken(token))
+	} else if c.Username != "" {
+		pw, err := c.password()
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts, metricsclient.WithBasicAuth(c.Username, pw))
 	}
 	return append(opts, metricsclient.WithCallTimeout(a.timeout)), nil
 }
