@@ -7,7 +7,8 @@
 //	0  success
 //	1  usage error or local failure (bad flag, unreadable file, bad config)
 //	2  refused by the server: INVALID_ARGUMENT, FAILED_PRECONDITION,
-//	   OUT_OF_RANGE, ALREADY_EXISTS, ABORTED (the message names the field and the fix)
+//	   OUT_OF_RANGE, ALREADY_EXISTS, ABORTED (the message names the field and the fix);
+//	   every point of a record refused
 //	3  server unavailable: UNAVAILABLE, DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED (retry later)
 //	4  not found: NOT_FOUND
 //	5  not allowed: UNAUTHENTICATED, PERMISSION_DENIED

@@ -260,7 +260,7 @@ func (a *app) summaryCommand() *cobra.Command {
 func (a *app) printSummary(s *pb.GetMetricsSummaryResponse) {
 	w := a.stdout
 	tot := s.GetTotals()
-	fmt.Fprintf(w, "%d series of %d metrics, %d samples stored\n", tot.GetSeries(), tot.GetMetricNames(), tot.GetSamples())
+	fmt.Fprintf(w, "%s of %s, %s stored\n", plural(tot.GetSeries(), "series"), plural(tot.GetMetricNames(), "metric"), plural(tot.GetSamples(), "sample"))
 	fmt.Fprintf(w, "ingest: %s now (1m), %s over 5m, %s over 15m\n", fmtRate(tot.GetIngestRate_1M()), fmtRate(tot.GetIngestRate_5M()), fmtRate(tot.GetIngestRate_15M()))
 	if len(tot.GetMetricsByType()) > 0 {
 		var parts []string
@@ -293,7 +293,7 @@ func (a *app) printSummary(s *pb.GetMetricsSummaryResponse) {
 		fmt.Fprintln(w, "\nmost series:")
 		t := newTable(w)
 		for _, r := range s.TopBySeries {
-			t.row("  "+r.Name, shortEnum(r.Type, "METRIC_TYPE_"), fmt.Sprintf("%d series", r.Series), fmtRate(r.Rate))
+			t.row("  "+r.Name, shortEnum(r.Type, "METRIC_TYPE_"), plural(r.Series, "series"), fmtRate(r.Rate))
 		}
 		t.flush()
 	}
@@ -301,7 +301,7 @@ func (a *app) printSummary(s *pb.GetMetricsSummaryResponse) {
 		fmt.Fprintln(w, "\nbusiest:")
 		t := newTable(w)
 		for _, r := range s.TopByRate {
-			t.row("  "+r.Name, fmtRate(r.Rate), fmt.Sprintf("%d series", r.Series))
+			t.row("  "+r.Name, fmtRate(r.Rate), plural(r.Series, "series"))
 		}
 		t.flush()
 	}
@@ -316,13 +316,17 @@ func (a *app) printSummary(s *pb.GetMetricsSummaryResponse) {
 			case l.Growth > 0 && l.Growth < 0.95:
 				growth = fmt.Sprintf("shrinking x%.2f", l.Growth)
 			}
-			t.row("  "+l.Label, fmt.Sprintf("%d values", l.DistinctValues), growth)
+			t.row("  "+l.Label, plural(l.DistinctValues, "value"), growth)
 		}
 		t.flush()
 	}
 	for _, tr := range s.Trends {
 		if tr.Name == "*" {
-			fmt.Fprintf(w, "\ntrend: %s now vs %s in the window before (x%.2f)\n", fmtRate(tr.CurrentRate), fmtRate(tr.PreviousRate), tr.ChangeRatio)
+			change := fmt.Sprintf("x%.2f", tr.ChangeRatio)
+			if tr.PreviousRate == 0 {
+				change = "new"
+			}
+			fmt.Fprintf(w, "\ntrend: %s now vs %s in the window before (%s)\n", fmtRate(tr.CurrentRate), fmtRate(tr.PreviousRate), change)
 		}
 	}
 	if len(s.Recommendations) > 0 {
@@ -490,4 +494,12 @@ func pointValue(m *pb.MetricData) string {
 		return fmt.Sprintf("observations=%v", m.Observations)
 	}
 	return fmtValue(m.Value)
+}
+
+// plural writes n and the noun, with an s unless n is 1 (or the noun is series).
+func plural(n int64, noun string) string {
+	if n != 1 && noun != "series" {
+		noun += "s"
+	}
+	return fmt.Sprintf("%d %s", n, noun)
 }

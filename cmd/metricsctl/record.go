@@ -107,6 +107,7 @@ same command again with --request-id records nothing twice within the
 server's dedup window (10m by default).`,
 		Example: `  metricsctl record http_requests_total 1 -l method=GET -l path=/api/v1/users -r service.name=users-api
   metricsctl record queue_depth 17 --type gauge -l queue=mail
+  metricsctl record temperature_celsius -l room=a -- -3.5     # -- before a negative value
   metricsctl record job_duration_seconds --type timer --observe 0.12 --observe 0.4
   printf 'jobs_total{queue="mail"} 2\nqueue_depth{queue="mail"} 17\n' | metricsctl record --stdin`,
 		Args: func(cmd *cobra.Command, args []string) error {
@@ -195,9 +196,14 @@ server's dedup window (10m by default).`,
 			if err != nil {
 				return err
 			}
+			// every point refused: refused by the server (2); some: partly (6)
+			refusedCode := exitPartial
+			if resp.AcceptedCount == 0 {
+				refusedCode = exitRefused
+			}
 			if ok, err := a.printStructured(resp); ok {
 				if err == nil && resp.RejectedCount > 0 {
-					return &exitError{code: exitPartial, err: errPrinted}
+					return &exitError{code: refusedCode, err: errPrinted}
 				}
 				return err
 			}
@@ -205,7 +211,11 @@ server's dedup window (10m by default).`,
 			if dryRun {
 				verb = "validated"
 			}
-			fmt.Fprintf(a.stdout, "%s %d of %d points (request id %s", verb, resp.AcceptedCount, len(items), requestID)
+			if resp.AcceptedCount == 0 && resp.RejectedCount > 0 {
+				fmt.Fprintf(a.stdout, "nothing recorded: %d of %d points refused (request id %s", resp.RejectedCount, len(items), requestID)
+			} else {
+				fmt.Fprintf(a.stdout, "%s %d of %d points (request id %s", verb, resp.AcceptedCount, len(items), requestID)
+			}
 			if resp.Duplicate {
 				fmt.Fprint(a.stdout, ", a duplicate: already recorded, nothing changed")
 			}
@@ -222,7 +232,7 @@ server's dedup window (10m by default).`,
 						}
 					}
 				}
-				return &exitError{code: exitPartial, err: errPrinted}
+				return &exitError{code: refusedCode, err: errPrinted}
 			}
 			return nil
 		},

@@ -27,7 +27,9 @@ import (
 	"go.opentelemetry.io/collector/otelcol"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/codes"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/status"
 
 	"github.com/metricsmodule/metricsmodule/test/e2e"
 )
@@ -35,6 +37,9 @@ import (
 // childConfigEnv makes the test binary run a collector on the overrides
 // file it names instead of the tests.
 const childConfigEnv = "METRICSMODULE_CLIE2E_COLLECTOR_CONFIG"
+
+// childBaseEnv names the base config of the child (default testdata/config.yaml).
+const childBaseEnv = "METRICSMODULE_CLIE2E_BASE_CONFIG"
 
 // ctlPath is the metricsctl binary built for the tests.
 var ctlPath string
@@ -60,11 +65,15 @@ func TestMain(m *testing.M) {
 }
 
 func runChildCollector(path string) int {
+	base := filepath.Join("..", "..", "testdata", "config.yaml")
+	if b := os.Getenv(childBaseEnv); b != "" {
+		base = b
+	}
 	col, err := otelcol.NewCollector(otelcol.CollectorSettings{
 		BuildInfo: component.BuildInfo{Command: "otelcol-metrics", Version: "clie2e-child"},
 		Factories: e2e.Components,
 		ConfigProviderSettings: otelcol.ConfigProviderSettings{ResolverSettings: confmap.ResolverSettings{
-			URIs:               []string{"file:" + filepath.Join("..", "..", "testdata", "config.yaml"), "file:" + path},
+			URIs:               []string{"file:" + base, "file:" + path},
 			ProviderFactories:  []confmap.ProviderFactory{fileprovider.NewFactory(), envprovider.NewFactory(), yamlprovider.NewFactory()},
 			ConverterFactories: e2e.ConverterFactories(),
 		}},
@@ -98,6 +107,7 @@ type collector struct {
 	ingest, mgmt, api string
 	cmd               *exec.Cmd
 	out               *syncBuffer
+	env               []string
 }
 
 func newCollector(t *testing.T) *collector {
@@ -150,7 +160,7 @@ func (c *collector) start() {
 	c.t.Helper()
 	c.out = &syncBuffer{}
 	c.cmd = exec.Command(os.Args[0], "-test.run=^$")
-	c.cmd.Env = append(os.Environ(), childConfigEnv+"="+c.cfgPath)
+	c.cmd.Env = append(append(os.Environ(), c.env...), childConfigEnv+"="+c.cfgPath)
 	c.cmd.Stdout, c.cmd.Stderr = c.out, c.out
 	require.NoError(c.t, c.cmd.Start())
 	cmd := c.cmd
@@ -168,7 +178,8 @@ func (c *collector) start() {
 			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 			defer cancel()
 			r, err := hc.Check(ctx, &healthpb.HealthCheckRequest{Service: svc})
-			return err == nil && r.Status == healthpb.HealthCheckResponse_SERVING
+			// a server with an authenticator refuses the anonymous health check: it is up
+			return (err == nil && r.Status == healthpb.HealthCheckResponse_SERVING) || status.Code(err) == codes.Unauthenticated
 		}, 90*time.Second, 50*time.Millisecond, "collector did not start: %s", c.out)
 		_ = conn.Close()
 	}

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -96,7 +97,7 @@ func TestEveryCommandGroupAgainstACollector(t *testing.T) {
 
 	// a refusal names the field and the fix, exit code 2
 	r = c.ctl("", "record", "bad name", "1", "--type", "gauge")
-	assert.Equal(t, 6, r.code, "%s %s", r.stdout, r.stderr)
+	assert.Equal(t, 2, r.code, "%s %s", r.stdout, r.stderr)
 	assert.Contains(t, r.stderr, "fix")
 	r = c.ctl("", "query", "sum(")
 	assert.Equal(t, 2, r.code, r.stderr)
@@ -123,7 +124,7 @@ labels:
 	require.Equal(t, 0, r.code, r.stderr)
 	assert.Contains(t, r.stdout, "registered: true")
 	r = c.ctl("", "record", "e2e_jobs_total", "1", "-l", "queue=fax")
-	assert.Equal(t, 6, r.code, "a record breaking the definition is refused: %s %s", r.stdout, r.stderr)
+	assert.Equal(t, 2, r.code, "a record breaking the definition is refused: %s %s", r.stdout, r.stderr)
 	assert.Contains(t, r.stderr, `"fax"`)
 	r = c.ctl("", "definitions", "delete", "e2e_jobs_total", "--dry-run")
 	require.Equal(t, 0, r.code, r.stderr)
@@ -240,4 +241,55 @@ func TestImportOf100kLinesInterruptedAndResumed(t *testing.T) {
 		assert.Equal(t, float64(perSeries), counts[k], "samples of shard %s", k)
 		assert.Equal(t, float64(perSeries), lasts[k], "last value of shard %s", k)
 	}
+}
+
+// TestBasicAuthAgainstTheSecureConfig runs metricsctl against
+// testdata/config-secure.yaml: anonymous is refused with exit code 5 and a
+// hint, a user with basic auth records, and a user without the role is refused.
+func TestBasicAuthAgainstTheSecureConfig(t *testing.T) {
+	secure, err := filepath.Abs(filepath.Join("..", "..", "testdata", "secure"))
+	require.NoError(t, err)
+	c := newCollector(t)
+	c.env = []string{
+		childBaseEnv + "=" + filepath.Join("..", "..", "testdata", "config-secure.yaml"),
+		"METRICS_HTPASSWD_FILE=" + filepath.Join(secure, "htpasswd.example"),
+		"METRICS_TOKEN_FILE=" + filepath.Join(secure, "tokens.example"),
+	}
+	c.start()
+
+	r := c.ctl("", "record", "e2e_auth_total", "1")
+	assert.Equal(t, 5, r.code, r.stderr)
+	assert.Contains(t, r.stderr, "Unauthenticated")
+	assert.Contains(t, r.stderr, "hint: set a token")
+
+	cfg := filepath.Join(t.TempDir(), "config.yaml")
+	require.NoError(t, os.WriteFile(cfg, []byte(fmt.Sprintf(`current-context: secure
+contexts:
+  - name: secure
+    endpoint: %s
+    management-endpoint: %s
+    username: ingester
+    password-env: E2E_PASSWORD
+`, c.ingest, c.mgmt)), 0o600))
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	run := func(password string, args ...string) ctlResult {
+		cmd := exec.CommandContext(ctx, ctlPath, append([]string{"--config", cfg}, args...)...)
+		cmd.Env = append(os.Environ(), "E2E_PASSWORD="+password)
+		var out, errOut strings.Builder
+		cmd.Stdout, cmd.Stderr = &out, &errOut
+		err := cmd.Run()
+		code := 0
+		if ee, ok := err.(*exec.ExitError); ok {
+			code = ee.ExitCode()
+		}
+		return ctlResult{code, out.String(), errOut.String()}
+	}
+	r = run("example-ingester-password", "record", "e2e_auth_total", "1")
+	require.Equal(t, 0, r.code, r.stderr)
+	r = run("example-ingester-password", "query", "e2e_auth_total")
+	assert.Equal(t, 5, r.code, "the ingester may not read: %s", r.stderr)
+	assert.Contains(t, r.stderr, "PermissionDenied")
+	r = run("wrong", "record", "e2e_auth_total", "1")
+	assert.Equal(t, 5, r.code, r.stderr)
 }
