@@ -94,7 +94,7 @@ table with each series' last, min and max value and a sparkline.`,
 
 func seriesName(s *pb.Series) string {
 	if s.Name == "" {
-		return "{}"
+		return "-"
 	}
 	return s.Name
 }
@@ -265,7 +265,7 @@ func (a *app) printSummary(s *pb.GetMetricsSummaryResponse) {
 	if len(tot.GetMetricsByType()) > 0 {
 		var parts []string
 		for _, k := range slicesSortedKeys(tot.GetMetricsByType()) {
-			parts = append(parts, fmt.Sprintf("%d %s", tot.GetMetricsByType()[k], strings.ToLower(strings.TrimPrefix(k, "METRIC_TYPE_"))))
+			parts = append(parts, plural(tot.GetMetricsByType()[k], strings.ToLower(strings.TrimPrefix(k, "METRIC_TYPE_"))))
 		}
 		fmt.Fprintf(w, "metrics by type: %s\n", strings.Join(parts, ", "))
 	}
@@ -447,10 +447,10 @@ run.`,
 							fmt.Fprintf(a.stdout, "%s %s%s %s\n", fmtTime(m.Timestamp), m.Name, fmtLabels(m.Labels), pointValue(m))
 						}
 						printed++
-						if count > 0 && printed >= count {
-							cancel()
-							break
-						}
+					}
+					// the whole batch is printed (and checkpointed), then the stream ends
+					if count > 0 && printed >= count {
+						cancel()
 					}
 					return nil
 				},
@@ -478,7 +478,7 @@ run.`,
 	f.StringVar(&subscription, "subscription", "", "subscription id to resume (at-least-once, exactly-once)")
 	f.Int64Var(&resumeAfter, "resume-after", -1, "go on after this sequence of the subscription")
 	f.StringVar(&checkpoint, "checkpoint", "", "file keeping the subscription and last sequence across runs")
-	f.IntVar(&count, "count", 0, "stop after this many points (0: until interrupted)")
+	f.IntVar(&count, "count", 0, "stop after the batch that holds the Nth point (0: until interrupted)")
 	f.BoolVar(&asJSON, "json", false, "one JSON object per point")
 	f.Uint32Var(&batchTimeout, "batch-timeout-ms", 0, "longest wait of a partial batch (server default 1000)")
 	return cmd

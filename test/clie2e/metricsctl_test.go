@@ -293,3 +293,62 @@ contexts:
 	r = run("wrong", "record", "e2e_auth_total", "1")
 	assert.Equal(t, 5, r.code, r.stderr)
 }
+
+// TestTailResumesFromItsCheckpoint tails an at-least-once subscription,
+// stops, and a second run with the same checkpoint file prints what was
+// recorded in between, and nothing printed before.
+func TestTailResumesFromItsCheckpoint(t *testing.T) {
+	c := newCollector(t)
+	c.start()
+	checkpoint := filepath.Join(t.TempDir(), "tail.json")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	tail := func(count string) (*exec.Cmd, *bufio.Scanner, *syncBuffer) {
+		cmd := c.ctlCommand(ctx, "tail", "e2e_tail_*", "--qos", "at-least-once", "--checkpoint", checkpoint, "--count", count, "--batch-timeout-ms", "20")
+		out, err := cmd.StdoutPipe()
+		require.NoError(t, err)
+		errOut := &syncBuffer{}
+		cmd.Stderr = errOut
+		require.NoError(t, cmd.Start())
+		return cmd, bufio.NewScanner(out), errOut
+	}
+	// the subscription exists once the first run's stream is open: record until it prints
+	first, lines, errOut := tail("1")
+	recorded := 0
+	require.Eventually(t, func() bool {
+		recorded++
+		r := c.ctl("", "record", "e2e_tail_first", strconv.Itoa(recorded), "--type", "gauge")
+		require.Equal(t, 0, r.code, r.stderr)
+		_, err := os.Stat(checkpoint)
+		return err == nil
+	}, 30*time.Second, 100*time.Millisecond, errOut.String())
+	var firstLines []string
+	for lines.Scan() {
+		firstLines = append(firstLines, lines.Text())
+	}
+	require.NoError(t, first.Wait(), errOut.String())
+	require.NotEmpty(t, firstLines)
+	raw, err := os.ReadFile(checkpoint)
+	require.NoError(t, err)
+	assert.Contains(t, string(raw), `"subscription":`)
+
+	// recorded while nobody tails
+	r := c.ctl("", "record", "e2e_tail_second", "42", "--type", "gauge")
+	require.Equal(t, 0, r.code, r.stderr)
+	// the second run prints what the first did not, up to the point recorded in between
+	second, lines, errOut := tail("1000")
+	var secondLines []string
+	for lines.Scan() {
+		secondLines = append(secondLines, lines.Text())
+		if strings.Contains(lines.Text(), "e2e_tail_second") {
+			break
+		}
+	}
+	_ = second.Process.Kill()
+	_ = second.Wait()
+	require.NotEmpty(t, secondLines, errOut.String())
+	assert.Contains(t, secondLines[len(secondLines)-1], "e2e_tail_second", "what was recorded between the runs: %s", errOut.String())
+	for _, l := range firstLines {
+		assert.NotContains(t, secondLines, l, "a point printed by the first run is not printed again")
+	}
+}
