@@ -354,7 +354,12 @@ func (a *app) printImportSummary(st *importState, took time.Duration) error {
 		for k, n := range st.Reasons {
 			rs = append(rs, kv{k, n})
 		}
-		slices.SortFunc(rs, func(x, y kv) int { return y.n - x.n })
+		slices.SortFunc(rs, func(x, y kv) int {
+			if x.n != y.n {
+				return y.n - x.n
+			}
+			return strings.Compare(x.k, y.k)
+		})
 		for _, r := range rs {
 			fmt.Fprintf(a.stdout, "  %6d  %s\n", r.n, r.k)
 		}

@@ -103,6 +103,17 @@ func TestEveryCommandGroupAgainstACollector(t *testing.T) {
 	assert.Equal(t, 2, r.code, r.stderr)
 	assert.Contains(t, r.stderr, "InvalidArgument")
 
+	// an import with points the server refuses: the rest is recorded, the summary gives the reasons, exit 6
+	bad := filepath.Join(t.TempDir(), "bad.prom")
+	require.NoError(t, os.WriteFile(bad, []byte("# TYPE e2e_ok gauge\ne2e_ok 1\n# TYPE e2e_nan_total counter\ne2e_nan_total NaN\n"+
+		"e2e_long{v=\""+strings.Repeat("x", 3000)+"\"} 1\n"), 0o600))
+	r = c.ctl("", "import", bad)
+	assert.Equal(t, 6, r.code, "%s %s", r.stdout, r.stderr)
+	assert.Regexp(t, `accepted\s+1\n`, r.stdout)
+	assert.Regexp(t, `refused\s+2\n`, r.stdout)
+	assert.Contains(t, r.stdout, "refused, by reason:")
+	t.Logf("import with refusals:\n%s", r.stdout)
+
 	// definitions
 	defs := filepath.Join(t.TempDir(), "defs.yaml")
 	require.NoError(t, os.WriteFile(defs, []byte(`name: e2e_jobs_total
