@@ -237,12 +237,12 @@ func TestManagementHelpersApplyAndWait(t *testing.T) {
 	ctx := context.Background()
 	cfg := &pb.ProviderConfig{ProviderId: "p1", Type: pb.ProviderType_PROVIDER_TYPE_OPENTELEMETRY,
 		Settings: &pb.ProviderSettings{Opentelemetry: &pb.OpenTelemetrySettings{Endpoint: "127.0.0.1:4317"}}}
-	res, err := cl.ApplyProvider(ctx, cfg, pb.UpdateStrategy_UPDATE_STRATEGY_UNSPECIFIED, false)
+	res, err := cl.ApplyProvider(ctx, cfg, metricsclient.ApplyOptions{})
 	require.NoError(t, err)
 	assert.True(t, res.Created)
 	cfg2 := cfg.CloneVT()
 	cfg2.Name = "renamed"
-	res, err = cl.ApplyProvider(ctx, cfg2, pb.UpdateStrategy_UPDATE_STRATEGY_ROLLING, false)
+	res, err = cl.ApplyProvider(ctx, cfg2, metricsclient.ApplyOptions{Strategy: pb.UpdateStrategy_UPDATE_STRATEGY_ROLLING, DrainTimeout: time.Second})
 	require.NoError(t, err)
 	assert.False(t, res.Created)
 	assert.Equal(t, uint64(1), res.Previous.Version)

@@ -146,23 +146,41 @@ type ApplyResult struct {
 	Update *pb.UpdateProviderResponse
 }
 
-// ApplyProvider creates the provider of cfg, or updates it when it exists
-// (with strategy; dryRun validates only).
-func (c *Client) ApplyProvider(ctx context.Context, cfg *pb.ProviderConfig, strategy pb.UpdateStrategy, dryRun bool) (*ApplyResult, error) {
+// ApplyOptions tune ApplyProvider.
+type ApplyOptions struct {
+	// Strategy of an update (unset: the server's default, rolling).
+	Strategy pb.UpdateStrategy
+	// DryRun validates only.
+	DryRun bool
+	// DrainTimeout bounds the old exporter's drain on update (0: the server's 30s).
+	DrainTimeout time.Duration
+	// VerifyPeriod is how long a blue-green update must stay healthy (0: 30s).
+	VerifyPeriod time.Duration
+}
+
+// ApplyProvider creates the provider of cfg, or updates it when it exists.
+func (c *Client) ApplyProvider(ctx context.Context, cfg *pb.ProviderConfig, opts ApplyOptions) (*ApplyResult, error) {
 	prev, err := c.Provider(ctx, cfg.GetProviderId())
 	if err != nil {
 		return nil, err
 	}
 	if prev == nil {
-		resp, err := c.mgmt.CreateMetricsProvider(ctx, &pb.CreateProviderRequest{Config: cfg, ValidateConfig: true, AutoStart: true, DryRun: dryRun})
+		resp, err := c.mgmt.CreateMetricsProvider(ctx, &pb.CreateProviderRequest{Config: cfg, ValidateConfig: true, AutoStart: true, DryRun: opts.DryRun})
 		if err != nil {
 			return nil, err
 		}
 		return &ApplyResult{Created: true, Provider: resp.Provider}, nil
 	}
-	resp, err := c.mgmt.UpdateMetricsProvider(ctx, &pb.UpdateProviderRequest{
-		ProviderId: cfg.GetProviderId(), Config: cfg, Strategy: strategy, ValidateOnly: dryRun, ExpectedVersion: prev.Version,
-	})
+	req := &pb.UpdateProviderRequest{
+		ProviderId: cfg.GetProviderId(), Config: cfg, Strategy: opts.Strategy, ValidateOnly: opts.DryRun, ExpectedVersion: prev.Version,
+	}
+	if opts.DrainTimeout > 0 {
+		req.DrainTimeout = durationpb.New(opts.DrainTimeout)
+	}
+	if opts.VerifyPeriod > 0 {
+		req.VerifyPeriod = durationpb.New(opts.VerifyPeriod)
+	}
+	resp, err := c.mgmt.UpdateMetricsProvider(ctx, req)
 	if err != nil {
 		return nil, err
 	}

@@ -262,7 +262,7 @@ func (a *app) providersCommand() *cobra.Command {
 	}
 	var file, strategy string
 	var dryRun, wait, yes bool
-	var waitTimeout time.Duration
+	var waitTimeout, applyDrain, verifyPeriod time.Duration
 	apply := &cobra.Command{
 		Use:   "apply -f FILE.yaml",
 		Short: "Create a provider, or update it showing the difference first",
@@ -311,7 +311,7 @@ until it runs (or fails).`,
 					fmt.Fprintf(a.stderr, "%s: changes (version %d):\n%s", c.ProviderId, prev.Version, d)
 				}
 				ctx, cancel = a.callCtx(cmd.Context())
-				res, err := cl.ApplyProvider(ctx, c, strat, dryRun)
+				res, err := cl.ApplyProvider(ctx, c, metricsclient.ApplyOptions{Strategy: strat, DryRun: dryRun, DrainTimeout: applyDrain, VerifyPeriod: verifyPeriod})
 				cancel()
 				if err != nil {
 					return fmt.Errorf("provider %s: %w", c.ProviderId, err)
@@ -350,6 +350,8 @@ until it runs (or fails).`,
 	apply.Flags().StringVarP(&file, "filename", "f", "", "YAML file of provider configs (- for stdin)")
 	apply.Flags().StringVar(&strategy, "strategy", "rolling", "update strategy: rolling, recreate or blue-green")
 	apply.Flags().BoolVar(&dryRun, "dry-run", false, "validate only; change nothing")
+	apply.Flags().DurationVar(&applyDrain, "drain-timeout", 0, "update: longest drain of the old exporter (server default 30s)")
+	apply.Flags().DurationVar(&verifyPeriod, "verify-period", 0, "blue-green update: how long the new exporter must stay healthy (server default 30s)")
 	apply.Flags().BoolVar(&wait, "wait", false, "follow the provider until it runs (or fails)")
 	apply.Flags().DurationVar(&waitTimeout, "wait-timeout", 2*time.Minute, "longest --wait")
 

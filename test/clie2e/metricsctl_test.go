@@ -159,7 +159,8 @@ settings:
 	assert.Contains(t, r.stdout, "e2e-otlp: created, version 1")
 	assert.Contains(t, r.stderr, "e2e-otlp: running")
 	write(freePort(t))
-	r = c.ctl("", "providers", "apply", "-f", prov, "--wait", "--strategy", "recreate")
+	// the old exporter cannot reach its endpoint: bound its drain
+	r = c.ctl("", "providers", "apply", "-f", prov, "--wait", "--strategy", "recreate", "--drain-timeout", "1s")
 	require.Equal(t, 0, r.code, "%s %s", r.stdout, r.stderr)
 	assert.Regexp(t, `(?m)^  -\s+endpoint: 127\.0\.0\.1:\d+\n  \+\s+endpoint: 127\.0\.0\.1:\d+$`, r.stderr, "the diff is shown first")
 	assert.Contains(t, r.stdout, "e2e-otlp: updated, version 2")
