@@ -164,6 +164,7 @@ type Client struct {
 	cancel   context.CancelFunc
 	seq      atomic.Uint64
 	closeMu  sync.Mutex
+	bg       sync.WaitGroup // GatherEvery loops
 
 	batches, accepted, refused, dropped, retries, duplicates atomic.Uint64
 }
@@ -330,6 +331,7 @@ func (c *Client) Close(ctx context.Context) error {
 	c.bufCond.Broadcast()
 	c.bufMu.Unlock()
 	close(c.closing)
+	c.bg.Wait()
 	var err error
 	select {
 	case <-c.done:

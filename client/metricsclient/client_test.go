@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
@@ -267,4 +268,45 @@ func TestExplainShowsFieldViolations(t *testing.T) {
 		"  field metric.type: metric type is not set (fix: set COUNTER, GAUGE, HISTOGRAM, SUMMARY or TIMER) [missing_type]",
 		metricsclient.Explain(err))
 	assert.Len(t, metricsclient.Violations(err), 1)
+}
+
+func TestRecordGathererForwardsAClientGolangRegistry(t *testing.T) {
+	srv := metricstest.NewServer(t)
+	cl := newClient(t, srv)
+	reg := prometheus.NewRegistry()
+	c := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "legacy_requests_total", Help: "requests"}, []string{"code"})
+	g := prometheus.NewGauge(prometheus.GaugeOpts{Name: "legacy_temperature"})
+	h := prometheus.NewHistogram(prometheus.HistogramOpts{Name: "legacy_latency_seconds", Buckets: []float64{0.1, 1}})
+	reg.MustRegister(c, g, h)
+	c.WithLabelValues("200").Add(7)
+	g.Set(21)
+	h.Observe(0.05)
+	h.Observe(0.5)
+	h.Observe(5)
+	require.NoError(t, cl.RecordGatherer(reg))
+	require.NoError(t, cl.Flush(context.Background()))
+
+	byName := map[string]metricstest.Point{}
+	for _, p := range srv.Points() {
+		byName[p.Name] = p
+	}
+	ctr := byName["legacy_requests_total"]
+	assert.Equal(t, pb.MetricType_METRIC_TYPE_COUNTER, ctr.Type)
+	assert.True(t, ctr.Cumulative, "a client_golang counter is a running total")
+	assert.Equal(t, 7.0, ctr.Value)
+	assert.Equal(t, "200", ctr.Labels["code"])
+	assert.Equal(t, "requests", ctr.Description)
+	srv.AssertGauge(t, "legacy_temperature", nil, 21)
+	hist := byName["legacy_latency_seconds"].Metric.Histogram
+	require.NotNil(t, hist)
+	assert.Equal(t, []float64{0.1, 1}, hist.ExplicitBounds)
+	assert.Equal(t, []uint64{1, 1, 1}, hist.BucketCounts)
+	assert.Equal(t, uint64(3), hist.Count)
+
+	// GatherEvery forwards periodically until Close
+	cl2 := metricsclient.NewFromConn(srv.Conn(), metricsclient.WithFlushInterval(time.Millisecond))
+	cl2.GatherEvery(reg, time.Millisecond)
+	g.Set(30)
+	require.Eventually(t, func() bool { v, _ := srv.Last("legacy_temperature", nil); return v == 30 }, 5*time.Second, time.Millisecond)
+	require.NoError(t, cl2.Close(context.Background()))
 }

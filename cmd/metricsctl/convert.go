@@ -3,14 +3,12 @@ package main
 import (
 	"bufio"
 	"bytes"
-	"fmt"
 	"io"
 	"maps"
 	"math"
 	"slices"
 	"strconv"
 	"strings"
-	"time"
 
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
@@ -19,6 +17,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/pmetric"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/metricsmodule/metricsmodule/client/metricsclient"
 	pb "github.com/metricsmodule/metricsmodule/proto/metricsmodule/v1"
 )
 
@@ -36,58 +35,11 @@ func parseExposition(raw []byte, om bool, cumulative bool, untyped func(name str
 	if err != nil {
 		return nil, err
 	}
-	var items []*pb.MetricData
+	sorted := make([]*dto.MetricFamily, 0, len(fams))
 	for _, name := range slices.Sorted(maps.Keys(fams)) {
-		f := fams[name]
-		for _, m := range f.Metric {
-			d := &pb.MetricData{Name: name, Description: f.GetHelp(), Labels: map[string]string{}}
-			for _, lp := range m.Label {
-				d.Labels[lp.GetName()] = lp.GetValue()
-			}
-			if m.TimestampMs != nil {
-				d.Timestamp = timestamppb.New(time.UnixMilli(m.GetTimestampMs()))
-			}
-			switch f.GetType() {
-			case dto.MetricType_COUNTER:
-				d.Type, d.Value, d.Cumulative = pb.MetricType_METRIC_TYPE_COUNTER, m.GetCounter().GetValue(), cumulative
-				if ct := m.GetCounter().GetCreatedTimestamp(); ct != nil && cumulative {
-					d.StartTime = ct
-				}
-			case dto.MetricType_GAUGE:
-				d.Type, d.Value = pb.MetricType_METRIC_TYPE_GAUGE, m.GetGauge().GetValue()
-			case dto.MetricType_UNTYPED:
-				d.Type, d.Value = untyped(name), m.GetUntyped().GetValue()
-				if d.Type == pb.MetricType_METRIC_TYPE_COUNTER {
-					d.Cumulative = cumulative
-				}
-			case dto.MetricType_SUMMARY:
-				s := m.GetSummary()
-				sv := &pb.SummaryValue{Count: s.GetSampleCount(), Sum: s.GetSampleSum()}
-				for _, q := range s.Quantile {
-					sv.Quantiles = append(sv.Quantiles, &pb.Quantile{Quantile: q.GetQuantile(), Value: q.GetValue()})
-				}
-				d.Type, d.Summary = pb.MetricType_METRIC_TYPE_SUMMARY, sv
-			case dto.MetricType_HISTOGRAM, dto.MetricType_GAUGE_HISTOGRAM:
-				h := m.GetHistogram()
-				hv := &pb.HistogramValue{Count: h.GetSampleCount(), Sum: h.GetSampleSum()}
-				var prev uint64
-				for _, b := range h.Bucket {
-					if math.IsInf(b.GetUpperBound(), 1) {
-						continue
-					}
-					hv.ExplicitBounds = append(hv.ExplicitBounds, b.GetUpperBound())
-					hv.BucketCounts = append(hv.BucketCounts, b.GetCumulativeCount()-min(prev, b.GetCumulativeCount()))
-					prev = b.GetCumulativeCount()
-				}
-				hv.BucketCounts = append(hv.BucketCounts, hv.Count-min(prev, hv.Count))
-				d.Type, d.Histogram = pb.MetricType_METRIC_TYPE_HISTOGRAM, hv
-			default:
-				return nil, fmt.Errorf("metric %s: type %s is not supported", name, f.GetType())
-			}
-			items = append(items, d)
-		}
+		sorted = append(sorted, fams[name])
 	}
-	return items, nil
+	return metricsclient.FromPrometheus(sorted, cumulative, untyped)
 }
 
 // normalizeOpenMetrics rewrites OpenMetrics text into the Prometheus text

@@ -93,11 +93,14 @@ func fmtValue(v float64) string {
 	return strconv.FormatFloat(v, 'g', 6, 64)
 }
 
+// displayZone is the time zone of printed times (tests: UTC).
+var displayZone = time.Local
+
 func fmtTime(ts *timestamppb.Timestamp) string {
 	if ts == nil {
 		return "-"
 	}
-	return ts.AsTime().Local().Format("2006-01-02 15:04:05.000")
+	return ts.AsTime().In(displayZone).Format("2006-01-02 15:04:05.000")
 }
 
 func fmtAgo(ts *timestamppb.Timestamp) string {

@@ -30,7 +30,7 @@ func golden(t *testing.T, name string, got string) {
 
 func renderApp() (*app, *bytes.Buffer) {
 	var out bytes.Buffer
-	time.Local = time.UTC
+	displayZone = time.UTC
 	return &app{stdout: &out, stderr: &out, output: "table"}, &out
 }
 
