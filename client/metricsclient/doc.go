@@ -42,6 +42,9 @@
 // Close flushes what is buffered and waits for it to be acknowledged (or for
 // its context to end) before closing the connection.
 //
+// An application instrumented with client_golang forwards its registry with
+// RecordGatherer or GatherEvery.
+//
 // Importing the package registers the gRPC compressors a stream may use
 // (gzip, snappy, zstd and lz4), see client/streamclient.
 package metricsclient // import "github.com/metricsmodule/metricsmodule/client/metricsclient"
