@@ -103,17 +103,29 @@ func freePort(t *testing.T) string {
 // collector is a collector in a child process over one data directory.
 type collector struct {
 	t                 *testing.T
+	dir               string
 	cfgPath           string
 	ingest, mgmt, api string
 	cmd               *exec.Cmd
+	exited            chan struct{} // closed when cmd ended
 	out               *syncBuffer
 	env               []string
+	started           bool
 }
 
 func newCollector(t *testing.T) *collector {
 	t.Helper()
 	dir := t.TempDir()
-	c := &collector{t: t, cfgPath: filepath.Join(dir, "overrides.yaml"), ingest: freePort(t), mgmt: freePort(t), api: freePort(t)}
+	c := &collector{t: t, dir: dir, cfgPath: filepath.Join(dir, "overrides.yaml")}
+	require.NoError(t, os.MkdirAll(filepath.Join(dir, "storage"), 0o700))
+	c.writeConfig()
+	return c
+}
+
+// writeConfig picks free ports and writes the overrides.
+func (c *collector) writeConfig() {
+	t := c.t
+	c.ingest, c.mgmt, c.api = freePort(t), freePort(t), freePort(t)
 	cfg := fmt.Sprintf(`
 receivers:
   metrics_service:
@@ -149,32 +161,59 @@ service:
       level: none
     logs:
       level: warn
-`, c.ingest, c.api, freePort(t), freePort(t), freePort(t), filepath.Join(dir, "tsdb"), freePort(t), filepath.Join(dir, "storage"), c.mgmt)
-	require.NoError(t, os.MkdirAll(filepath.Join(dir, "storage"), 0o700))
+`, c.ingest, c.api, freePort(t), freePort(t), freePort(t), filepath.Join(c.dir, "tsdb"), freePort(t), filepath.Join(c.dir, "storage"), c.mgmt)
 	require.NoError(t, os.WriteFile(c.cfgPath, []byte(cfg), 0o600))
-	return c
 }
 
-// start runs the collector and waits until both services serve.
+// start runs the collector and waits until both services serve. A port
+// taken meanwhile by another process (free ports are only probed) is
+// retried: with new ports on the first start, with the same ones on a
+// restart (the clients under test keep their addresses).
 func (c *collector) start() {
+	c.t.Helper()
+	for attempt := 1; ; attempt++ {
+		if c.tryStart() {
+			c.started = true
+			return
+		}
+		require.Less(c.t, attempt, 5, "collector did not start: %s", c.out)
+		require.Contains(c.t, c.out.String(), "address already in use", "collector exited: %s", c.out)
+		if !c.started {
+			c.writeConfig()
+		}
+	}
+}
+
+// tryStart starts the child; false when it exited before serving.
+func (c *collector) tryStart() bool {
 	c.t.Helper()
 	c.out = &syncBuffer{}
 	c.cmd = exec.Command(os.Args[0], "-test.run=^$")
 	c.cmd.Env = append(append(os.Environ(), c.env...), childConfigEnv+"="+c.cfgPath)
 	c.cmd.Stdout, c.cmd.Stderr = c.out, c.out
 	require.NoError(c.t, c.cmd.Start())
-	cmd := c.cmd
+	cmd, exited := c.cmd, make(chan struct{})
+	c.exited = exited
+	go func() {
+		_ = cmd.Wait()
+		close(exited)
+	}()
 	c.t.Cleanup(func() {
-		if cmd.ProcessState == nil {
-			_ = cmd.Process.Kill()
-			_ = cmd.Wait()
-		}
+		_ = cmd.Process.Kill()
+		<-exited
 	})
 	for addr, svc := range map[string]string{c.ingest: "metricsmodule.v1.MetricsService", c.mgmt: "metricsmodule.v1.MetricsManagementService"} {
 		conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 		require.NoError(c.t, err)
 		hc := healthpb.NewHealthClient(conn)
+		gone := false
 		require.Eventually(c.t, func() bool {
+			select {
+			case <-exited:
+				gone = true
+				return true
+			default:
+			}
 			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 			defer cancel()
 			r, err := hc.Check(ctx, &healthpb.HealthCheckRequest{Service: svc})
@@ -182,14 +221,18 @@ func (c *collector) start() {
 			return (err == nil && r.Status == healthpb.HealthCheckResponse_SERVING) || status.Code(err) == codes.Unauthenticated
 		}, 90*time.Second, 50*time.Millisecond, "collector did not start: %s", c.out)
 		_ = conn.Close()
+		if gone {
+			return false
+		}
 	}
+	return true
 }
 
 // stop ends the collector with sig and waits for it.
 func (c *collector) stop(sig syscall.Signal) {
 	c.t.Helper()
 	require.NoError(c.t, c.cmd.Process.Signal(sig))
-	_ = c.cmd.Wait()
+	<-c.exited
 }
 
 type syncBuffer struct {
@@ -237,4 +280,18 @@ func (c *collector) ctl(stdin string, args ...string) ctlResult {
 func (c *collector) ctlCommand(ctx context.Context, args ...string) *exec.Cmd {
 	full := append([]string{"--config", filepath.Join(c.t.TempDir(), "config.yaml"), "--endpoint", c.ingest, "--management-endpoint", c.mgmt}, args...)
 	return exec.CommandContext(ctx, ctlPath, full...)
+}
+
+// TestStartRetriesWhenAPortWasTaken: another process took a probed port
+// before the collector bound it; the first start retries with new ports.
+func TestStartRetriesWhenAPortWasTaken(t *testing.T) {
+	c := newCollector(t)
+	taken, err := net.Listen("tcp", c.ingest)
+	require.NoError(t, err)
+	defer taken.Close()
+	first := c.ingest
+	c.start()
+	require.NotEqual(t, first, c.ingest)
+	r := c.ctl("", "record", "e2e_port_total", "1")
+	require.Equal(t, 0, r.code, r.stderr)
 }
