@@ -312,3 +312,14 @@ func TestSparkline(t *testing.T) {
 	assert.Equal(t, "▅▅▅", sparkline([]float64{2, 2, 2}, 10))
 	assert.Len(t, []rune(sparkline(make([]float64, 100), 20)), 20)
 }
+
+func TestCompletionAndHelp(t *testing.T) {
+	r := runCtl(context.Background(), t, "", "completion", "bash")
+	require.Equal(t, 0, r.code, r.stderr)
+	assert.Contains(t, r.stdout, "__start_metricsctl")
+	r = runCtl(context.Background(), t, "", "import", "--help")
+	require.Equal(t, 0, r.code, r.stderr)
+	assert.Contains(t, r.stdout, "--resume")
+	r = runCtl(context.Background(), t, "", "--help")
+	assert.Contains(t, r.stdout, "Exit codes: 0 ok")
+}
