@@ -20,6 +20,7 @@ package metricstest // import "github.com/metricsmodule/metricsmodule/client/met
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"maps"
 	"net"
@@ -33,6 +34,7 @@ import (
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 	"google.golang.org/grpc/test/bufconn"
@@ -70,9 +72,10 @@ type Server struct {
 	// OnQuery answers QueryMetrics; unset: an empty vector.
 	OnQuery func(*pb.QueryMetricsRequest) (*pb.QueryMetricsResponse, error)
 
-	lis  *bufconn.Listener
-	srv  *grpc.Server
-	conn *grpc.ClientConn
+	lis   *bufconn.Listener
+	srv   *grpc.Server
+	conn  *grpc.ClientConn
+	extra []*grpc.Server // ListenTLS servers
 
 	mu          sync.Mutex
 	points      []Point
@@ -121,6 +124,29 @@ func Start() *Server {
 func (s *Server) Stop() {
 	_ = s.conn.Close()
 	s.srv.Stop()
+	s.mu.Lock()
+	extra := s.extra
+	s.mu.Unlock()
+	for _, e := range extra {
+		e.Stop()
+	}
+}
+
+// ListenTLS serves the fake on 127.0.0.1 with TLS and cert (for a client
+// that must use TLS) and returns the address; it stops with Stop.
+func (s *Server) ListenTLS(cert tls.Certificate) (string, error) {
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	srv := grpc.NewServer(grpc.Creds(credentials.NewServerTLSFromCert(&cert)))
+	pb.RegisterMetricsServiceServer(srv, s)
+	pb.RegisterMetricsManagementServiceServer(srv, s)
+	s.mu.Lock()
+	s.extra = append(s.extra, srv)
+	s.mu.Unlock()
+	go func() { _ = srv.Serve(lis) }()
+	return lis.Addr().String(), nil
 }
 
 // ListenTCP serves the fake on 127.0.0.1 too (for a client in another

@@ -3,7 +3,16 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"fmt"
+	"math/big"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -322,4 +331,42 @@ func TestCompletionAndHelp(t *testing.T) {
 	assert.Contains(t, r.stdout, "--resume")
 	r = runCtl(context.Background(), t, "", "--help")
 	assert.Contains(t, r.stdout, "Exit codes: 0 ok")
+}
+
+// selfSigned returns a certificate for 127.0.0.1 and its PEM.
+func selfSigned(t *testing.T) (tls.Certificate, []byte) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	require.NoError(t, err)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "metricstest"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	require.NoError(t, err)
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+}
+
+func TestTLSContextWithCAFileAndTokenFile(t *testing.T) {
+	srv := metricstest.NewServer(t)
+	cert, caPEM := selfSigned(t)
+	addr, err := srv.ListenTLS(cert)
+	require.NoError(t, err)
+	dir := t.TempDir()
+	ca := filepath.Join(dir, "ca.pem")
+	require.NoError(t, os.WriteFile(ca, caPEM, 0o600))
+	token := filepath.Join(dir, "token")
+	require.NoError(t, os.WriteFile(token, []byte("s3cret\n"), 0o600))
+	cfg := filepath.Join(dir, "config.yaml")
+	require.NoError(t, os.WriteFile(cfg, []byte(fmt.Sprintf("current-context: tls\ncontexts:\n  - name: tls\n    endpoint: %s\n    tls: {enabled: true, ca-file: %s}\n    token-file: %s\n", addr, ca, token)), 0o600))
+	var out, errOut bytes.Buffer
+	code := run(context.Background(), []string{"--config", cfg, "record", "tls_total", "1"}, strings.NewReader(""), &out, &errOut)
+	require.Equal(t, 0, code, errOut.String())
+	srv.AssertCounter(t, "tls_total", nil, 1)
+
+	// plain text against the TLS server fails as unavailable
+	code = run(context.Background(), []string{"--config", cfg, "--context", "tls", "--timeout", "2s", "record", "tls_total", "1"}, strings.NewReader(""), &out, &errOut)
+	require.Equal(t, 0, code)
+	errOut.Reset()
+	code = run(context.Background(), []string{"--endpoint", addr, "--config", filepath.Join(dir, "none.yaml"), "--timeout", "2s", "record", "tls_total", "1"}, strings.NewReader(""), &out, &errOut)
+	assert.Equal(t, exitUnavailable, code, errOut.String())
 }
