@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -310,7 +311,16 @@ until it runs (or fails).`,
 					}
 					fmt.Fprintf(a.stderr, "%s: changes (version %d):\n%s", c.ProviderId, prev.Version, d)
 				}
-				ctx, cancel = a.callCtx(cmd.Context())
+				// an update waits for the old exporter's drain (and a blue-green
+				// verification): the call may last that long beyond --timeout
+				extra := applyDrain
+				if extra == 0 {
+					extra = 30 * time.Second
+				}
+				if strat == pb.UpdateStrategy_UPDATE_STRATEGY_BLUE_GREEN {
+					extra += cmp.Or(verifyPeriod, 30*time.Second)
+				}
+				ctx, cancel = context.WithTimeout(cmd.Context(), a.timeout+extra)
 				res, err := cl.ApplyProvider(ctx, c, metricsclient.ApplyOptions{Strategy: strat, DryRun: dryRun, DrainTimeout: applyDrain, VerifyPeriod: verifyPeriod})
 				cancel()
 				if err != nil {
@@ -473,7 +483,8 @@ until it runs (or fails).`,
 			if err != nil {
 				return err
 			}
-			ctx, cancel := context2(a, cmd)
+			// a graceful deletion drains first: the call may last that long beyond --timeout
+			ctx, cancel := context.WithTimeout(cmd.Context(), a.timeout+cmp.Or(drain, 30*time.Second))
 			defer cancel()
 			req := &pb.DeleteProviderRequest{ProviderId: args[0], CleanupStrategy: cs, Backup: backup, DryRun: dryRun}
 			if drain > 0 {
@@ -616,10 +627,6 @@ func diffLines(a, b string) string {
 		}
 	}
 	return buf.String()
-}
-
-func context2(a *app, cmd *cobra.Command) (context.Context, context.CancelFunc) {
-	return a.callCtx(cmd.Context())
 }
 
 func contextTimeout(cmd *cobra.Command, d time.Duration) (context.Context, context.CancelFunc) {
