@@ -432,9 +432,21 @@ run.`,
 			if len(args) > 0 {
 				filter = &pb.MetricFilter{Names: args}
 			}
+			announced := false
 			err = cl.Stream(ctx, streamclient.Config{
 				Filter:  filter,
 				Options: opts,
+				// the first heartbeat of a connection says the subscription is
+				// in place: what is recorded from now on is printed
+				OnHeartbeat: func(hb *pb.Heartbeat) {
+					if !announced {
+						announced = true
+						fmt.Fprintf(a.stderr, "streaming (subscription %s)\n", hb.GetSubscriptionId())
+					}
+					if msg := hb.GetMessage(); msg != "" {
+						fmt.Fprintf(a.stderr, "server: %s\n", msg)
+					}
+				},
 				Handler: func(_ context.Context, b *pb.MetricBatch) error {
 					for _, m := range b.Metrics {
 						if asJSON {

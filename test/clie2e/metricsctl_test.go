@@ -57,6 +57,8 @@ func TestEveryCommandGroupAgainstACollector(t *testing.T) {
 	tailErr := &syncBuffer{}
 	tail.Stderr = tailErr
 	require.NoError(t, tail.Start())
+	require.Eventually(t, func() bool { return strings.Contains(tailErr.String(), "streaming (subscription") },
+		30*time.Second, 20*time.Millisecond, "tail did not subscribe: %s", tailErr.String())
 
 	// record: flags and stdin
 	r := c.ctl("", "record", "e2e_requests_total", "2", "-l", "method=GET", "-r", "service.name=e2e")
