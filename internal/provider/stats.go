@@ -73,17 +73,17 @@ type Stats struct {
 	lastError     string
 	lastErrorTime time.Time
 	reasons       map[string]uint64
-	points    secondRing // data points sent per second
-	okExp     secondRing
-	failExp   secondRing
-	latSum    secondRing // seconds of export latency per second
-	latCur    *ddsketch.DDSketch
-	latPrev   *ddsketch.DDSketch
-	latRotate time.Time
-	top       *topK
-	tracker   healthTracker
-	anomalies anomalyDetector
-	lastTick  int64
+	points        secondRing // data points sent per second
+	okExp         secondRing
+	failExp       secondRing
+	latSum        secondRing // seconds of export latency per second
+	latCur        *ddsketch.DDSketch
+	latPrev       *ddsketch.DDSketch
+	latRotate     time.Time
+	top           *topK
+	tracker       healthTracker
+	anomalies     anomalyDetector
+	lastTick      int64
 	// onFailure, when set, is told the reason of each failed attempt (telemetry).
 	onFailure func(reason string)
 }

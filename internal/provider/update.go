@@ -130,10 +130,11 @@ func (e *Engine) Update(ctx context.Context, req *pb.UpdateProviderRequest) (res
 		final    *pb.UpdateProviderResponse
 		finalErr error
 	)
+	base := resp
 	run := func(ctx context.Context) {
 		final, finalErr = e.applyUpdate(ctx, ps, updateJob{
 			next: next, cur: cur, b: b, version: version, same: same, start: start, running: running,
-			strategy: strategy, note: note, backup: backup, scrub: scrub, evicted: evicted, drain: drain, verify: verify, resp: resp,
+			strategy: strategy, note: note, backup: backup, scrub: scrub, evicted: evicted, drain: drain, verify: verify, resp: base,
 		})
 	}
 	locked = false
@@ -153,7 +154,7 @@ func (e *Engine) Update(ctx context.Context, req *pb.UpdateProviderRequest) (res
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	early := &pb.UpdateProviderResponse{
-		PreviousVersion: resp.GetPreviousVersion(), BackupId: resp.GetBackupId(), ValidationIssues: resp.GetValidationIssues(),
+		PreviousVersion: base.GetPreviousVersion(), BackupId: base.GetBackupId(), ValidationIssues: base.GetValidationIssues(),
 		Strategy: strategy, Provider: e.toProviderLocked(ps), Operation: e.opSnapshotLocked(ps),
 	}
 	early.Message = fmt.Sprintf("the %s update to version %d is in progress (%s); follow operation in ListMetricsProviders or GetProviderStats",
@@ -290,6 +291,15 @@ func updateConfig(req *pb.UpdateProviderRequest, cur *pb.ProviderConfig, rec *re
 		return pc, fmt.Sprintf("rollback to version %d", v.Version), nil
 	case req.GetConfig() != nil:
 		next := proto.Clone(req.GetConfig()).(*pb.ProviderConfig)
+		if req.GetUpdateMask() != nil {
+			pid := next.GetProviderId()
+			merged, err := applyMask(proto.Clone(cur).(*pb.ProviderConfig), next, req.GetUpdateMask())
+			if err != nil {
+				return nil, "", err
+			}
+			next = merged
+			next.ProviderId = pid
+		}
 		if next.GetProviderId() == "" {
 			next.ProviderId = id
 		} else if next.GetProviderId() != id {
@@ -298,6 +308,9 @@ func updateConfig(req *pb.UpdateProviderRequest, cur *pb.ProviderConfig, rec *re
 		}
 		unredact(next, cur)
 		return next, "", nil
+	case req.GetUpdateMask() != nil:
+		return nil, "", &ValidationError{Issues: []*pb.ValidationIssue{issue("config", "required",
+			"update_mask needs config to take the named fields from", "set config with the new values")}}
 	case strategy == pb.UpdateStrategy_UPDATE_STRATEGY_RECREATE:
 		return cur, "", nil
 	}
