@@ -83,6 +83,7 @@ type Engine struct {
 	bg       sync.WaitGroup
 	tickStop chan struct{}
 	tickDone chan struct{}
+	tel      *telemetry
 }
 
 // providerState is one provider in memory. Its fields are guarded by
@@ -131,7 +132,7 @@ func NewEngine(set Settings) *Engine {
 		set.Logger = zap.NewNop()
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Engine{
+	e := &Engine{
 		set: set, log: set.Logger, now: set.Now,
 		router:    newRouter(set.Now),
 		policy:    newPolicy(set.Policy),
@@ -140,6 +141,13 @@ func NewEngine(set Settings) *Engine {
 		baseCtx:   ctx, baseCancel: cancel,
 		quit: make(chan struct{}),
 	}
+	tel, err := newTelemetry(set.MeterProvider, e)
+	if err != nil {
+		e.log.Warn("Provider telemetry is off: its instruments could not be created", zap.Error(err))
+	} else {
+		e.tel = tel
+	}
+	return e
 }
 
 // ComponentFactory returns the host's component factories (after Start;
@@ -219,6 +227,7 @@ func (e *Engine) restore(ctx context.Context, r *record) (bool, error) {
 		r.Generation = e.gen
 	}
 	ps.generation = r.Generation
+	ps.stats.tel = e.tel.forProvider(r.ID, r.Generation)
 	if b, err := buildConfig(e.factories, cfg); err == nil {
 		ps.exporterType, ps.exporterID = b.exporterType.String(), exporterID(b.exporterType, r.ID, r.Generation, r.Version).String()
 	}
@@ -307,6 +316,9 @@ func (e *Engine) Shutdown(ctx context.Context) error {
 		<-done
 	}
 	e.baseCancel()
+	if e.tel != nil && e.tel.reg != nil {
+		errs = append(errs, e.tel.reg.Unregister())
+	}
 	return errors.Join(errs...)
 }
 

@@ -119,6 +119,7 @@ func (e *Engine) Create(ctx context.Context, req *pb.CreateProviderRequest) (res
 		rec: rec, cfg: proto.Clone(pc).(*pb.ProviderConfig), state: pb.ProviderState_PROVIDER_STATE_STOPPED,
 		stats: newStats(pc.GetHealthCheck(), e.now, e.providerLogger(id)), generation: rec.Generation,
 	}
+	ps.stats.tel = e.tel.forProvider(id, rec.Generation)
 	if b != nil {
 		ps.exporterType = b.exporterType.String()
 		ps.exporterID = exporterID(b.exporterType, id, ps.generation, rec.Version).String()

@@ -84,8 +84,8 @@ type Stats struct {
 	tracker       healthTracker
 	anomalies     anomalyDetector
 	lastTick      int64
-	// onFailure, when set, is told the reason of each failed attempt (telemetry).
-	onFailure func(reason string)
+	// tel is the provider's internal telemetry (nil: none).
+	tel *providerTel
 }
 
 // lastErr returns the last error and its time.
@@ -120,12 +120,16 @@ func (s *Stats) setHealthConfig(h *pb.HealthCheckSettings) {
 func (s *Stats) Health() pb.HealthStatus { return pb.HealthStatus(s.health.Load()) }
 
 // addDropped counts data points dropped by limits, a full queue or a stop.
-func (s *Stats) addDropped(n int) { s.dropped.Add(uint64(n)) }
+func (s *Stats) addDropped(n int) {
+	s.dropped.Add(uint64(n))
+	s.tel.dropped(n)
+}
 
 // recordExport counts one export of md (points data points, bytes bytes).
 func (s *Stats) recordExport(md pmetric.Metrics, points, bytes int, latency time.Duration, err error, countFailed bool) {
 	now := s.now()
 	sec := now.Unix()
+	s.tel.export(latency.Seconds(), points, err != nil, countFailed)
 	if err == nil {
 		s.sent.Add(uint64(points))
 		s.bytesSent.Add(uint64(bytes))
@@ -190,9 +194,7 @@ func (s *Stats) noteErrorLocked(now time.Time, err error) {
 	reason := failureReason(err)
 	s.reasons[reason]++
 	s.lastError, s.lastErrorTime = err.Error(), now
-	if s.onFailure != nil {
-		s.onFailure(reason)
-	}
+	s.tel.failure(reason)
 }
 
 // reportStatus takes a component status event of the provider's exporter.
