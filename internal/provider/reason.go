@@ -32,6 +32,9 @@ const (
 // status 500"; pushgateway: "status 500").
 var httpStatusRE = regexp.MustCompile(`(?i)\bstatus(?: code)?:? ([1-5][0-9][0-9])\b`)
 
+// httpStatusTextRE finds a Go HTTP status line ("503 Service Unavailable").
+var httpStatusTextRE = regexp.MustCompile(`\b([45][0-9][0-9]) [A-Z][a-z]+`)
+
 // failureReason classifies an export error: the error chain first (DNS,
 // refused, timeout, TLS, gRPC status), then its text, since exporters often
 // flatten the cause into a string.
@@ -65,7 +68,11 @@ func failureReason(err error) string {
 	case strings.Contains(msg, "deadline exceeded"), strings.Contains(msg, "i/o timeout"), strings.Contains(msg, "timed out"):
 		return ReasonTimeout
 	}
-	if m := httpStatusRE.FindStringSubmatch(msg); m != nil {
+	m := httpStatusRE.FindStringSubmatch(msg)
+	if m == nil {
+		m = httpStatusTextRE.FindStringSubmatch(err.Error())
+	}
+	if m != nil {
 		switch m[1][0] {
 		case '4':
 			return ReasonHTTP4xx
