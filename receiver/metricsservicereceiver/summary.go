@@ -274,7 +274,7 @@ func (s *metricsService) GetMetricsSummary(ctx context.Context, req *pb.GetMetri
 			SeriesLimit:     int64(r.cfg.Limits.MaxSeriesPerMetric),
 			RejectedSamples: st.Rejected(),
 			RateNow:         rateNow, RateBefore: rateBefore,
-			Thresholds:      r.cfg.Recommendations,
+			Thresholds: r.cfg.Recommendations,
 		}
 		for _, rec := range summary.Recommend(in) {
 			sev := pb.Severity_SEVERITY_INFO
