@@ -159,7 +159,7 @@ func TestGenerationNeverReused(t *testing.T) {
 	store := newMemStorage()
 	host := distribution()
 	_, name := newSink(t, "a")
-	e := NewEngine(Settings{TelemetrySettings: componenttest.NewNopTelemetrySettings()})
+	e := NewEngine(Settings{TelemetrySettings: componenttest.NewNopTelemetrySettings(), LookupHost: noDNS})
 	require.NoError(t, e.Start(ctx, host, store))
 	first := create(t, e, sinkProvider("a", name)).GetProvider()
 	assert.Equal(t, "sink/providers/a/g1/v1", first.GetExporterId())

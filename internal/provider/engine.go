@@ -14,6 +14,7 @@ import (
 	"go.opentelemetry.io/collector/extension/xextension/storage"
 	"go.opentelemetry.io/collector/service/hostcapabilities"
 	"go.uber.org/zap"
+	"google.golang.org/protobuf/proto"
 
 	pb "github.com/metricsmodule/metricsmodule/proto/metricsmodule/v1"
 )
@@ -36,7 +37,8 @@ type Settings struct {
 	// Policy says which destinations and files providers may use; the
 	// zero value is the safe default.
 	Policy DestinationPolicy
-	// LookupHost resolves host names for probe_destination; nil is the
+	// LookupHost resolves host names for probe_destination and the loop
+	// check of a starting provider; nil is the
 	// system resolver (tests use an in-process one).
 	LookupHost func(ctx context.Context, host string) ([]string, error)
 }
@@ -454,6 +456,12 @@ func (e *Engine) runLocked(ps *providerState, s *sender, b *built) {
 	}
 	ps.primary, ps.gap = s, false
 	ps.state, ps.lastError = pb.ProviderState_PROVIDER_STATE_RUNNING, ""
+	cfg, st := proto.Clone(ps.cfg).(*pb.ProviderConfig), ps.stats
+	e.bg.Add(1)
+	go func() {
+		defer e.bg.Done()
+		e.checkLoop(cfg, st)
+	}()
 	ps.exporterType, ps.exporterID = b.exporterType.String(), s.cfg.id.String()
 	if ps.rec.DeleteAt != nil {
 		ps.state = pb.ProviderState_PROVIDER_STATE_DELETING

@@ -639,7 +639,7 @@ func TestPersistenceAcrossRestart(t *testing.T) {
 	secret := sinkProvider("secret", nameA)
 	secret.Security = &pb.SecurityConfig{BearerToken: "tok"}
 	{
-		e := NewEngine(Settings{TelemetrySettings: newTestEngine(t, distribution(), nil).set.TelemetrySettings})
+		e := NewEngine(Settings{TelemetrySettings: newTestEngine(t, distribution(), nil).set.TelemetrySettings, LookupHost: noDNS})
 		require.NoError(t, e.Start(ctx, distribution(), store))
 		create(t, e, sinkProvider("run", nameA))
 		_, err := e.Update(ctx, &pb.UpdateProviderRequest{ProviderId: "run", Config: withName(sinkProvider("", nameA), "two")})

@@ -18,6 +18,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
+	"go.uber.org/zap"
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	pb "github.com/metricsmodule/metricsmodule/proto/metricsmodule/v1"
@@ -323,4 +324,34 @@ func probeUDP(ctx context.Context, addr string) (string, error) {
 		return "", err
 	}
 	return "datagram sent to " + addr + ", an answer came back", nil
+}
+
+// checkLoop resolves the destination of a provider that just started and,
+// when an address is one of this collector's own endpoints (a name the
+// destination policy could not see through), makes it UNHEALTHY with the
+// reason loop: the router then sends its traffic to its failover provider.
+func (e *Engine) checkLoop(pc *pb.ProviderConfig, st *Stats) {
+	d, err := destinationOf(pc)
+	if err != nil || d.kind == "" {
+		return
+	}
+	if _, err := netip.ParseAddr(d.host); err == nil {
+		return // a literal address: the destination policy checked it
+	}
+	ctx, cancel := context.WithTimeout(e.baseCtx, probeStepTimeout)
+	defer cancel()
+	addrs, err := e.lookupHost(ctx, d.host)
+	if err != nil {
+		return // a resolution error shows in the exports
+	}
+	for _, a := range addrs {
+		if e.policy.isSelf(hostPort{host: a, port: d.port}) {
+			err := fmt.Errorf("%w: %s resolves to %s, this collector's own endpoint: the provider would export into its own receiver",
+				errLoop, d.host, net.JoinHostPort(a, d.port))
+			e.log.Warn("Provider destination is this collector", zap.String("provider_id", pc.GetProviderId()), zap.String("destination", net.JoinHostPort(d.host, d.port)))
+			st.setLoop(newScrubber(pc).err(err))
+			return
+		}
+	}
+	st.setLoop(nil)
 }

@@ -132,3 +132,40 @@ func TestProbeDestination(t *testing.T) {
 	require.NoError(t, err)
 	assert.Empty(t, list.GetProviders(), "probing creates nothing")
 }
+
+// A running provider whose destination name resolves to this collector's
+// own endpoint is UNHEALTHY with the reason loop (reported, the destination
+// policy could not see through the name), and its traffic fails over.
+func TestRunningProviderIntoItselfIsReported(t *testing.T) {
+	t.Parallel()
+	self := closedPort(t)
+	_, selfPort, _ := net.SplitHostPort(self)
+	e := NewEngine(Settings{
+		TelemetrySettings: componenttest.NewNopTelemetrySettings(),
+		LookupHost:        fakeResolver(map[string][]string{"collector.test": {"127.0.0.1"}}),
+		Policy:            DestinationPolicy{SelfEndpoints: []string{self}},
+	})
+	host := distribution()
+	f := fakeFactory("pushgateway", func() component.Config { return &pushgatewayConfig{} })
+	host.factories[f.Type()] = f
+	require.NoError(t, e.Start(ctx, host, nil))
+	t.Cleanup(func() { require.NoError(t, e.Shutdown(ctx)) })
+	standby, name := newSink(t, "standby")
+	sb := sinkProvider("standby", name)
+	sb.Filter = &pb.MetricFilter{Names: []string{"none"}}
+	create(t, e, sb)
+	pc := pushgatewayProvider("http://collector.test:" + selfPort)
+	pc.Failover = &pb.FailoverSettings{FailoverProviderId: "standby"}
+	create(t, e, pc)
+	var st *pb.GetProviderStatsResponse
+	eventually(t, func() bool {
+		var err error
+		st, err = e.Stats(ctx, &pb.GetProviderStatsRequest{ProviderId: "pg"})
+		require.NoError(t, err)
+		return st.GetHealth() == pb.HealthStatus_HEALTH_STATUS_UNHEALTHY
+	}, "the loop is reported")
+	assert.Contains(t, st.GetStats().GetLastError(), "own receiver")
+	assert.EqualValues(t, 1, st.GetStats().GetFailuresByReason()[ReasonLoop])
+	require.NoError(t, e.Router().ConsumeMetrics(ctx, gauges("m", 0, 4)))
+	eventually(t, func() bool { return standby.pointCount() == 4 }, "the traffic fails over")
+}

@@ -27,6 +27,9 @@ const (
 	ReasonOther             = "other"
 )
 
+// errLoop marks a destination that is this collector's own endpoint.
+var errLoop = errors.New("export loop")
+
 // httpStatusRE finds the HTTP status in the error texts of the exporters
 // (otlp_http: "responded with HTTP Status Code 500"; remote write: "HTTP
 // status 500"; pushgateway: "status 500").
@@ -41,6 +44,9 @@ var httpStatusTextRE = regexp.MustCompile(`\b([45][0-9][0-9]) [A-Z][a-z]+`)
 func failureReason(err error) string {
 	if err == nil {
 		return ""
+	}
+	if errors.Is(err, errLoop) {
+		return ReasonLoop
 	}
 	var dnsErr *net.DNSError
 	var certErr *tls.CertificateVerificationError

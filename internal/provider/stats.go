@@ -185,6 +185,22 @@ func (s *Stats) recordAttempt(err error) {
 	s.changed(s.tracker.record(now, false, err.Error()))
 }
 
+// setLoop marks (err != nil) or clears the destination as this collector's
+// own endpoint: the provider is UNHEALTHY with reason loop.
+func (s *Stats) setLoop(err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	msg := ""
+	if err != nil {
+		msg = err.Error()
+		if s.tracker.loop == "" {
+			s.noteErrorLocked(s.now(), err)
+		}
+	}
+	s.tracker.loop = msg
+	s.changed(s.tracker.evaluate(s.now(), ""))
+}
+
 // noteErrorLocked records a failed attempt: count, reason, last error and time.
 func (s *Stats) noteErrorLocked(now time.Time, err error) {
 	s.failedAttempts.Add(1)

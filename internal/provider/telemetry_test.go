@@ -63,7 +63,7 @@ func TestTelemetryPerProviderGeneration(t *testing.T) {
 	defer func() { require.NoError(t, mp.Shutdown(context.Background())) }()
 	set := componenttest.NewNopTelemetrySettings()
 	set.MeterProvider = mp
-	e := NewEngine(Settings{TelemetrySettings: set})
+	e := NewEngine(Settings{TelemetrySettings: set, LookupHost: noDNS})
 	require.NoError(t, e.Start(ctx, distribution(), nil))
 	t.Cleanup(func() { require.NoError(t, e.Shutdown(ctx)) })
 
