@@ -38,8 +38,8 @@ type Settings struct {
 	// zero value is the safe default.
 	Policy DestinationPolicy
 	// LookupHost resolves host names for probe_destination and the loop
-	// check of a starting provider; nil is the
-	// system resolver (tests use an in-process one).
+	// check of a starting provider; nil is the system resolver (tests use
+	// an in-process one).
 	LookupHost func(ctx context.Context, host string) ([]string, error)
 }
 
