@@ -41,6 +41,24 @@ func refusingServer(t *testing.T, code int) string {
 	return srv.URL
 }
 
+// hangingServer accepts requests and never answers them (until the client
+// gives up).
+func hangingServer(t *testing.T) string {
+	t.Helper()
+	stop := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) {
+		select {
+		case <-r.Context().Done():
+		case <-stop:
+		}
+	}))
+	t.Cleanup(func() {
+		close(stop)
+		srv.Close()
+	})
+	return srv.URL
+}
+
 // otlpHTTPProvider exports with the real otlp_http exporter, retrying with
 // a one-hour back-off: only the first attempt of each batch happens during
 // the test, and its failure is visible only through the retry observation.
@@ -48,7 +66,7 @@ func otlpHTTPProvider(id, endpoint string) *pb.ProviderConfig {
 	return &pb.ProviderConfig{
 		ProviderId: id, Type: pb.ProviderType_PROVIDER_TYPE_OPENTELEMETRY,
 		Settings: &pb.ProviderSettings{Opentelemetry: &pb.OpenTelemetrySettings{
-			Endpoint: endpoint, Protocol: pb.OtlpProtocol_OTLP_PROTOCOL_HTTP_PROTOBUF, Timeout: durationpb.New(2 * time.Second),
+			Endpoint: endpoint, Protocol: pb.OtlpProtocol_OTLP_PROTOCOL_HTTP_PROTOBUF, Timeout: durationpb.New(500 * time.Millisecond),
 		}},
 		Retry: &pb.RetryPolicy{
 			Enabled: true, InitialInterval: durationpb.New(time.Hour), MaxInterval: durationpb.New(time.Hour),
@@ -76,6 +94,7 @@ func TestHealthSeesFailedAttemptsWhileRetrying(t *testing.T) {
 	}{
 		{"connection refused", "http://" + closedPort(t), ReasonConnectionRefused},
 		{"HTTP 503", refusingServer(t, http.StatusServiceUnavailable), ReasonHTTP5xx},
+		{"no answer", hangingServer(t), ReasonTimeout},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -92,7 +111,7 @@ func TestHealthSeesFailedAttemptsWhileRetrying(t *testing.T) {
 
 			require.NoError(t, e.Router().ConsumeMetrics(ctx, gauges("load", 0, 10)))
 			var st *pb.GetProviderStatsResponse
-			// Documented bound: one attempt (at most the provider's timeout, 2s) plus the next check.
+			// Documented bound: one attempt (at most the provider's timeout, 500ms here) plus the next check.
 			require.Eventually(t, func() bool {
 				var err error
 				st, err = e.Stats(ctx, &pb.GetProviderStatsRequest{ProviderId: "p"})
