@@ -104,7 +104,7 @@ func (e *Engine) opFinish(ps *providerState, phase, message string, failed, roll
 	}
 }
 
-// opSnapshot returns the API form of ps's operation.
+// opSnapshotLocked returns the API form of ps's operation (nil: none).
 func (e *Engine) opSnapshotLocked(ps *providerState) *pb.ProviderOperation {
 	return ps.oper.toPB(e.now())
 }
