@@ -16,6 +16,7 @@ import (
 	"go.opentelemetry.io/collector/component/componentstatus"
 	"go.uber.org/zap"
 
+	"github.com/metricsmodule/metricsmodule/internal/datapath"
 	"github.com/metricsmodule/metricsmodule/internal/provider"
 	pb "github.com/metricsmodule/metricsmodule/proto/metricsmodule/v1"
 )
@@ -82,7 +83,10 @@ polyline.tp{fill:none;stroke:#0969da;stroke-width:1.5}polyline.fail{fill:none;st
 })();
 </script>
 </body></html>
-{{define "table"}}{{if not .Providers}}<p id="empty">No providers.</p>{{else}}
+{{define "table"}}{{with .Store}}<p id="store">Store: <b class="head-series">{{.HeadSeries}}</b> head series ·
+{{.Appended}} samples appended ({{printf "%.1f" .IngestRate}}/s over 1m) · {{.Rejected}} refused · {{.Blocks}} blocks, {{.DiskBytes}} bytes on disk ·
+Streams: <b class="streams">{{.Streams}}</b> open, {{.Subscriptions}} subscriptions, {{.StreamMemoryBytes}} bytes buffered</p>{{end}}
+{{if not .Providers}}<p id="empty">No providers.</p>{{else}}
 <table id="provider-table"><thead><tr>
 <th>Provider</th><th>State</th><th>Health</th><th>Health, last 10 min</th><th>Throughput, last 2 min</th>
 <th class="num">Sent</th><th class="num">Failed</th><th class="num">Dropped</th><th class="num">Queue</th><th>Last error</th><th>Operation</th>
@@ -105,18 +109,54 @@ polyline.tp{fill:none;stroke:#0969da;stroke-width:1.5}polyline.fail{fill:none;st
 
 type pageData struct {
 	Providers []statusView
+	Store     *storeView
 	Now       string
 	Refresh   time.Duration
 	W, H      int
 }
 
+// storeView is the store and stream hub of the collector, when it has a
+// metrics_store extension.
+type storeView struct {
+	HeadSeries                   uint64
+	Appended, Rejected           int64
+	IngestRate                   float64
+	Blocks                       int
+	DiskBytes, StreamMemoryBytes int64
+	Subscriptions, Streams       int
+}
+
+// storeStatus finds the collector's store (a datapath.Provider extension).
+func storeStatus(host component.Host) *storeView {
+	if host == nil {
+		return nil
+	}
+	for _, ext := range host.GetExtensions() {
+		p, ok := ext.(datapath.Provider)
+		if !ok {
+			continue
+		}
+		sink := p.Sink()
+		if sink == nil {
+			continue
+		}
+		st, hub := sink.Store(), sink.Hub()
+		return &storeView{
+			HeadSeries: st.HeadStats(0).NumSeries, Appended: st.Stats().Total(), Rejected: st.Rejected(),
+			IngestRate: st.Stats().Rate(time.Minute), Blocks: len(st.Blocks()), DiskBytes: st.DiskBytes(),
+			Subscriptions: hub.Subscriptions(), Streams: hub.Streams(), StreamMemoryBytes: hub.MemoryBytes(),
+		}
+	}
+	return nil
+}
+
 // statusHandler serves the page, its provider table (fragment) and the
 // same data as JSON.
-func statusHandler(engine *provider.Engine) http.Handler {
+func statusHandler(engine *provider.Engine, host component.Host) http.Handler {
 	mux := http.NewServeMux()
 	render := func(w http.ResponseWriter, name string) {
 		now := time.Now()
-		data := pageData{Now: now.UTC().Format(time.RFC3339), Refresh: refreshInterval, W: chartWidth, H: chartHeight}
+		data := pageData{Now: now.UTC().Format(time.RFC3339), Refresh: refreshInterval, W: chartWidth, H: chartHeight, Store: storeStatus(host)}
 		for _, p := range engine.Status() {
 			data.Providers = append(data.Providers, view(p, now))
 		}
@@ -223,7 +263,7 @@ func (x *managementExtension) startStatusPage(ctx context.Context, host componen
 		return nil
 	}
 	hcfg := x.cfg.StatusPage.Get()
-	srv, err := hcfg.ToServer(ctx, host.GetExtensions(), x.settings.TelemetrySettings, statusHandler(x.engine))
+	srv, err := hcfg.ToServer(ctx, host.GetExtensions(), x.settings.TelemetrySettings, statusHandler(x.engine, host))
 	if err != nil {
 		return fmt.Errorf("status page: create HTTP server: %w", err)
 	}

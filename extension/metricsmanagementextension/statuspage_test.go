@@ -31,10 +31,21 @@ func TestStatusPageInChromium(t *testing.T) {
 	sink := startOTLPSink(t, "")
 	c := startCollector(t, t.TempDir(), "", fmt.Sprintf(`
 extensions:
+  metrics_store:
+    store:
+      path: %s
   metrics_management:
     status_page:
       endpoint: %s
-`, statusAddr))
+processors:
+  metrics_store:
+    extension: metrics_store
+service:
+  extensions: [file_storage, metrics_store, metrics_management]
+  pipelines:
+    metrics:
+      processors: [metrics_store]
+`, t.TempDir(), statusAddr))
 	ctx := context.Background()
 	ok := otlpProvider("healthy", sink.addr)
 	ok.Name = "Healthy sink"
@@ -72,9 +83,11 @@ extensions:
 		`data-provider-id="down" data-health="UNHEALTHY" data-state="RUNNING"`,
 		`Healthy sink`, `class="health-chart"`, `class="throughput-chart"`, `<polyline class="tp" points="`,
 		`rect class="UNHEALTHY"`, `connection refused`,
+		`id="store"`, `<b class="streams">0</b> open`,
 	} {
 		assert.Contains(t, dom, want)
 	}
+	assert.NotEqual(t, "0", between(dom, `<b class="head-series">`, `</b>`), "the store's head series are shown")
 	updated := between(dom, `<span id="updated">`, `</span>`)
 	assert.Contains(t, updated, ".", "the inline script refreshed the table (its timestamp has milliseconds): %q", updated)
 	for _, external := range []string{`src="http`, `href="http`, `<link `, `@import`} {
