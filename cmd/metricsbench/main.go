@@ -23,6 +23,7 @@
 //	go run ./cmd/metricsbench run [-shapes testbed,1000x4] [-concurrency 8] [-duration 10s] [-rounds 3]
 //	go run ./cmd/metricsbench server -side ours|otlp [-addr 127.0.0.1:PORT]
 //	go run ./cmd/metricsbench hostile [-rate 50000] [-query-clients 4] [-duration 5s] [-rounds 3]
+//	go run ./cmd/metricsbench summary [-series 200000] [-names 1000] [-runs 5]
 package main
 
 import (
@@ -49,6 +50,10 @@ func main() {
 		err = streamMain(os.Args[2:])
 	case "hostile":
 		err = hostileMain(os.Args[2:])
+	case "summary":
+		err = summaryMain(os.Args[2:])
+	case "pages":
+		err = pagesMain(os.Args[2:])
 	case "help", "-h", "-help", "--help":
 		usage()
 		return
@@ -82,5 +87,7 @@ func usage() {
   metricsbench reads [flags]    store ingest, memory and range queries vs Prometheus (see: metricsbench reads -h)
   metricsbench stream [flags]   StreamMetrics latency and slow-subscriber isolation (see: metricsbench stream -h)
   metricsbench hostile [flags]  ingest under hostile and heavy queries (see: metricsbench hostile -h)
+  metricsbench summary [flags]  GetMetricsSummary time over a store of 200,000 series (see: metricsbench summary -h)
+  metricsbench pages [flags]    GetMetrics paging at 200,000 series (see: metricsbench pages -h)
 `)
 }

@@ -15,7 +15,7 @@ import (
 	"go.opentelemetry.io/collector/config/configretry"
 	"go.opentelemetry.io/collector/exporter/exporterhelper"
 
-	"github.com/metricsmodule/metricsmodule/exporter/pushgatewayexporter/internal/accumulator"
+	"github.com/metricsmodule/metricsmodule/exporter/pushgatewayexporter/internal/cumulative"
 )
 
 // Push methods of the Pushgateway API.
@@ -106,7 +106,7 @@ func (cfg *Config) Validate() error {
 			errs = append(errs, fmt.Errorf("grouping_from_resource[%d]: must not be empty", i))
 			continue
 		}
-		name, err := accumulator.LabelName(attr)
+		name, err := cumulative.LabelName(attr)
 		if err == nil {
 			err = validateGroupingLabel(name)
 		}

@@ -20,7 +20,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/pmetric"
 	"go.uber.org/zap"
 
-	"github.com/metricsmodule/metricsmodule/exporter/pushgatewayexporter/internal/accumulator"
+	"github.com/metricsmodule/metricsmodule/exporter/pushgatewayexporter/internal/cumulative"
 )
 
 // textFormat is the exposition format of pushes.
@@ -39,7 +39,7 @@ type pushgatewayExporter struct {
 	// mu serializes pushes: the state is updated and the touched groups are
 	// pushed as one step, so a snapshot never overtakes a newer one.
 	mu     sync.Mutex
-	acc    *accumulator.Accumulator
+	acc    *cumulative.State
 	client *http.Client
 }
 
@@ -49,7 +49,7 @@ func newExporter(cfg *Config, set exporter.Settings) *pushgatewayExporter {
 		set:    set,
 		method: strings.ToUpper(cfg.Method),
 		base:   strings.TrimSuffix(cfg.ClientConfig.Endpoint, "/"),
-		acc: accumulator.New(accumulator.Options{
+		acc: cumulative.New(cumulative.Options{
 			Namespace:            cfg.Namespace,
 			AddMetricSuffixes:    cfg.AddMetricSuffixes,
 			GroupingLabels:       cfg.GroupingLabels,
@@ -128,7 +128,7 @@ func (e *pushgatewayExporter) pushMetrics(ctx context.Context, md pmetric.Metric
 	return errors.Join(errs...)
 }
 
-func (e *pushgatewayExporter) push(ctx context.Context, g *accumulator.Group, families []*dto.MetricFamily) error {
+func (e *pushgatewayExporter) push(ctx context.Context, g *cumulative.Group, families []*dto.MetricFamily) error {
 	var body bytes.Buffer
 	enc := expfmt.NewEncoder(&body, textFormat)
 	for _, mf := range families {
@@ -171,7 +171,7 @@ func permanentStatus(code int) bool {
 // groupPath returns the Pushgateway path of a grouping key:
 // /metrics/job/<job>{/<label>/<value>}. Values that are empty or hold a
 // slash use the name@base64 form.
-func groupPath(job string, labels []accumulator.Label) string {
+func groupPath(job string, labels []cumulative.Label) string {
 	var b strings.Builder
 	b.WriteString("/metrics")
 	writeSegment(&b, "job", job)

@@ -24,7 +24,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/pmetric"
 
-	"github.com/metricsmodule/metricsmodule/exporter/pushgatewayexporter/internal/accumulator"
+	"github.com/metricsmodule/metricsmodule/exporter/pushgatewayexporter/internal/cumulative"
 	"github.com/metricsmodule/metricsmodule/exporter/pushgatewayexporter/internal/metadata"
 )
 
@@ -219,13 +219,13 @@ func TestTimeoutBoundsAnAttempt(t *testing.T) {
 func TestGroupPath(t *testing.T) {
 	for _, tt := range []struct {
 		job    string
-		labels []accumulator.Label
+		labels []cumulative.Label
 		want   string
 	}{
 		{"batch", nil, "/metrics/job/batch"},
 		{"a/b", nil, "/metrics/job@base64/YS9i"},
-		{"batch", []accumulator.Label{{Name: "instance", Value: ""}}, "/metrics/job/batch/instance@base64/="},
-		{"batch", []accumulator.Label{{Name: "env", Value: "prod x"}, {Name: "zone", Value: "eu?1"}}, "/metrics/job/batch/env/prod%20x/zone/eu%3F1"},
+		{"batch", []cumulative.Label{{Name: "instance", Value: ""}}, "/metrics/job/batch/instance@base64/="},
+		{"batch", []cumulative.Label{{Name: "env", Value: "prod x"}, {Name: "zone", Value: "eu?1"}}, "/metrics/job/batch/env/prod%20x/zone/eu%3F1"},
 	} {
 		assert.Equal(t, tt.want, groupPath(tt.job, tt.labels))
 	}

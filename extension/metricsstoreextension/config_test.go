@@ -25,6 +25,7 @@ func TestLoadConfig(t *testing.T) {
 	custom.Store.Retention = 720 * time.Hour
 	custom.Store.OutOfOrderWindow = 2 * time.Hour
 	custom.Store.Histograms = store.HistogramsNative
+	custom.Store.MaxExemplars = 5000
 	custom.Stream.MaxSubscribers = 10
 	custom.Stream.BufferSize = 50
 	custom.Stream.MaxBufferBytes = 1 << 20
@@ -41,7 +42,7 @@ func TestLoadConfig(t *testing.T) {
 		{id: component.NewID(metadata.Type), want: createDefaultConfig().(*Config)},
 		{id: component.NewIDWithName(metadata.Type, "custom"), want: custom},
 		{id: component.NewIDWithName(metadata.Type, "bad_stream"), wantErr: []string{"stream: max_subscribers: must be positive, got 0", "replay.idle_ttl: must be positive"}},
-		{id: component.NewIDWithName(metadata.Type, "bad_store"), wantErr: []string{"store: retention: must be positive"}},
+		{id: component.NewIDWithName(metadata.Type, "bad_store"), wantErr: []string{"store: retention: must be positive", "max_exemplars: must not be negative (0 keeps no exemplars), got -1"}},
 		{id: component.NewIDWithName(metadata.Type, "unknown_key"), wantErr: []string{"max_subscriber"}},
 	}
 	for _, tt := range tests {

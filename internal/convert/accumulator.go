@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"go.opentelemetry.io/collector/pdata/pmetric"
-	"google.golang.org/grpc/codes"
 
 	pb "github.com/metricsmodule/metricsmodule/proto/metricsmodule/v1"
 )
@@ -296,14 +295,14 @@ func (a *Accumulator) prepareOne(h *hasher, arena *[]kv, r *record, m *pb.Metric
 	ni := a.names.lookup(m.Name, m.Type, a.cfg.Limits.MaxMetricNames)
 	if ni == nil {
 		return &Issue{
-			Field: ".name", Code: "too_many_metric_names", Status: codes.ResourceExhausted,
+			Field: ".name", Code: "too_many_metric_names", Kind: KindResourceExhausted,
 			Message:    fmt.Sprintf("metric %q would pass the limit of %d metric names", m.Name, a.cfg.Limits.MaxMetricNames),
 			Suggestion: "reuse existing metric names with labels, or raise limits.max_metric_names",
 		}
 	}
 	if ni.typ != m.Type {
 		return &Issue{
-			Field: ".type", Code: "type_conflict", Status: codes.InvalidArgument,
+			Field: ".type", Code: "type_conflict", Kind: KindInvalid,
 			Message:    fmt.Sprintf("metric %q is a %s; a %s record of the same name is refused", m.Name, typeName(ni.typ), typeName(m.Type)),
 			Suggestion: "use another name for the " + typeName(m.Type) + ", or record the metric as a " + typeName(ni.typ),
 		}
@@ -674,7 +673,7 @@ func (a *Accumulator) stage(c *call, b *Batch, ri int32) *Issue {
 			if n := r.name.series.Add(w); n > int64(lim) {
 				r.name.series.Add(-w)
 				return &Issue{
-					Field: ".labels", Code: "series_limit", Status: codes.ResourceExhausted,
+					Field: ".labels", Code: "series_limit", Kind: KindResourceExhausted,
 					Message: fmt.Sprintf("metric %q has reached its limit of %d series (limits.max_series_per_metric); this label set would add %d more",
 						m.Name, lim, w),
 					Suggestion: "drop high-cardinality labels (ids, timestamps), use fewer histogram buckets, or raise limits.max_series_per_metric",

@@ -14,7 +14,6 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/pdata/pmetric"
 	"go.uber.org/goleak"
-	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	pb "github.com/metricsmodule/metricsmodule/proto/metricsmodule/v1"
@@ -277,7 +276,7 @@ func TestSeriesLimit(t *testing.T) {
 	_, err = a.Apply(a.Prepare([]*pb.MetricData{mk("a"), mk("c")}, nil, false), true, func(pmetric.Metrics) error { return nil })
 	var iss *Issue
 	require.ErrorAs(t, err, &iss)
-	assert.Equal(t, codes.ResourceExhausted, iss.Status)
+	assert.Equal(t, KindResourceExhausted, iss.Kind)
 	assert.Equal(t, "metrics[1].labels", iss.Field)
 	assert.Equal(t, 1, iss.Index)
 

@@ -3,8 +3,6 @@ package convert
 import (
 	"fmt"
 	"sync"
-
-	"google.golang.org/grpc/codes"
 )
 
 // gaugeSeries remembers the series keys of gauge metrics, per name, so that
@@ -32,7 +30,7 @@ func (g *gaugeSeries) admit(name *nameInfo, metric string, key uint64, now int64
 	}
 	if len(set) >= limit {
 		return false, &Issue{
-			Field: ".labels", Code: "series_limit", Status: codes.ResourceExhausted,
+			Field: ".labels", Code: "series_limit", Kind: KindResourceExhausted,
 			Message:    fmt.Sprintf("gauge %q has reached its limit of %d series (limits.max_series_per_metric); this label set would add one more", metric, limit),
 			Suggestion: "drop high-cardinality labels (ids, timestamps), or raise limits.max_series_per_metric",
 		}

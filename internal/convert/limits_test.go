@@ -10,7 +10,6 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/pdata/pmetric"
-	"google.golang.org/grpc/codes"
 
 	pb "github.com/metricsmodule/metricsmodule/proto/metricsmodule/v1"
 )
@@ -150,7 +149,7 @@ func TestGaugesCountTowardTheSeriesLimit(t *testing.T) {
 	_, err = apply(true, gauge("a"), gauge("d"))
 	var iss *Issue
 	require.ErrorAs(t, err, &iss)
-	assert.Equal(t, codes.ResourceExhausted, iss.Status)
+	assert.Equal(t, KindResourceExhausted, iss.Kind)
 	assert.Equal(t, "metrics[1].labels", iss.Field)
 	assert.Contains(t, iss.Message, `gauge "temp" has reached its limit of 3 series (limits.max_series_per_metric)`)
 

@@ -9,7 +9,6 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/pdata/pmetric"
-	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	pb "github.com/metricsmodule/metricsmodule/proto/metricsmodule/v1"
@@ -422,7 +421,7 @@ func TestInvalidUTF8(t *testing.T) {
 			assert.Equal(t, 1, iss.Index)
 			assert.Equal(t, tt.field, iss.Field)
 			assert.Equal(t, "invalid_utf8", iss.Code)
-			assert.Equal(t, codes.InvalidArgument, iss.Status)
+			assert.Equal(t, KindInvalid, iss.Kind)
 			assert.Contains(t, iss.Suggestion, "send valid UTF-8")
 			if refused == 2 {
 				assert.Equal(t, 0, b.Issues[0].Index)
@@ -459,10 +458,10 @@ type fakeAdmitter struct {
 func (f *fakeAdmitter) Admit(m *pb.MetricData, ts int64) *Issue {
 	f.seen[m.Name] = ts
 	if m.Name == "taken" {
-		return &Issue{Field: ".name", Code: "name_collision", Status: codes.InvalidArgument, Message: "taken", Suggestion: "rename"}
+		return &Issue{Field: ".name", Code: "name_collision", Kind: KindInvalid, Message: "taken", Suggestion: "rename"}
 	}
 	if ts < f.cutoff {
-		return &Issue{Field: ".timestamp", Code: "too_old", Status: codes.InvalidArgument, Message: "old", Suggestion: "newer"}
+		return &Issue{Field: ".timestamp", Code: "too_old", Kind: KindInvalid, Message: "old", Suggestion: "newer"}
 	}
 	return nil
 }

@@ -7,7 +7,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/prometheus/otlptranslator"
-	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	pb "github.com/metricsmodule/metricsmodule/proto/metricsmodule/v1"
@@ -25,16 +24,32 @@ type Issue struct {
 	Message string
 	// Suggestion says how to fix it.
 	Suggestion string
-	// Status is the gRPC code the refusal maps to.
-	Status codes.Code
+	// Kind says what the refusal is, for the server to map to its
+	// protocol's status (the zero value is KindInvalid).
+	Kind Kind
 }
+
+// Kind classifies a refusal.
+type Kind uint8
+
+const (
+	// KindInvalid is a record that breaks a rule: resending it unchanged is
+	// refused again.
+	KindInvalid Kind = iota
+	// KindResourceExhausted is a record that would pass a limit (metric
+	// names, series per metric): drop labels or raise the limit.
+	KindResourceExhausted
+	// KindOutOfRange is a record whose timestamp is outside what the
+	// store keeps (too old or too far ahead).
+	KindOutOfRange
+)
 
 func (i *Issue) Error() string {
 	return i.Field + ": " + i.Message
 }
 
 func invalid(field, code, msg, suggestion string) *Issue {
-	return &Issue{Field: field, Code: code, Message: msg, Suggestion: suggestion, Status: codes.InvalidArgument}
+	return &Issue{Field: field, Code: code, Message: msg, Suggestion: suggestion, Kind: KindInvalid}
 }
 
 // invalidUTF8 is the refusal of a string that is not valid UTF-8 (the store

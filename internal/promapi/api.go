@@ -75,6 +75,7 @@ type api struct {
 	status        StatusInfo
 	started       time.Time
 	engineVersion string
+	rulesSrc      RuleSource
 }
 
 // indexedMetric returns the metric name when the request selects exactly

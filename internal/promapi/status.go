@@ -84,8 +84,11 @@ func (a *api) registerStatus(mux *http.ServeMux) {
 	mux.HandleFunc("GET /api/v1/status/walreplay", a.walReplay)
 	mux.HandleFunc("GET /api/v1/rules", a.rules)
 	mux.HandleFunc("GET /api/v1/alerts", a.alerts)
+	mux.HandleFunc("GET /api/v1/alertmanagers", a.alertmanagers)
 	mux.HandleFunc("GET /api/v1/query_exemplars", a.queryExemplars)
 	mux.HandleFunc("POST /api/v1/query_exemplars", a.queryExemplars)
+	mux.HandleFunc("GET /api/v1/format_query", a.formatQuery)
+	mux.HandleFunc("POST /api/v1/format_query", a.formatQuery)
 	registerHealth(mux, func() bool { return a.st != nil })
 }
 
@@ -135,12 +138,26 @@ func (a *api) buildInfo(w http.ResponseWriter, _ *http.Request) {
 	}, nil)
 }
 
-// config answers a minimal honest configuration: the collector neither
-// scrapes nor evaluates rules, so only an empty global section.
+// config answers a minimal honest configuration: an empty global section
+// (the collector does not scrape), and the rule files and Alertmanagers in
+// force when rules are evaluated.
 func (a *api) config(w http.ResponseWriter, _ *http.Request) {
-	yaml := "# metricsmodule " + a.status.Version + ": no scrape, rule, alerting or remote configuration;\n" +
+	yaml := "# metricsmodule " + a.status.Version + ": no scrape or remote configuration;\n" +
 		"# the query settings are under /api/v1/status/flags.\n" +
 		"global: {}\n"
+	if a.rulesSrc != nil {
+		_, files, _ := a.rulesSrc.LastLoad()
+		if len(files) > 0 {
+			yaml += "rule_files:\n"
+			for _, f := range files {
+				yaml += "  - " + strconv.Quote(f) + "\n"
+			}
+		}
+		active, _ := a.rulesSrc.Alertmanagers()
+		for _, u := range active {
+			yaml += "# alerts are sent to " + u.String() + "\n"
+		}
+	}
 	ok(w, struct {
 		YAML string `json:"yaml"`
 	}{YAML: yaml}, nil)
@@ -192,13 +209,18 @@ func (a *api) runtimeInfo(w http.ResponseWriter, _ *http.Request) {
 	if err != nil {
 		host = err.Error()
 	}
+	reloadOK, lastConfig := true, a.started
+	if a.rulesSrc != nil {
+		at, _, err := a.rulesSrc.LastLoad()
+		reloadOK, lastConfig = err == nil, at
+	}
 	ok(w, runtimeInfo{
 		StartTime:           a.started.UTC(),
 		CWD:                 cwd,
 		Hostname:            host,
 		ServerTime:          time.Now().UTC(),
-		ReloadConfigSuccess: true,
-		LastConfigTime:      a.started.UTC(),
+		ReloadConfigSuccess: reloadOK,
+		LastConfigTime:      lastConfig.UTC(),
 		GoroutineCount:      runtime.NumGoroutine(),
 		GOMAXPROCS:          runtime.GOMAXPROCS(0),
 		GOMEMLIMIT:          debug.SetMemoryLimit(-1),
@@ -283,42 +305,4 @@ func (a *api) walReplay(w http.ResponseWriter, _ *http.Request) {
 		Max     int `json:"max"`
 		Current int `json:"current"`
 	}{}, nil)
-}
-
-// rules answers no rule groups: the collector evaluates no rules.
-func (a *api) rules(w http.ResponseWriter, _ *http.Request) {
-	ok(w, struct {
-		Groups []struct{} `json:"groups"`
-	}{Groups: []struct{}{}}, nil)
-}
-
-// alerts answers no alerts: the collector evaluates no alerting rules.
-func (a *api) alerts(w http.ResponseWriter, _ *http.Request) {
-	ok(w, struct {
-		Alerts []struct{} `json:"alerts"`
-	}{Alerts: []struct{}{}}, nil)
-}
-
-// queryExemplars validates like Prometheus and answers an empty list: the
-// store keeps no exemplars.
-func (a *api) queryExemplars(w http.ResponseWriter, r *http.Request) {
-	start, err := parseTime(r.FormValue("start"), minTime)
-	if err != nil {
-		fail(w, badData("invalid parameter \"start\": %v", err))
-		return
-	}
-	end, err := parseTime(r.FormValue("end"), maxTime)
-	if err != nil {
-		fail(w, badData("invalid parameter \"end\": %v", err))
-		return
-	}
-	if end.Before(start) {
-		fail(w, badData("invalid parameter \"end\": end timestamp must not be before start timestamp"))
-		return
-	}
-	if _, err := selectorParser.ParseExpr(r.FormValue("query")); err != nil {
-		fail(w, badData("invalid parameter \"query\": %v", err))
-		return
-	}
-	ok(w, []struct{}{}, nil)
 }

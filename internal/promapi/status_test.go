@@ -43,6 +43,33 @@ func newStoreServer(t *testing.T) *httptest.Server {
 		dp.SetTimestamp(pcommon.NewTimestampFromTime(time.Now()))
 		dp.SetDoubleValue(21)
 	}
+	// a counter with an exemplar (Prometheus' translator keeps exemplars
+	// of sums and histograms, not of gauges)
+	c := md.ResourceMetrics().At(0).ScopeMetrics().At(0).Metrics().AppendEmpty()
+	c.SetName("room_heatings")
+	sum := c.SetEmptySum()
+	sum.SetIsMonotonic(true)
+	sum.SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
+	for _, room := range []string{"a", "b"} {
+		dp := sum.DataPoints().AppendEmpty()
+		dp.Attributes().PutStr("room", room)
+		dp.SetTimestamp(pcommon.NewTimestampFromTime(time.Now()))
+		dp.SetDoubleValue(3)
+		if room == "a" {
+			ex := dp.Exemplars().AppendEmpty()
+			ex.SetTimestamp(dp.Timestamp())
+			ex.SetDoubleValue(1.5)
+			ex.FilteredAttributes().PutStr("sensor", "s1")
+		}
+	}
+	// a gauge with a unit and a description: metadata carries both
+	sz := md.ResourceMetrics().At(0).ScopeMetrics().At(0).Metrics().AppendEmpty()
+	sz.SetName("room_size")
+	sz.SetUnit("m")
+	sz.SetDescription("Floor length of the room.")
+	szp := sz.SetEmptyGauge().DataPoints().AppendEmpty()
+	szp.SetTimestamp(pcommon.NewTimestampFromTime(time.Now()))
+	szp.SetDoubleValue(4)
 	txn, err := st.Stage(context.Background(), md)
 	require.NoError(t, err)
 	require.NoError(t, txn.Commit())
@@ -111,9 +138,17 @@ func TestStatusEndpointsAnswerThePrometheusClient(t *testing.T) {
 	require.NoError(t, err)
 	assert.Empty(t, alerts.Alerts)
 
-	ex, err := c.QueryExemplars(ctx, `room_temp{room="a"}`, time.Now().Add(-time.Hour), time.Now())
+	ex, err := c.QueryExemplars(ctx, `rate(room_heatings_total{room="a"}[5m])`, time.Now().Add(-time.Hour), time.Now().Add(time.Minute))
 	require.NoError(t, err)
-	assert.Empty(t, ex)
+	require.Len(t, ex, 1, "the exemplar recorded with the point")
+	assert.Equal(t, model.LabelSet{"__name__": "room_heatings_total", "room": "a"}, ex[0].SeriesLabels)
+	require.Len(t, ex[0].Exemplars, 1)
+	assert.Equal(t, model.LabelSet{"sensor": "s1"}, ex[0].Exemplars[0].Labels)
+	assert.InDelta(t, 1.5, float64(ex[0].Exemplars[0].Value), 0)
+
+	none, err := c.QueryExemplars(ctx, `room_heatings_total{room="b"}`, time.Now().Add(-time.Hour), time.Now().Add(time.Minute))
+	require.NoError(t, err)
+	assert.Empty(t, none)
 
 	// promtool query instant uses the same client
 	v, _, _, err := c.Query(ctx, `count(room_temp)`, time.Now())
@@ -159,6 +194,17 @@ func TestStatusEndpointsShapeAndRefusals(t *testing.T) {
 		{"exemplars bad start", "GET", "/api/v1/query_exemplars?query=up&start=x", 400, "bad_data", ""},
 		{"exemplars bad end", "GET", "/api/v1/query_exemplars?query=up&end=x", 400, "bad_data", ""},
 		{"exemplars end before start", "GET", "/api/v1/query_exemplars?query=up&start=100&end=50", 400, "bad_data", ""},
+		{"format_query", "GET", "/api/v1/format_query?query=sum(rate(x[5m]))by(job)", 200, "", `"sum by (job) (rate(x[5m]))"`},
+		{"format_query post", "POST", "/api/v1/format_query?query=foo%7Bbar%3D%22baz%22%7D", 200, "", `"foo{bar=\"baz\"}"`},
+		{"format_query bad", "GET", "/api/v1/format_query?query=sum(", 400, "bad_data", ""},
+		{"rules bad type", "GET", "/api/v1/rules?type=both", 400, "bad_data", ""},
+		{"rules bad group_limit", "GET", "/api/v1/rules?group_limit=0", 400, "bad_data", ""},
+		{"rules token without limit", "GET", "/api/v1/rules?group_next_token=x", 400, "bad_data", ""},
+		{"rules bad match", "GET", "/api/v1/rules?match[]=up{", 400, "bad_data", ""},
+		{"rules type record", "GET", "/api/v1/rules?type=record", 200, "", `{"groups":[]}`},
+		{"alertmanagers", "GET", "/api/v1/alertmanagers", 200, "", `{"activeAlertmanagers":[],"droppedAlertmanagers":[]}`},
+		{"exemplars no selector", "GET", "/api/v1/query_exemplars?query=1%2B1", 200, "", `[]`},
+		{"metadata with help and unit", "GET", "/api/v1/metadata?metric=room_size_meters", 200, "", `{"room_size_meters":[{"type":"gauge","help":"Floor length of the room.","unit":"meters"}]}`},
 		{"unknown path", "GET", "/api/v1/nope", 404, "not_found", ""},
 		{"unknown status path", "GET", "/api/v1/status/nope", 404, "not_found", ""},
 		{"wrong method", "DELETE", "/api/v1/status/buildinfo", 405, "bad_data", ""},

@@ -10,8 +10,6 @@ import (
 	"sync"
 	"sync/atomic"
 
-	"google.golang.org/grpc/codes"
-
 	"github.com/metricsmodule/metricsmodule/internal/convert"
 	pb "github.com/metricsmodule/metricsmodule/proto/metricsmodule/v1"
 )
@@ -95,7 +93,7 @@ func (c *compiled) defaultOf(name string) string {
 }
 
 func refuse(field, code, msg, fix string) *convert.Issue {
-	return &convert.Issue{Field: field, Code: code, Message: msg, Suggestion: fix, Status: codes.InvalidArgument}
+	return &convert.Issue{Field: field, Code: code, Message: msg, Suggestion: fix, Kind: convert.KindInvalid}
 }
 
 // check validates a record against the definition. Field paths are relative

@@ -16,7 +16,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
@@ -160,6 +159,24 @@ func (e *InvalidError) Error() string {
 // ErrBreaking is returned for an incompatible change without AllowBreaking.
 var ErrBreaking = errors.New("the change is not backward compatible")
 
+// BreakingError is an incompatible change without AllowBreaking: the
+// changes that break (errors.Is(err, ErrBreaking) holds).
+type BreakingError struct{ Changes []*pb.SchemaChange }
+
+// Error lists the breaking changes and the fix.
+func (e *BreakingError) Error() string {
+	var b []string
+	for _, c := range e.Changes {
+		if c.Breaking {
+			b = append(b, c.Description)
+		}
+	}
+	return ErrBreaking.Error() + ": " + strings.Join(b, "; ") + " (fix: set allow_breaking to accept it, or dry_run to see every change)"
+}
+
+// Is makes errors.Is(err, ErrBreaking) hold.
+func (e *BreakingError) Is(target error) bool { return target == ErrBreaking }
+
 // Register creates or updates a definition; every change is a new version.
 func (r *Registry) Register(ctx context.Context, def *pb.MetricDefinition, opts RegisterOptions) (*RegisterResult, error) {
 	if issues := ValidateDefinition(def); len(issues) > 0 {
@@ -185,7 +202,7 @@ func (r *Registry) Register(ctx context.Context, def *pb.MetricDefinition, opts 
 		res.Compatible = !Breaking(res.Changes)
 		res.Version = cur.Version + 1
 		if !res.Compatible && !opts.AllowBreaking {
-			return res, ErrBreaking
+			return res, &BreakingError{Changes: res.Changes}
 		}
 	}
 	if opts.DryRun {
@@ -628,19 +645,4 @@ func (r *rejections) lastHour(name string, now time.Time) (int64, string) {
 		}
 	}
 	return n, l.last
-}
-
-// StatusOf maps registry errors to gRPC codes.
-func StatusOf(err error) codes.Code {
-	var inv *InvalidError
-	switch {
-	case errors.As(err, &inv):
-		return codes.InvalidArgument
-	case errors.Is(err, ErrBreaking):
-		return codes.FailedPrecondition
-	case errors.Is(err, ErrNotFound):
-		return codes.NotFound
-	default:
-		return codes.Internal
-	}
 }

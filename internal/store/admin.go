@@ -139,3 +139,31 @@ func (s *Store) WaitForBlocks(ctx context.Context, n int) error {
 	}
 	return nil
 }
+
+// LabelNames returns the label names of the series matching ms with
+// samples in [mint, maxt] (milliseconds).
+func (s *Store) LabelNames(ctx context.Context, mint, maxt int64, ms ...*labels.Matcher) ([]string, error) {
+	q, err := s.db.Querier(mint, maxt)
+	if err != nil {
+		return nil, fmt.Errorf("open querier: %w", err)
+	}
+	defer q.Close()
+	names, _, err := q.LabelNames(ctx, nil, ms...)
+	return names, err
+}
+
+// SeriesPerLabel counts the series matching ms with samples in [mint,
+// maxt] (milliseconds) per label name and value.
+func (s *Store) SeriesPerLabel(ctx context.Context, mint, maxt int64, ms ...*labels.Matcher) (map[labels.Label]int64, error) {
+	q, err := s.db.Querier(mint, maxt)
+	if err != nil {
+		return nil, fmt.Errorf("open querier: %w", err)
+	}
+	defer q.Close()
+	out := map[labels.Label]int64{}
+	set := q.Select(ctx, false, nil, ms...)
+	for set.Next() {
+		set.At().Labels().Range(func(l labels.Label) { out[l]++ })
+	}
+	return out, set.Err()
+}

@@ -38,7 +38,8 @@ func (l *lastTimes) get(ref storage.SeriesRef) int64 {
 	return (*p)[i][uint64(ref)%lastSlab].Load()
 }
 
-func (l *lastTimes) storeMax(ref storage.SeriesRef, t int64) {
+// slot returns the cell of ref, growing the slabs when needed.
+func (l *lastTimes) slot(ref storage.SeriesRef) *atomic.Int64 {
 	i := uint64(ref) / lastSlab
 	p := l.slabs.Load()
 	if p == nil || i >= uint64(len(*p)) {
@@ -57,7 +58,14 @@ func (l *lastTimes) storeMax(ref storage.SeriesRef, t int64) {
 		}
 		l.mu.Unlock()
 	}
-	v := &(*p)[i][uint64(ref)%lastSlab]
+	return &(*p)[i][uint64(ref)%lastSlab]
+}
+
+// set stores v for ref.
+func (l *lastTimes) set(ref storage.SeriesRef, v int64) { l.slot(ref).Store(v) }
+
+func (l *lastTimes) storeMax(ref storage.SeriesRef, t int64) {
+	v := l.slot(ref)
 	for {
 		cur := v.Load()
 		if cur >= t || v.CompareAndSwap(cur, t) {

@@ -72,3 +72,7 @@ func zapLevel(l slog.Level) zapcore.Level {
 		return zapcore.DebugLevel
 	}
 }
+
+// NewSlogger returns a slog.Logger writing to l, for the Prometheus
+// packages (rules, notifier) that log through slog.
+func NewSlogger(l *zap.Logger) *slog.Logger { return newSlogger(l) }

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/model/metadata"
@@ -97,6 +98,7 @@ func (t *Txn) Commit() error {
 	if err := t.app.Commit(); err != nil {
 		return fmt.Errorf("commit samples to store: %w", err)
 	}
+	resets := t.countResets()
 	for _, rs := range t.batch.all {
 		t.s.last.storeMax(rs.ref, rs.t)
 	}
@@ -105,10 +107,44 @@ func (t *Txn) Commit() error {
 		err = fmt.Errorf("save metric metadata: %w", jerr)
 	}
 	t.s.stats.Add(t.samples, t.total)
+	t.s.stats.AddResets(resets)
 	if h := t.s.lateHook; h != nil && t.total > 0 && t.minT < time.Now().Add(-t.s.lateAge).UnixMilli() {
 		h(time.UnixMilli(t.minT))
 	}
 	return err
+}
+
+// counterSample is a staged float sample of a counter.
+type counterSample struct {
+	ref    storage.SeriesRef
+	family string
+	t      int64
+	v      float64
+}
+
+// countResets counts, per family, the committed counter samples lower than
+// their series' previous value (what PromQL's resets() counts), skipping
+// samples older than their series' newest, and remembers each series' last
+// value. The first sample of a series since start is not compared.
+func (t *Txn) countResets() map[string]int {
+	var out map[string]int
+	for _, c := range t.batch.counters {
+		if c.t < t.s.last.get(c.ref) {
+			continue
+		}
+		bits := math.Float64bits(c.v)
+		if bits == 0 { // 0 is "unknown": keep +0 as -0, equal in comparisons
+			bits = math.Float64bits(math.Copysign(0, -1))
+		}
+		prev := t.s.counters.slot(c.ref).Swap(int64(bits))
+		if prev != 0 && c.v < math.Float64frombits(uint64(prev)) {
+			if out == nil {
+				out = map[string]int{}
+			}
+			out[c.family]++
+		}
+	}
+	return out
 }
 
 // Rollback discards the staged samples.
@@ -153,6 +189,8 @@ type batchState struct {
 	mask uint64
 	all  []refStaged
 	ooo  []oooCandidate
+	// counters are the float samples of counters, for reset counts
+	counters []counterSample
 }
 
 type staged struct {
@@ -203,6 +241,8 @@ func putBatchState(b *batchState) {
 	b.all = b.all[:0]
 	clear(b.ooo)
 	b.ooo = b.ooo[:0]
+	clear(b.counters)
+	b.counters = b.counters[:0]
 	batchStates.Put(b)
 }
 
@@ -256,6 +296,9 @@ func (a *recordingAppender) Append(ref storage.SeriesRef, ls labels.Labels, st, 
 		if last := txn.s.last.get(r); last != 0 && t < last {
 			txn.batch.ooo = append(txn.batch.ooo, oooCandidate{ls: ls, family: family, t: t, v: v})
 		}
+	}
+	if h == nil && fh == nil && opts.Metadata.Type == model.MetricTypeCounter {
+		txn.batch.counters = append(txn.batch.counters, counterSample{ref: r, family: family, t: t, v: v})
 	}
 	if _, ok := txn.meta[family]; !ok && opts.Metadata.Type != "" {
 		txn.meta[family] = opts.Metadata

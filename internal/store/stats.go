@@ -24,6 +24,7 @@ type minuteBucket struct {
 	minute   int64
 	total    int64
 	byFamily map[string]int64
+	resets   map[string]int64 // counter resets per family
 }
 
 // NewIngestStats returns empty statistics read with the clock now.
@@ -52,6 +53,45 @@ func (s *IngestStats) Add(byFamily map[string]int, total int) {
 	s.total += int64(total)
 }
 
+// AddResets counts the counter resets of one committed batch.
+func (s *IngestStats) AddResets(byFamily map[string]int) {
+	if len(byFamily) == 0 {
+		return
+	}
+	minute := s.now().Unix() / 60
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	b := &s.buckets[minute%statsMinutes]
+	if b.minute != minute {
+		*b = minuteBucket{minute: minute, byFamily: make(map[string]int64, len(b.byFamily))}
+	}
+	if b.resets == nil {
+		b.resets = map[string]int64{}
+	}
+	for f, n := range byFamily {
+		b.resets[f] += int64(n)
+	}
+}
+
+// Resets returns the counter resets per family counted in the last span
+// (whole minutes, including the current one).
+func (s *IngestStats) Resets(span time.Duration) map[string]int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	endMin := s.now().Unix() / 60
+	out := map[string]int64{}
+	for m := endMin - int64(span/time.Minute) + 1; m <= endMin; m++ {
+		b := &s.buckets[((m%statsMinutes)+statsMinutes)%statsMinutes]
+		if b.minute != m {
+			continue
+		}
+		for f, n := range b.resets {
+			out[f] += n
+		}
+	}
+	return out
+}
+
 // Total returns the samples stored since start.
 func (s *IngestStats) Total() int64 {
 	s.mu.Lock()
@@ -60,17 +100,23 @@ func (s *IngestStats) Total() int64 {
 }
 
 // window returns the samples counted in the minutes (end-span, end] and the
-// seconds that window covers (clipped to the time since start).
-func (s *IngestStats) window(end time.Time, span time.Duration) (total int64, byFamily map[string]int64, seconds float64) {
+// seconds that window covers (clipped to the time since start); per family
+// only when families is set (nil otherwise).
+func (s *IngestStats) window(end time.Time, span time.Duration, families bool) (total int64, byFamily map[string]int64, seconds float64) {
 	endMin := end.Unix() / 60
 	minutes := int64(span / time.Minute)
-	byFamily = map[string]int64{}
 	for m := endMin - minutes + 1; m <= endMin; m++ {
 		b := &s.buckets[((m%statsMinutes)+statsMinutes)%statsMinutes]
 		if b.minute != m {
 			continue
 		}
 		total += b.total
+		if !families {
+			continue
+		}
+		if byFamily == nil {
+			byFamily = make(map[string]int64, len(b.byFamily))
+		}
 		for f, n := range b.byFamily {
 			byFamily[f] += n
 		}
@@ -91,7 +137,7 @@ func (s *IngestStats) window(end time.Time, span time.Duration) (total int64, by
 func (s *IngestStats) Rate(span time.Duration) float64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	total, _, secs := s.window(s.now(), span)
+	total, _, secs := s.window(s.now(), span, false)
 	return float64(total) / secs
 }
 
@@ -105,7 +151,7 @@ type FamilyRate struct {
 func (s *IngestStats) FamilyRates(span time.Duration) []FamilyRate {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	_, by, secs := s.window(s.now(), span)
+	_, by, secs := s.window(s.now(), span, true)
 	out := make([]FamilyRate, 0, len(by))
 	for f, n := range by {
 		out = append(out, FamilyRate{Family: f, Rate: float64(n) / secs})
@@ -125,9 +171,9 @@ func (s *IngestStats) Trend(span time.Duration) (now, before float64, famNow, fa
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	end := s.now()
-	t1, b1, sec1 := s.window(end, span)
-	t0, b0, sec0 := s.window(end.Add(-span), span)
-	famNow, famBefore = map[string]float64{}, map[string]float64{}
+	t1, b1, sec1 := s.window(end, span, true)
+	t0, b0, sec0 := s.window(end.Add(-span), span, true)
+	famNow, famBefore = make(map[string]float64, len(b1)), make(map[string]float64, len(b0))
 	for f, n := range b1 {
 		famNow[f] = float64(n) / sec1
 	}

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -46,6 +47,9 @@ type Config struct {
 	AddMetricSuffixes bool `mapstructure:"add_metric_suffixes"`
 	// MaxFuture is how far ahead of the server clock a sample may be.
 	MaxFuture time.Duration `mapstructure:"max_future"`
+	// MaxExemplars is the size of the in-memory ring of exemplars (the
+	// TSDB's exemplar storage, kept in the WAL); 0 keeps no exemplars.
+	MaxExemplars int64 `mapstructure:"max_exemplars"`
 }
 
 // DefaultConfig returns the default store settings.
@@ -57,6 +61,7 @@ func DefaultConfig() Config {
 		Histograms:        HistogramsClassic,
 		AddMetricSuffixes: true,
 		MaxFuture:         10 * time.Minute,
+		MaxExemplars:      100000,
 	}
 }
 
@@ -74,6 +79,9 @@ func (c *Config) Validate() error {
 	}
 	if c.OutOfOrderWindow < 0 {
 		errs = append(errs, errors.New("out_of_order_window: must not be negative"))
+	}
+	if c.MaxExemplars < 0 {
+		errs = append(errs, fmt.Errorf("max_exemplars: must not be negative (0 keeps no exemplars), got %d", c.MaxExemplars))
 	}
 	if c.MaxFuture < 0 {
 		errs = append(errs, errors.New("max_future: must not be negative"))
@@ -96,6 +104,8 @@ type Store struct {
 
 	rejected atomic.Int64 // samples of refused batches
 	last     lastTimes    // newest committed timestamp per series ref
+	counters lastTimes    // last committed value (float64 bits) per counter series ref
+	card     *cardinality // series per metric name and label pair in the head
 	closed   atomic.Bool
 
 	lateAge  time.Duration
@@ -122,6 +132,10 @@ func Open(cfg Config, logger *zap.Logger) (*Store, error) {
 	opts.OutOfOrderTimeWindow = cfg.OutOfOrderWindow.Milliseconds()
 	// backfilled blocks (restored backups) become visible within seconds
 	opts.BlockReloadInterval = 2 * time.Second
+	opts.EnableExemplarStorage = cfg.MaxExemplars > 0
+	opts.MaxExemplars = cfg.MaxExemplars
+	card := newCardinality()
+	opts.SeriesLifecycleCallback = card
 	start := time.Now()
 	db, err := tsdb.Open(cfg.Path, newSlogger(logger.Named("tsdb")), prometheus.NewRegistry(), opts, nil)
 	if err != nil {
@@ -141,6 +155,7 @@ func Open(cfg Config, logger *zap.Logger) (*Store, error) {
 		},
 		meta:  newMetaIndex(),
 		stats: NewIngestStats(time.Now),
+		card:  card,
 	}
 	s.convs.New = func() any { return otlptranslator.NewPrometheusConverter(nil) }
 	skipped, err := s.meta.open(cfg.Path)
@@ -176,6 +191,15 @@ func (s *Store) Close() error {
 
 // Queryable is what the PromQL engine reads.
 func (s *Store) Queryable() storage.Queryable { return s.db }
+
+// ExemplarQuerier reads the exemplars of the store's head (the newest
+// store.max_exemplars of them).
+func (s *Store) ExemplarQuerier(ctx context.Context) (storage.ExemplarQuerier, error) {
+	if s.closed.Load() {
+		return nil, ErrClosed
+	}
+	return s.db.ExemplarQuerier(ctx)
+}
 
 // Stats returns the ingest statistics.
 func (s *Store) Stats() *IngestStats { return s.stats }

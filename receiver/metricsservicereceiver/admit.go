@@ -6,8 +6,6 @@ import (
 	"strings"
 	"time"
 
-	"google.golang.org/grpc/codes"
-
 	"github.com/metricsmodule/metricsmodule/internal/convert"
 	"github.com/metricsmodule/metricsmodule/internal/store"
 	pb "github.com/metricsmodule/metricsmodule/proto/metricsmodule/v1"
@@ -37,7 +35,7 @@ func (a storeAdmitter) Admit(m *pb.MetricData, ts int64) *convert.Issue {
 			fix = "send points at most store.max_future ahead of the server clock (check the client's clock), or omit timestamp to use the receive time"
 		}
 		return &convert.Issue{
-			Field: ".timestamp", Code: "outside_store_window", Status: codes.OutOfRange,
+			Field: ".timestamp", Code: "outside_store_window", Kind: convert.KindOutOfRange,
 			Message: fmt.Sprintf("%s is outside the window the store keeps now, [%s, %s]",
 				t.UTC().Format(time.RFC3339Nano), oldest.UTC().Format(time.RFC3339Nano), newest.UTC().Format(time.RFC3339Nano)),
 			Suggestion: fix,
@@ -46,7 +44,7 @@ func (a storeAdmitter) Admit(m *pb.MetricData, ts int64) *convert.Issue {
 	typ, temporality, monotonic := a.acc.PdataKind(m.Type)
 	if r := a.st.CheckMetric(m.Name, m.Unit, typ, temporality, monotonic, maps.Keys(m.Labels)); r != nil {
 		return &convert.Issue{
-			Field: itemField(r.Field), Code: string(r.Reason), Status: codes.InvalidArgument,
+			Field: itemField(r.Field), Code: string(r.Reason), Kind: convert.KindInvalid,
 			Message: r.Message, Suggestion: r.Fix,
 		}
 	}

@@ -9,11 +9,13 @@ import (
 	"go.opentelemetry.io/collector/config/configgrpc"
 	"go.opentelemetry.io/collector/config/confighttp"
 	"go.opentelemetry.io/collector/config/configoptional"
+	"go.opentelemetry.io/collector/confmap"
 
 	"github.com/metricsmodule/metricsmodule/internal/authz"
 	"github.com/metricsmodule/metricsmodule/internal/convert"
 	"github.com/metricsmodule/metricsmodule/internal/query"
 	"github.com/metricsmodule/metricsmodule/internal/registry"
+	"github.com/metricsmodule/metricsmodule/internal/rules"
 	"github.com/metricsmodule/metricsmodule/internal/summary"
 )
 
@@ -37,8 +39,12 @@ type Config struct {
 	// PrometheusAPI serves the Prometheus HTTP read API; off unless the
 	// block is present.
 	PrometheusAPI configoptional.Optional[confighttp.ServerConfig] `mapstructure:"prometheus_api"`
-	// Registry configures metric definitions (RegisterMetric).
-	Registry RegistryConfig `mapstructure:"registry"`
+	// Rules evaluates Prometheus recording and alerting rule files over
+	// the store and sends alerts to Alertmanagers; off without rules.files.
+	Rules rules.Config `mapstructure:"rules"`
+	// Definitions configures metric definitions (RegisterMetric). The key
+	// registry is its deprecated name, still accepted (not both).
+	Definitions DefinitionsConfig `mapstructure:"definitions"`
 	// Authorization maps principals to roles and roles to method families,
 	// on the gRPC server and the Prometheus API; absent: every caller may
 	// call every method.
@@ -46,10 +52,38 @@ type Config struct {
 	// Recommendations are the thresholds of GetMetricsSummary's
 	// recommendation rules; zero keys take their defaults.
 	Recommendations summary.Thresholds `mapstructure:"recommendations"`
+
+	// deprecatedRegistryKey is set when the config named the definitions
+	// block registry (logged at start).
+	deprecatedRegistryKey bool
 }
 
-// RegistryConfig configures the metric definitions.
-type RegistryConfig struct {
+// deprecatedDefinitionsKey is the old name of the definitions block: in
+// the metrics_management extension registry means the provider registry.
+const deprecatedDefinitionsKey = "registry"
+
+var _ confmap.Unmarshaler = (*Config)(nil)
+
+// Unmarshal reads the config; a registry block is read as definitions.
+func (cfg *Config) Unmarshal(conf *confmap.Conf) error {
+	if !conf.IsSet(deprecatedDefinitionsKey) {
+		return conf.Unmarshal(cfg)
+	}
+	if conf.IsSet("definitions") {
+		return errors.New("registry: is the deprecated name of definitions; set only definitions (move the registry settings under definitions)")
+	}
+	m := conf.ToStringMap()
+	m["definitions"] = m[deprecatedDefinitionsKey]
+	delete(m, deprecatedDefinitionsKey)
+	if err := confmap.NewFromStringMap(m).Unmarshal(cfg); err != nil {
+		return err
+	}
+	cfg.deprecatedRegistryKey = true
+	return nil
+}
+
+// DefinitionsConfig configures the metric definitions.
+type DefinitionsConfig struct {
 	// Mode is open (unregistered metrics accepted) or strict (refused).
 	Mode registry.Mode `mapstructure:"mode"`
 	// Storage is a storage extension (e.g. file_storage) that keeps the
@@ -130,8 +164,14 @@ func (cfg *Config) Validate() error {
 	if err := cfg.Query.Validate(); err != nil {
 		errs = append(errs, fmt.Errorf("query: %w", err))
 	}
-	if cfg.Registry.Mode != registry.ModeOpen && cfg.Registry.Mode != registry.ModeStrict {
-		errs = append(errs, fmt.Errorf("registry.mode: %q is not one of open, strict", cfg.Registry.Mode))
+	if err := cfg.Rules.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("rules: %w", err))
+	}
+	if cfg.Rules.Enabled() && cfg.Query.Remote.Endpoint != "" {
+		errs = append(errs, errors.New("rules.files: rules are evaluated over the local store and cannot be combined with query.remote.endpoint; evaluate them on the remote backend or remove query.remote.endpoint"))
+	}
+	if cfg.Definitions.Mode != registry.ModeOpen && cfg.Definitions.Mode != registry.ModeStrict {
+		errs = append(errs, fmt.Errorf("definitions.mode: %q is not one of open, strict", cfg.Definitions.Mode))
 	}
 	if cfg.Dedup.Window < 0 {
 		errs = append(errs, errors.New("dedup.window: must not be negative"))

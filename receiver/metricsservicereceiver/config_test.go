@@ -12,6 +12,7 @@ import (
 	"go.opentelemetry.io/collector/confmap/confmaptest"
 
 	"github.com/metricsmodule/metricsmodule/internal/convert"
+	"github.com/metricsmodule/metricsmodule/internal/registry"
 	"github.com/metricsmodule/metricsmodule/receiver/metricsservicereceiver/internal/metadata"
 )
 
@@ -29,6 +30,12 @@ func TestLoadConfig(t *testing.T) {
 	custom.Limits.MaxBatchSize = 500
 	custom.Dedup = DedupConfig{Window: time.Minute, MaxEntries: 10, MaxBytes: 1 << 20, MaxRequestIDBytes: 64}
 
+	defs := createDefaultConfig().(*Config)
+	defs.Definitions = DefinitionsConfig{Mode: registry.ModeStrict, BackupDir: "/var/lib/metricsmodule/backups"}
+	deprecated := createDefaultConfig().(*Config)
+	deprecated.Definitions = defs.Definitions
+	deprecated.deprecatedRegistryKey = true
+
 	tests := []struct {
 		id      component.ID
 		want    *Config
@@ -42,6 +49,11 @@ func TestLoadConfig(t *testing.T) {
 		{id: component.NewIDWithName(metadata.Type, "no_endpoint"), wantErr: "endpoint: must be set"},
 		{id: component.NewIDWithName(metadata.Type, "bad_request_id"), wantErr: "dedup.max_request_id_bytes: must be positive, got 0"},
 		{id: component.NewIDWithName(metadata.Type, "bad_dedup_bytes"), wantErr: "dedup.max_bytes: must not be negative, got -1"},
+		{id: component.NewIDWithName(metadata.Type, "bad_rules"), wantErr: "rules: evaluation_interval: must be positive, got 0s (Prometheus' default is 1m)\nalertmanagers[0]: \"alertmanager:9093\" is not an http(s) URL with a host; use e.g. http://127.0.0.1:9093"},
+		{id: component.NewIDWithName(metadata.Type, "rules_with_remote"), wantErr: "rules.files: rules are evaluated over the local store and cannot be combined with query.remote.endpoint"},
+		{id: component.NewIDWithName(metadata.Type, "definitions"), want: defs},
+		{id: component.NewIDWithName(metadata.Type, "registry_deprecated"), want: deprecated},
+		{id: component.NewIDWithName(metadata.Type, "bad_definitions_mode"), wantErr: `definitions.mode: "sometimes" is not one of open, strict`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.id.String(), func(t *testing.T) {
@@ -64,4 +76,13 @@ func TestUnknownKeyIsAnError(t *testing.T) {
 	cfg := createDefaultConfig()
 	err := confmap.NewFromStringMap(map[string]any{"aggregation": map[string]any{"temporality": "delta"}}).Unmarshal(cfg)
 	require.ErrorContains(t, err, "temporality")
+}
+
+func TestRegistryAndDefinitionsTogetherIsAnError(t *testing.T) {
+	cm, err := confmaptest.LoadConf(filepath.Join("testdata", "config.yaml"))
+	require.NoError(t, err)
+	sub, err := cm.Sub(component.NewIDWithName(metadata.Type, "registry_and_definitions").String())
+	require.NoError(t, err)
+	err = sub.Unmarshal(createDefaultConfig())
+	require.ErrorContains(t, err, "registry: is the deprecated name of definitions; set only definitions")
 }

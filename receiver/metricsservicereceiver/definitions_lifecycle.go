@@ -11,6 +11,7 @@ import (
 	"go.opentelemetry.io/collector/extension/xextension/storage"
 	"go.uber.org/zap"
 
+	"github.com/metricsmodule/metricsmodule/internal/definitions"
 	"github.com/metricsmodule/metricsmodule/internal/registry"
 )
 
@@ -48,8 +49,8 @@ func (r *metricsReceiver) dataDir() string {
 
 // backupDir is where UnregisterMetric writes backups.
 func (r *metricsReceiver) backupDir() string {
-	if r.cfg.Registry.BackupDir != "" {
-		return r.cfg.Registry.BackupDir
+	if r.cfg.Definitions.BackupDir != "" {
+		return r.cfg.Definitions.BackupDir
 	}
 	if d := r.dataDir(); d != "" {
 		return filepath.Join(d, "backups")
@@ -59,22 +60,22 @@ func (r *metricsReceiver) backupDir() string {
 
 // startRegistry opens the metric definitions and installs their checks.
 func (r *metricsReceiver) startRegistry(ctx context.Context, host component.Host) error {
-	rc := r.cfg.Registry
+	rc := r.cfg.Definitions
 	var kv registry.KV
 	where := ""
 	switch {
 	case rc.Storage != nil:
 		ext, ok := host.GetExtensions()[*rc.Storage]
 		if !ok {
-			return fmt.Errorf("registry.storage: extension %q is not configured", rc.Storage)
+			return fmt.Errorf("definitions.storage: extension %q is not configured", rc.Storage)
 		}
 		se, ok := ext.(storage.Extension)
 		if !ok {
-			return fmt.Errorf("registry.storage: extension %q is not a storage extension", rc.Storage)
+			return fmt.Errorf("definitions.storage: extension %q is not a storage extension", rc.Storage)
 		}
 		client, err := se.GetClient(ctx, component.KindReceiver, r.settings.ID, "registry")
 		if err != nil {
-			return fmt.Errorf("registry.storage: %w", err)
+			return fmt.Errorf("definitions.storage: %w", err)
 		}
 		kv, where = client, "storage extension "+rc.Storage.String()
 	case rc.Path != "" || r.dataDir() != "":
@@ -88,15 +89,22 @@ func (r *metricsReceiver) startRegistry(ctx context.Context, host component.Host
 		}
 		kv, where = b, path
 	default:
-		kv, where = &memKV{}, "memory (add the store block or registry.path to keep definitions across restarts)"
+		kv, where = &memKV{}, "memory (add the store block or definitions.path to keep definitions across restarts)"
 	}
 	reg, err := registry.Open(ctx, kv, rc.Mode)
 	if err != nil {
 		_ = kv.Close(ctx)
 		return err
 	}
-	r.registry = reg
+	r.defs.registry = reg
+	r.defs.engine = &definitions.Engine{Dir: r.backupDir(), Definitions: reg, Seen: r.acc.Names}
+	if r.store != nil {
+		r.defs.engine.Store = r.store
+	}
 	r.acc.SetValidator(reg)
+	if r.cfg.deprecatedRegistryKey {
+		r.settings.Logger.Warn("The receiver's registry block is deprecated: rename it definitions (same settings)")
+	}
 	r.settings.Logger.Info("Opened metric definitions", zap.String("mode", string(rc.Mode)),
 		zap.String("kept_in", where), zap.Int("metrics", len(reg.List(nil))))
 	r.wg.Go(r.deletionLoop)
@@ -119,16 +127,16 @@ func (r *metricsReceiver) deletionLoop() {
 }
 
 func (r *metricsReceiver) runDueDeletions(now time.Time) {
-	if r.registry == nil || r.store == nil {
+	if r.defs.registry == nil || r.store == nil {
 		return
 	}
-	due, err := r.registry.DueDeletions(context.Background(), now)
+	due, err := r.defs.registry.DueDeletions(context.Background(), now)
 	if err != nil {
 		r.settings.Logger.Warn("Reading scheduled deletions failed", zap.Error(err))
 		return
 	}
 	for _, d := range due {
-		if err := r.store.Delete(context.Background(), seriesMatchers(d.Name)...); err != nil {
+		if err := r.store.Delete(context.Background(), definitions.SeriesMatchers(d.Name)...); err != nil {
 			r.settings.Logger.Warn("Deleting the data of an unregistered metric failed", zap.String("metric", d.Name), zap.Error(err))
 			continue
 		}

@@ -27,7 +27,7 @@ type storageHost struct {
 func (h storageHost) GetExtensions() map[component.ID]component.Component { return h.exts }
 
 // TestDefinitionsInStorageExtension keeps the definitions in file_storage
-// (registry.storage) and reads them back after a restart of both.
+// (definitions.storage) and reads them back after a restart of both.
 func TestDefinitionsInStorageExtension(t *testing.T) {
 	dir := t.TempDir()
 	id := component.MustNewID("file_storage")
@@ -43,7 +43,7 @@ func TestDefinitionsInStorageExtension(t *testing.T) {
 
 		rcfg := createDefaultConfig().(*Config)
 		rcfg.NetAddr.Endpoint = "127.0.0.1:0"
-		rcfg.Registry.Storage = &id
+		rcfg.Definitions.Storage = &id
 		set := receivertest.NewNopSettings(metadata.Type)
 		set.ID = component.NewID(metadata.Type) // stable, as in a collector: it names the storage client
 		r, err := newReceiver(rcfg, set, &switchSink{})

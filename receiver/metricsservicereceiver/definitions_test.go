@@ -30,7 +30,7 @@ func runReceiver(t *testing.T, dir string, mode registry.Mode) (c pb.MetricsServ
 	cfg := createDefaultConfig().(*Config)
 	cfg.NetAddr.Endpoint = "127.0.0.1:0"
 	cfg.PrometheusAPI = configoptional.None[confighttp.ServerConfig]()
-	cfg.Registry.Mode = mode
+	cfg.Definitions.Mode = mode
 	require.NoError(t, cfg.Validate())
 	next, host, stopPipeline := storePipelineStop(t, filepath.Join(dir, "tsdb"), nil, &switchSink{})
 	r, err := newReceiver(cfg, receivertest.NewNopSettings(metadata.Type), next)
@@ -180,7 +180,7 @@ func TestUnregisterKeepDeleteBackupRestore(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, int64(1), dry.SeriesAffected)
 	assert.Equal(t, int64(3), dry.SamplesAffected)
-	_, still := r.registry.Get("http_requests_total")
+	_, still := r.defs.registry.Get("http_requests_total")
 	assert.True(t, still)
 
 	// keep the data
@@ -206,7 +206,7 @@ func TestUnregisterKeepDeleteBackupRestore(t *testing.T) {
 	restored, err := c.RegisterMetric(ctx, &pb.RegisterMetricRequest{RestoreBackupId: del.BackupId})
 	require.NoError(t, err)
 	assert.Equal(t, "http_requests_total", restored.Definition.Name)
-	_, ok := r.registry.Get("http_requests_total")
+	_, ok := r.defs.registry.Get("http_requests_total")
 	assert.True(t, ok, "definition restored")
 	require.Eventually(t, func() bool {
 		v, _ := sumRequests(t, c)

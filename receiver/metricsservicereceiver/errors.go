@@ -1,6 +1,7 @@
 package metricsservicereceiver
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strings"
@@ -11,9 +12,120 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/metricsmodule/metricsmodule/internal/convert"
+	"github.com/metricsmodule/metricsmodule/internal/definitions"
+	"github.com/metricsmodule/metricsmodule/internal/metricfilter"
+	"github.com/metricsmodule/metricsmodule/internal/query"
+	"github.com/metricsmodule/metricsmodule/internal/reads"
+	"github.com/metricsmodule/metricsmodule/internal/registry"
 	"github.com/metricsmodule/metricsmodule/internal/store"
+	"github.com/metricsmodule/metricsmodule/internal/summary"
 	pb "github.com/metricsmodule/metricsmodule/proto/metricsmodule/v1"
 )
+
+// This file is the one place where the engines' typed errors become gRPC
+// statuses: convert.Issue kinds, summary, definitions, registry and metricfilter
+// errors, store refusals and errors of the next consumer. Handlers return
+// statusOf(err) (or issuesStatus, consumerStatus) and build no status of
+// their own for engine errors; read errors (reads and query) go through readsStatus.
+
+// issueCode maps a refusal kind to its gRPC code.
+func issueCode(iss *convert.Issue) codes.Code {
+	switch iss.Kind {
+	case convert.KindResourceExhausted:
+		return codes.ResourceExhausted
+	case convert.KindOutOfRange:
+		return codes.OutOfRange
+	default:
+		return codes.InvalidArgument
+	}
+}
+
+// summaryCodes maps summary.Kind to gRPC codes.
+var summaryCodes = map[summary.Kind]codes.Code{
+	summary.KindInvalid:     codes.InvalidArgument,
+	summary.KindUnavailable: codes.Unavailable,
+}
+
+// definitionsCodes maps definitions.Kind to gRPC codes.
+var definitionsCodes = map[definitions.Kind]codes.Code{
+	definitions.KindInvalid:            codes.InvalidArgument,
+	definitions.KindNotFound:           codes.NotFound,
+	definitions.KindAlreadyExists:      codes.AlreadyExists,
+	definitions.KindFailedPrecondition: codes.FailedPrecondition,
+	definitions.KindDataLoss:           codes.DataLoss,
+	definitions.KindInternal:           codes.Internal,
+}
+
+// statusOf maps an engine error to a gRPC status. A status passes
+// unchanged; an error of no known type is INTERNAL.
+func statusOf(err error) error {
+	if err == nil {
+		return nil
+	}
+	if _, ok := status.FromError(err); ok {
+		return err
+	}
+	var (
+		fe   *metricfilter.Error
+		se   *summary.Error
+		be   *definitions.Error
+		inv  *registry.InvalidError
+		iss  *convert.Issue
+		refd *store.RefusedError
+	)
+	switch {
+	case errors.As(err, &fe):
+		return status.Error(codes.InvalidArgument, fe.Error())
+	case errors.As(err, &se):
+		return status.Error(codeOr(summaryCodes, se.Kind), se.Error())
+	case errors.As(err, &be):
+		return status.Error(codeOr(definitionsCodes, be.Kind), be.Error())
+	case errors.As(err, &inv):
+		return registryInvalidStatus(inv)
+	case errors.Is(err, registry.ErrBreaking):
+		return status.Error(codes.FailedPrecondition, err.Error())
+	case errors.Is(err, registry.ErrNotFound):
+		return status.Error(codes.NotFound, err.Error())
+	case errors.As(err, &iss):
+		return issuesStatus([]*convert.Issue{iss})
+	case errors.As(err, &refd):
+		return storeRefusalStatus(refd)
+	case errors.Is(err, context.Canceled):
+		return status.Error(codes.Canceled, err.Error())
+	case errors.Is(err, context.DeadlineExceeded):
+		return status.Error(codes.DeadlineExceeded, err.Error())
+	default:
+		return status.Error(codes.Internal, err.Error())
+	}
+}
+
+func codeOr[K comparable](m map[K]codes.Code, k K) codes.Code {
+	if c, ok := m[k]; ok {
+		return c
+	}
+	return codes.Internal
+}
+
+// registryInvalidStatus is an invalid definition: INVALID_ARGUMENT naming
+// the first field and its fix, every issue as a BadRequest violation.
+func registryInvalidStatus(inv *registry.InvalidError) error {
+	st := status.New(codes.InvalidArgument, inv.Error()+" (fix: "+inv.Issues[0].Suggestion+")")
+	br := &errdetails.BadRequest{}
+	for _, iss := range inv.Issues {
+		br.FieldViolations = append(br.FieldViolations, &errdetails.BadRequest_FieldViolation{Field: iss.Field, Description: iss.Message, Reason: iss.Code})
+	}
+	if d, derr := st.WithDetails(br); derr == nil {
+		st = d
+	}
+	return st.Err()
+}
+
+// errNoStore is the answer of a method that reads the store when there is
+// no metrics_store extension.
+func errNoStore(method string) error {
+	return status.Errorf(codes.FailedPrecondition,
+		"%s: needs the metrics_store extension: add it (and the metrics_store processor to the pipelines) to the collector config", method)
+}
 
 // maxIssuesInStatus bounds the field violations attached to one status.
 const maxIssuesInStatus = 100
@@ -30,7 +142,7 @@ func issuesStatus(issues []*convert.Issue) error {
 	if len(issues) > 1 {
 		msg += fmt.Sprintf("; %d more items refused", len(issues)-1)
 	}
-	st := status.New(first.Status, msg)
+	st := status.New(issueCode(first), msg)
 	br := &errdetails.BadRequest{}
 	for _, iss := range issues[:min(len(issues), maxIssuesInStatus)] {
 		br.FieldViolations = append(br.FieldViolations, &errdetails.BadRequest_FieldViolation{
@@ -107,5 +219,46 @@ func consumerStatus(err error) error {
 		return status.Error(codes.InvalidArgument, "pipeline refused the data permanently: "+err.Error())
 	default:
 		return status.Error(codes.Unavailable, "pipeline did not accept the data: "+err.Error()+"; retry")
+	}
+}
+
+// errNoReads is the answer of read methods when neither the store nor a
+// remote backend is configured.
+func errNoReads(method string) error {
+	return status.Errorf(codes.FailedPrecondition,
+		"%s: reads are disabled: add the store block (or query.remote.endpoint) to the metrics_service receiver config", method)
+}
+
+// readsStatus maps a failed read to a gRPC status, in one place: a refused
+// field is INVALID_ARGUMENT, a read over a configured bound
+// RESOURCE_EXHAUSTED; query failures by their kind (a timeout
+// DEADLINE_EXCEEDED, a busy engine RESOURCE_EXHAUSTED, a remote backend
+// that did not answer UNAVAILABLE, a query the engine cannot evaluate
+// INVALID_ARGUMENT); anything else INTERNAL.
+func readsStatus(err error) error {
+	var re *reads.Error
+	if errors.As(err, &re) {
+		if re.Kind == reads.KindTooLarge {
+			return status.Error(codes.ResourceExhausted, re.Error())
+		}
+		return status.Error(codes.InvalidArgument, re.Error())
+	}
+	var qe *query.Error
+	if !errors.As(err, &qe) {
+		return status.Error(codes.Internal, err.Error())
+	}
+	switch qe.Kind {
+	case query.KindBadQuery, query.KindExecution:
+		return status.Error(codes.InvalidArgument, qe.Error())
+	case query.KindTimeout:
+		return status.Error(codes.DeadlineExceeded, qe.Error())
+	case query.KindCanceled:
+		return status.Error(codes.Canceled, qe.Error())
+	case query.KindTooLarge, query.KindOverloaded:
+		return status.Error(codes.ResourceExhausted, qe.Error())
+	case query.KindUnavailable:
+		return status.Error(codes.Unavailable, qe.Error())
+	default:
+		return status.Error(codes.Internal, qe.Error())
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/metricsmodule/metricsmodule/internal/convert"
 	"github.com/metricsmodule/metricsmodule/internal/query"
 	"github.com/metricsmodule/metricsmodule/internal/registry"
+	"github.com/metricsmodule/metricsmodule/internal/rules"
 	"github.com/metricsmodule/metricsmodule/receiver/metricsservicereceiver/internal/metadata"
 )
 
@@ -50,7 +51,8 @@ func createDefaultConfig() component.Config {
 		Limits: LimitsConfig{Limits: cc.Limits, MaxBatchSize: 10_000},
 		Dedup:  DedupConfig{Window: 10 * time.Minute, MaxEntries: 100_000, MaxBytes: 64 << 20, MaxRequestIDBytes: 128},
 		Query:  query.DefaultConfig(),
-		Registry: RegistryConfig{
+		Rules:  rules.DefaultConfig(),
+		Definitions: DefinitionsConfig{
 			Mode: registry.ModeOpen,
 		},
 		PrometheusAPI: configoptional.Default(func() confighttp.ServerConfig {

@@ -1,13 +1,9 @@
 package metricsservicereceiver
 
 import (
-	"context"
 	"errors"
-	"math"
 	"strings"
 
-	"github.com/prometheus/prometheus/model/labels"
-	"github.com/prometheus/prometheus/storage"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -66,60 +62,4 @@ func (r *metricsReceiver) storedType(name string) (pb.MetricType, string) {
 		}
 	}
 	return pb.MetricType_METRIC_TYPE_UNSPECIFIED, ""
-}
-
-// summaryFilter returns what GetMetricsSummary keeps of a metric or family
-// name: names, exclusions and types of the filter; with label matchers
-// also the series count per name restricted to the matching series (nil
-// without label matchers: the head's counts apply).
-func (r *metricsReceiver) summaryFilter(ctx context.Context, f *pb.MetricFilter) (keep func(string) bool, series map[string]int64, err error) {
-	c, err := compileFilter(f)
-	if err != nil {
-		return nil, nil, err
-	}
-	if c.Empty() {
-		return func(string) bool { return true }, nil, nil
-	}
-	keep = func(name string) bool {
-		if !c.MatchName(name) {
-			return false
-		}
-		if c.HasTypes() {
-			t, unit := r.storedType(name)
-			if !c.MatchType(t, unit) {
-				return false
-			}
-		}
-		return true
-	}
-	if !c.HasLabelMatchers() {
-		return keep, nil, nil
-	}
-	series, err = r.seriesPerName(ctx, c.Matchers())
-	if err != nil {
-		return nil, nil, status.Errorf(codes.Unavailable, "filter.label_matchers: reading the store's series: %v", err)
-	}
-	names := keep
-	keep = func(name string) bool {
-		// a family name (rates, trends, metadata) has its classic
-		// histogram or summary series under suffixed names
-		matching := series[name] > 0 || series[name+"_bucket"] > 0 || series[name+"_count"] > 0
-		return matching && names(name)
-	}
-	return keep, series, nil
-}
-
-// seriesPerName counts the stored series matching ms by metric name.
-func (r *metricsReceiver) seriesPerName(ctx context.Context, ms []*labels.Matcher) (map[string]int64, error) {
-	q, err := r.store.Queryable().Querier(math.MinInt64, math.MaxInt64)
-	if err != nil {
-		return nil, err
-	}
-	defer q.Close()
-	out := map[string]int64{}
-	set := q.Select(ctx, false, &storage.SelectHints{Start: math.MinInt64, End: math.MaxInt64, Func: "series"}, ms...)
-	for set.Next() {
-		out[set.At().Labels().Get(labels.MetricName)]++
-	}
-	return out, set.Err()
 }

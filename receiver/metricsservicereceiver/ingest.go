@@ -171,7 +171,7 @@ func batchResults(b *convert.Batch, all bool) []*pb.MetricResult {
 func issueResult(iss *convert.Issue) *pb.MetricResult {
 	return &pb.MetricResult{
 		Index:   uint32(iss.Index),
-		Code:    int32(iss.Status),
+		Code:    int32(issueCode(iss)),
 		Message: iss.Error(),
 		Issues:  []*pb.ValidationIssue{toValidationIssue(iss)},
 	}

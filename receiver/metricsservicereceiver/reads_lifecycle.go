@@ -17,6 +17,7 @@ import (
 	"github.com/metricsmodule/metricsmodule/internal/datapath"
 	"github.com/metricsmodule/metricsmodule/internal/promapi"
 	"github.com/metricsmodule/metricsmodule/internal/query"
+	"github.com/metricsmodule/metricsmodule/internal/reads"
 )
 
 // findSink finds the metrics_store extension: the configured one, or the
@@ -70,21 +71,33 @@ func (r *metricsReceiver) startReads(ctx context.Context, host component.Host) e
 		return fmt.Errorf("create query engine: %w", err)
 	}
 	r.engine = eng
+	var st reads.Store
+	if r.store != nil {
+		st = r.store
+	}
+	r.reads = reads.New(eng, st)
 	if r.store != nil {
 		// late samples (older than the cache's freshness limit) drop the
 		// cached steps they may change
 		r.store.OnLateSamples(eng.FreshnessLimit(), eng.InvalidateFrom)
 	}
+	if err := r.startRules(); err != nil {
+		return err
+	}
 	if !r.cfg.PrometheusAPI.HasValue() {
 		return nil
 	}
 	hcfg := r.cfg.PrometheusAPI.Get()
+	opts := []promapi.Option{promapi.WithStatus(promapi.StatusInfo{Version: r.settings.BuildInfo.Version, Query: r.cfg.Query})}
+	if r.rules != nil {
+		opts = append(opts, promapi.WithRules(r.rules))
+	}
 	h, err := promapi.Handler(eng, r.store, r.cfg.Query.Remote.Endpoint, func() promapi.LabelIndex {
-		if reg := r.registry; reg != nil {
+		if reg := r.defs.registry; reg != nil {
 			return reg
 		}
 		return nil
-	}, promapi.WithStatus(promapi.StatusInfo{Version: r.settings.BuildInfo.Version, Query: r.cfg.Query}))
+	}, opts...)
 	if err != nil {
 		return err
 	}

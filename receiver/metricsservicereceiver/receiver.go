@@ -25,53 +25,82 @@ import (
 	"github.com/metricsmodule/metricsmodule/internal/convert"
 	"github.com/metricsmodule/metricsmodule/internal/datapath"
 	"github.com/metricsmodule/metricsmodule/internal/dedup"
+	"github.com/metricsmodule/metricsmodule/internal/definitions"
 	"github.com/metricsmodule/metricsmodule/internal/grpccodec"
 	"github.com/metricsmodule/metricsmodule/internal/query"
+	"github.com/metricsmodule/metricsmodule/internal/reads"
 	"github.com/metricsmodule/metricsmodule/internal/registry"
+	"github.com/metricsmodule/metricsmodule/internal/rules"
 	"github.com/metricsmodule/metricsmodule/internal/store"
 	"github.com/metricsmodule/metricsmodule/internal/stream"
+	"github.com/metricsmodule/metricsmodule/internal/summary"
 	"github.com/metricsmodule/metricsmodule/internal/utf8check"
 	pb "github.com/metricsmodule/metricsmodule/proto/metricsmodule/v1"
 	"github.com/metricsmodule/metricsmodule/receiver/metricsservicereceiver/internal/metadata"
 )
 
 // metricsReceiver is the metrics_service receiver: a gRPC server for
-// MetricsService in front of the accumulator and the next consumer.
+// MetricsService in front of the accumulator and the next consumer. Its
+// state is grouped by RPC family: ingest (ingest.go, handoff.go), reads
+// (reads*.go), summary (summary.go), definitions (defs; definitions*.go)
+// and stream (hub; stream.go).
 type metricsReceiver struct {
 	cfg      *Config
 	settings receiver.Settings
 	next     consumer.Metrics
 	obsrep   *receiverhelper.ObsReport
 
+	// ingest
 	acc       *convert.Accumulator
 	dedupOne  *dedup.Cache[*pb.RecordMetricResponse]
 	dedupMany *dedup.Cache[*pb.RecordBatchMetricsResponse]
 
-	// sink is the metrics_store extension's store and hub (nil without one).
-	sink *datapath.Sink
-	// hub serves StreamMetrics (the sink's; nil without a sink).
-	hub *stream.Hub
 	// ingest tracks memory refusals for the health service.
 	ingest ingestHealth
 	// unsyncedWarned is set once the receiver warned that the pipeline
 	// stores its data only after the answer.
 	unsyncedWarned atomic.Bool
 
+	// pipelineErrors are recent refusals of the next consumer (health).
+	pipelineErrors errorLog
+
+	// server
 	server *grpc.Server
 	health *health.Server
 	ln     net.Listener
 
-	store          *store.Store
-	registry       *registry.Registry
-	cardinality    cardinalityHistory
-	pipelineErrors errorLog
-	engine         *query.Engine
-	httpServer     *http.Server
-	httpLn         net.Listener
+	// sink is the metrics_store extension's store and hub (nil without one).
+	sink *datapath.Sink
+
+	// stream: hub serves StreamMetrics (the sink's; nil without a sink).
+	hub *stream.Hub
+
+	// reads
+	store      *store.Store
+	engine     *query.Engine
+	reads      *reads.Engine
+	httpServer *http.Server
+	httpLn     net.Listener
+	// rules evaluates rule files over the store (nil without rules.files).
+	rules *rules.Engine
+
+	// summary answers GetMetricsSummary (nil without a store).
+	summary *summary.Engine
+	// defs serves the definition methods.
+	defs definitionsState
 
 	stop     chan struct{}
 	stopOnce sync.Once
 	wg       sync.WaitGroup
+}
+
+// definitionsState is the state of the definition methods (definitions.go).
+type definitionsState struct {
+	// registry holds the metric definitions (nil before Start).
+	registry *registry.Registry
+	// engine unregisters, backs up, restores and describes definitions
+	// with their data.
+	engine *definitions.Engine
 }
 
 func newReceiver(cfg *Config, set receiver.Settings, next consumer.Metrics) (*metricsReceiver, error) {
@@ -155,8 +184,8 @@ func (r *metricsReceiver) Start(ctx context.Context, host component.Host) error 
 	})
 	r.wg.Go(r.sweepLoop)
 	r.wg.Go(r.healthLoop)
-	if r.store != nil {
-		r.wg.Go(r.cardinalityLoop)
+	if r.summary = r.newSummary(); r.summary != nil {
+		r.wg.Go(func() { r.summary.Run(r.stop) })
 	}
 	return nil
 }
@@ -202,9 +231,10 @@ func (r *metricsReceiver) Shutdown(ctx context.Context) error {
 		}
 	}
 	err := r.stopHTTP(ctx)
+	r.stopRules()
 	r.wg.Wait()
-	if r.registry != nil {
-		err = errors.Join(err, r.registry.Close(ctx))
+	if r.defs.registry != nil {
+		err = errors.Join(err, r.defs.registry.Close(ctx))
 	}
 	return err
 }

@@ -104,6 +104,12 @@ type endpoints struct {
 // startCollectorAt is startCollector returning every endpoint.
 func startCollectorAt(t *testing.T, sinkAddr string) endpoints {
 	t.Helper()
+	return startCollectorWith(t, sinkAddr, "")
+}
+
+// startCollectorWith is startCollectorAt with extra YAML merged last.
+func startCollectorWith(t *testing.T, sinkAddr, extra string) endpoints {
+	t.Helper()
 	e := endpoints{ingest: freePort(t), promAPI: freePort(t), otlpGRPC: freePort(t), otlpHTTP: freePort(t), remoteWrite: freePort(t)}
 	overrides := fmt.Sprintf(`
 receivers:
@@ -150,7 +156,7 @@ service:
 		BuildInfo: component.BuildInfo{Command: "otelcol-metrics", Version: "e2e"},
 		Factories: Components,
 		ConfigProviderSettings: otelcol.ConfigProviderSettings{ResolverSettings: confmap.ResolverSettings{
-			URIs: []string{"file:" + filepath.Join("..", "..", "testdata", "config.yaml"), "yaml:" + overrides},
+			URIs: append([]string{"file:" + filepath.Join("..", "..", "testdata", "config.yaml"), "yaml:" + overrides}, extraURIs(extra)...),
 			ProviderFactories: []confmap.ProviderFactory{
 				fileprovider.NewFactory(), envprovider.NewFactory(), yamlprovider.NewFactory(),
 			},
@@ -166,6 +172,13 @@ service:
 		require.NoError(t, <-done)
 	})
 	return e
+}
+
+func extraURIs(extra string) []string {
+	if extra == "" {
+		return nil
+	}
+	return []string{"yaml:" + extra}
 }
 
 // startSink serves an OTLP sink on a free port until the test ends.

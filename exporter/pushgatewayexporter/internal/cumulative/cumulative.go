@@ -1,8 +1,8 @@
-// Package accumulator keeps the cumulative Prometheus view of OpenTelemetry
+// Package cumulative keeps the cumulative Prometheus view of OpenTelemetry
 // metrics, grouped by Pushgateway grouping key: cumulative points replace the
 // state of their series, delta points are added to it, and series that
 // receive nothing for a while are forgotten.
-package accumulator // import "github.com/metricsmodule/metricsmodule/exporter/pushgatewayexporter/internal/accumulator"
+package cumulative // import "github.com/metricsmodule/metricsmodule/exporter/pushgatewayexporter/internal/cumulative"
 
 import (
 	"fmt"
@@ -22,7 +22,7 @@ type Label struct {
 	Name, Value string
 }
 
-// Options configure an Accumulator.
+// Options configure a State.
 type Options struct {
 	// Namespace is prefixed to metric names.
 	Namespace string
@@ -72,8 +72,8 @@ const (
 	ReasonUnsupported  = "unsupported_type"
 )
 
-// Accumulator is the state. It is not safe for concurrent use.
-type Accumulator struct {
+// State is the cumulative view per grouping key. It is not safe for concurrent use.
+type State struct {
 	opts        Options
 	namer       otlptranslator.MetricNamer
 	static      []Label
@@ -131,12 +131,12 @@ type summaryValue struct {
 	quantiles []*dto.Quantile
 }
 
-// New returns an empty Accumulator.
-func New(opts Options) *Accumulator {
+// New returns an empty State.
+func New(opts Options) *State {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	a := &Accumulator{
+	a := &State{
 		opts:     opts,
 		namer:    otlptranslator.MetricNamer{Namespace: opts.Namespace, WithMetricSuffixes: opts.AddMetricSuffixes},
 		reserved: map[string]bool{"job": true},
@@ -165,7 +165,7 @@ func LabelName(attr string) (string, error) {
 }
 
 // Update applies md to the state.
-func (a *Accumulator) Update(md pmetric.Metrics) Result {
+func (a *State) Update(md pmetric.Metrics) Result {
 	var res Result
 	now := a.opts.Now()
 	touched := map[string]bool{}
@@ -194,7 +194,7 @@ func (a *Accumulator) Update(md pmetric.Metrics) Result {
 }
 
 // group returns (creating) the group of a resource.
-func (a *Accumulator) group(res pcommon.Resource) *Group {
+func (a *State) group(res pcommon.Resource) *Group {
 	labels := slices.Clone(a.static)
 	for _, rg := range a.fromRes {
 		if v, ok := res.Attributes().Get(rg.attr); ok {
@@ -222,7 +222,7 @@ func labelsKey(labels []Label) string {
 	return b.String()
 }
 
-func (a *Accumulator) updateMetric(g *Group, m pmetric.Metric, resLabels []Label, now time.Time, res *Result) {
+func (a *State) updateMetric(g *Group, m pmetric.Metric, resLabels []Label, now time.Time, res *Result) {
 	var (
 		typ     dto.MetricType
 		mtype   otlptranslator.MetricType
@@ -305,7 +305,7 @@ func (a *Accumulator) updateMetric(g *Group, m pmetric.Metric, resLabels []Label
 // than its state (a new series accepts any point). Delta points must be
 // strictly newer, so that a retried or duplicated batch is not added twice;
 // cumulative points may repeat their timestamp.
-func (a *Accumulator) seriesFor(fam *family, attrs pcommon.Map, ts pcommon.Timestamp, delta bool,
+func (a *State) seriesFor(fam *family, attrs pcommon.Map, ts pcommon.Timestamp, delta bool,
 	resLabels []Label, now time.Time, res *Result,
 ) (s *series, isNew, ok bool) {
 	labels := a.attrLabels(attrs, resLabels)
@@ -326,7 +326,7 @@ func (a *Accumulator) seriesFor(fam *family, attrs pcommon.Map, ts pcommon.Times
 	return s, !found, true
 }
 
-func (a *Accumulator) applyNumber(fam *family, dp pmetric.NumberDataPoint, delta bool, resLabels []Label, now time.Time, res *Result) {
+func (a *State) applyNumber(fam *family, dp pmetric.NumberDataPoint, delta bool, resLabels []Label, now time.Time, res *Result) {
 	if dp.Flags().NoRecordedValue() {
 		res.drop(ReasonNoValue, 1)
 		return
@@ -346,7 +346,7 @@ func (a *Accumulator) applyNumber(fam *family, dp pmetric.NumberDataPoint, delta
 	s.value = v
 }
 
-func (a *Accumulator) applyHistogram(fam *family, dp pmetric.HistogramDataPoint, delta bool, resLabels []Label, now time.Time, res *Result) {
+func (a *State) applyHistogram(fam *family, dp pmetric.HistogramDataPoint, delta bool, resLabels []Label, now time.Time, res *Result) {
 	if dp.Flags().NoRecordedValue() {
 		res.drop(ReasonNoValue, 1)
 		return
@@ -376,7 +376,7 @@ func (a *Accumulator) applyHistogram(fam *family, dp pmetric.HistogramDataPoint,
 	h.sum += sum
 }
 
-func (a *Accumulator) applyExpo(fam *family, dp pmetric.ExponentialHistogramDataPoint, delta bool, resLabels []Label, now time.Time, res *Result) {
+func (a *State) applyExpo(fam *family, dp pmetric.ExponentialHistogramDataPoint, delta bool, resLabels []Label, now time.Time, res *Result) {
 	if dp.Flags().NoRecordedValue() {
 		res.drop(ReasonNoValue, 1)
 		return
@@ -394,7 +394,7 @@ func (a *Accumulator) applyExpo(fam *family, dp pmetric.ExponentialHistogramData
 	s.expo.merge(p)
 }
 
-func (a *Accumulator) applySummary(fam *family, dp pmetric.SummaryDataPoint, resLabels []Label, now time.Time, res *Result) {
+func (a *State) applySummary(fam *family, dp pmetric.SummaryDataPoint, resLabels []Label, now time.Time, res *Result) {
 	if dp.Flags().NoRecordedValue() {
 		res.drop(ReasonNoValue, 1)
 		return
@@ -419,7 +419,7 @@ func (a *Accumulator) applySummary(fam *family, dp pmetric.SummaryDataPoint, res
 // that sanitize to the same label join their values with ";" (as the
 // OpenTelemetry to Prometheus translation does); names of the grouping key
 // are left out, the Pushgateway sets them.
-func (a *Accumulator) attrLabels(attrs pcommon.Map, base []Label) []Label {
+func (a *State) attrLabels(attrs pcommon.Map, base []Label) []Label {
 	byName := map[string]string{}
 	for _, l := range base {
 		byName[l.Name] = l.Value
@@ -472,7 +472,7 @@ func toLabelPairs(labels []Label) []*dto.LabelPair {
 
 // Families returns the exposition of a group: every family, sorted by name,
 // with its series sorted by labels.
-func (a *Accumulator) Families(g *Group) []*dto.MetricFamily {
+func (a *State) Families(g *Group) []*dto.MetricFamily {
 	out := make([]*dto.MetricFamily, 0, len(g.families))
 	for _, name := range sortedKeys(g.families) {
 		fam := g.families[name]
@@ -524,7 +524,7 @@ func (h *explicitHistogram) dto() *dto.Histogram {
 
 // maybeSweep forgets series idle for longer than the expiration, and
 // families and groups left empty.
-func (a *Accumulator) maybeSweep(now time.Time) {
+func (a *State) maybeSweep(now time.Time) {
 	if now.Sub(a.lastSweep) < a.sweepPeriod {
 		return
 	}
@@ -533,7 +533,7 @@ func (a *Accumulator) maybeSweep(now time.Time) {
 }
 
 // Sweep forgets what was idle for longer than the expiration at now.
-func (a *Accumulator) Sweep(now time.Time) {
+func (a *State) Sweep(now time.Time) {
 	for gk, g := range a.groups {
 		for name, fam := range g.families {
 			for key, s := range fam.series {
@@ -552,7 +552,7 @@ func (a *Accumulator) Sweep(now time.Time) {
 }
 
 // Series returns the number of series kept.
-func (a *Accumulator) Series() int {
+func (a *State) Series() int {
 	n := 0
 	for _, g := range a.groups {
 		for _, fam := range g.families {

@@ -1,4 +1,4 @@
-package accumulator
+package cumulative
 
 import (
 	"math"

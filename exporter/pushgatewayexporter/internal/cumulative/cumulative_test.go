@@ -1,4 +1,4 @@
-package accumulator
+package cumulative
 
 import (
 	"bytes"
@@ -30,7 +30,7 @@ func ts(sec int) pcommon.Timestamp {
 }
 
 // text renders every group of res in the exposition format, groups in order.
-func text(t *testing.T, a *Accumulator, groups []*Group) string {
+func text(t *testing.T, a *State, groups []*Group) string {
 	t.Helper()
 	var b bytes.Buffer
 	for _, g := range groups {
@@ -134,7 +134,7 @@ func addExpo(ms pmetric.MetricSlice, name string, temp pmetric.AggregationTempor
 	dp.SetSum(sum)
 }
 
-func newAcc(opts Options) *Accumulator {
+func newAcc(opts Options) *State {
 	if opts.Expiration == 0 {
 		opts.Expiration = 5 * time.Minute
 	}

@@ -1,0 +1,65 @@
+package metricsservicereceiver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/prometheus/prometheus/promql"
+
+	"github.com/metricsmodule/metricsmodule/internal/query"
+	"github.com/metricsmodule/metricsmodule/internal/rules"
+	"github.com/metricsmodule/metricsmodule/internal/store"
+)
+
+// startRules loads the rule files (refusing the start on a bad one) and
+// starts evaluating them over the store through the query engine.
+func (r *metricsReceiver) startRules() error {
+	if !r.cfg.Rules.Enabled() {
+		return nil
+	}
+	if r.store == nil || r.sink == nil {
+		return errors.New("rules.files: rules need the metrics_store extension (their output is stored there); add it, or remove rules.files")
+	}
+	sink := r.sink
+	eng, err := rules.New(r.cfg.Rules, rules.Deps{
+		Query:     r.ruleQuery,
+		Queryable: r.store.Queryable(),
+		Sink:      func() rules.Stager { return sink },
+		Logger:    r.settings.Logger.Named("rules"),
+		Slog:      store.NewSlogger(r.settings.Logger.Named("rules")),
+	})
+	if err != nil {
+		return err
+	}
+	r.rules = eng
+	eng.Start()
+	return nil
+}
+
+// ruleQuery evaluates a rule expression with the engine's limits; a scalar
+// becomes a one-sample vector, as in Prometheus' EngineQueryFunc.
+func (r *metricsReceiver) ruleQuery(ctx context.Context, q string, t time.Time) (promql.Vector, error) {
+	res, err := r.engine.Do(ctx, query.Request{Query: q, Instant: true, Time: t, NoCache: true})
+	if err != nil {
+		return nil, err
+	}
+	switch v := res.Value.(type) {
+	case promql.Vector:
+		return v, nil
+	case promql.Scalar:
+		return promql.Vector{promql.Sample{T: v.T, F: v.V}}, nil
+	case nil:
+		return promql.Vector{}, nil
+	default:
+		return nil, fmt.Errorf("rule expression %q is a %s; a rule needs an instant vector or a scalar", q, v.Type())
+	}
+}
+
+// stopRules ends rule evaluation; safe when rules never started.
+func (r *metricsReceiver) stopRules() {
+	if r.rules != nil {
+		r.rules.Stop()
+	}
+}
