@@ -124,11 +124,16 @@ func (e *Engine) runDetached(ctx context.Context, ps *providerState, async bool,
 	e.bg.Add(1)
 	e.mu.Unlock()
 	done := make(chan struct{})
-	octx := context.WithoutCancel(ctx)
+	// Detached from the caller, but cut short when the engine's shutdown
+	// deadline passes (baseCtx).
+	octx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	stop := context.AfterFunc(e.baseCtx, cancel)
 	go func() {
 		defer e.bg.Done()
 		defer close(done)
 		defer ps.op.Unlock()
+		defer stop()
+		defer cancel()
 		fn(octx)
 	}()
 	if async {

@@ -521,6 +521,7 @@ func (e *Engine) retireOld(ctx context.Context, old *sender, drain time.Duration
 	}
 	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), drain)
 	defer cancel()
+	defer context.AfterFunc(e.baseCtx, cancel)() // the engine's shutdown deadline cuts it short
 	drained, dropped, err := old.stop(dctx, true)
 	if err != nil {
 		e.log.Warn("Stopping the replaced exporter failed", zap.String("provider_id", old.cfg.providerID), zap.Error(err))
