@@ -8,6 +8,8 @@ import (
 
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/extension"
+	"go.opentelemetry.io/otel/metric"
+	"go.uber.org/zap"
 
 	"github.com/metricsmodule/metricsmodule/internal/datapath"
 	"github.com/metricsmodule/metricsmodule/internal/store"
@@ -22,6 +24,7 @@ type storeExtension struct {
 
 	mu   sync.RWMutex
 	sink *datapath.Sink
+	tel  metric.Registration
 }
 
 var _ datapath.Provider = (*storeExtension)(nil)
@@ -46,6 +49,11 @@ func (e *storeExtension) Start(_ context.Context, _ component.Host) error {
 	e.mu.Lock()
 	e.sink = datapath.NewSink(st, hub)
 	e.mu.Unlock()
+	if reg, err := e.registerTelemetry(e.settings.MeterProvider); err != nil {
+		e.settings.Logger.Warn("Store telemetry is off: its instruments could not be created", zap.Error(err))
+	} else {
+		e.tel = reg
+	}
 	return nil
 }
 
@@ -60,9 +68,12 @@ func (e *storeExtension) Sink() *datapath.Sink {
 // and idempotent.
 func (e *storeExtension) Shutdown(context.Context) error {
 	e.mu.Lock()
-	sink := e.sink
-	e.sink = nil
+	sink, tel := e.sink, e.tel
+	e.sink, e.tel = nil, nil
 	e.mu.Unlock()
+	if tel != nil {
+		_ = tel.Unregister()
+	}
 	if sink == nil {
 		return nil
 	}

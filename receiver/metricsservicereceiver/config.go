@@ -16,6 +16,7 @@ import (
 	"github.com/metricsmodule/metricsmodule/internal/query"
 	"github.com/metricsmodule/metricsmodule/internal/registry"
 	"github.com/metricsmodule/metricsmodule/internal/rules"
+	"github.com/metricsmodule/metricsmodule/internal/summary"
 )
 
 // Config is the receiver configuration.
@@ -48,6 +49,9 @@ type Config struct {
 	// on the gRPC server and the Prometheus API; absent: every caller may
 	// call every method.
 	Authorization configoptional.Optional[authz.Config] `mapstructure:"authorization"`
+	// Recommendations are the thresholds of GetMetricsSummary's
+	// recommendation rules; zero keys take their defaults.
+	Recommendations summary.Thresholds `mapstructure:"recommendations"`
 
 	// deprecatedRegistryKey is set when the config named the definitions
 	// block registry (logged at start).
@@ -171,6 +175,9 @@ func (cfg *Config) Validate() error {
 	}
 	if cfg.Dedup.Window < 0 {
 		errs = append(errs, errors.New("dedup.window: must not be negative"))
+	}
+	if err := cfg.Recommendations.Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	if cfg.Dedup.Window > 0 && cfg.Dedup.MaxEntries <= 0 {
 		errs = append(errs, errors.New("dedup.max_entries: must be positive when dedup.window is set"))

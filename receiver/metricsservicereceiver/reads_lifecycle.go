@@ -70,6 +70,9 @@ func (r *metricsReceiver) startReads(ctx context.Context, host component.Host) e
 	if err != nil {
 		return fmt.Errorf("create query engine: %w", err)
 	}
+	if err := eng.SetMeterProvider(r.settings.MeterProvider); err != nil {
+		r.settings.Logger.Warn("Query telemetry is off: its instruments could not be created", zap.Error(err))
+	}
 	r.engine = eng
 	var st reads.Store
 	if r.store != nil {
