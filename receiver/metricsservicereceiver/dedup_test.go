@@ -138,3 +138,22 @@ func TestJournalPath(t *testing.T) {
 		})
 	}
 }
+
+func TestStartFailsNamingDedupPathWhenTheJournalCannotBeOpened(t *testing.T) {
+	dir := t.TempDir()
+	notADir := filepath.Join(dir, "file")
+	require.NoError(t, os.WriteFile(notADir, nil, 0o600))
+	cfg := createDefaultConfig().(*Config)
+	cfg.NetAddr.Endpoint = "127.0.0.1:0"
+	cfg.PrometheusAPI = configoptional.None[confighttp.ServerConfig]()
+	cfg.Dedup.Path = filepath.Join(notADir, "dedup.journal")
+	require.NoError(t, cfg.Validate())
+	next, host := storePipeline(t, filepath.Join(dir, "tsdb"), nil, &switchSink{})
+	r, err := newReceiver(cfg, receivertest.NewNopSettings(metadata.Type), next)
+	require.NoError(t, err)
+	err = r.Start(context.Background(), host)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "dedup.path:")
+	assert.Contains(t, err.Error(), "fix:")
+	require.NoError(t, r.Shutdown(context.Background()))
+}
