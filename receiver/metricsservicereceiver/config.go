@@ -132,6 +132,14 @@ type DedupConfig struct {
 	// MaxRequestIDBytes is the longest request_id accepted; a longer one is
 	// refused with INVALID_ARGUMENT.
 	MaxRequestIDBytes int `mapstructure:"max_request_id_bytes"`
+	// Persist keeps the remembered results in a journal file, so that a
+	// retry after a restart (kill -9 included) is still recognised. It
+	// applies when there is a store (or Path is set).
+	Persist bool `mapstructure:"persist"`
+	// Path is the journal file. Empty: next to the store
+	// (<store.path>/../dedup.journal; dedup-<name>.journal for a receiver
+	// metrics_service/<name>), or memory only when there is no store.
+	Path string `mapstructure:"path"`
 }
 
 var _ component.Config = (*Config)(nil)
@@ -184,6 +192,9 @@ func (cfg *Config) Validate() error {
 	}
 	if cfg.Dedup.MaxBytes < 0 {
 		errs = append(errs, fmt.Errorf("dedup.max_bytes: must not be negative, got %d", cfg.Dedup.MaxBytes))
+	}
+	if cfg.Dedup.Path != "" && !cfg.Dedup.Persist {
+		errs = append(errs, errors.New("dedup.path: is set while dedup.persist is false; remove dedup.path or set dedup.persist: true"))
 	}
 	if cfg.Dedup.MaxRequestIDBytes <= 0 {
 		errs = append(errs, fmt.Errorf("dedup.max_request_id_bytes: must be positive, got %d", cfg.Dedup.MaxRequestIDBytes))

@@ -49,7 +49,7 @@ func createDefaultConfig() component.Config {
 			SeriesTTL:            cc.SeriesTTL,
 		},
 		Limits: LimitsConfig{Limits: cc.Limits, MaxBatchSize: 10_000},
-		Dedup:  DedupConfig{Window: 10 * time.Minute, MaxEntries: 100_000, MaxBytes: 64 << 20, MaxRequestIDBytes: 128},
+		Dedup:  DedupConfig{Window: 10 * time.Minute, MaxEntries: 100_000, MaxBytes: 64 << 20, MaxRequestIDBytes: 128, Persist: true},
 		Query:  query.DefaultConfig(),
 		Rules:  rules.DefaultConfig(),
 		Definitions: DefinitionsConfig{

@@ -45,7 +45,7 @@ func (s *metricsService) RecordMetric(ctx context.Context, req *pb.RecordMetricR
 }
 
 // checkRequestID refuses a request_id longer than dedup.max_request_id_bytes:
-// it is kept in memory for the dedup window.
+// it is kept in memory (and the dedup journal) for the dedup window.
 func (s *metricsService) checkRequestID(id string) error {
 	if limit := s.r.cfg.Dedup.MaxRequestIDBytes; limit > 0 && len(id) > limit {
 		return status.Errorf(codes.InvalidArgument,

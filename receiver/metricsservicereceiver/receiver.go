@@ -54,6 +54,10 @@ type metricsReceiver struct {
 	acc       *convert.Accumulator
 	dedupOne  *dedup.Cache[*pb.RecordMetricResponse]
 	dedupMany *dedup.Cache[*pb.RecordBatchMetricsResponse]
+	// journal keeps the dedup caches' results across restarts (dedup.go;
+	// nil: memory only); journalFailing is set while its writes fail.
+	journal        *dedup.Journal
+	journalFailing atomic.Bool
 
 	// ingest tracks memory refusals for the health service.
 	ingest ingestHealth
@@ -147,6 +151,9 @@ func (r *metricsReceiver) Start(ctx context.Context, host component.Host) error 
 	if err := r.startRegistry(ctx, host); err != nil {
 		return errors.Join(err, r.stopHTTP(ctx))
 	}
+	if err := r.openDedupJournal(); err != nil {
+		return errors.Join(err, r.stopHTTP(ctx))
+	}
 	authzOpts, err := r.authzServerOptions()
 	if err != nil {
 		return errors.Join(err, r.stopHTTP(ctx))
@@ -233,6 +240,7 @@ func (r *metricsReceiver) Shutdown(ctx context.Context) error {
 	err := r.stopHTTP(ctx)
 	r.stopRules()
 	r.wg.Wait()
+	err = errors.Join(err, r.closeDedupJournal())
 	if r.defs.registry != nil {
 		err = errors.Join(err, r.defs.registry.Close(ctx))
 	}
