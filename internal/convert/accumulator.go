@@ -3,6 +3,7 @@ package convert
 import (
 	"cmp"
 	"fmt"
+	"iter"
 	"math"
 	"runtime"
 	"slices"
@@ -40,8 +41,10 @@ type Accumulator struct {
 	scope  Scope
 
 	validator Validator
+	cacheVal  CachingValidator // validator, when it supports the series cache
 	admitter  Admitter
 	gauges    gaugeSeries // gauge series keys (limits.max_series_per_metric)
+	cache     *seriesCache
 }
 
 type shard struct {
@@ -58,6 +61,7 @@ type Scope struct {
 // NewAccumulator returns an accumulator for cfg, which must be valid.
 func NewAccumulator(cfg Config, scope Scope) *Accumulator {
 	a := &Accumulator{cfg: cfg, bounds: cfg.Histogram.Buckets, now: time.Now, scope: scope}
+	a.cache = newSeriesCache(cfg.SeriesCacheSize)
 	for i := range a.shards {
 		a.shards[i].m = make(map[uint64]*series)
 	}
@@ -75,17 +79,26 @@ type Validator interface {
 	AllowsNaN(name string) bool
 }
 
-// SetValidator installs the definition checks (call before serving).
-func (a *Accumulator) SetValidator(v Validator) { a.validator = v }
+// SetValidator installs the definition checks (call before serving). The
+// series cache stays in use only if v is a CachingValidator.
+func (a *Accumulator) SetValidator(v Validator) {
+	a.validator = v
+	a.cacheVal, _ = v.(CachingValidator)
+	if a.cacheVal == nil && v != nil {
+		a.cache = nil
+	}
+}
 
 // Admitter checks a record against the store before it is accepted (time
 // window, name collisions).
 type Admitter interface {
 	// Admit returns nil or the refusal of record m whose resolved timestamp
-	// is ts (unix ns). Field paths of its issues are relative to the item
+	// is ts (unix ns) and whose label names (with the Validator's defaults;
+	// m.Labels may be empty when the labels came as raw bytes) are
+	// labelNames. Field paths of its issues are relative to the item
 	// (".timestamp"). It is called once per record that passed validation and
 	// the Validator, possibly from several goroutines at once.
-	Admit(m *pb.MetricData, ts int64) *Issue
+	Admit(m *pb.MetricData, labelNames iter.Seq[string], ts int64) *Issue
 }
 
 // SetAdmitter installs the store's admission checks (call before serving).
@@ -132,6 +145,9 @@ type record struct {
 	weight float64
 	res    int32
 	bad    bool
+	// cached, when set, is the series cache's entry of the record's series
+	// (its attribute template holds labels).
+	cached *cachedSeries
 }
 
 type resource struct {
@@ -178,6 +194,21 @@ func (b *Batch) refuse(i int, iss *Issue) {
 // is a RecordMetric (field paths start with "metric" instead of "metrics[i]").
 // Refused items are listed in Batch.Issues; the batch holds all items.
 func (a *Accumulator) Prepare(ms []*pb.MetricData, res *pb.Resource, single bool) *Batch {
+	return a.prepare(ms, res, single, nil)
+}
+
+// PrepareWire is Prepare for a RecordBatchMetrics request whose records'
+// labels may come as raw bytes: for an item i with rawLabels[i] != nil and
+// no ms[i].Labels, rawLabels[i] is the protobuf encoding of its label map
+// entries (field 4 of MetricData) as received (see
+// internal/grpccodec.BatchLabels). Such items go through the series cache:
+// a series seen before skips label decoding, validation and keying.
+// rawLabels may be nil or shorter than ms.
+func (a *Accumulator) PrepareWire(ms []*pb.MetricData, res *pb.Resource, rawLabels [][]byte) *Batch {
+	return a.prepare(ms, res, false, rawLabels)
+}
+
+func (a *Accumulator) prepare(ms []*pb.MetricData, res *pb.Resource, single bool, rawLabels [][]byte) *Batch {
 	now := a.now().UnixNano()
 	b := &Batch{recs: make([]record, len(ms)), now: now, single: single}
 	h := hasherPool.Get().(*hasher)
@@ -210,9 +241,14 @@ func (a *Accumulator) Prepare(ms []*pb.MetricData, res *pb.Resource, single bool
 			}
 		}
 		// one backing array for the sorted labels of the chunk's records
+		// (records from the series cache use its labels instead)
 		arena := make([]kv, 0, n+8)
 		for i := lo; i < hi; i++ {
-			issues[i] = a.prepareOne(h, &arena, &b.recs[i], ms[i], reqKey, now)
+			var raw []byte
+			if i < len(rawLabels) {
+				raw = rawLabels[i]
+			}
+			issues[i] = a.prepareOne(h, &arena, &b.recs[i], ms[i], raw, reqKey, now)
 		}
 		hasherPool.Put(h)
 	}
@@ -252,19 +288,63 @@ func (b *Batch) resourceIndex(attrs map[string]string, key uint64) int32 {
 }
 
 // prepareOne validates and keys one record. Its sorted labels are appended
-// to *arena (records keep subslices of it).
-func (a *Accumulator) prepareOne(h *hasher, arena *[]kv, r *record, m *pb.MetricData, reqKey uint64, now int64) *Issue {
+// to *arena (records keep subslices of it). raw, when not nil, is the raw
+// encoding of the record's labels (see PrepareWire).
+func (a *Accumulator) prepareOne(h *hasher, arena *[]kv, r *record, m *pb.MetricData, raw []byte, reqKey uint64, now int64) *Issue {
 	r.m = m
-	var labels []kv
 	lim := &a.cfg.Limits
-	if m != nil && (lim.MaxLabels <= 0 || len(m.Labels) <= lim.MaxLabels) {
-		// (over the limit, validateRecord refuses before it reads the labels)
-		*arena, labels = appendSorted(*arena, m.Labels)
+	// The series cache: records of a series seen before (same resource,
+	// name, type and label bytes, same definitions) skip the series-level
+	// checks, which gave the same answer then.
+	var (
+		hk     uint64
+		token  any
+		cached bool // eligible for the cache
+	)
+	if a.cache != nil && raw != nil && m != nil && len(m.Labels) == 0 && m.Resource == nil {
+		cached = true
+		if a.cacheVal != nil {
+			token = a.cacheVal.DefinitionsToken()
+		}
+		hk = h.rawKey(reqKey, m, raw)
+		if e := a.cache.get(hk, m, raw, reqKey, token); e != nil {
+			a.cache.hits.Add(1)
+			return a.prepareCached(r, m, e, reqKey, now)
+		}
+		a.cache.misses.Add(1)
 	}
-	if iss := validateRecord(m, labels, now, lim, a.allowsNaN); iss != nil {
+
+	var labels []kv
+	nLabels := 0
+	if m != nil {
+		nLabels = len(m.Labels)
+		if raw != nil && len(m.Labels) == 0 {
+			var ok bool
+			if *arena, labels, ok = appendRawLabels(*arena, raw); !ok {
+				return invalid(".labels", "invalid_labels", "the labels are not a valid protobuf map<string,string> encoding",
+					"send labels as a map of strings (check the client's proto)")
+			}
+			nLabels = len(labels)
+			if lim.MaxLabels > 0 && nLabels > lim.MaxLabels {
+				*arena = (*arena)[:len(*arena)-len(labels)]
+				labels = nil
+			}
+		} else if lim.MaxLabels <= 0 || len(m.Labels) <= lim.MaxLabels {
+			// (over the limit, validateRecord refuses before it reads the labels)
+			*arena, labels = appendSorted(*arena, m.Labels)
+		}
+	}
+	if iss := validateRecord(m, labels, nLabels, false, now, lim, a.allowsNaN); iss != nil {
 		return iss
 	}
 	if a.validator != nil {
+		if len(m.Labels) == 0 && len(labels) > 0 {
+			// the validator reads (and may add to) the label map
+			m.Labels = make(map[string]string, len(labels)+2)
+			for _, l := range labels {
+				m.Labels[l.k] = l.v
+			}
+		}
 		if iss := a.validator.Validate(m); iss != nil {
 			return iss
 		}
@@ -280,7 +360,7 @@ func (a *Accumulator) prepareOne(h *hasher, arena *[]kv, r *record, m *pb.Metric
 		r.ts = unixNano(m.Timestamp)
 	}
 	if a.admitter != nil {
-		if iss := a.admitter.Admit(m, r.ts); iss != nil {
+		if iss := a.admitter.Admit(m, labelNames(labels), r.ts); iss != nil {
 			return iss
 		}
 	}
@@ -293,23 +373,79 @@ func (a *Accumulator) prepareOne(h *hasher, arena *[]kv, r *record, m *pb.Metric
 		r.resKey = h.resourceKey(m.Resource.Attributes)
 	}
 	r.key = h.seriesKeySorted(r.resKey, m, labels)
+	ni, iss := a.nameInfo(m)
+	if iss != nil {
+		return iss
+	}
+	r.name = ni
+	if cached {
+		a.cache.put(hk, newCachedSeries(raw, m, reqKey, token, labels, r.key, ni))
+	}
+	return nil
+}
+
+// prepareCached is prepareOne for a record whose series is in the cache:
+// only the checks that depend on the record's other fields and values run.
+func (a *Accumulator) prepareCached(r *record, m *pb.MetricData, e *cachedSeries, reqKey uint64, now int64) *Issue {
+	if iss := validateRecord(m, nil, 0, true, now, &a.cfg.Limits, a.allowsNaN); iss != nil {
+		return iss
+	}
+	if a.cacheVal != nil {
+		if iss := a.cacheVal.ValidateValues(m); iss != nil {
+			return iss
+		}
+	}
+	r.labels = e.labels
+	r.cached = e
+	r.ts = now
+	if m.Timestamp != nil {
+		r.ts = unixNano(m.Timestamp)
+	}
+	if a.admitter != nil {
+		if iss := a.admitter.Admit(m, labelNames(e.labels), r.ts); iss != nil {
+			return iss
+		}
+	}
+	r.weight = 1
+	if m.SampleRate > 0 {
+		r.weight = 1 / m.SampleRate
+	}
+	r.resKey = reqKey
+	r.key = e.key
+	r.name = e.ni
+	return nil
+}
+
+// nameInfo returns the name entry of m, creating it within
+// limits.max_metric_names, and refuses a type other than the name's.
+func (a *Accumulator) nameInfo(m *pb.MetricData) (*nameInfo, *Issue) {
 	ni := a.names.lookup(m.Name, m.Type, a.cfg.Limits.MaxMetricNames)
 	if ni == nil {
-		return &Issue{
+		return nil, &Issue{
 			Field: ".name", Code: "too_many_metric_names", Status: codes.ResourceExhausted,
 			Message:    fmt.Sprintf("metric %q would pass the limit of %d metric names", m.Name, a.cfg.Limits.MaxMetricNames),
 			Suggestion: "reuse existing metric names with labels, or raise limits.max_metric_names",
 		}
 	}
 	if ni.typ != m.Type {
-		return &Issue{
+		return nil, &Issue{
 			Field: ".type", Code: "type_conflict", Status: codes.InvalidArgument,
 			Message:    fmt.Sprintf("metric %q is a %s; a %s record of the same name is refused", m.Name, typeName(ni.typ), typeName(m.Type)),
 			Suggestion: "use another name for the " + typeName(m.Type) + ", or record the metric as a " + typeName(ni.typ),
 		}
 	}
-	r.name = ni
-	return nil
+	return ni, nil
+}
+
+// labelNames yields the names of sorted labels.
+func labelNames(labels []kv) iter.Seq[string] {
+	return func(yield func(string) bool) {
+		for _, l := range labels {
+			if !yield(l.k) {
+				return
+			}
+		}
+	}
 }
 
 // stateful reports whether records of this type keep per-series state.

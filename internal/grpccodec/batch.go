@@ -21,7 +21,12 @@ import (
 // the generated UnmarshalVT: one field at a time where it reads only that
 // field, else the rest of the message. So results and errors are those of the
 // generated code.
-func unmarshalBatch(b []byte, req *pb.RecordBatchMetricsRequest) error {
+//
+// With flat set, the labels of a record are not put in a map: flat.Raw[i]
+// is the wire encoding of the label entries of req.Metrics[i] (see
+// BatchLabels), unless they are not contiguous or not well formed; then
+// they are in the record's map as usual and flat.Raw[i] is nil.
+func unmarshalBatch(b []byte, req *pb.RecordBatchMetricsRequest, flat *FlatLabels) error {
 	// The records and their timestamps are allocated in two arrays, one
 	// element per record, instead of two objects per record.
 	var (
@@ -32,6 +37,9 @@ func unmarshalBatch(b []byte, req *pb.RecordBatchMetricsRequest) error {
 	if n := countRecords(b); n > 0 {
 		mds = make([]pb.MetricData, n)
 		tss = make([]timestamppb.Timestamp, n)
+		if flat != nil {
+			flat.Raw = make([][]byte, n)
+		}
 	}
 	var err error
 	for i := 0; i < len(b); {
@@ -50,13 +58,17 @@ func unmarshalBatch(b []byte, req *pb.RecordBatchMetricsRequest) error {
 			i += n
 			var m *pb.MetricData
 			var ts *timestamppb.Timestamp
+			var raw *[]byte
 			if k < len(mds) {
 				m, ts = &mds[k], &tss[k]
+				if flat != nil {
+					raw = &flat.Raw[k]
+				}
 				k++
 			} else {
 				m = &pb.MetricData{}
 			}
-			if err := unmarshalMetric(v, m, ts); err != nil {
+			if err := unmarshalMetric(v, m, ts, raw); err != nil {
 				return err
 			}
 			req.Metrics = append(req.Metrics, m)
@@ -108,13 +120,31 @@ func countRecords(b []byte) int {
 }
 
 // unmarshalMetric decodes one MetricData (see unmarshalBatch). ts, if not
-// nil, is the zero Timestamp to decode m's timestamp into.
-func unmarshalMetric(b []byte, m *pb.MetricData, ts *timestamppb.Timestamp) error {
+// nil, is the zero Timestamp to decode m's timestamp into. raw, if not nil,
+// receives the wire bytes of m's labels instead of m.Labels (see
+// unmarshalBatch).
+func unmarshalMetric(b []byte, m *pb.MetricData, ts *timestamppb.Timestamp, raw *[]byte) error {
+	// the contiguous label entries seen so far, while raw is in use
+	spanStart, spanEnd := -1, -1
+	// toMap puts the entries of the span into m.Labels and stops using raw.
+	toMap := func() {
+		if raw == nil {
+			return
+		}
+		if spanStart >= 0 {
+			labelsToMap(b[spanStart:spanEnd], m)
+		}
+		raw = nil
+	}
+	fallback := func(start int) error {
+		toMap()
+		return m.UnmarshalVT(b[start:])
+	}
 	for i := 0; i < len(b); {
 		start := i
 		tag, n := protowire.ConsumeVarint(b[i:])
 		if n < 0 {
-			return m.UnmarshalVT(b[start:])
+			return fallback(start)
 		}
 		i += n
 		num, typ := protowire.Number(tag>>3), protowire.Type(tag&7)
@@ -122,7 +152,7 @@ func unmarshalMetric(b []byte, m *pb.MetricData, ts *timestamppb.Timestamp) erro
 		case typ == protowire.BytesType && (num == 1 || num == 6 || num == 7):
 			v, n := protowire.ConsumeBytes(b[i:])
 			if n < 0 {
-				return m.UnmarshalVT(b[start:])
+				return fallback(start)
 			}
 			i += n
 			switch s := alias(v); num {
@@ -137,10 +167,18 @@ func unmarshalMetric(b []byte, m *pb.MetricData, ts *timestamppb.Timestamp) erro
 		case typ == protowire.BytesType && num == 4:
 			v, n := protowire.ConsumeBytes(b[i:])
 			if n < 0 {
-				return m.UnmarshalVT(b[start:])
+				return fallback(start)
 			}
 			if k, val, ok := mapEntry(v); ok {
 				i += n
+				if raw != nil && (spanStart < 0 || spanEnd == start) {
+					if spanStart < 0 {
+						spanStart = start
+					}
+					spanEnd = i
+					continue
+				}
+				toMap() // labels not in one run: a map after all
 				if m.Labels == nil {
 					m.Labels = make(map[string]string)
 				}
@@ -149,18 +187,18 @@ func unmarshalMetric(b []byte, m *pb.MetricData, ts *timestamppb.Timestamp) erro
 			}
 			// The generated code reads a malformed entry up to the end of
 			// the message, not of the entry: let it decode the rest.
-			return m.UnmarshalVT(b[start:])
+			return fallback(start)
 		case typ == protowire.VarintType && num == 2:
 			v, n := protowire.ConsumeVarint(b[i:])
 			if n < 0 {
-				return m.UnmarshalVT(b[start:])
+				return fallback(start)
 			}
 			i += n
 			m.Type = pb.MetricType(int32(v))
 			continue
 		case typ == protowire.Fixed64Type && num == 3:
 			if len(b)-i < 8 {
-				return m.UnmarshalVT(b[start:])
+				return fallback(start)
 			}
 			m.Value = math.Float64frombits(binary.LittleEndian.Uint64(b[i:]))
 			i += 8
@@ -176,14 +214,38 @@ func unmarshalMetric(b []byte, m *pb.MetricData, ts *timestamppb.Timestamp) erro
 			typ == protowire.Fixed64Type && num == 14:
 			var err error
 			if i, err = delegate(b, start, i, m.UnmarshalVT); err != nil {
+				toMap()
 				return err
 			}
 		default:
 			// observations, unknown fields, wrong wire types
-			return m.UnmarshalVT(b[start:])
+			return fallback(start)
+		}
+	}
+	if raw != nil {
+		if spanStart >= 0 {
+			*raw = b[spanStart:spanEnd:spanEnd]
+		} else {
+			*raw = b[:0:0] // no labels
 		}
 	}
 	return nil
+}
+
+// labelsToMap adds the label entries encoded in span (well formed, see
+// mapEntry) to m.Labels.
+func labelsToMap(span []byte, m *pb.MetricData) {
+	for len(span) > 0 {
+		_, _, n := protowire.ConsumeTag(span)
+		span = span[n:]
+		v, n := protowire.ConsumeBytes(span)
+		span = span[n:]
+		k, val, _ := mapEntry(v)
+		if m.Labels == nil {
+			m.Labels = make(map[string]string)
+		}
+		m.Labels[k] = val
+	}
 }
 
 // mapEntry decodes a map<string,string> entry made only of its key and
