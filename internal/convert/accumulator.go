@@ -145,9 +145,6 @@ type record struct {
 	weight float64
 	res    int32
 	bad    bool
-	// cached, when set, is the series cache's entry of the record's series
-	// (its attribute template holds labels).
-	cached *cachedSeries
 }
 
 type resource struct {
@@ -158,11 +155,40 @@ type resource struct {
 // Batch is a validated and keyed request, ready for Apply.
 type Batch struct {
 	recs      []record
+	bufs      *prepBufs // recs and scratch, reused after Release
 	resources []resource
 	now       int64
 	single    bool
 	// Issues are the refused items, in index order.
 	Issues []*Issue
+}
+
+// prepBufs are the per-item arrays of a Batch: about 100 bytes per item.
+type prepBufs struct {
+	recs   []record
+	issues []*Issue
+}
+
+var prepPool sync.Pool // *prepBufs, zeroed
+
+func getPrepBufs(n int) *prepBufs {
+	p, _ := prepPool.Get().(*prepBufs)
+	if p == nil || cap(p.recs) < n {
+		return &prepBufs{recs: make([]record, n), issues: make([]*Issue, n)}
+	}
+	p.recs, p.issues = p.recs[:n], p.issues[:n]
+	return p
+}
+
+// Release lets the next batch reuse b's arrays: b must not be used after.
+// Calling it is optional (without it they are garbage collected).
+func (b *Batch) Release() {
+	if p := b.bufs; p != nil {
+		b.bufs, b.recs = nil, nil
+		clear(p.recs[:cap(p.recs)])
+		clear(p.issues[:cap(p.issues)])
+		prepPool.Put(p)
+	}
 }
 
 // Len is the number of items in the batch.
@@ -210,7 +236,9 @@ func (a *Accumulator) PrepareWire(ms []*pb.MetricData, res *pb.Resource, rawLabe
 
 func (a *Accumulator) prepare(ms []*pb.MetricData, res *pb.Resource, single bool, rawLabels [][]byte) *Batch {
 	now := a.now().UnixNano()
-	b := &Batch{recs: make([]record, len(ms)), now: now, single: single}
+	b := &Batch{now: now, single: single}
+	b.bufs = getPrepBufs(len(ms))
+	b.recs = b.bufs.recs
 	h := hasherPool.Get().(*hasher)
 	var reqAttrs map[string]string
 	if res != nil {
@@ -231,7 +259,7 @@ func (a *Accumulator) prepare(ms []*pb.MetricData, res *pb.Resource, single bool
 		return b
 	}
 
-	issues := make([]*Issue, len(ms))
+	issues := b.bufs.issues
 	prep := func(lo, hi int) {
 		h := hasherPool.Get().(*hasher)
 		n := 0
@@ -396,7 +424,6 @@ func (a *Accumulator) prepareCached(r *record, m *pb.MetricData, e *cachedSeries
 		}
 	}
 	r.labels = e.labels
-	r.cached = e
 	r.ts = now
 	if m.Timestamp != nil {
 		r.ts = unixNano(m.Timestamp)

@@ -117,13 +117,9 @@ func gaugePoint(dps pmetric.NumberDataPointSlice, r *record) {
 	putRecordLabels(dp.Attributes(), r)
 }
 
-// putRecordLabels sets the labels of r as attrs: a copy of the series
-// cache's template when r has one.
+// putRecordLabels sets the labels of r as attrs. The strings are shared:
+// from the series cache, or from the request.
 func putRecordLabels(attrs pcommon.Map, r *record) {
-	if r.cached != nil {
-		r.cached.attrs.CopyTo(attrs)
-		return
-	}
 	putLabels(attrs, r.labels)
 }
 

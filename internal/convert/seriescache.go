@@ -9,7 +9,6 @@ import (
 	"unsafe"
 
 	"github.com/cespare/xxhash/v2"
-	"go.opentelemetry.io/collector/pdata/pcommon"
 	"google.golang.org/protobuf/encoding/protowire"
 
 	pb "github.com/metricsmodule/metricsmodule/proto/metricsmodule/v1"
@@ -64,7 +63,6 @@ type cachedSeries struct {
 	labels []kv // validated, with defaults, sorted by name; owned strings
 	key    uint64
 	ni     *nameInfo
-	attrs  pcommon.Map // the labels as pdata attributes (a template: never handed on)
 }
 
 func newSeriesCache(size int) *seriesCache {
@@ -125,19 +123,33 @@ func (c *seriesCache) len() int {
 }
 
 // newCachedSeries builds the entry of a series that passed every
-// series-level check. Strings are copied: raw and labels may point into a
-// request buffer.
+// series-level check. raw and labels may point into a request buffer: the
+// entry keeps one copy of raw, and labels that were decoded from raw point
+// into that copy (others, e.g. defaults added by the Validator, are copied).
 func newCachedSeries(raw []byte, m *pb.MetricData, resKey uint64, token any, labels []kv, key uint64, ni *nameInfo) *cachedSeries {
 	e := &cachedSeries{
-		raw: string(raw), name: strings.Clone(m.Name), typ: m.Type, resKey: resKey, token: token,
-		labels: make([]kv, len(labels)), key: key, ni: ni, attrs: pcommon.NewMap(),
+		raw: string(raw), name: ni.name, typ: m.Type, resKey: resKey, token: token,
+		labels: make([]kv, len(labels)), key: key, ni: ni,
 	}
-	e.attrs.EnsureCapacity(len(labels))
 	for i, l := range labels {
-		e.labels[i] = kv{strings.Clone(l.k), strings.Clone(l.v)}
-		e.attrs.PutStr(e.labels[i].k, e.labels[i].v)
+		e.labels[i] = kv{within(e.raw, raw, l.k), within(e.raw, raw, l.v)}
 	}
 	return e
+}
+
+// within returns s as a substring of owned, a copy of raw, when s lies
+// inside raw; else a copy of s.
+func within(owned string, raw []byte, s string) string {
+	if len(s) == 0 {
+		return ""
+	}
+	if len(raw) > 0 {
+		off := uintptr(unsafe.Pointer(unsafe.StringData(s))) - uintptr(unsafe.Pointer(unsafe.SliceData(raw)))
+		if off < uintptr(len(raw)) && off+uintptr(len(s)) <= uintptr(len(raw)) {
+			return owned[off : off+uintptr(len(s))]
+		}
+	}
+	return strings.Clone(s)
 }
 
 // SeriesCacheStats are the series cache's counters.

@@ -62,6 +62,20 @@ type FlatLabels struct {
 	// entries (field 4) of record i, and the record's Labels map is empty;
 	// when nil, the record's labels are in its map.
 	Raw [][]byte
+	// arrays of the request, reused after the handler returned
+	arrays *batchArrays
+}
+
+// release gives the request's arrays back for reuse: the request must not
+// be used any more.
+func (f *FlatLabels) release() {
+	if f.arrays != nil {
+		if f.req != nil {
+			f.req.Metrics = nil
+		}
+		putArrays(f.arrays)
+		f.arrays, f.Raw = nil, nil
+	}
 }
 
 type flatKey struct{}
@@ -93,6 +107,10 @@ func StrictService(desc *grpc.ServiceDesc, checkFields bool) *grpc.ServiceDesc {
 		m.Handler = func(srv any, ctx context.Context, dec func(any) error, ic grpc.UnaryServerInterceptor) (any, error) {
 			flat := &FlatLabels{}
 			ctx = context.WithValue(ctx, flatKey{}, flat)
+			// A RecordBatchMetrics request and its records are the
+			// handler's only until it returns (it keeps no reference to
+			// them): then their arrays are reused.
+			defer flat.release()
 			return h(srv, ctx, func(v any) error { return strictDecode(dec, v, checkFields, flat) }, ic)
 		}
 		out.Methods[i] = m
@@ -336,12 +354,15 @@ func enumNames(ed protoreflect.EnumDescriptor) string {
 }
 
 // DecodeBatch decodes data into req the way a StrictService server does for
-// RecordBatchMetrics (labels as raw bytes) and returns ctx with them, for
-// BatchLabels. For tests and benchmarks that call a handler directly.
-func DecodeBatch(ctx context.Context, data []byte, req *pb.RecordBatchMetricsRequest) (context.Context, error) {
+// RecordBatchMetrics (labels as raw bytes, arrays from a pool) and returns
+// ctx with the labels, for BatchLabels, and release, which gives the arrays
+// back once req is no longer used. For tests and benchmarks that call a
+// handler directly.
+func DecodeBatch(ctx context.Context, data []byte, req *pb.RecordBatchMetricsRequest) (_ context.Context, release func(), _ error) {
 	flat := &FlatLabels{req: req}
 	if err := unmarshalBatch(append([]byte(nil), data...), req, flat); err != nil {
-		return ctx, decodeError(req, err)
+		flat.release()
+		return ctx, func() {}, decodeError(req, err)
 	}
-	return context.WithValue(ctx, flatKey{}, flat), nil
+	return context.WithValue(ctx, flatKey{}, flat), flat.release, nil
 }

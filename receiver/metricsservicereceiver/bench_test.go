@@ -102,11 +102,12 @@ func BenchmarkDecodeConvert(b *testing.B) {
 			// decoded as the server does it (grpccodec: strings point
 			// into one private copy of the bytes, labels stay raw)
 			var req pb.RecordBatchMetricsRequest
-			rctx, err := grpccodec.DecodeBatch(ctx, p.ours, &req)
+			rctx, release, err := grpccodec.DecodeBatch(ctx, p.ours, &req)
 			if err != nil {
 				b.Fatal(err)
 			}
 			resp, err := svc.RecordBatchMetrics(rctx, &req)
+			release()
 			if err != nil {
 				b.Fatal(err)
 			}

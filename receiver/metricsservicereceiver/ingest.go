@@ -114,6 +114,7 @@ func (s *metricsService) recordBatch(ctx context.Context, req *pb.RecordBatchMet
 	atomic := opts.GetMode() != pb.BatchMode_BATCH_MODE_BEST_EFFORT
 	// labels as received (no maps) when the server's codec decoded req
 	b := s.r.acc.PrepareWire(req.Metrics, req.Resource, grpccodec.BatchLabels(ctx, req))
+	defer b.Release()
 	if len(b.Issues) > 0 {
 		s.r.countRefused(ctx, b.Issues)
 		if atomic {
