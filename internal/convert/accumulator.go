@@ -624,9 +624,21 @@ func (a *Accumulator) Apply(b *Batch, atomic bool, consume func(pmetric.Metrics)
 		}
 	}
 	var newGauges []int32 // records whose gauge series key is new
+	// The gauge series set is locked once for the batch, at its first gauge.
+	gaugeLimit := a.cfg.Limits.MaxSeriesPerMetric
+	gaugesLocked := false
+	defer func() {
+		if gaugesLocked {
+			a.gauges.mu.Unlock()
+		}
+	}()
 	rollbackGauges := func() {
 		for _, i := range newGauges {
-			a.gauges.forget(b.recs[i].name, b.recs[i].key)
+			if gaugesLocked {
+				a.gauges.forgetLocked(b.recs[i].name, b.recs[i].key)
+			} else {
+				a.gauges.forget(b.recs[i].name, b.recs[i].key)
+			}
 		}
 	}
 	// Group the records by series (and create the staged series).
@@ -650,7 +662,15 @@ func (a *Accumulator) Apply(b *Batch, atomic bool, consume func(pmetric.Metrics)
 			continue
 		}
 		if !stateful(r.m.Type) {
-			added, iss := a.gauges.admit(r.name, r.m.Name, r.key, b.now, a.cfg.Limits.MaxSeriesPerMetric)
+			var added bool
+			var iss *Issue
+			if gaugeLimit > 0 {
+				if !gaugesLocked {
+					a.gauges.mu.Lock()
+					gaugesLocked = true
+				}
+				added, iss = a.gauges.admitLocked(r.name, r.m.Name, r.key, b.now, gaugeLimit)
+			}
 			if iss != nil {
 				if refuseAll(i, iss) {
 					return Outcome{}, iss
@@ -671,6 +691,10 @@ func (a *Accumulator) Apply(b *Batch, atomic bool, consume func(pmetric.Metrics)
 			continue
 		}
 		out.Accepted++
+	}
+	if gaugesLocked {
+		a.gauges.mu.Unlock()
+		gaugesLocked = false
 	}
 	if !slices.IsSortedFunc(b.Issues, byIndex) {
 		// refusals of this pass came after those of Prepare: Issues are in

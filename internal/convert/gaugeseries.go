@@ -25,6 +25,11 @@ func (g *gaugeSeries) admit(name *nameInfo, metric string, key uint64, now int64
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	return g.admitLocked(name, metric, key, now, limit)
+}
+
+// admitLocked is admit with g.mu held (and limit > 0).
+func (g *gaugeSeries) admitLocked(name *nameInfo, metric string, key uint64, now int64, limit int) (added bool, iss *Issue) {
 	set := g.byName[name]
 	if _, ok := set[key]; ok {
 		set[key] = now
@@ -52,6 +57,11 @@ func (g *gaugeSeries) admit(name *nameInfo, metric string, key uint64, now int64
 func (g *gaugeSeries) forget(name *nameInfo, key uint64) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	g.forgetLocked(name, key)
+}
+
+// forgetLocked is forget with g.mu held.
+func (g *gaugeSeries) forgetLocked(name *nameInfo, key uint64) {
 	if set := g.byName[name]; set != nil {
 		delete(set, key)
 	}
