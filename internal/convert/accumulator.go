@@ -145,6 +145,7 @@ type record struct {
 	weight float64
 	res    int32
 	bad    bool
+	cs     *cachedSeries // the series cache's entry, when the record has one
 }
 
 type resource struct {
@@ -260,6 +261,12 @@ func (a *Accumulator) prepare(ms []*pb.MetricData, res *pb.Resource, single bool
 	}
 
 	issues := b.bufs.issues
+	// The series of the request's previous batch, by position: clients
+	// send the same series in the same order again and again.
+	var hints []*cachedSeries
+	if a.cache != nil && len(rawLabels) > 0 {
+		hints = a.cache.hintsFor(reqKey)
+	}
 	prep := func(lo, hi int) {
 		h := hasherPool.Get().(*hasher)
 		n := 0
@@ -271,12 +278,21 @@ func (a *Accumulator) prepare(ms []*pb.MetricData, res *pb.Resource, single bool
 		// one backing array for the sorted labels of the chunk's records
 		// (records from the series cache use its labels instead)
 		arena := make([]kv, 0, n+8)
+		var counts cacheCounts
 		for i := lo; i < hi; i++ {
 			var raw []byte
 			if i < len(rawLabels) {
 				raw = rawLabels[i]
 			}
-			issues[i] = a.prepareOne(h, &arena, &b.recs[i], ms[i], raw, reqKey, now)
+			var hint *cachedSeries
+			if i < len(hints) {
+				hint = hints[i]
+			}
+			issues[i] = a.prepareOne(h, &arena, &b.recs[i], ms[i], raw, hint, &counts, reqKey, now)
+		}
+		if a.cache != nil {
+			a.cache.hits.Add(counts.hits)
+			a.cache.misses.Add(counts.misses)
 		}
 		hasherPool.Put(h)
 	}
@@ -302,6 +318,9 @@ func (a *Accumulator) prepare(ms []*pb.MetricData, res *pb.Resource, single bool
 			r.res = b.resourceIndex(r.m.Resource.Attributes, r.resKey)
 		}
 	}
+	if a.cache != nil && len(rawLabels) > 0 {
+		a.cache.updateHints(reqKey, hints, b.recs)
+	}
 	return b
 }
 
@@ -318,7 +337,10 @@ func (b *Batch) resourceIndex(attrs map[string]string, key uint64) int32 {
 // prepareOne validates and keys one record. Its sorted labels are appended
 // to *arena (records keep subslices of it). raw, when not nil, is the raw
 // encoding of the record's labels (see PrepareWire).
-func (a *Accumulator) prepareOne(h *hasher, arena *[]kv, r *record, m *pb.MetricData, raw []byte, reqKey uint64, now int64) *Issue {
+//
+// hint is the cached series at the record's position in the previous batch
+// of the request's resource; counts gets the record's cache hit or miss.
+func (a *Accumulator) prepareOne(h *hasher, arena *[]kv, r *record, m *pb.MetricData, raw []byte, hint *cachedSeries, counts *cacheCounts, reqKey uint64, now int64) *Issue {
 	r.m = m
 	lim := &a.cfg.Limits
 	// The series cache: records of a series seen before (same resource,
@@ -334,12 +356,16 @@ func (a *Accumulator) prepareOne(h *hasher, arena *[]kv, r *record, m *pb.Metric
 		if a.cacheVal != nil {
 			token = a.cacheVal.DefinitionsToken()
 		}
+		if hint.is(m, raw, reqKey, token) {
+			counts.hits++
+			return a.prepareCached(r, m, hint, reqKey, now)
+		}
 		hk = h.rawKey(reqKey, m, raw)
 		if e := a.cache.get(hk, m, raw, reqKey, token); e != nil {
-			a.cache.hits.Add(1)
+			counts.hits++
 			return a.prepareCached(r, m, e, reqKey, now)
 		}
-		a.cache.misses.Add(1)
+		counts.misses++
 	}
 
 	var labels []kv
@@ -407,7 +433,9 @@ func (a *Accumulator) prepareOne(h *hasher, arena *[]kv, r *record, m *pb.Metric
 	}
 	r.name = ni
 	if cached {
-		a.cache.put(hk, newCachedSeries(raw, m, reqKey, token, labels, r.key, ni))
+		e := newCachedSeries(raw, m, reqKey, token, labels, r.key, ni)
+		a.cache.put(hk, e)
+		r.cs = e
 	}
 	return nil
 }
@@ -424,6 +452,7 @@ func (a *Accumulator) prepareCached(r *record, m *pb.MetricData, e *cachedSeries
 		}
 	}
 	r.labels = e.labels
+	r.cs = e
 	r.ts = now
 	if m.Timestamp != nil {
 		r.ts = unixNano(m.Timestamp)

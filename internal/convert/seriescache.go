@@ -38,12 +38,24 @@ type CachingValidator interface {
 // entry and a pdata attribute template. It is keyed by a hash of those bytes
 // and checks the bytes themselves on a hit, so a hit is exact. It holds at
 // most max entries: a full shard forgets an arbitrary entry for a new one.
+//
+// It also remembers, per request resource, the entries of the last batch by
+// position (hints): a client that sends the same series in the same order
+// finds each record's entry without hashing or a table lookup.
 type seriesCache struct {
 	shards [cacheShards]cacheShard
 	max    int // per shard
 	hits   atomic.Uint64
 	misses atomic.Uint64
+
+	hintsMu  sync.RWMutex
+	hints    map[uint64][]*cachedSeries // request resource key -> entries by position
+	hinted   int                        // positions in hints
+	maxHints int                        // most positions: 2x the cache size
 }
+
+// cacheCounts are the hits and misses of a part of a batch.
+type cacheCounts struct{ hits, misses uint64 }
 
 const cacheShards = 16
 
@@ -69,7 +81,7 @@ func newSeriesCache(size int) *seriesCache {
 	if size <= 0 {
 		return nil
 	}
-	c := &seriesCache{max: max(1, (size+cacheShards-1)/cacheShards)}
+	c := &seriesCache{max: max(1, (size+cacheShards-1)/cacheShards), hints: map[uint64][]*cachedSeries{}, maxHints: 2 * size}
 	for i := range c.shards {
 		c.shards[i].m = make(map[uint64]*cachedSeries)
 	}
@@ -86,13 +98,53 @@ func (h *hasher) rawKey(resKey uint64, m *pb.MetricData, raw []byte) uint64 {
 	return xxhash.Sum64(h.buf)
 }
 
+// is reports whether e is the cached entry of this record's series under
+// token (false for a nil e).
+func (e *cachedSeries) is(m *pb.MetricData, raw []byte, resKey uint64, token any) bool {
+	return e != nil && e.typ == m.Type && e.resKey == resKey && e.token == token && e.name == m.Name && e.raw == string(raw)
+}
+
+// hintsFor returns the entries of the last batch of resource reqKey (read
+// only).
+func (c *seriesCache) hintsFor(reqKey uint64) []*cachedSeries {
+	c.hintsMu.RLock()
+	h := c.hints[reqKey]
+	c.hintsMu.RUnlock()
+	return h
+}
+
+// updateHints remembers the entries of recs as the last batch of reqKey,
+// unless they are those of prev already.
+func (c *seriesCache) updateHints(reqKey uint64, prev []*cachedSeries, recs []record) {
+	same := len(prev) == len(recs)
+	for i := 0; same && i < len(recs); i++ {
+		same = prev[i] == recs[i].cs
+	}
+	if same {
+		return
+	}
+	next := make([]*cachedSeries, len(recs))
+	for i := range recs {
+		next[i] = recs[i].cs
+	}
+	c.hintsMu.Lock()
+	c.hinted += len(next) - len(c.hints[reqKey])
+	if c.hinted > c.maxHints {
+		// (hints hold entries, also evicted ones: their memory is bounded)
+		clear(c.hints)
+		c.hinted = len(next)
+	}
+	c.hints[reqKey] = next
+	c.hintsMu.Unlock()
+}
+
 // get returns the entry of hk if it is exactly this series under token.
 func (c *seriesCache) get(hk uint64, m *pb.MetricData, raw []byte, resKey uint64, token any) *cachedSeries {
 	sh := &c.shards[hk%cacheShards]
 	sh.mu.RLock()
 	e := sh.m[hk]
 	sh.mu.RUnlock()
-	if e == nil || e.typ != m.Type || e.resKey != resKey || e.token != token || e.name != m.Name || e.raw != string(raw) {
+	if !e.is(m, raw, resKey, token) {
 		return nil
 	}
 	return e
