@@ -693,12 +693,21 @@ func (a *Accumulator) Apply(b *Batch, atomic bool, consume func(pmetric.Metrics)
 		if !stateful(r.m.Type) {
 			var added bool
 			var iss *Issue
-			if gaugeLimit > 0 {
+			// (a series with an earlier record in this call was admitted then)
+			if gaugeLimit > 0 && c.index.find(r.key).v >= 0 {
 				if !gaugesLocked {
 					a.gauges.mu.Lock()
 					gaugesLocked = true
 				}
-				added, iss = a.gauges.admitLocked(r.name, r.m.Name, r.key, b.now, gaugeLimit)
+				if m := r.cs.gaugeMark(); m != nil && !m.dead {
+					m.seen = b.now // the series cache knows its mark
+				} else {
+					var mark *gaugeMark
+					added, mark, iss = a.gauges.admitLocked(r.name, r.m.Name, r.key, b.now, gaugeLimit)
+					if mark != nil && r.cs != nil {
+						r.cs.gauge.Store(mark)
+					}
+				}
 			}
 			if iss != nil {
 				if refuseAll(i, iss) {

@@ -75,6 +75,17 @@ type cachedSeries struct {
 	labels []kv // validated, with defaults, sorted by name; owned strings
 	key    uint64
 	ni     *nameInfo
+	// gauge is the gauge series' mark in Accumulator.gauges once admitted
+	// (read and written with gaugeSeries.mu held).
+	gauge atomic.Pointer[gaugeMark]
+}
+
+// gaugeMark returns the gauge mark of e (nil for a nil e).
+func (e *cachedSeries) gaugeMark() *gaugeMark {
+	if e == nil {
+		return nil
+	}
+	return e.gauge.Load()
 }
 
 func newSeriesCache(size int) *seriesCache {

@@ -149,12 +149,17 @@ func checkCacheMatchesSlowPath(t *testing.T, seed uint64, batches, size int, cac
 			c.Limits.MaxLabels = 4
 			c.Limits.MaxLabelNameBytes = 64
 			c.Limits.MaxLabelValueBytes = 128
+			c.Limits.MaxSeriesPerMetric = 12 // reached: refusals and rollbacks
 			c.SeriesCacheSize = cacheSize
 		})
 		a.SetValidator(&testValidator{forbidden: "forbidden"})
 		return a
 	}
 	ref, fast := mk(), mk()
+	clock := t0
+	for _, a := range []*Accumulator{ref, fast} {
+		a.SetClock(func() time.Time { return clock })
+	}
 	res := &pb.Resource{Attributes: map[string]string{"service.name": "svc"}}
 	for bi := range batches {
 		var ms, ws []*pb.MetricData
@@ -163,11 +168,17 @@ func checkCacheMatchesSlowPath(t *testing.T, seed uint64, batches, size int, cac
 			m, w, raw := genRecord(rng)
 			ms, ws, raws = append(ms, m), append(ws, w), append(raws, raw)
 		}
+		if rng.IntN(4) == 0 {
+			// idle series expire (their gauge marks die)
+			clock = clock.Add(2 * time.Hour)
+			require.Equal(t, ref.Sweep(), fast.Sweep())
+		}
+		atomic := rng.IntN(3) == 0
 		rb := ref.Prepare(ms, res, false)
 		fb := fast.PrepareWire(ws, res, raws)
 		rmd, fmd := pmetric.NewMetrics(), pmetric.NewMetrics()
-		_, rerr := ref.Apply(rb, false, func(md pmetric.Metrics) error { rmd = md; return nil })
-		_, ferr := fast.Apply(fb, false, func(md pmetric.Metrics) error { fmd = md; return nil })
+		_, rerr := ref.Apply(rb, atomic, func(md pmetric.Metrics) error { rmd = md; return nil })
+		_, ferr := fast.Apply(fb, atomic, func(md pmetric.Metrics) error { fmd = md; return nil })
 		require.Equal(t, rerr, ferr)
 		require.Equal(t, len(rb.Issues), len(fb.Issues), "batch %d: refusals", bi)
 		for i := range rb.Issues {
