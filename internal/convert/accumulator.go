@@ -778,6 +778,9 @@ func (a *Accumulator) Apply(b *Batch, atomic bool, consume func(pmetric.Metrics)
 		s := new(series)
 		*s = st.next
 		a.shards[st.key%numShards].m[st.key] = s
+		if cs := b.recs[st.rec].cs; cs != nil {
+			cs.ser.Store(s)
+		}
 	}
 	out.SeriesCreated = created
 	return out, nil
@@ -889,7 +892,14 @@ func (a *Accumulator) stage(c *call, b *Batch, ri int32) *Issue {
 		return nil
 	}
 	st := staged{key: r.key, rec: ri}
-	if s := a.shards[r.key%numShards].m[r.key]; s != nil {
+	s := r.cs.state() // the series cache knows the state, unless it was dropped
+	if s == nil || s.dead {
+		s = a.shards[r.key%numShards].m[r.key]
+		if s != nil && r.cs != nil {
+			r.cs.ser.Store(s)
+		}
+	}
+	if s != nil {
 		st.target = s
 		st.next = *s
 		st.started = true
@@ -1134,6 +1144,7 @@ func (a *Accumulator) Sweep() int {
 		sh.mu.Lock()
 		for k, s := range sh.m {
 			if s.lastSeen < cutoff {
+				s.dead = true
 				delete(sh.m, k)
 				s.name.series.Add(-s.weight)
 				dropped++
@@ -1162,7 +1173,7 @@ func (a *Accumulator) CounterTotal(key uint64) (total float64, ok bool) {
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	s := sh.m[key]
-	if s == nil {
+	if s == nil || s.dead {
 		return 0, false
 	}
 	return s.total, true

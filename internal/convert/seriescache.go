@@ -78,6 +78,17 @@ type cachedSeries struct {
 	// gauge is the gauge series' mark in Accumulator.gauges once admitted
 	// (read and written with gaugeSeries.mu held).
 	gauge atomic.Pointer[gaugeMark]
+	// ser is the state of a stateful series once created (read and written
+	// with its accumulator shard locked).
+	ser atomic.Pointer[series]
+}
+
+// state returns the series state e points to (nil for a nil e).
+func (e *cachedSeries) state() *series {
+	if e == nil {
+		return nil
+	}
+	return e.ser.Load()
 }
 
 // gaugeMark returns the gauge mark of e (nil for a nil e).
