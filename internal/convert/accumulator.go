@@ -1173,7 +1173,7 @@ func (a *Accumulator) CounterTotal(key uint64) (total float64, ok bool) {
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	s := sh.m[key]
-	if s == nil || s.dead {
+	if s == nil {
 		return 0, false
 	}
 	return s.total, true
