@@ -275,6 +275,11 @@ func (a *Accumulator) prepare(ms []*pb.MetricData, res *pb.Resource, single bool
 				n += len(m.Labels)
 			}
 		}
+		if len(hints) == 0 {
+			for _, raw := range rawLabels[lo:min(hi, len(rawLabels))] {
+				n += len(raw) / 16 // (an entry takes at least 6 bytes; 16 is typical)
+			}
+		}
 		// one backing array for the sorted labels of the chunk's records
 		// (records from the series cache use its labels instead)
 		arena := make([]kv, 0, n+8)
@@ -370,6 +375,7 @@ func (a *Accumulator) prepareOne(h *hasher, arena *[]kv, r *record, m *pb.Metric
 
 	var labels []kv
 	nLabels := 0
+	defaulted := false // the Validator added labels
 	if m != nil {
 		nLabels = len(m.Labels)
 		if raw != nil && len(m.Labels) == 0 {
@@ -382,6 +388,14 @@ func (a *Accumulator) prepareOne(h *hasher, arena *[]kv, r *record, m *pb.Metric
 			if lim.MaxLabels > 0 && nLabels > lim.MaxLabels {
 				*arena = (*arena)[:len(*arena)-len(labels)]
 				labels = nil
+			} else if cached {
+				// the labels in another order than when cached
+				key := h.seriesKeySorted(reqKey, m, labels)
+				if e := a.cache.getByKey(key, m, labels, reqKey, token); e != nil {
+					counts.misses--
+					counts.hits++
+					return a.prepareCached(r, m, e, reqKey, now)
+				}
 			}
 		} else if lim.MaxLabels <= 0 || len(m.Labels) <= lim.MaxLabels {
 			// (over the limit, validateRecord refuses before it reads the labels)
@@ -406,6 +420,7 @@ func (a *Accumulator) prepareOne(h *hasher, arena *[]kv, r *record, m *pb.Metric
 			// the validator added default labels: collect again
 			*arena = (*arena)[:len(*arena)-len(labels)]
 			*arena, labels = appendSorted(*arena, m.Labels)
+			defaulted = true
 		}
 	}
 	r.labels = labels
@@ -434,7 +449,8 @@ func (a *Accumulator) prepareOne(h *hasher, arena *[]kv, r *record, m *pb.Metric
 	r.name = ni
 	if cached {
 		e := newCachedSeries(raw, m, reqKey, token, labels, r.key, ni)
-		a.cache.put(hk, e)
+		// (by series key only when its labels are the record's)
+		a.cache.put(hk, e, !defaulted)
 		r.cs = e
 	}
 	return nil

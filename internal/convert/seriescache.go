@@ -61,7 +61,11 @@ const cacheShards = 16
 
 type cacheShard struct {
 	mu sync.RWMutex
-	m  map[uint64]*cachedSeries
+	m  map[uint64]*cachedSeries // by rawKey
+	// byKey holds the same entries by series key: a client that sends a
+	// series' labels in another order (a Go map's order is random) finds
+	// its entry once the labels are sorted.
+	byKey map[uint64]*cachedSeries
 }
 
 // cachedSeries is one remembered series. It is immutable once published.
@@ -106,6 +110,7 @@ func newSeriesCache(size int) *seriesCache {
 	c := &seriesCache{max: max(1, (size+cacheShards-1)/cacheShards), hints: map[uint64][]*cachedSeries{}, maxHints: 2 * size}
 	for i := range c.shards {
 		c.shards[i].m = make(map[uint64]*cachedSeries)
+		c.shards[i].byKey = make(map[uint64]*cachedSeries)
 	}
 	return c
 }
@@ -172,8 +177,27 @@ func (c *seriesCache) get(hk uint64, m *pb.MetricData, raw []byte, resKey uint64
 	return e
 }
 
-// put publishes e under hk, evicting an arbitrary entry from a full shard.
-func (c *seriesCache) put(hk uint64, e *cachedSeries) {
+// getByKey returns the entry of series key if it is this series (labels
+// sorted by name, as appendRawLabels gives them) under token.
+func (c *seriesCache) getByKey(key uint64, m *pb.MetricData, labels []kv, resKey uint64, token any) *cachedSeries {
+	sh := &c.shards[key%cacheShards]
+	sh.mu.RLock()
+	e := sh.byKey[key]
+	sh.mu.RUnlock()
+	if e == nil || e.typ != m.Type || e.resKey != resKey || e.token != token || e.name != m.Name || len(e.labels) != len(labels) {
+		return nil
+	}
+	for i := range labels {
+		if e.labels[i] != labels[i] {
+			return nil
+		}
+	}
+	return e
+}
+
+// put publishes e under hk (and, with byKey, under its series key),
+// evicting an arbitrary entry from a full shard.
+func (c *seriesCache) put(hk uint64, e *cachedSeries, byKey bool) {
 	sh := &c.shards[hk%cacheShards]
 	sh.mu.Lock()
 	if _, ok := sh.m[hk]; !ok && len(sh.m) >= c.max {
@@ -183,6 +207,19 @@ func (c *seriesCache) put(hk uint64, e *cachedSeries) {
 		}
 	}
 	sh.m[hk] = e
+	sh.mu.Unlock()
+	if !byKey {
+		return
+	}
+	sh = &c.shards[e.key%cacheShards]
+	sh.mu.Lock()
+	if _, ok := sh.byKey[e.key]; !ok && len(sh.byKey) >= c.max {
+		for k := range sh.byKey {
+			delete(sh.byKey, k)
+			break
+		}
+	}
+	sh.byKey[e.key] = e
 	sh.mu.Unlock()
 }
 

@@ -327,3 +327,36 @@ func TestRawLabelsOverTheLimit(t *testing.T) {
 	require.Len(t, b.Issues, 1)
 	require.Equal(t, "invalid_labels", b.Issues[0].Code)
 }
+
+func TestSeriesCacheLabelOrder(t *testing.T) {
+	a := newTestAccumulator(t, nil)
+	orders := [][][2]string{
+		{{"a", "1"}, {"b", "2"}, {"c", "3"}},
+		{{"c", "3"}, {"a", "1"}, {"b", "2"}},
+		{{"b", "2"}, {"c", "3"}, {"a", "1"}},
+	}
+	var ids []string
+	for _, o := range orders {
+		m := &pb.MetricData{Name: "c_total", Type: pb.MetricType_METRIC_TYPE_COUNTER, Value: 1}
+		b := a.PrepareWire([]*pb.MetricData{m}, nil, [][]byte{rawOf(o)})
+		require.Empty(t, b.Issues)
+		ids = append(ids, b.SeriesID(0))
+		_, err := a.Apply(b, true, nopConsume)
+		require.NoError(t, err)
+	}
+	require.Equal(t, []string{ids[0], ids[0], ids[0]}, ids, "one series whatever the order")
+	// the later orders found the entry by series key: not cached again
+	require.Equal(t, SeriesCacheStats{Hits: 2, Misses: 1, Size: 1}, a.SeriesCacheStats())
+	total, ok := a.CounterTotal(b0key(t, a, orders[0]))
+	require.True(t, ok)
+	require.Equal(t, 3.0, total)
+}
+
+// b0key returns the series key of a counter c_total with labels.
+func b0key(t *testing.T, a *Accumulator, labels [][2]string) uint64 {
+	t.Helper()
+	m := &pb.MetricData{Name: "c_total", Type: pb.MetricType_METRIC_TYPE_COUNTER, Value: 1}
+	b := a.PrepareWire([]*pb.MetricData{m}, nil, [][]byte{rawOf(labels)})
+	require.Empty(t, b.Issues)
+	return b.SeriesKey(0)
+}
