@@ -275,7 +275,7 @@ func (a *Accumulator) prepare(ms []*pb.MetricData, res *pb.Resource, single bool
 				n += len(m.Labels)
 			}
 		}
-		if len(hints) == 0 {
+		if len(hints) == 0 && lo < len(rawLabels) {
 			for _, raw := range rawLabels[lo:min(hi, len(rawLabels))] {
 				n += len(raw) / 16 // (an entry takes at least 6 bytes; 16 is typical)
 			}
