@@ -35,13 +35,14 @@ func unmarshalBatch(b []byte, req *pb.RecordBatchMetricsRequest, flat *FlatLabel
 	var (
 		mds []pb.MetricData
 		tss []timestamppb.Timestamp
+		sts []timestamppb.Timestamp // start times (pooled only)
 		k   int
 	)
 	if n := countRecords(b); n > 0 {
 		if flat != nil {
 			arr := getArrays(n)
 			flat.arrays = arr
-			mds, tss, flat.Raw = arr.mds, arr.tss, arr.raw
+			mds, tss, sts, flat.Raw = arr.mds, arr.tss, arr.sts, arr.raw
 			req.Metrics = arr.ptrs
 		} else {
 			mds = make([]pb.MetricData, n)
@@ -65,18 +66,18 @@ func unmarshalBatch(b []byte, req *pb.RecordBatchMetricsRequest, flat *FlatLabel
 			}
 			i += n
 			var m *pb.MetricData
-			var ts *timestamppb.Timestamp
+			var ts, st *timestamppb.Timestamp
 			var raw *[]byte
 			if k < len(mds) {
 				m, ts = &mds[k], &tss[k]
 				if flat != nil {
-					raw = &flat.Raw[k]
+					raw, st = &flat.Raw[k], &sts[k]
 				}
 				k++
 			} else {
 				m = &pb.MetricData{}
 			}
-			if err := unmarshalMetric(v, m, ts, raw); err != nil {
+			if err := unmarshalMetric(v, m, ts, st, raw); err != nil {
 				return err
 			}
 			req.Metrics = append(req.Metrics, m)
@@ -100,6 +101,7 @@ func unmarshalBatch(b []byte, req *pb.RecordBatchMetricsRequest, flat *FlatLabel
 type batchArrays struct {
 	mds  []pb.MetricData
 	tss  []timestamppb.Timestamp
+	sts  []timestamppb.Timestamp
 	ptrs []*pb.MetricData
 	raw  [][]byte
 }
@@ -111,11 +113,11 @@ func getArrays(n int) *batchArrays {
 	a, _ := arraysPool.Get().(*batchArrays)
 	if a == nil || cap(a.mds) < n {
 		return &batchArrays{
-			mds: make([]pb.MetricData, n), tss: make([]timestamppb.Timestamp, n),
+			mds: make([]pb.MetricData, n), tss: make([]timestamppb.Timestamp, n), sts: make([]timestamppb.Timestamp, n),
 			ptrs: make([]*pb.MetricData, 0, n), raw: make([][]byte, n),
 		}
 	}
-	a.mds, a.tss, a.ptrs, a.raw = a.mds[:n], a.tss[:n], a.ptrs[:0], a.raw[:n]
+	a.mds, a.tss, a.sts, a.ptrs, a.raw = a.mds[:n], a.tss[:n], a.sts[:n], a.ptrs[:0], a.raw[:n]
 	return a
 }
 
@@ -123,6 +125,7 @@ func getArrays(n int) *batchArrays {
 func putArrays(a *batchArrays) {
 	clear(a.mds[:cap(a.mds)])
 	clear(a.tss[:cap(a.tss)])
+	clear(a.sts[:cap(a.sts)])
 	clear(a.ptrs[:cap(a.ptrs)])
 	clear(a.raw[:cap(a.raw)])
 	arraysPool.Put(a)
@@ -163,11 +166,11 @@ func countRecords(b []byte) int {
 	return n
 }
 
-// unmarshalMetric decodes one MetricData (see unmarshalBatch). ts, if not
-// nil, is the zero Timestamp to decode m's timestamp into. raw, if not nil,
-// receives the wire bytes of m's labels instead of m.Labels (see
-// unmarshalBatch).
-func unmarshalMetric(b []byte, m *pb.MetricData, ts *timestamppb.Timestamp, raw *[]byte) error {
+// unmarshalMetric decodes one MetricData (see unmarshalBatch). ts and st, if
+// not nil, are zero Timestamps to decode m's timestamp and start time into.
+// raw, if not nil, receives the wire bytes of m's labels instead of m.Labels
+// (see unmarshalBatch).
+func unmarshalMetric(b []byte, m *pb.MetricData, ts, st *timestamppb.Timestamp, raw *[]byte) error {
 	// the contiguous label entries seen so far, while raw is in use
 	spanStart, spanEnd := -1, -1
 	// toMap puts the entries of the span into m.Labels and stops using raw.
@@ -259,6 +262,16 @@ func unmarshalMetric(b []byte, m *pb.MetricData, ts *timestamppb.Timestamp, raw 
 			}
 			// the generated code decodes into a timestamp already set
 			m.Timestamp = ts
+		}
+		if num == 9 && typ == protowire.BytesType && m.StartTime == nil && st != nil {
+			if v, n := protowire.ConsumeBytes(b[i:]); n >= 0 {
+				if sec, nanos, ok := timestampFields(v); ok {
+					st.Seconds, st.Nanos = sec, nanos
+					m.StartTime = st
+					i += n
+					continue
+				}
+			}
 		}
 		switch {
 		case typ == protowire.BytesType && (num == 5 || num == 9 || num == 11 || num == 12 || num == 13),
