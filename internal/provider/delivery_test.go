@@ -160,7 +160,7 @@ func TestFailureReason(t *testing.T) {
 		{"otlp http 500", errors.New("error exporting items, request to http://x/v1/metrics responded with HTTP Status Code 500"), ReasonHTTP5xx},
 		{"remote write 400", errors.New("Permanent error: remote write returned HTTP status 400 Bad Request; err = <nil>"), ReasonHTTP4xx},
 		{"pushgateway 503", errors.New("push to http://127.0.0.1:1/metrics/job/myapp: 503 Service Unavailable: no"), ReasonHTTP5xx},
-		{"grpc code", status.Error(codes.ResourceExhausted, "too much"), "grpc_resourceexhausted"},
+		{"grpc code", status.Error(codes.ResourceExhausted, "too much"), "grpc_resource_exhausted"},
 		{"other", errors.New("something else"), ReasonOther},
 	}
 	for _, tt := range tests {

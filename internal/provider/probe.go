@@ -14,13 +14,12 @@ import (
 
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
-	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
 
+	"github.com/metricsmodule/metricsmodule/internal/grpcclient"
 	pb "github.com/metricsmodule/metricsmodule/proto/metricsmodule/v1"
 )
 
@@ -294,11 +293,11 @@ func probeGRPC(ctx context.Context, d destination, addr string) (string, error) 
 	}
 	defer cc.Close()
 	resp, err := healthpb.NewHealthClient(cc).Check(ctx, &healthpb.HealthCheckRequest{})
-	switch status.Code(err) {
-	case codes.OK:
-		return "gRPC health: " + resp.GetStatus().String(), nil
-	case codes.Unimplemented:
+	switch ok, unimplemented := grpcclient.Answered(err); {
+	case ok && unimplemented:
 		return "a gRPC server answers (it has no health service)", nil
+	case ok:
+		return "gRPC health: " + resp.GetStatus().String(), nil
 	}
 	return "", err
 }

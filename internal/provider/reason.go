@@ -10,8 +10,7 @@ import (
 	"strings"
 	"syscall"
 
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
+	"github.com/metricsmodule/metricsmodule/internal/grpcclient"
 )
 
 // Failure reasons of an export attempt (ProviderStats.failures_by_reason and
@@ -86,8 +85,8 @@ func failureReason(err error) string {
 			return ReasonHTTP5xx
 		}
 	}
-	if st, ok := status.FromError(err); ok && st.Code() != codes.OK && st.Code() != codes.Unknown {
-		return "grpc_" + strings.ToLower(st.Code().String())
+	if name, ok := grpcclient.CodeName(err); ok {
+		return "grpc_" + name
 	}
 	return ReasonOther
 }

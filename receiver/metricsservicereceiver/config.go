@@ -110,6 +110,10 @@ type AggregationConfig struct {
 	Summary convert.SummaryConfig `mapstructure:"summary"`
 	// SeriesTTL is how long an idle series keeps its state.
 	SeriesTTL time.Duration `mapstructure:"series_ttl"`
+	// SeriesCacheSize is the most series whose checked labels, key and
+	// attributes the ingest path remembers (about 0.5 KiB each with 4
+	// labels); 0 disables the cache.
+	SeriesCacheSize int `mapstructure:"series_cache_size"`
 }
 
 // LimitsConfig bounds what a request may carry.
@@ -153,6 +157,7 @@ func (cfg *Config) convertConfig() convert.Config {
 		Summary:              cfg.Aggregation.Summary,
 		Limits:               cfg.Limits.Limits,
 		SeriesTTL:            cfg.Aggregation.SeriesTTL,
+		SeriesCacheSize:      cfg.Aggregation.SeriesCacheSize,
 	}
 }
 
