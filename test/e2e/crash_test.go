@@ -78,14 +78,25 @@ type collectorProc struct {
 	e       endpoints
 	cmd     *exec.Cmd
 	out     *syncBuffer
+	dir     string
+	// exited is closed when the running child has exited.
+	exited chan struct{}
 }
 
 // newCollectorProc writes the overrides of a collector on free ports that
 // keeps its data in dir.
 func newCollectorProc(t *testing.T, dir string) *collectorProc {
 	t.Helper()
-	p := &collectorProc{t: t, cfgPath: filepath.Join(dir, "overrides.yaml"),
-		e: endpoints{ingest: freePort(t), promAPI: freePort(t), otlpGRPC: freePort(t), otlpHTTP: freePort(t), remoteWrite: freePort(t)}}
+	p := &collectorProc{t: t, cfgPath: filepath.Join(dir, "overrides.yaml"), dir: dir}
+	require.NoError(t, os.MkdirAll(filepath.Join(dir, "storage"), 0o700))
+	p.writeConfig()
+	return p
+}
+
+// writeConfig picks free ports and writes the overrides with them.
+func (p *collectorProc) writeConfig() {
+	t := p.t
+	p.e = endpoints{ingest: freePort(t), promAPI: freePort(t), otlpGRPC: freePort(t), otlpHTTP: freePort(t), remoteWrite: freePort(t)}
 	cfg := fmt.Sprintf(`
 receivers:
   metrics_service:
@@ -121,44 +132,78 @@ service:
       level: none
     logs:
       level: warn
-`, p.e.ingest, p.e.promAPI, p.e.otlpGRPC, p.e.otlpHTTP, p.e.remoteWrite, filepath.Join(dir, "tsdb"), freePort(t), filepath.Join(dir, "storage"), freePort(t))
-	require.NoError(t, os.MkdirAll(filepath.Join(dir, "storage"), 0o700))
+`, p.e.ingest, p.e.promAPI, p.e.otlpGRPC, p.e.otlpHTTP, p.e.remoteWrite, filepath.Join(p.dir, "tsdb"), freePort(t), filepath.Join(p.dir, "storage"), freePort(t))
 	require.NoError(t, os.WriteFile(p.cfgPath, []byte(cfg), 0o600))
-	return p
 }
 
-// start runs the collector and waits until MetricsService is serving.
+// start runs the collector and waits until MetricsService is serving. A
+// free port picked for it may be taken by another process before the child
+// binds it (tests run in parallel packages): then the child exits, and it
+// is started again on other free ports; clients made with client() after
+// start use the ports in force.
 func (p *collectorProc) start() {
+	p.t.Helper()
+	for attempt := 1; ; attempt++ {
+		if p.tryStart() {
+			return
+		}
+		require.Less(p.t, attempt, 5, "collector did not start: %s", p.out)
+		require.Contains(p.t, p.out.String(), "address already in use", "collector exited: %s", p.out)
+		p.writeConfig()
+	}
+}
+
+// tryStart starts the child and waits until it serves; false when it
+// exited first.
+func (p *collectorProc) tryStart() bool {
 	p.t.Helper()
 	p.out = &syncBuffer{}
 	p.cmd = exec.Command(os.Args[0], "-test.run=^$")
 	p.cmd.Env = append(os.Environ(), childConfigEnv+"="+p.cfgPath)
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
 	require.NoError(p.t, p.cmd.Start())
-	cmd := p.cmd
+	cmd, exited := p.cmd, make(chan struct{})
+	go func() {
+		_ = cmd.Wait()
+		close(exited)
+	}()
+	p.exited = exited
 	p.t.Cleanup(func() {
-		if cmd.ProcessState == nil {
+		select {
+		case <-exited:
+		default:
 			_ = cmd.Process.Kill()
-			_ = cmd.Wait()
+			<-exited
 		}
 	})
 	conn, err := grpc.NewClient(p.e.ingest, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	require.NoError(p.t, err)
 	defer conn.Close()
 	hc := healthpb.NewHealthClient(conn)
-	require.Eventually(p.t, func() bool {
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		select {
+		case <-exited:
+			return false
+		default:
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		defer cancel()
 		r, err := hc.Check(ctx, &healthpb.HealthCheckRequest{Service: "metricsmodule.v1.MetricsService"})
-		return err == nil && r.Status == healthpb.HealthCheckResponse_SERVING
-	}, 60*time.Second, 50*time.Millisecond, "collector did not start: %s", p.out)
+		cancel()
+		if err == nil && r.Status == healthpb.HealthCheckResponse_SERVING {
+			return true
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	require.FailNow(p.t, "collector did not start", "%s", p.out)
+	return false
 }
 
 // stop ends the collector with sig and waits for it.
 func (p *collectorProc) stop(sig syscall.Signal) {
 	p.t.Helper()
 	require.NoError(p.t, p.cmd.Process.Signal(sig))
-	_ = p.cmd.Wait()
+	<-p.exited
 }
 
 func (p *collectorProc) client() pb.MetricsServiceClient {
