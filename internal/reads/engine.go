@@ -50,12 +50,18 @@ type Engine struct {
 	st Store
 	// now is the clock of default time ranges.
 	now func() time.Time
+	// merge is the label that raw remote pages aggregate away (WithMergeLabel).
+	merge string
 }
 
 // New returns an engine reading through q; st (nil in remote mode) gives
 // the series types, used by the type filter, and counts series.
-func New(q *query.Engine, st Store) *Engine {
-	return &Engine{q: q, st: st, now: time.Now}
+func New(q *query.Engine, st Store, opts ...Option) *Engine {
+	e := &Engine{q: q, st: st, now: time.Now}
+	for _, o := range opts {
+		o(e)
+	}
+	return e
 }
 
 // local reports whether GetMetrics reads the store directly.
@@ -148,6 +154,9 @@ func (e *Engine) GetMetrics(ctx context.Context, req *pb.GetMetricsRequest) (*pb
 	}
 	if p.agg == nil && e.local() {
 		return e.rawPage(ctx, p)
+	}
+	if p.agg == nil && e.q.Remote() {
+		return e.remotePage(ctx, p)
 	}
 	return e.promqlPage(ctx, p)
 }

@@ -1,0 +1,144 @@
+package sharedstore
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/golang/snappy"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/model/metadata"
+	"github.com/prometheus/prometheus/prompb"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// backend is a fake remote-write endpoint answering with code.
+type backend struct {
+	mu   sync.Mutex
+	code int
+	got  []prompb.WriteRequest
+	hdr  http.Header
+}
+
+func (b *backend) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	raw, _ := io.ReadAll(r.Body)
+	dec, err := snappy.Decode(nil, raw)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	var req prompb.WriteRequest
+	if err := req.Unmarshal(dec); err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.got = append(b.got, req)
+	b.hdr = r.Header.Clone()
+	if b.code != 0 {
+		http.Error(w, "nope", b.code)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func newTestWriter(t *testing.T, url string) *Writer {
+	t.Helper()
+	c := validConfig()
+	c.WriteEndpoint = url
+	c.Headers = map[string]string{"X-Scope-OrgID": "team"}
+	c.Timeout = 5 * time.Second
+	w, err := NewWriter(c)
+	require.NoError(t, err)
+	return w
+}
+
+func TestWriteSendsTheStagedSamplesAndMetadata(t *testing.T) {
+	be := &backend{}
+	srv := httptest.NewServer(be)
+	defer srv.Close()
+	w := newTestWriter(t, srv.URL)
+
+	b := w.NewBatch()
+	b.Sample(labels.FromStrings("__name__", "req_total", "collector_instance", "node-a", "method", "GET"), 1000, 3, nil, nil, metadata.Metadata{Type: "counter", Unit: "1"})
+	b.Sample(labels.FromStrings("__name__", "lat_bucket", "le", "+Inf"), 1000, 2, nil, nil, metadata.Metadata{Type: "histogram"})
+	b.Sample(labels.FromStrings("__name__", "temp"), 1000, 20, nil, nil, metadata.Metadata{})
+	require.NoError(t, w.Write(context.Background(), b))
+
+	require.Len(t, be.got, 1)
+	req := be.got[0]
+	require.Len(t, req.Timeseries, 3)
+	assert.Equal(t, []prompb.Label{{Name: "__name__", Value: "req_total"}, {Name: "collector_instance", Value: "node-a"}, {Name: "method", Value: "GET"}},
+		req.Timeseries[0].Labels)
+	assert.Equal(t, []prompb.Sample{{Timestamp: 1000, Value: 3}}, req.Timeseries[0].Samples)
+	assert.Equal(t, []prompb.Label{{Name: "__name__", Value: "temp"}}, req.Timeseries[2].Labels)
+	assert.Equal(t, []prompb.MetricMetadata{
+		{Type: prompb.MetricMetadata_HISTOGRAM, MetricFamilyName: "lat"},
+		{Type: prompb.MetricMetadata_COUNTER, MetricFamilyName: "req_total", Unit: "1"},
+	}, req.Metadata)
+	assert.Equal(t, "team", be.hdr.Get("X-Scope-OrgID"))
+	assert.Equal(t, "snappy", be.hdr.Get("Content-Encoding"))
+	samples, refused := w.Stats()
+	assert.Equal(t, int64(3), samples)
+	assert.Equal(t, int64(0), refused)
+}
+
+func TestWriteErrorsSayWhetherToRetry(t *testing.T) {
+	ls := labels.FromStrings("__name__", "m")
+	tests := []struct {
+		name      string
+		code      int
+		retryable bool
+	}{
+		{"bad data", http.StatusBadRequest, false},
+		{"unauthorized", http.StatusUnauthorized, false},
+		{"overloaded", http.StatusTooManyRequests, true},
+		{"backend error", http.StatusServiceUnavailable, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			be := &backend{code: tt.code}
+			srv := httptest.NewServer(be)
+			defer srv.Close()
+			w := newTestWriter(t, srv.URL)
+			b := w.NewBatch()
+			b.Sample(ls, 1, 1, nil, nil, metadata.Metadata{})
+			err := w.Write(context.Background(), b)
+			var we *WriteError
+			require.ErrorAs(t, err, &we)
+			assert.Equal(t, tt.code, we.StatusCode)
+			assert.Equal(t, tt.retryable, we.Retryable)
+			assert.Contains(t, err.Error(), "nope")
+			_, refused := w.Stats()
+			assert.Equal(t, int64(1), refused)
+		})
+	}
+	t.Run("unreachable", func(t *testing.T) {
+		srv := httptest.NewServer(http.NotFoundHandler())
+		url := srv.URL
+		srv.Close()
+		w := newTestWriter(t, url)
+		b := w.NewBatch()
+		b.Sample(ls, 1, 1, nil, nil, metadata.Metadata{})
+		var we *WriteError
+		require.ErrorAs(t, w.Write(context.Background(), b), &we)
+		assert.True(t, we.Retryable)
+		assert.Zero(t, we.StatusCode)
+		assert.Contains(t, we.Error(), "did not accept the batch")
+	})
+}
+
+func TestEmptyBatchIsNotSent(t *testing.T) {
+	be := &backend{}
+	srv := httptest.NewServer(be)
+	defer srv.Close()
+	w := newTestWriter(t, srv.URL)
+	require.NoError(t, w.Write(context.Background(), w.NewBatch()))
+	assert.Empty(t, be.got)
+}
