@@ -6,20 +6,28 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"path/filepath"
 	"strconv"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/confmap"
+	"go.opentelemetry.io/collector/confmap/provider/envprovider"
+	"go.opentelemetry.io/collector/confmap/provider/fileprovider"
+	"go.opentelemetry.io/collector/otelcol"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/metricsmodule/metricsmodule/extension/metricsstoreextension"
 	"github.com/metricsmodule/metricsmodule/internal/testpeer"
 	pb "github.com/metricsmodule/metricsmodule/proto/metricsmodule/v1"
+	"github.com/metricsmodule/metricsmodule/receiver/metricsservicereceiver"
 )
 
 // fleetNode is one collector of a fleet sharing a store.
@@ -29,12 +37,16 @@ type fleetNode struct {
 }
 
 // startFleet runs n in-process collectors in shared store mode against the
-// backend at vmURL (remote write and query API), exporting to sinkAddr.
+// backend at vmURL (remote write and query API), exporting to sinkAddr:
+// the README's recipe, testdata/config.yaml with testdata/fleet-node.yaml,
+// with what its environment variables give each node (one process here,
+// so the values are set in YAML after the file).
 func startFleet(t *testing.T, n int, vmURL, sinkAddr string) []fleetNode {
 	t.Helper()
 	nodes := make([]fleetNode, n)
+	recipe := "file:" + filepath.Join("..", "..", "testdata", "fleet-node.yaml")
 	for i := range nodes {
-		e := startCollectorWith(t, sinkAddr, fmt.Sprintf(`
+		e := startCollectorFiles(t, sinkAddr, []string{recipe}, fmt.Sprintf(`
 extensions:
   metrics_store:
     shared:
@@ -198,4 +210,33 @@ func TestFleetWriteRefusedWhenTheSharedStoreIsDown(t *testing.T) {
 	assert.Contains(t, err.Error(), "did not accept the batch")
 	perNode, _ := sink.counterTotals("fleet_lost_total", "collector_instance")
 	assert.Empty(t, perNode)
+}
+
+// TestFleetRecipeConfigResolves: the README's fleet recipe, the default
+// config merged with testdata/fleet-node.yaml and its environment variables,
+// is a valid config whose node writes to and reads from the shared store.
+func TestFleetRecipeConfigResolves(t *testing.T) {
+	t.Setenv("NODE_NAME", "node-b")
+	t.Setenv("PORT_PREFIX", "53")
+	t.Setenv("SHARED_STORE", "http://127.0.0.1:8428")
+	factories, err := Components()
+	require.NoError(t, err)
+	cp, err := otelcol.NewConfigProvider(otelcol.ConfigProviderSettings{ResolverSettings: confmap.ResolverSettings{
+		URIs: []string{
+			"file:" + filepath.Join("..", "..", "testdata", "config.yaml"),
+			"file:" + filepath.Join("..", "..", "testdata", "fleet-node.yaml"),
+		},
+		ProviderFactories: []confmap.ProviderFactory{fileprovider.NewFactory(), envprovider.NewFactory()},
+	}})
+	require.NoError(t, err)
+	cfg, err := cp.Get(context.Background(), factories)
+	require.NoError(t, err)
+	require.NoError(t, confmap.Validate(cfg))
+	ext := cfg.Extensions[component.MustNewID("metrics_store")].(*metricsstoreextension.Config)
+	require.True(t, ext.Shared.HasValue())
+	assert.Equal(t, "http://127.0.0.1:8428/api/v1/write", ext.Shared.Get().WriteEndpoint)
+	assert.Equal(t, "node-b", ext.Shared.Get().Instance)
+	assert.Equal(t, filepath.Join("data", "node-b", "tsdb"), filepath.Clean(ext.Store.Path))
+	rcv := cfg.Receivers[component.MustNewID("metrics_service")].(*metricsservicereceiver.Config)
+	assert.Equal(t, "127.0.0.1:5320", rcv.NetAddr.Endpoint)
 }
