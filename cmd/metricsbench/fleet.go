@@ -6,7 +6,8 @@ package main
 // that many metrics_service receivers with their metrics_store pipelines
 // (in this process, each writing to the backend before it answers), and
 // sends RecordBatchMetrics of counters from -concurrency clients spread
-// round-robin over the nodes, as a load balancer would, for -duration. It
+// round-robin over the nodes, as a load balancer would (or, -affinity, each
+// series always to one node), for -duration. It
 // reports acknowledged datapoints per second, the efficiency per node
 // (throughput per node relative to one node), and the CPU-seconds per
 // million datapoints of this process (the nodes and the generator) and of
@@ -49,6 +50,7 @@ type fleetBenchConfig struct {
 	batch       int
 	series      int
 	vm          string
+	affinity    bool
 }
 
 func fleetMain(args []string) error {
@@ -60,6 +62,7 @@ func fleetMain(args []string) error {
 	fs.IntVar(&cfg.batch, "batch", 500, "counters per RecordBatchMetrics")
 	fs.IntVar(&cfg.series, "series", 2000, "series per client")
 	fs.StringVar(&cfg.vm, "vm", "victoria-metrics", "VictoriaMetrics binary")
+	fs.BoolVar(&cfg.affinity, "affinity", false, "send each series always to the same node (a load balancer with series affinity); default: round-robin per request, so every series reaches every node")
 	local := fs.Bool("local", true, "measure one node with its local store only (no shared store) first, as the baseline")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -249,16 +252,20 @@ func fleetTrial(cfg *fleetBenchConfig, n int, shared bool) (fleetResult, error) 
 	if err != nil {
 		return res, err
 	}
-	var dps, errs atomic.Int64
+	var dps, errs, next atomic.Int64
 	var wg sync.WaitGroup
 	start := time.Now()
 	deadline := start.Add(cfg.duration)
 	for c := range cfg.concurrency {
 		wg.Go(func() {
 			for i := 0; time.Now().Before(deadline); i++ {
-				r := reqs[c][i%len(reqs[c])]
-				// round-robin over the nodes, shifted per client
-				if _, err := clients[(i+c)%n].RecordBatchMetrics(ctx, r); err != nil {
+				k := i % len(reqs[c])
+				r := reqs[c][k]
+				node := int(next.Add(1) % int64(n)) // round-robin over the nodes
+				if cfg.affinity {
+					node = (c*len(reqs[c]) + k) % n // a request's series, always on one node
+				}
+				if _, err := clients[node].RecordBatchMetrics(ctx, r); err != nil {
 					errs.Add(1)
 					continue
 				}
@@ -282,8 +289,12 @@ func fleetTrial(cfg *fleetBenchConfig, n int, shared bool) (fleetResult, error) 
 }
 
 func fleetReport(w io.Writer, cfg *fleetBenchConfig, rs []fleetResult) {
-	fmt.Fprintf(w, "fleet ingest: %d clients round-robin over the nodes, %d counters per RecordBatchMetrics, %s per fleet size, shared VictoriaMetrics\n",
-		cfg.concurrency, cfg.batch, cfg.duration)
+	balance := "requests round-robin over the nodes (every series reaches every node)"
+	if cfg.affinity {
+		balance = "each series always on one node (affinity)"
+	}
+	fmt.Fprintf(w, "fleet ingest: %d clients, %d series each, %d counters per RecordBatchMetrics, %s, %s per fleet size, shared VictoriaMetrics\n",
+		cfg.concurrency, cfg.series, cfg.batch, balance, cfg.duration)
 	fmt.Fprintf(w, "%-6s %12s %10s %12s %18s %18s %8s\n", "nodes", "dp/s", "per node", "efficiency", "nodes+gen CPU-s/M", "backend CPU-s/M", "errors")
 	var base float64
 	for _, r := range rs {
