@@ -32,6 +32,10 @@ type Config struct {
 	Instance string `mapstructure:"instance"`
 	// InstanceLabel is the label that carries Instance.
 	InstanceLabel string `mapstructure:"instance_label"`
+	// NativeHistograms says the backend keeps native histograms sent by
+	// remote write. Off: a batch with one is refused, since some backends
+	// (VictoriaMetrics 1.79) accept and drop them.
+	NativeHistograms bool `mapstructure:"native_histograms"`
 }
 
 // DefaultConfig returns the defaults of the optional shared block.

@@ -50,6 +50,7 @@ type Batch struct {
 	series  []prompb.TimeSeries
 	meta    map[string]metadata.Metadata
 	samples int
+	native  int // native histogram samples
 }
 
 // NewBatch returns an empty batch.
@@ -66,8 +67,10 @@ func (b *Batch) Sample(ls labels.Labels, t int64, v float64, h *histogram.Histog
 	switch {
 	case h != nil:
 		ts.Histograms = []prompb.Histogram{prompb.FromIntHistogram(t, h)}
+		b.native++
 	case fh != nil:
 		ts.Histograms = []prompb.Histogram{prompb.FromFloatHistogram(t, fh)}
+		b.native++
 	default:
 		ts.Samples = []prompb.Sample{{Timestamp: t, Value: v}}
 	}
@@ -135,6 +138,13 @@ func (w *Writer) Write(ctx context.Context, b *Batch) error {
 	}
 	if len(b.series) == 0 {
 		return nil
+	}
+	if b.native > 0 && !w.cfg.NativeHistograms {
+		w.refused.Add(1)
+		return &WriteError{Endpoint: w.cfg.WriteEndpoint, Message: fmt.Sprintf(
+			"the batch has %d native histogram samples (exponential histograms, or store.histograms: native) and shared.native_histograms is false "+
+				"(VictoriaMetrics 1.79 answers OK and drops them): send explicit-bucket histograms with store.histograms: classic, or set "+
+				"shared.native_histograms: true when the backend keeps native histograms", b.native)}
 	}
 	req := prompb.WriteRequest{Timeseries: b.series}
 	if len(b.meta) > 0 {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/golang/snappy"
+	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/model/metadata"
 	"github.com/prometheus/prometheus/prompb"
@@ -141,4 +142,31 @@ func TestEmptyBatchIsNotSent(t *testing.T) {
 	w := newTestWriter(t, srv.URL)
 	require.NoError(t, w.Write(context.Background(), w.NewBatch()))
 	assert.Empty(t, be.got)
+}
+
+// TestNativeHistogramsAreRefusedUnlessTheBackendKeepsThem: a backend that
+// answers OK and drops native histograms would break "OK means kept".
+func TestNativeHistogramsAreRefusedUnlessTheBackendKeepsThem(t *testing.T) {
+	be := &backend{}
+	srv := httptest.NewServer(be)
+	defer srv.Close()
+	h := &histogram.Histogram{Count: 1, Sum: 1, PositiveSpans: []histogram.Span{{Length: 1}}, PositiveBuckets: []int64{1}}
+	w := newTestWriter(t, srv.URL)
+	b := w.NewBatch()
+	b.Sample(labels.FromStrings("__name__", "lat"), 1, 0, h, nil, metadata.Metadata{Type: "histogram"})
+	var we *WriteError
+	require.ErrorAs(t, w.Write(context.Background(), b), &we)
+	assert.False(t, we.Retryable)
+	assert.Contains(t, we.Error(), "shared.native_histograms")
+	assert.Empty(t, be.got, "not sent")
+
+	c := w.Config()
+	c.NativeHistograms = true
+	w2, err := NewWriter(c)
+	require.NoError(t, err)
+	b = w2.NewBatch()
+	b.Sample(labels.FromStrings("__name__", "lat"), 1, 0, h, nil, metadata.Metadata{Type: "histogram"})
+	require.NoError(t, w2.Write(context.Background(), b))
+	require.Len(t, be.got, 1)
+	assert.Len(t, be.got[0].Timeseries[0].Histograms, 1)
 }
