@@ -51,7 +51,8 @@ type Engine struct {
 	// now is the clock of default time ranges.
 	now func() time.Time
 	// merge is the label that raw remote pages aggregate away (WithMergeLabel).
-	merge string
+	merge         string
+	mergeLookback time.Duration
 }
 
 // New returns an engine reading through q; st (nil in remote mode) gives

@@ -27,6 +27,14 @@ func WithMergeLabel(name string) Option {
 	return func(e *Engine) { e.merge = name }
 }
 
+// WithMergeLookback is how far before a page's time range a node's last
+// running total still counts in a merged series (the receiver's
+// aggregation.series_ttl: how long a node keeps a series' total); at
+// least query.lookback_delta.
+func WithMergeLookback(d time.Duration) Option {
+	return func(e *Engine) { e.mergeLookback = d }
+}
+
 // remoteGroup is one series of a page: the label set without the merge
 // label and the backend's series (one per node) it stands for.
 type remoteGroup struct {
@@ -43,10 +51,9 @@ func (e *Engine) remotePage(ctx context.Context, p *getParams) (*pb.GetMetricsRe
 	var lookback time.Duration
 	if e.merge != "" {
 		// a node's running total counts from its last sample before the range
-		lookback = e.q.LookbackDelta()
+		lookback = max(e.q.LookbackDelta(), e.mergeLookback)
 	}
-	from := p.start.Add(-lookback)
-	all, err := e.q.RemoteSeries(ctx, p.filter.Selector(), from, p.end, 0)
+	all, err := e.q.RemoteSeries(ctx, p.filter.Selector(), p.start.Add(-lookback), p.end, 0)
 	if err != nil {
 		return nil, err
 	}
@@ -92,15 +99,21 @@ func (e *Engine) remotePage(ctx context.Context, p *getParams) (*pb.GetMetricsRe
 		page = append(page, groups[k])
 	}
 	resp := &pb.GetMetricsResponse{TotalCount: int64(len(keys)), Stats: &pb.QueryStats{}}
-	samples, err := e.remoteSamples(ctx, page, from, p.end, resp.Stats)
+	samples, err := e.remoteSamples(ctx, page, p.start, p.end, resp.Stats)
 	if err != nil {
 		return nil, err
+	}
+	var base map[string]float64
+	if e.merge != "" {
+		if base, err = e.remoteBaseline(ctx, page, p.start, lookback, resp.Stats); err != nil {
+			return nil, err
+		}
 	}
 	startMs := p.start.UnixMilli()
 	for _, g := range page {
 		var s *pb.Series
 		if e.merge != "" && runningTotal(g.ls.Get(labels.MetricName), e.typeOf) {
-			s = e.mergeTotals(g, samples, startMs)
+			s = e.mergeTotals(g, samples, base, startMs)
 		} else {
 			s = e.mergeUnion(g, samples, startMs)
 		}
@@ -150,6 +163,44 @@ func (e *Engine) remoteSamples(ctx context.Context, page []*remoteGroup, from, e
 		}
 	}
 	st.ExecutionTime = durationpb.New(took)
+	return out, nil
+}
+
+// remoteBaseline returns, by series key, the last value of each running
+// total of the page in the lookback before start (last_over_time at start:
+// one sample per series), where the merged totals start from.
+func (e *Engine) remoteBaseline(ctx context.Context, page []*remoteGroup, start time.Time, lookback time.Duration, st *pb.QueryStats) (map[string]float64, error) {
+	byName := map[string][]labels.Labels{}
+	var names []string
+	for _, g := range page {
+		n := g.ls.Get(labels.MetricName)
+		if !runningTotal(n, e.typeOf) {
+			continue
+		}
+		if _, ok := byName[n]; !ok {
+			names = append(names, n)
+		}
+		byName[n] = append(byName[n], g.members...)
+	}
+	out := map[string]float64{}
+	for _, n := range names {
+		q := "last_over_time(" + narrowSelector(n, byName[n]) + "[" + promDuration(lookback) + "])"
+		res, err := e.q.Do(ctx, query.Request{Query: q, Instant: true, Time: start, MaxSeries: -1})
+		if err != nil {
+			return nil, err
+		}
+		st.SamplesRead += res.Stats.SamplesRead
+		if v, ok := res.Value.(promql.Vector); ok {
+			for _, smp := range v {
+				if smp.H != nil {
+					continue
+				}
+				// functions drop the metric name: put it back
+				ls := labels.NewBuilder(smp.Metric).Set(labels.MetricName, n).Labels()
+				out[string(appendKey(nil, ls))] = smp.F
+			}
+		}
+	}
 	return out, nil
 }
 
@@ -268,14 +319,20 @@ func memberPoints(g *remoteGroup, samples map[string]promql.Series) ([]memberPoi
 // mergeTotals adds up the nodes' running totals: at each timestamp where a
 // node has a sample, the sum over the nodes of their latest value, each
 // corrected for its resets (a node's value going down starts a new run on
-// top of the previous one). Samples before startMs only set the nodes'
-// starting values.
-func (e *Engine) mergeTotals(g *remoteGroup, samples map[string]promql.Series, startMs int64) *pb.Series {
+// top of the previous one). A node starts from its baseline (its last value
+// before the range, by series key), if any; samples before startMs only
+// set the nodes' values.
+func (e *Engine) mergeTotals(g *remoteGroup, samples map[string]promql.Series, base map[string]float64, startMs int64) *pb.Series {
 	s := e.newSeries(g.ls)
 	pts, _ := memberPoints(g, samples)
 	last := make([]float64, len(g.members))
 	offset := make([]float64, len(g.members))
 	seen := make([]bool, len(g.members))
+	for m, ls := range g.members {
+		if v, ok := base[string(appendKey(nil, ls))]; ok {
+			last[m], seen[m] = v, true
+		}
+	}
 	for i := 0; i < len(pts); {
 		t := pts[i].T
 		for ; i < len(pts) && pts[i].T == t; i++ {

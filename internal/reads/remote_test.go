@@ -6,6 +6,7 @@ import (
 	"net/http/httptest"
 	"regexp"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -61,6 +62,37 @@ func (f *fakeBackend) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		q := r.Form.Get("query")
 		f.queries = append(f.queries, q)
 		m := nameRE.FindStringSubmatch(q)
+		if strings.HasPrefix(q, "last_over_time(") { // the last value at time, without the name
+			at, _ := strconv.ParseFloat(r.Form.Get("time"), 64)
+			type vectorSample struct {
+				Metric map[string]string `json:"metric"`
+				Value  [2]any            `json:"value"`
+			}
+			result := []vectorSample{}
+			for _, s := range f.series {
+				if m == nil || s.labels["__name__"] != m[1] {
+					continue
+				}
+				var last *[2]float64
+				for i := range s.values {
+					if s.values[i][0] <= at {
+						last = &s.values[i]
+					}
+				}
+				if last == nil {
+					continue
+				}
+				ls := map[string]string{}
+				for k, v := range s.labels {
+					if k != "__name__" {
+						ls[k] = v
+					}
+				}
+				result = append(result, vectorSample{Metric: ls, Value: [2]any{at, strconv.FormatFloat(last[1], 'f', -1, 64)}})
+			}
+			_ = json.NewEncoder(w).Encode(map[string]any{"status": "success", "data": map[string]any{"resultType": "vector", "result": result}})
+			return
+		}
 		result := []matrixSeries{}
 		for _, s := range f.series {
 			if m == nil || s.labels["__name__"] != m[1] {
@@ -145,4 +177,24 @@ func TestRemotePagesMergeTheNodesOfAFleet(t *testing.T) {
 	assert.Equal(t, "orders_total", resp.Series[1].Name)
 	assert.Empty(t, resp.Series[1].Labels, "the node label is aggregated away")
 	assert.Equal(t, []float64{1, 11, 13, 15, 17}, values(resp.Series[1]), "running totals add up; node b's reset to 2 counts on top of its 12")
+}
+
+// TestRemoteMergeStartsFromEachNodesLastTotalBeforeTheRange: a node whose
+// last sample lies before the range still counts with that total.
+func TestRemoteMergeStartsFromEachNodesLastTotalBeforeTheRange(t *testing.T) {
+	f := &fakeBackend{series: []fakeSeries{
+		{labels: map[string]string{"__name__": "orders_total", "node": "a"}, values: [][2]float64{{1700000000, 1}, {1700000020, 3}}},
+		{labels: map[string]string{"__name__": "orders_total", "node": "b"}, values: [][2]float64{{1700000010, 10}, {1700000030, 12}, {1700000040, 2}}},
+		{labels: map[string]string{"__name__": "orders_total", "node": "c"}, values: [][2]float64{{1699999000, 100}}},
+	}}
+	e := newRemoteEngine(t, f, WithMergeLabel("node"), WithMergeLookback(time.Hour))
+	tr := &pb.TimeRange{Start: timestamppb.New(time.Unix(1700000015, 0)), End: timestamppb.New(time.Unix(1700000050, 0))}
+	resp, err := e.GetMetrics(t.Context(), &pb.GetMetricsRequest{TimeRange: tr, Filter: &pb.MetricFilter{Names: []string{"orders_total"}}})
+	require.NoError(t, err)
+	require.Len(t, resp.Series, 1)
+	var got []float64
+	for _, p := range resp.Series[0].Samples {
+		got = append(got, p.Value)
+	}
+	assert.Equal(t, []float64{113, 115, 117}, got, "a=1 and b=10 before the range, c=100 long before; then a=3, b=12, b reset to 2")
 }

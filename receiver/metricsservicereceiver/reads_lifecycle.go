@@ -70,7 +70,7 @@ func (r *metricsReceiver) startReads(ctx context.Context, host component.Host) e
 		if qcfg.Remote.Endpoint == "" {
 			qcfg.Remote = query.RemoteConfig{Endpoint: sc.QueryEndpoint, Headers: sc.Headers}
 		}
-		readOpts = append(readOpts, reads.WithMergeLabel(sc.InstanceLabel))
+		readOpts = append(readOpts, reads.WithMergeLabel(sc.InstanceLabel), reads.WithMergeLookback(r.cfg.Aggregation.SeriesTTL))
 		r.settings.Logger.Info("Reads answer from the shared store", zap.String("endpoint", qcfg.Remote.Endpoint))
 	}
 	if r.store == nil && qcfg.Remote.Endpoint == "" {
