@@ -5,9 +5,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
 	"net/url"
 	"path/filepath"
 	"strconv"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -239,4 +242,56 @@ func TestFleetRecipeConfigResolves(t *testing.T) {
 	assert.Equal(t, filepath.Join("data", "node-b", "tsdb"), filepath.Clean(ext.Store.Path))
 	rcv := cfg.Receivers[component.MustNewID("metrics_service")].(*metricsservicereceiver.Config)
 	assert.Equal(t, "127.0.0.1:5320", rcv.NetAddr.Endpoint)
+}
+
+// TestFleetCountersStayExactWhenTheSharedStoreRefusesWrites: while the
+// backend refuses writes every record fails (UNAVAILABLE) and no node counts
+// it; the client's retries after the backend is back make the fleet's total
+// exactly the sum of all increments, read from any node.
+func TestFleetCountersStayExactWhenTheSharedStoreRefusesWrites(t *testing.T) {
+	vm := testpeer.VictoriaMetrics(t)
+	target, err := url.Parse(vm.URL())
+	require.NoError(t, err)
+	var down atomic.Bool
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if down.Load() && r.URL.Path == "/api/v1/write" {
+			http.Error(w, "backend down (test)", http.StatusServiceUnavailable)
+			return
+		}
+		proxy.ServeHTTP(w, r)
+	}))
+	defer front.Close()
+	_, sinkAddr := startSink(t)
+	nodes := startFleet(t, 3, front.URL, sinkAddr)
+	ctx := context.Background()
+
+	record := func(i int, inc float64) error {
+		_, err := nodes[i%len(nodes)].client.RecordMetric(ctx, &pb.RecordMetricRequest{
+			Metric: &pb.MetricData{Name: "fleet_payments_total", Type: pb.MetricType_METRIC_TYPE_COUNTER, Value: inc},
+		})
+		return err
+	}
+	var total float64
+	var failed []int
+	for i := range 30 {
+		inc := float64(i%4 + 1)
+		total += inc
+		down.Store(i >= 10 && i < 20)
+		if err := record(i, inc); err != nil {
+			assert.Equal(t, codes.Unavailable, status.Code(err), "%v", err)
+			failed = append(failed, i)
+		}
+	}
+	require.Len(t, failed, 10, "every record is refused while the backend is down")
+	down.Store(false)
+	for _, i := range failed { // the client retries, through the next node
+		require.NoError(t, record(i+1, float64(i%4+1)))
+	}
+	for i, n := range nodes {
+		require.Eventually(t, func() bool {
+			v, ok := promValue(t, n.promAPI, `sum without (collector_instance) (fleet_payments_total)`)
+			return ok && v == total
+		}, 20*time.Second, 50*time.Millisecond, "node %d: the fleet's total is every increment once", i)
+	}
 }
