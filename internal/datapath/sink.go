@@ -65,7 +65,9 @@ func (s *Sink) Stage(ctx context.Context, md pmetric.Metrics) (Staged, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := s.shared.Write(ctx, b); err != nil {
+	// not cut short by the caller's cancellation: a write the backend may
+	// have kept is answered (shared.timeout bounds it)
+	if err := s.shared.Write(context.WithoutCancel(ctx), b); err != nil {
 		txn.Rollback()
 		return nil, err
 	}
