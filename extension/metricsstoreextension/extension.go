@@ -47,7 +47,7 @@ func (e *storeExtension) Start(_ context.Context, _ component.Host) error {
 	}
 	sink := datapath.NewSink(st, hub)
 	if e.cfg.Shared.HasValue() {
-		w, err := sharedstore.NewWriter(*e.cfg.Shared.Get())
+		w, err := sharedstore.NewWriter(*e.cfg.Shared.Get(), e.settings.Logger.Named("shared"))
 		if err != nil {
 			hub.Close()
 			return errors.Join(fmt.Errorf("shared: %w", err), st.Close())

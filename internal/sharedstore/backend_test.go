@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/prometheus/model/metadata"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.uber.org/zap"
 
 	"github.com/metricsmodule/metricsmodule/internal/testpeer"
 )
@@ -49,7 +50,7 @@ func TestRealBackendsKeepWhatTheWriterSendsAndReportTheirIndex(t *testing.T) {
 			c := validConfig()
 			c.WriteEndpoint = peer.URL() + "/api/v1/write"
 			c.QueryEndpoint = peer.URL()
-			w, err := NewWriter(c)
+			w, err := NewWriter(c, zap.NewNop())
 			require.NoError(t, err)
 			now := time.Now().UnixMilli()
 			b := w.NewBatch()

@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/model/metadata"
 	"github.com/prometheus/prometheus/prompb"
+	"go.uber.org/zap"
 )
 
 // Writer writes batches to the backend by Prometheus remote write 1.0,
@@ -23,17 +24,20 @@ import (
 type Writer struct {
 	cfg    Config
 	client *http.Client
+	logger *zap.Logger
+	down   atomic.Bool // the last write failed (logged once per outage)
 
 	written atomic.Int64 // samples accepted by the backend
 	refused atomic.Int64 // batches not accepted
 }
 
-// NewWriter returns a writer; cfg must be valid.
-func NewWriter(cfg Config) (*Writer, error) {
+// NewWriter returns a writer; cfg must be valid. It logs when the backend
+// stops accepting batches and when it accepts them again (not per batch).
+func NewWriter(cfg Config, logger *zap.Logger) (*Writer, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return &Writer{cfg: cfg, client: &http.Client{Timeout: cfg.Timeout}}, nil
+	return &Writer{cfg: cfg, client: &http.Client{Timeout: cfg.Timeout}, logger: logger}, nil
 }
 
 // Config returns the writer's settings.
@@ -166,7 +170,13 @@ func (w *Writer) Write(ctx context.Context, b *Batch) error {
 	}
 	if err := w.post(ctx, snappy.Encode(nil, raw)); err != nil {
 		w.refused.Add(1)
+		if w.down.CompareAndSwap(false, true) {
+			w.logger.Warn("The shared store does not accept batches: writes are refused until it does", zap.Error(err))
+		}
 		return err
+	}
+	if w.down.CompareAndSwap(true, false) {
+		w.logger.Info("The shared store accepts batches again", zap.String("write_endpoint", w.cfg.WriteEndpoint))
 	}
 	w.written.Add(int64(b.samples))
 	return nil

@@ -16,6 +16,8 @@ import (
 	"github.com/prometheus/prometheus/prompb"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 )
 
 // backend is a fake remote-write endpoint answering with code.
@@ -55,7 +57,7 @@ func newTestWriter(t *testing.T, url string) *Writer {
 	c.WriteEndpoint = url
 	c.Headers = map[string]string{"X-Scope-OrgID": "team"}
 	c.Timeout = 5 * time.Second
-	w, err := NewWriter(c)
+	w, err := NewWriter(c, zap.NewNop())
 	require.NoError(t, err)
 	return w
 }
@@ -162,11 +164,44 @@ func TestNativeHistogramsAreRefusedUnlessTheBackendKeepsThem(t *testing.T) {
 
 	c := w.Config()
 	c.NativeHistograms = true
-	w2, err := NewWriter(c)
+	w2, err := NewWriter(c, zap.NewNop())
 	require.NoError(t, err)
 	b = w2.NewBatch()
 	b.Sample(labels.FromStrings("__name__", "lat"), 1, 0, h, nil, metadata.Metadata{Type: "histogram"})
 	require.NoError(t, w2.Write(context.Background(), b))
 	require.Len(t, be.got, 1)
 	assert.Len(t, be.got[0].Timeseries[0].Histograms, 1)
+}
+
+// TestAnOutageIsLoggedOnceAndItsEnd: the writer logs when the backend stops
+// accepting batches and when it accepts them again, not per batch.
+func TestAnOutageIsLoggedOnceAndItsEnd(t *testing.T) {
+	be := &backend{code: http.StatusServiceUnavailable}
+	srv := httptest.NewServer(be)
+	defer srv.Close()
+	core, logs := observer.New(zap.InfoLevel)
+	c := validConfig()
+	c.WriteEndpoint = srv.URL
+	w, err := NewWriter(c, zap.New(core))
+	require.NoError(t, err)
+	write := func() error {
+		b := w.NewBatch()
+		b.Sample(labels.FromStrings("__name__", "m"), 1, 1, nil, nil, metadata.Metadata{})
+		return w.Write(context.Background(), b)
+	}
+	require.Error(t, write())
+	require.Error(t, write())
+	be.mu.Lock()
+	be.code = 0
+	be.mu.Unlock()
+	require.NoError(t, write())
+	require.NoError(t, write())
+	var msgs []string
+	for _, e := range logs.All() {
+		msgs = append(msgs, e.Message)
+	}
+	assert.Equal(t, []string{
+		"The shared store does not accept batches: writes are refused until it does",
+		"The shared store accepts batches again",
+	}, msgs)
 }
