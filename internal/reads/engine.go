@@ -139,6 +139,7 @@ type getParams struct {
 	end      time.Time
 	pageSize int
 	after    string // page cursor: the key of the previous page's last series
+	cursor   bool   // a page token was given (after may be "", the key of a series without labels)
 	total    int64  // total_count carried by the page token; -1: count
 	latest   bool
 	agg      *pb.Aggregation // nil: raw samples
@@ -172,6 +173,7 @@ func (e *Engine) getParams(req *pb.GetMetricsRequest) (*getParams, error) {
 			fmt.Sprintf("%d is outside [1, %d]", p.pageSize, MaxPageSize))
 	}
 	var err error
+	p.cursor = req.GetPageToken() != ""
 	if p.after, p.total, err = decodePageToken(req.GetPageToken()); err != nil {
 		return nil, err
 	}

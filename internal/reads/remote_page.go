@@ -89,9 +89,12 @@ func (e *Engine) remotePage(ctx context.Context, p *getParams) (*pb.GetMetricsRe
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
-	first := sort.SearchStrings(keys, p.after)
-	if first < len(keys) && keys[first] == p.after {
-		first++
+	first := 0
+	if p.cursor {
+		first = sort.SearchStrings(keys, p.after)
+		if first < len(keys) && keys[first] == p.after {
+			first++
+		}
 	}
 	last := min(first+p.pageSize, len(keys))
 	page := make([]*remoteGroup, 0, last-first)

@@ -30,6 +30,8 @@ type fakeSeries struct {
 // with the series of the name the query selects (__name__="x").
 type fakeBackend struct {
 	series []fakeSeries
+	// rangeResult answers /api/v1/query_range (default: no series)
+	rangeResult []any
 
 	mu      sync.Mutex
 	queries []string
@@ -103,6 +105,13 @@ func (f *fakeBackend) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				ms.Values = append(ms.Values, [2]any{v[0], strconv.FormatFloat(v[1], 'f', -1, 64)})
 			}
 			result = append(result, ms)
+		}
+		_ = json.NewEncoder(w).Encode(map[string]any{"status": "success", "data": map[string]any{"resultType": "matrix", "result": result}})
+	case "/api/v1/query_range":
+		f.queries = append(f.queries, r.Form.Get("query"))
+		result := f.rangeResult
+		if result == nil {
+			result = []any{}
 		}
 		_ = json.NewEncoder(w).Encode(map[string]any{"status": "success", "data": map[string]any{"resultType": "matrix", "result": result}})
 	default:
@@ -197,4 +206,38 @@ func TestRemoteMergeStartsFromEachNodesLastTotalBeforeTheRange(t *testing.T) {
 		got = append(got, p.Value)
 	}
 	assert.Equal(t, []float64{113, 115, 117}, got, "a=1 and b=10 before the range, c=100 long before; then a=3, b=12, b reset to 2")
+}
+
+// TestAggregationsOfAFleetAddTheNodesFirst: with a merge label an
+// aggregation other than RATE sees each series once, its nodes added up.
+func TestAggregationsOfAFleetAddTheNodesFirst(t *testing.T) {
+	f := &fakeBackend{}
+	e := newRemoteEngine(t, f, WithMergeLabel("node"))
+	for _, fn := range []pb.AggregationFunction{pb.AggregationFunction_AGGREGATION_FUNCTION_COUNT, pb.AggregationFunction_AGGREGATION_FUNCTION_RATE} {
+		_, err := e.GetMetrics(t.Context(), &pb.GetMetricsRequest{
+			Filter:      &pb.MetricFilter{Names: []string{"orders_total"}},
+			Aggregation: &pb.Aggregation{Function: fn, GroupBy: []string{"region"}},
+		})
+		require.NoError(t, err)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	require.Len(t, f.queries, 2)
+	assert.Equal(t, `count by (region) (sum without (node) ({__name__=~"orders_total"}))`, f.queries[0])
+	assert.Equal(t, `sum by (region) (rate({__name__=~"orders_total"}[300000ms]))`, f.queries[1])
+}
+
+// TestAnAggregationWithoutGroupByIsReturned: its one series has no labels
+// (its page key is empty) and is on the first page.
+func TestAnAggregationWithoutGroupByIsReturned(t *testing.T) {
+	f := &fakeBackend{rangeResult: []any{map[string]any{"metric": map[string]string{}, "values": [][2]any{{1700000040, "3"}}}}}
+	e := newRemoteEngine(t, f)
+	resp, err := e.GetMetrics(t.Context(), &pb.GetMetricsRequest{
+		Filter:      &pb.MetricFilter{Names: []string{"orders_total"}},
+		Aggregation: &pb.Aggregation{Function: pb.AggregationFunction_AGGREGATION_FUNCTION_SUM},
+	})
+	require.NoError(t, err)
+	assert.Equal(t, int64(1), resp.TotalCount)
+	require.Len(t, resp.Series, 1)
+	assert.InDelta(t, 3.0, resp.Series[0].Samples[0].Value, 0)
 }

@@ -150,6 +150,21 @@ func TestFleetCountersSpreadOverThreeNodesAddUpExactly(t *testing.T) {
 		assert.Equal(t, "fleet_queue_depth", latest.Series[1].Name)
 		assert.InDelta(t, lastGauge, latest.Series[1].Samples[0].Value, 0, "node %d: the gauge's last value", i)
 
+		// aggregations see the series once, its nodes added up
+		for fn, want := range map[pb.AggregationFunction]float64{
+			pb.AggregationFunction_AGGREGATION_FUNCTION_COUNT: 1,
+			pb.AggregationFunction_AGGREGATION_FUNCTION_MAX:   total,
+		} {
+			agg, err := n.client.GetMetrics(ctx, &pb.GetMetricsRequest{
+				Filter: &pb.MetricFilter{Names: []string{"fleet_orders_total"}}, TimeRange: &pb.TimeRange{End: timestamppb.Now()},
+				LatestOnly: true, Aggregation: &pb.Aggregation{Function: fn},
+			})
+			require.NoError(t, err)
+			require.Len(t, agg.Series, 1)
+			require.NotEmpty(t, agg.Series[0].Samples)
+			assert.InDelta(t, want, agg.Series[0].Samples[len(agg.Series[0].Samples)-1].Value, 0, "node %d: %v", i, fn)
+		}
+
 		raw, err := n.client.GetMetrics(ctx, &pb.GetMetricsRequest{Filter: &pb.MetricFilter{Names: []string{"fleet_orders_total"}}, TimeRange: tr})
 		require.NoError(t, err)
 		require.Len(t, raw.Series, 1)
