@@ -24,6 +24,7 @@
 //	go run ./cmd/metricsbench server -side ours|otlp [-addr 127.0.0.1:PORT]
 //	go run ./cmd/metricsbench hostile [-rate 50000] [-query-clients 4] [-duration 5s] [-rounds 3]
 //	go run ./cmd/metricsbench summary [-series 200000] [-names 1000] [-runs 5]
+//	go run ./cmd/metricsbench fleet [-nodes 1,2,3] [-duration 5s] [-concurrency 8] [-batch 500]
 package main
 
 import (
@@ -54,6 +55,8 @@ func main() {
 		err = summaryMain(os.Args[2:])
 	case "pages":
 		err = pagesMain(os.Args[2:])
+	case "fleet":
+		err = fleetMain(os.Args[2:])
 	case "help", "-h", "-help", "--help":
 		usage()
 		return
@@ -89,5 +92,6 @@ func usage() {
   metricsbench hostile [flags]  ingest under hostile and heavy queries (see: metricsbench hostile -h)
   metricsbench summary [flags]  GetMetricsSummary time over a store of 200,000 series (see: metricsbench summary -h)
   metricsbench pages [flags]    GetMetrics paging at 200,000 series (see: metricsbench pages -h)
+  metricsbench fleet [flags]    ingest of 1, 2 and 3 nodes sharing VictoriaMetrics (see: metricsbench fleet -h)
 `)
 }

@@ -34,6 +34,13 @@ func TestLoadConfig(t *testing.T) {
 	custom.Stream.Replay.IdleTTL = time.Minute
 	custom.Stream.Replay.Directory = "/var/lib/metricsmodule/replay"
 
+	shared := createDefaultConfig().(*Config)
+	sc := shared.Shared.GetOrInsertDefault()
+	sc.WriteEndpoint = "http://127.0.0.1:8428/api/v1/write"
+	sc.QueryEndpoint = "http://127.0.0.1:8428"
+	sc.Instance = "node-a"
+	sc.Headers = map[string]string{"X-Scope-OrgID": "team-a"}
+
 	tests := []struct {
 		id      component.ID
 		want    *Config
@@ -44,6 +51,11 @@ func TestLoadConfig(t *testing.T) {
 		{id: component.NewIDWithName(metadata.Type, "bad_stream"), wantErr: []string{"stream: max_subscribers: must be positive, got 0", "replay.idle_ttl: must be positive"}},
 		{id: component.NewIDWithName(metadata.Type, "bad_store"), wantErr: []string{"store: retention: must be positive", "max_exemplars: must not be negative (0 keeps no exemplars), got -1"}},
 		{id: component.NewIDWithName(metadata.Type, "unknown_key"), wantErr: []string{"max_subscriber"}},
+		{id: component.NewIDWithName(metadata.Type, "shared"), want: shared},
+		{id: component.NewIDWithName(metadata.Type, "bad_shared"), wantErr: []string{
+			`shared: write_endpoint: "127.0.0.1:8428" is not an http(s) URL`, "query_endpoint: must be set",
+			"instance: must be set to a name unique in the fleet", `instance_label: "node-id" is not a label name`,
+		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.id.String(), func(t *testing.T) {

@@ -12,6 +12,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/metricsmodule/metricsmodule/internal/datapath"
+	"github.com/metricsmodule/metricsmodule/internal/sharedstore"
 	"github.com/metricsmodule/metricsmodule/internal/store"
 	"github.com/metricsmodule/metricsmodule/internal/stream"
 )
@@ -46,8 +47,20 @@ func (e *storeExtension) Start(_ context.Context, _ component.Host) error {
 	if err := hub.Start(); err != nil {
 		return errors.Join(fmt.Errorf("start stream hub: %w", err), st.Close())
 	}
+	sink := datapath.NewSink(st, hub)
+	if e.cfg.Shared.HasValue() {
+		w, err := sharedstore.NewWriter(*e.cfg.Shared.Get(), e.settings.Logger.Named("shared"))
+		if err != nil {
+			hub.Close()
+			return errors.Join(fmt.Errorf("shared: %w", err), st.Close())
+		}
+		sink.SetShared(w)
+		e.settings.Logger.Info("Shared store: batches are written to the backend before they are acknowledged",
+			zap.String("write_endpoint", w.Config().WriteEndpoint), zap.String("query_endpoint", w.Config().QueryEndpoint),
+			zap.String("instance", w.Config().Instance))
+	}
 	e.mu.Lock()
-	e.sink = datapath.NewSink(st, hub)
+	e.sink = sink
 	e.mu.Unlock()
 	if reg, err := e.registerTelemetry(e.settings.MeterProvider); err != nil {
 		e.settings.Logger.Warn("Store telemetry is off: its instruments could not be created", zap.Error(err))

@@ -4,9 +4,11 @@ import (
 	"context"
 
 	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/config/configoptional"
 	"go.opentelemetry.io/collector/extension"
 
 	"github.com/metricsmodule/metricsmodule/extension/metricsstoreextension/internal/metadata"
+	"github.com/metricsmodule/metricsmodule/internal/sharedstore"
 	"github.com/metricsmodule/metricsmodule/internal/store"
 	"github.com/metricsmodule/metricsmodule/internal/stream"
 )
@@ -17,7 +19,11 @@ func NewFactory() extension.Factory {
 }
 
 func createDefaultConfig() component.Config {
-	return &Config{Store: store.DefaultConfig(), Stream: stream.DefaultConfig()}
+	return &Config{
+		Store:  store.DefaultConfig(),
+		Stream: stream.DefaultConfig(),
+		Shared: configoptional.Default(sharedstore.DefaultConfig()),
+	}
 }
 
 func createExtension(_ context.Context, set extension.Settings, cfg component.Config) (extension.Extension, error) {

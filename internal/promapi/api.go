@@ -47,7 +47,11 @@ func Handler(eng *query.Engine, st *store.Store, remoteEndpoint string, index fu
 			return nil, fmt.Errorf("remote endpoint: %w", err)
 		}
 		proxy := httputil.NewSingleHostReverseProxy(u)
-		mux.Handle("/api/v1/", proxy)
+		// only the read API: the backend's write and admin endpoints
+		// (/api/v1/write, /api/v1/import, /api/v1/admin/...) stay behind it
+		for _, path := range remoteReadPaths {
+			mux.Handle(path, proxy)
+		}
 		registerHealth(mux, func() bool { return true })
 		mux.Handle("/federate", proxy)
 		return mux, nil
@@ -65,6 +69,13 @@ func Handler(eng *query.Engine, st *store.Store, remoteEndpoint string, index fu
 	a.registerStatus(mux)
 	a.routes(mux)
 	return jsonErrors(mux), nil
+}
+
+// remoteReadPaths are the paths proxied to a remote backend.
+var remoteReadPaths = []string{
+	"/api/v1/query", "/api/v1/query_range", "/api/v1/query_exemplars", "/api/v1/format_query",
+	"/api/v1/series", "/api/v1/labels", "/api/v1/label/", "/api/v1/metadata", "/api/v1/status/",
+	"/api/v1/read", "/api/v1/rules", "/api/v1/alerts",
 }
 
 type api struct {

@@ -163,3 +163,31 @@ func fromModelHistogram(h *model.SampleHistogram) *histogram.FloatHistogram {
 	}
 	return fh
 }
+
+// RemoteSeries returns the label sets of the remote backend's series that
+// match the selector and have samples in [start, end] (its /api/v1/series:
+// the index, no samples), refusing more than limit of them (limit <= 0: no
+// bound) with a KindTooLarge error that names query.max_series.
+func (e *Engine) RemoteSeries(ctx context.Context, selector string, start, end time.Time, limit int) ([]labels.Labels, error) {
+	if e.remote == nil {
+		return nil, errors.New("no remote backend")
+	}
+	ctx, cancel := context.WithTimeout(ctx, e.cfg.Timeout)
+	defer cancel()
+	ms, _, _, err := e.remote.api.Series(ctx, []string{selector}, start, end)
+	if err != nil {
+		return nil, remoteError(err)
+	}
+	if limit > 0 && len(ms) > limit {
+		return nil, &Error{Kind: KindTooLarge, Err: fmt.Errorf("the selection has %d series at the remote backend, more than %d; narrow the filter or raise query.max_series", len(ms), limit)}
+	}
+	out := make([]labels.Labels, len(ms))
+	for i, m := range ms {
+		out[i] = metricLabels(model.Metric(m))
+	}
+	return out, nil
+}
+
+// LookbackDelta is query.lookback_delta: how far back a read looks for a
+// series' last sample before a time range.
+func (e *Engine) LookbackDelta() time.Duration { return e.cfg.LookbackDelta }

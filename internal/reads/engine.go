@@ -50,12 +50,19 @@ type Engine struct {
 	st Store
 	// now is the clock of default time ranges.
 	now func() time.Time
+	// merge is the label that raw remote pages aggregate away (WithMergeLabel).
+	merge         string
+	mergeLookback time.Duration
 }
 
 // New returns an engine reading through q; st (nil in remote mode) gives
 // the series types, used by the type filter, and counts series.
-func New(q *query.Engine, st Store) *Engine {
-	return &Engine{q: q, st: st, now: time.Now}
+func New(q *query.Engine, st Store, opts ...Option) *Engine {
+	e := &Engine{q: q, st: st, now: time.Now}
+	for _, o := range opts {
+		o(e)
+	}
+	return e
 }
 
 // local reports whether GetMetrics reads the store directly.
@@ -132,6 +139,7 @@ type getParams struct {
 	end      time.Time
 	pageSize int
 	after    string // page cursor: the key of the previous page's last series
+	cursor   bool   // a page token was given (after may be "", the key of a series without labels)
 	total    int64  // total_count carried by the page token; -1: count
 	latest   bool
 	agg      *pb.Aggregation // nil: raw samples
@@ -149,6 +157,9 @@ func (e *Engine) GetMetrics(ctx context.Context, req *pb.GetMetricsRequest) (*pb
 	if p.agg == nil && e.local() {
 		return e.rawPage(ctx, p)
 	}
+	if p.agg == nil && e.q.Remote() {
+		return e.remotePage(ctx, p)
+	}
 	return e.promqlPage(ctx, p)
 }
 
@@ -162,6 +173,7 @@ func (e *Engine) getParams(req *pb.GetMetricsRequest) (*getParams, error) {
 			fmt.Sprintf("%d is outside [1, %d]", p.pageSize, MaxPageSize))
 	}
 	var err error
+	p.cursor = req.GetPageToken() != ""
 	if p.after, p.total, err = decodePageToken(req.GetPageToken()); err != nil {
 		return nil, err
 	}

@@ -25,6 +25,11 @@ func (e *Engine) promqlPage(ctx context.Context, p *getParams) (*pb.GetMetricsRe
 	q := query.Request{}
 	var err error
 	if p.agg != nil {
+		if e.merge != "" && p.agg.GetFunction() != pb.AggregationFunction_AGGREGATION_FUNCTION_RATE {
+			// a fleet's nodes are parts of one series: add them up first
+			// (rate sums the nodes' rates itself)
+			sel = "sum without (" + e.merge + ") (" + sel + ")"
+		}
 		if q.Query, err = aggregationQuery(sel, p.agg); err != nil {
 			return nil, err
 		}
@@ -79,7 +84,10 @@ func (e *Engine) promqlPage(ctx context.Context, p *getParams) (*pb.GetMetricsRe
 		idx[i] = i
 	}
 	sort.Slice(idx, func(a, b int) bool { return keys[idx[a]] < keys[idx[b]] })
-	first := sort.Search(len(idx), func(i int) bool { return keys[idx[i]] > p.after })
+	first := 0 // an aggregation without group_by is one series whose key is ""
+	if p.cursor {
+		first = sort.Search(len(idx), func(i int) bool { return keys[idx[i]] > p.after })
+	}
 	last := min(first+p.pageSize, len(idx))
 	resp := &pb.GetMetricsResponse{
 		TotalCount: int64(len(all)),

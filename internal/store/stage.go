@@ -37,6 +37,15 @@ type Txn struct {
 	batch          *batchState
 	refusal        *RefusedError
 	refused        int
+	rec            SampleRecorder
+}
+
+// SampleRecorder receives every sample a Txn stages, as the store will keep
+// it (translated name and labels, metadata): the shared store mode writes
+// them to its backend before the batch is acknowledged.
+type SampleRecorder interface {
+	// Sample is one staged sample; h or fh is set for a native histogram.
+	Sample(ls labels.Labels, t int64, v float64, h *histogram.Histogram, fh *histogram.FloatHistogram, md metadata.Metadata)
 }
 
 // Stage checks md and translates it to Prometheus series (Prometheus' OTLP
@@ -46,10 +55,17 @@ type Txn struct {
 // *RefusedError. Delta sums and histograms are stored as their
 // per-interval values (query them with sum_over_time, not rate).
 func (s *Store) Stage(ctx context.Context, md pmetric.Metrics) (*Txn, error) {
+	return s.StageTo(ctx, md, nil)
+}
+
+// StageTo is Stage that also hands every staged sample to rec (when not
+// nil). rec sees the samples of a batch that is then refused: use what it
+// recorded only when StageTo returned no error.
+func (s *Store) StageTo(ctx context.Context, md pmetric.Metrics, rec SampleRecorder) (*Txn, error) {
 	if s.closed.Load() {
 		return nil, ErrClosed
 	}
-	t := &Txn{s: s, meta: map[string]metadata.Metadata{}, samples: map[string]int{}, minT: math.MaxInt64, md: md}
+	t := &Txn{s: s, meta: map[string]metadata.Metadata{}, samples: map[string]int{}, minT: math.MaxInt64, md: md, rec: rec}
 	t.oldest, t.newest = s.windowMillis(time.Now())
 	sc := scanner{s: s, oldest: t.oldest, newest: t.newest}
 	if r := sc.scan(md); r != nil {
@@ -302,6 +318,9 @@ func (a *recordingAppender) Append(ref storage.SeriesRef, ls labels.Labels, st, 
 	}
 	if _, ok := txn.meta[family]; !ok && opts.Metadata.Type != "" {
 		txn.meta[family] = opts.Metadata
+	}
+	if txn.rec != nil {
+		txn.rec.Sample(ls, t, v, h, fh, opts.Metadata)
 	}
 	txn.samples[family]++
 	txn.total++

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/consumer"
@@ -15,6 +16,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/metricsmodule/metricsmodule/internal/datapath"
+	"github.com/metricsmodule/metricsmodule/internal/sharedstore"
 	"github.com/metricsmodule/metricsmodule/internal/store"
 )
 
@@ -68,6 +70,10 @@ func (p *storeProcessor) ConsumeMetrics(ctx context.Context, md pmetric.Metrics)
 		if errors.Is(err, store.ErrClosed) {
 			return fmt.Errorf("metrics_store: %w; retry", err)
 		}
+		var we *sharedstore.WriteError
+		if errors.As(err, &we) {
+			return sharedRefusal(we)
+		}
 		// the store refuses the batch as it is: resending it cannot help
 		return consumererror.NewPermanent(refusal{err})
 	}
@@ -97,3 +103,34 @@ func (r refusal) Unwrap() error { return r.err }
 
 // GRPCStatus is the status receivers answer with.
 func (r refusal) GRPCStatus() *status.Status { return status.New(codes.InvalidArgument, r.err.Error()) }
+
+// sharedRefusal is a batch the shared store's backend did not accept:
+// retryable (UNAVAILABLE: the backend is unreachable, slow or overloaded)
+// or permanent (INVALID_ARGUMENT when the backend refused the data, HTTP
+// 400; FAILED_PRECONDITION for any other 4xx: the endpoint, credentials or
+// tenant of metrics_store shared are wrong).
+func sharedRefusal(we *sharedstore.WriteError) error {
+	code := codes.Unavailable
+	switch {
+	case we.Retryable:
+		return sharedError{err: fmt.Errorf("metrics_store: %w", we), code: code}
+	case we.StatusCode == http.StatusBadRequest:
+		code = codes.InvalidArgument
+	default:
+		code = codes.FailedPrecondition
+	}
+	return consumererror.NewPermanent(sharedError{err: fmt.Errorf("metrics_store: %w", we), code: code})
+}
+
+// sharedError carries the gRPC status of a shared store refusal.
+type sharedError struct {
+	err  error
+	code codes.Code
+}
+
+func (e sharedError) Error() string { return e.err.Error() }
+
+func (e sharedError) Unwrap() error { return e.err }
+
+// GRPCStatus is the status receivers answer with.
+func (e sharedError) GRPCStatus() *status.Status { return status.New(e.code, e.err.Error()) }

@@ -34,9 +34,18 @@ func (h host) GetExtensions() map[component.ID]component.Component { return h.ex
 // start runs a metrics_store extension and the processor in front of next.
 func start(t *testing.T, next consumer.Metrics) (*storeProcessor, *datapath.Sink) {
 	t.Helper()
+	return startWith(t, next, nil)
+}
+
+// startWith is start with mutate adjusting the extension's config.
+func startWith(t *testing.T, next consumer.Metrics, mutate func(*metricsstoreextension.Config)) (*storeProcessor, *datapath.Sink) {
+	t.Helper()
 	ef := metricsstoreextension.NewFactory()
 	ecfg := ef.CreateDefaultConfig().(*metricsstoreextension.Config)
 	ecfg.Store.Path = t.TempDir()
+	if mutate != nil {
+		mutate(ecfg)
+	}
 	ext, err := ef.Create(context.Background(), extension.Settings{ID: defaultExtension, TelemetrySettings: componenttest.NewNopTelemetrySettings(), BuildInfo: component.NewDefaultBuildInfo()}, ecfg)
 	require.NoError(t, err)
 	require.NoError(t, ext.Start(context.Background(), componenttest.NewNopHost()))

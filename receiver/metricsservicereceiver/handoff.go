@@ -17,6 +17,7 @@ import (
 // order the pipeline accepted them.
 func (r *metricsReceiver) handOff(ctx context.Context, md pmetric.Metrics) error {
 	n := md.DataPointCount()
+	r.node.stamp(md)
 	opCtx := r.obsrep.StartMetricsOp(ctx)
 	var mark *datapath.Mark
 	if r.sink != nil {

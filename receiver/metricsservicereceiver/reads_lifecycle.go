@@ -53,20 +53,34 @@ func (r *metricsReceiver) findSink(host component.Host) error {
 		return errors.New("store: the metrics_store extension has not started")
 	}
 	r.store, r.hub = r.sink.Store(), r.sink.Hub()
+	if w := r.sink.Shared(); w != nil {
+		r.node = nodeIdentity{label: w.Config().InstanceLabel, value: w.Config().Instance}
+	}
 	r.acc.SetAdmitter(storeAdmitter{st: r.store, acc: r.acc, now: time.Now})
 	return nil
 }
 
 // startReads starts the query engine and the Prometheus API, as configured.
 func (r *metricsReceiver) startReads(ctx context.Context, host component.Host) error {
-	if r.store == nil && r.cfg.Query.Remote.Endpoint == "" {
+	qcfg := r.cfg.Query
+	var readOpts []reads.Option
+	if r.sink != nil && r.sink.Shared() != nil {
+		// shared store: every node answers from the fleet's backend
+		sc := r.sink.Shared().Config()
+		if qcfg.Remote.Endpoint == "" {
+			qcfg.Remote = query.RemoteConfig{Endpoint: sc.QueryEndpoint, Headers: sc.Headers}
+		}
+		readOpts = append(readOpts, reads.WithMergeLabel(sc.InstanceLabel), reads.WithMergeLookback(r.cfg.Aggregation.SeriesTTL))
+		r.settings.Logger.Info("Reads answer from the shared store", zap.String("endpoint", qcfg.Remote.Endpoint))
+	}
+	if r.store == nil && qcfg.Remote.Endpoint == "" {
 		if r.cfg.PrometheusAPI.HasValue() {
 			r.settings.Logger.Info("Prometheus HTTP API is off: there is no metrics_store extension and no query.remote.endpoint to answer from")
 		}
 		return nil
 	}
 	q := r.queryable()
-	eng, err := query.New(r.cfg.Query, q, r.settings.Logger.Named("query"))
+	eng, err := query.New(qcfg, q, r.settings.Logger.Named("query"))
 	if err != nil {
 		return fmt.Errorf("create query engine: %w", err)
 	}
@@ -78,8 +92,8 @@ func (r *metricsReceiver) startReads(ctx context.Context, host component.Host) e
 	if r.store != nil {
 		st = r.store
 	}
-	r.reads = reads.New(eng, st)
-	if r.store != nil {
+	r.reads = reads.New(eng, st, readOpts...)
+	if r.store != nil && !eng.Remote() {
 		// late samples (older than the cache's freshness limit) drop the
 		// cached steps they may change
 		r.store.OnLateSamples(eng.FreshnessLimit(), eng.InvalidateFrom)
@@ -95,7 +109,7 @@ func (r *metricsReceiver) startReads(ctx context.Context, host component.Host) e
 	if r.rules != nil {
 		opts = append(opts, promapi.WithRules(r.rules))
 	}
-	h, err := promapi.Handler(eng, r.store, r.cfg.Query.Remote.Endpoint, func() promapi.LabelIndex {
+	h, err := promapi.Handler(eng, r.store, qcfg.Remote.Endpoint, func() promapi.LabelIndex {
 		if reg := r.defs.registry; reg != nil {
 			return reg
 		}

@@ -75,6 +75,9 @@ type metricsReceiver struct {
 
 	// sink is the metrics_store extension's store and hub (nil without one).
 	sink *datapath.Sink
+	// node stamps the shared store's node identity on the running totals
+	// the receiver builds (zero without a shared store; fleet.go).
+	node nodeIdentity
 
 	// stream: hub serves StreamMetrics (the sink's; nil without a sink).
 	hub *stream.Hub

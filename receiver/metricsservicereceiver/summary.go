@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/metricsmodule/metricsmodule/internal/sharedstore"
 	"github.com/metricsmodule/metricsmodule/internal/summary"
 	pb "github.com/metricsmodule/metricsmodule/proto/metricsmodule/v1"
 )
@@ -14,7 +15,12 @@ func (r *metricsReceiver) newSummary() *summary.Engine {
 	if r.store == nil {
 		return nil
 	}
-	return summary.New(r.store, summary.Config{
+	var st summary.Store = r.store
+	if r.sink != nil && r.sink.Shared() != nil {
+		// shared store: the fleet's series and labels from the backend
+		st = sharedstore.NewSummaryView(r.store, r.sink.Shared().Config(), r.settings.Logger.Named("shared"))
+	}
+	return summary.New(st, summary.Config{
 		SeriesLimit:     int64(r.cfg.Limits.MaxSeriesPerMetric),
 		Recommendations: r.cfg.Recommendations,
 		PipelineHealth: func(now time.Time) (bool, string) {

@@ -110,6 +110,13 @@ func startCollectorAt(t *testing.T, sinkAddr string) endpoints {
 // startCollectorWith is startCollectorAt with extra YAML merged last.
 func startCollectorWith(t *testing.T, sinkAddr, extra string) endpoints {
 	t.Helper()
+	return startCollectorFiles(t, sinkAddr, nil, extra)
+}
+
+// startCollectorFiles is startCollectorWith with config files merged after
+// testdata/config.yaml and before the test's endpoints and extra.
+func startCollectorFiles(t *testing.T, sinkAddr string, files []string, extra string) endpoints {
+	t.Helper()
 	e := endpoints{ingest: freePort(t), promAPI: freePort(t), otlpGRPC: freePort(t), otlpHTTP: freePort(t), remoteWrite: freePort(t)}
 	overrides := fmt.Sprintf(`
 receivers:
@@ -156,7 +163,7 @@ service:
 		BuildInfo: component.BuildInfo{Command: "otelcol-metrics", Version: "e2e"},
 		Factories: Components,
 		ConfigProviderSettings: otelcol.ConfigProviderSettings{ResolverSettings: confmap.ResolverSettings{
-			URIs: append([]string{"file:" + filepath.Join("..", "..", "testdata", "config.yaml"), "yaml:" + overrides}, extraURIs(extra)...),
+			URIs: append(append(append([]string{"file:" + filepath.Join("..", "..", "testdata", "config.yaml")}, files...), "yaml:"+overrides), extraURIs(extra)...),
 			ProviderFactories: []confmap.ProviderFactory{
 				fileprovider.NewFactory(), envprovider.NewFactory(), yamlprovider.NewFactory(),
 			},
