@@ -85,6 +85,16 @@ func (n *node) ingest(name string, points int) {
 	_ = n.hub.Stage(md).Commit()
 }
 
+// ingestPublished ingests and waits until JetStream acknowledged the batch,
+// so that batches from several nodes are in the log in the order of the
+// calls.
+func (n *node) ingestPublished(t *testing.T, name string, points int) {
+	t.Helper()
+	before := n.log.Status().Published
+	n.ingest(name, points)
+	require.Eventually(t, func() bool { return n.log.Status().Published > before }, wait, time.Millisecond)
+}
+
 // subscriber runs one stream and collects what it sends.
 type subscriber struct {
 	msgs   chan *pb.StreamMetricsResponse
@@ -202,9 +212,9 @@ func TestPointsIngestedOnOneNodeReachASubscriberOnAnother(t *testing.T) {
 	sub, err := subscribe(t, b, "on-b", nil)
 	require.NoError(t, err)
 
-	a.ingest("other", 2) // not matched: its sequence is skipped
-	a.ingest("wanted", 3)
-	b.ingest("wanted", 2)
+	a.ingestPublished(t, "other", 2) // not matched: its sequence is skipped
+	a.ingestPublished(t, "wanted", 3)
+	b.ingestPublished(t, "wanted", 2)
 	got := sub.batches(t, 2)
 	assert.Len(t, got[0].GetMetrics(), 3)
 	assert.Len(t, got[1].GetMetrics(), 2)
