@@ -147,7 +147,10 @@ type ClusterRecord struct {
 type ClusterStatus struct {
 	// Healthy is false while the log is unreachable or publishing fails.
 	Healthy bool
-	// Message says why not.
+	// Connected reports that the node is connected to NATS (even while
+	// Healthy is still false, e.g. before the first publish).
+	Connected bool
+	// Message says why not healthy.
 	Message string
 	// Buffered is the number of committed batches waiting to be published.
 	Buffered int

@@ -64,10 +64,17 @@ type clusterItem struct {
 // node beyond its running stream.
 func (h *Hub) subscribeCluster(p params, filter *Filter) (*Stream, error) {
 	var from, lastSent uint64
-	ctx, cancel := context.WithTimeout(context.Background(), h.cfg.Cluster.NATS.PublishTimeout)
-	first, last, err := h.cluster.Bounds(ctx)
-	cancel()
-	if p.resume != nil && *p.resume > 0 {
+	resume := p.resume != nil && *p.resume > 0
+	var first, last uint64
+	err := ErrUnavailable
+	if resume || h.cluster.Status().Connected {
+		// a new subscription does not wait for an unreachable log: it
+		// starts after the last record once the log is back
+		ctx, cancel := context.WithTimeout(context.Background(), h.cfg.Cluster.NATS.PublishTimeout)
+		first, last, err = h.cluster.Bounds(ctx)
+		cancel()
+	}
+	if resume {
 		n := *p.resume
 		if err != nil {
 			return nil, fmt.Errorf("%w: cannot check resume_after_sequence %d: %w (fix: retry; the resume stays valid while the stream retains sequence %d)", ErrUnavailable, n, err, n+1)

@@ -125,7 +125,9 @@ func Open(cfg stream.ClusterConfig, logger *zap.Logger, onChange func(stream.Clu
 		nc.Close()
 		return nil, fmt.Errorf("jetstream: %w", err)
 	}
+	l.mu.Lock() // the connection's handlers may already run
 	l.nc, l.js = nc, js
+	l.mu.Unlock()
 	l.wg.Go(l.publisher)
 	return l, nil
 }
@@ -202,6 +204,7 @@ func (l *Log) Status() stream.ClusterStatus {
 func (l *Log) statusLocked() stream.ClusterStatus {
 	s := stream.ClusterStatus{
 		Healthy:        l.lastErr == nil,
+		Connected:      l.nc != nil && l.nc.IsConnected(),
 		Buffered:       len(l.queue) - l.head,
 		Published:      l.published.Load(),
 		DroppedBatches: l.droppedB.Load(),
