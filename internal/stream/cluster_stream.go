@@ -53,9 +53,12 @@ type clusterStream struct {
 	dropPoints  atomic.Uint64
 }
 
-// clusterItem is what the reader goroutine hands to the stream.
+// clusterItem is what the reader goroutine hands to the stream: a batch,
+// the end of the stream, or (neither) the position after records that had
+// nothing for the filter.
 type clusterItem struct {
 	b   *batch
+	seq uint64
 	err error
 }
 
@@ -90,7 +93,7 @@ func (h *Hub) subscribeCluster(p params, filter *Filter) (*Stream, error) {
 		}
 		from, lastSent = n+1, n
 	} else if err == nil {
-		from = last + 1 // a new subscription starts after the log's last record
+		from, lastSent = last+1, last // a new subscription starts after the log's last record
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -160,6 +163,10 @@ func (st *Stream) runCluster(ctx context.Context, send func(Message) error, noti
 			if it.err != nil {
 				return it.err
 			}
+			if it.b == nil {
+				st.lastSent = max(st.lastSent, it.seq)
+				continue
+			}
 			if err := send(batchMessage{b: it.b}); err != nil {
 				return err
 			}
@@ -196,6 +203,7 @@ func (cl *clusterStream) pump(ctx context.Context, s *subscription, reader Clust
 			cl.dropPoints.Add(rec.DroppedPoints)
 		}
 		if len(rec.Payload) == 0 {
+			skipped(out, rec.Seq)
 			continue
 		}
 		md, err := clusterUnmarshaler.UnmarshalMetrics(rec.Payload)
@@ -203,10 +211,12 @@ func (cl *clusterStream) pump(ctx context.Context, s *subscription, reader Clust
 			s.hub.logger.Warn("Cluster log record is not a pdata batch; skipped", zap.Uint64("sequence", rec.Seq),
 				zap.String("origin", rec.Origin), zap.Error(err))
 			cl.dropBatches.Add(1)
+			skipped(out, rec.Seq)
 			continue
 		}
 		staged := stage(cl.routing, md)
 		if staged == nil || len(staged.per[0]) == 0 {
+			skipped(out, rec.Seq)
 			continue
 		}
 		created := rec.Time
@@ -224,7 +234,19 @@ func (cl *clusterStream) pump(ctx context.Context, s *subscription, reader Clust
 
 var clusterUnmarshaler = &pmetric.ProtoUnmarshaler{}
 
-// clusterHeartbeat is a heartbeat in cluster mode: drops reported by the log
+// skipped moves the stream's position past seq, a record without anything
+// for it, when the stream has room (a lagging position is only re-examined
+// on a resume, never lost).
+func skipped(out chan<- clusterItem, seq uint64) {
+	select {
+	case out <- clusterItem{seq: seq}:
+	default:
+	}
+}
+
+// clusterHeartbeat is a heartbeat in cluster mode: last_sequence is the
+// stream's position (every record up to it was sent or had nothing for the
+// filter; resume after it to miss nothing), drops reported by the log
 // (gaps of a best-effort stream, batches nodes could not publish), and the
 // node's link to the log when it is degraded.
 func (st *Stream) clusterHeartbeat(notice Notice) *pb.StreamMetricsResponse {

@@ -160,8 +160,8 @@ func TestFleetStreamSubscriberMovesToAnotherNodeAndResumes(t *testing.T) {
 	mover.cancel()
 	<-mover.done
 	moverSeqs, moverValues := mover.got()
-	last := mover.client.LastSequence()
-	require.Equal(t, moverSeqs[len(moverSeqs)-1], last)
+	last := mover.client.LastSequence() // its last batch, or past it when heartbeats moved it on
+	require.GreaterOrEqual(t, last, moverSeqs[len(moverSeqs)-1])
 
 	for i := 30; i < 60; i++ { // ingested while the subscriber moves
 		nodes[i%3].record(t, "fleet_gauge", float64(i))

@@ -29,7 +29,7 @@ const wait = 30 * time.Second
 
 // startNATS runs nats-server with JetStream, its store in dir, on addr (a
 // free port when empty).
-func startNATS(t *testing.T, dir, addr string) *testpeer.Peer {
+func startNATS(t testing.TB, dir, addr string) *testpeer.Peer {
 	t.Helper()
 	return testpeer.Start(t, testpeer.Config{
 		Binary: "nats-server",
@@ -47,7 +47,7 @@ type node struct {
 	log *natslog.Log
 }
 
-func newNode(t *testing.T, url, name string, mutate func(*stream.Config)) *node {
+func newNode(t testing.TB, url, name string, mutate func(*stream.Config)) *node {
 	t.Helper()
 	cfg := stream.DefaultConfig()
 	cfg.Cluster.Node = name
@@ -270,6 +270,26 @@ func TestSubscriberResumesOnAnotherNodeExactlyAfterItsLastSequence(t *testing.T)
 	require.ErrorIs(t, err, stream.ErrResumeAhead)
 }
 
+func TestHeartbeatPositionSkipsUnmatchedRecordsForAResumeElsewhere(t *testing.T) {
+	t.Parallel()
+	nats := startNATS(t, t.TempDir(), "")
+	a := newNode(t, natsURL(nats), "a", nil)
+	b := newNode(t, natsURL(nats), "b", nil)
+	sub, err := subscribe(t, a, "quiet", nil)
+	require.NoError(t, err)
+	for range 3 {
+		b.ingestPublished(t, "other", 1)
+	}
+	hb := sub.heartbeatWhere(t, func(hb *pb.Heartbeat) bool { return hb.GetLastSequence() == 3 })
+	sub.stop()
+	b.ingestPublished(t, "wanted", 2) // while the subscriber has no stream
+	last := hb.GetLastSequence()
+	moved, err := subscribe(t, b, "quiet", &last)
+	require.NoError(t, err)
+	got := moved.batches(t, 1)
+	assert.Equal(t, uint64(4), got[0].GetSequence(), "resuming after the position misses nothing")
+}
+
 func TestNATSRestartKeepsWhatWasCommittedOrReportsItDropped(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
@@ -382,4 +402,48 @@ func TestNodeStartsWhileNATSIsDownAndCatchesUp(t *testing.T) {
 	a.ingest("wanted", 1)
 	got := sub.batches(t, 1)
 	assert.Equal(t, uint64(2), got[0].GetSequence(), "the batch buffered during the outage was published first")
+}
+
+// BenchmarkPublishToSubscriberOnAnotherNode measures committed batches (100
+// points each) from node a until a subscriber on node b received them all.
+func BenchmarkPublishToSubscriberOnAnotherNode(b *testing.B) {
+	nats := startNATS(b, b.TempDir(), "")
+	a := newNode(b, natsURL(nats), "a", nil)
+	other := newNode(b, natsURL(nats), "b", nil)
+	st, err := other.hub.Subscribe(&pb.StreamMetricsRequest{
+		Filter:  &pb.MetricFilter{Names: []string{"wanted"}},
+		Options: &pb.StreamOptions{Qos: pb.QualityOfService_QUALITY_OF_SERVICE_AT_LEAST_ONCE},
+	})
+	require.NoError(b, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	batches := make(chan struct{}, 1<<16)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = st.Run(ctx, func(m stream.Message) error {
+			if _, hb := m.(*pb.StreamMetricsResponse); !hb {
+				batches <- struct{}{}
+			}
+			return nil
+		}, stream.Notice{})
+	}()
+	defer func() {
+		cancel()
+		<-done
+	}()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		a.ingest("wanted", 100)
+		if i%64 == 63 { // stay within the publish buffer
+			for range 64 {
+				<-batches
+			}
+		}
+	}
+	for range b.N % 64 {
+		<-batches
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)*100/b.Elapsed().Seconds(), "points/s")
+	require.Zero(b, a.log.Status().DroppedBatches)
 }
