@@ -46,6 +46,10 @@ const duplicateWindow = 2 * time.Minute
 // pullBatch bounds the messages a reader holds ahead of its stream.
 const pullBatch = 16
 
+// publishWindow bounds the batches in flight (published, not yet
+// acknowledged).
+const publishWindow = 64
+
 // Log is a stream.ClusterLog on JetStream. Open never fails because NATS is
 // unreachable: the log connects, creates the stream and publishes in the
 // background, and reports its state through Status.
@@ -120,7 +124,8 @@ func Open(cfg stream.ClusterConfig, logger *zap.Logger, onChange func(stream.Clu
 	if err != nil {
 		return nil, fmt.Errorf("cluster.nats.url: %w", err)
 	}
-	js, err := jetstream.New(nc)
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncTimeout(cfg.NATS.PublishTimeout),
+		jetstream.WithPublishAsyncMaxPending(2*publishWindow))
 	if err != nil {
 		nc.Close()
 		return nil, fmt.Errorf("jetstream: %w", err)
@@ -266,7 +271,11 @@ func (l *Log) publisher() {
 	}
 }
 
-// drain publishes what is buffered; it returns the first failure.
+// drain publishes what is buffered, up to publishWindow batches in flight;
+// it returns the first failure. Batches are published in commit order; after
+// a failure the batches from the failed one on are published again (the
+// message ids keep JetStream from storing any twice), so a retried batch can
+// land after later batches of the same node.
 func (l *Log) drain() error {
 	if !l.isReady() {
 		if err := l.ensureStream(); err != nil {
@@ -281,11 +290,7 @@ func (l *Log) drain() error {
 		}
 		l.mu.Lock()
 		dropB, dropP := l.dropB, l.dropP
-		var p pending
-		have := l.head < len(l.queue)
-		if have {
-			p = l.queue[l.head]
-		}
+		window := append([]pending(nil), l.queue[l.head:min(len(l.queue), l.head+publishWindow)]...)
 		l.mu.Unlock()
 		if dropB > 0 {
 			if err := l.publishDrops(dropB, dropP); err != nil {
@@ -297,12 +302,40 @@ func (l *Log) drain() error {
 			l.mu.Unlock()
 			continue
 		}
-		if !have {
+		if len(window) == 0 {
 			l.setErr(nil)
 			return nil
 		}
-		err := l.publish(p)
+		settled, err := l.publishWindow(window)
+		l.pop(window[:settled])
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// publishWindow publishes batches asynchronously and waits for their
+// acknowledgements in order; it returns how many from the front are settled
+// (stored, or dropped as too large) and the first failure.
+func (l *Log) publishWindow(window []pending) (int, error) {
+	futures := make([]jetstream.PubAckFuture, len(window))
+	tooBig := make([]bool, len(window))
+	var sendErr error
+	for i, p := range window {
+		f, err := l.js.PublishMsgAsync(l.batchMsg(p))
 		if errors.Is(err, nats.ErrMaxPayload) {
+			tooBig[i] = true
+			continue
+		}
+		if err != nil {
+			sendErr = fmt.Errorf("publish to JetStream stream %q: %w", l.cfg.StreamName, err)
+			break
+		}
+		futures[i] = f
+	}
+	for i, p := range window {
+		switch {
+		case tooBig[i]:
 			l.logger.Warn("Batch not published: larger than the NATS server's max_payload", zap.Int("bytes", len(p.payload)),
 				zap.Int("points", p.points), zap.Int64("max_payload", l.nc.MaxPayload()))
 			l.mu.Lock()
@@ -311,23 +344,38 @@ func (l *Log) drain() error {
 			l.mu.Unlock()
 			l.droppedB.Add(1)
 			l.droppedP.Add(uint64(p.points))
-		} else if err != nil {
-			return err
-		} else {
-			l.published.Add(1)
+			continue
+		case futures[i] == nil:
+			return i, sendErr
 		}
-		l.mu.Lock()
+		select {
+		case <-futures[i].Ok():
+			l.published.Add(1)
+		case err := <-futures[i].Err():
+			l.noteSendErr(err)
+			return i, fmt.Errorf("publish to JetStream stream %q: %w", l.cfg.StreamName, err)
+		case <-l.done:
+			return i, nil
+		}
+	}
+	return len(window), sendErr
+}
+
+// pop removes the settled batches from the front of the buffer.
+func (l *Log) pop(settled []pending) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, p := range settled {
 		l.queue[l.head] = pending{}
 		l.head++
 		l.bytes -= int64(len(p.payload))
-		if l.head == len(l.queue) {
-			l.queue, l.head = l.queue[:0], 0
-		} else if l.head >= 64 && 2*l.head >= len(l.queue) {
-			n := copy(l.queue, l.queue[l.head:])
-			clear(l.queue[n:])
-			l.queue, l.head = l.queue[:n], 0
-		}
-		l.mu.Unlock()
+	}
+	if l.head == len(l.queue) {
+		l.queue, l.head = l.queue[:0], 0
+	} else if l.head >= 64 && 2*l.head >= len(l.queue) {
+		n := copy(l.queue, l.queue[l.head:])
+		clear(l.queue[n:])
+		l.queue, l.head = l.queue[:n], 0
 	}
 }
 
@@ -372,12 +420,12 @@ func (l *Log) msg(id string) *nats.Msg {
 	return m
 }
 
-func (l *Log) publish(p pending) error {
+func (l *Log) batchMsg(p pending) *nats.Msg {
 	m := l.msg(strconv.FormatUint(p.id, 10))
 	m.Header.Set(HeaderTime, strconv.FormatInt(p.at.UnixNano(), 10))
 	m.Header.Set(HeaderPoints, strconv.Itoa(p.points))
 	m.Data = p.payload
-	return l.send(m)
+	return m
 }
 
 func (l *Log) publishDrops(batches, points uint64) error {
@@ -392,14 +440,20 @@ func (l *Log) send(m *nats.Msg) error {
 	ctx, cancel := context.WithTimeout(context.Background(), l.cfg.PublishTimeout)
 	defer cancel()
 	if _, err := l.js.PublishMsg(ctx, m); err != nil {
-		if errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, jetstream.ErrStreamNotFound) {
-			l.mu.Lock()
-			l.ready = false // e.g. a server restarted without its store
-			l.mu.Unlock()
-		}
+		l.noteSendErr(err)
 		return fmt.Errorf("publish to JetStream stream %q: %w", l.cfg.StreamName, err)
 	}
 	return nil
+}
+
+// noteSendErr makes the next drain check the stream again when a publish
+// found no stream (e.g. a server restarted without its store).
+func (l *Log) noteSendErr(err error) {
+	if errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, jetstream.ErrStreamNotFound) || errors.Is(err, nats.ErrNoResponders) {
+		l.mu.Lock()
+		l.ready = false
+		l.mu.Unlock()
+	}
 }
 
 // Bounds returns the first and last sequence the stream holds.
