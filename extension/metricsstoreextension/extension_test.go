@@ -2,7 +2,10 @@ package metricsstoreextension
 
 import (
 	"context"
+	"net"
+	"strconv"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -11,6 +14,8 @@ import (
 
 	"github.com/metricsmodule/metricsmodule/extension/metricsstoreextension/internal/metadata"
 	"github.com/metricsmodule/metricsmodule/internal/datapath"
+	"github.com/metricsmodule/metricsmodule/internal/stream"
+	"github.com/metricsmodule/metricsmodule/internal/testpeer"
 )
 
 func TestLifecycle(t *testing.T) {
@@ -46,4 +51,25 @@ func TestStartFailsOnBadStoreDirectory(t *testing.T) {
 	err = ext.Start(context.Background(), componenttest.NewNopHost())
 	require.ErrorContains(t, err, "store:")
 	require.NoError(t, ext.Shutdown(context.Background()))
+}
+
+func TestClusterModeStartsWhileNATSIsUnreachable(t *testing.T) {
+	f := NewFactory()
+	cfg := f.CreateDefaultConfig().(*Config)
+	cfg.Store.Path = t.TempDir()
+	cfg.Stream.Cluster.Node = "n1"
+	cfg.Stream.Cluster.NATS.URL = "nats://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(testpeer.FreePort(t)))
+	ext, err := f.Create(context.Background(), extensiontest.NewNopSettings(metadata.Type), cfg)
+	require.NoError(t, err)
+	require.NoError(t, ext.Start(context.Background(), componenttest.NewNopHost()), "an unreachable NATS degrades streams, it does not fail the start")
+	st, on := ext.(interface {
+		ClusterStatus() (stream.ClusterStatus, bool)
+	}).ClusterStatus()
+	require.True(t, on)
+	assert.False(t, st.Healthy)
+	assert.Contains(t, st.Message, "nats")
+	require.NotNil(t, ext.(datapath.Provider).Sink().Hub())
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	require.NoError(t, ext.Shutdown(ctx))
 }
