@@ -333,6 +333,9 @@ func (l *Log) publishWindow(window []pending) (int, error) {
 		}
 		futures[i] = f
 	}
+	// a bound of our own on the wait, whatever becomes of a future
+	deadline := time.NewTimer(l.cfg.PublishTimeout + time.Second)
+	defer deadline.Stop()
 	for i, p := range window {
 		switch {
 		case tooBig[i]:
@@ -354,6 +357,8 @@ func (l *Log) publishWindow(window []pending) (int, error) {
 		case err := <-futures[i].Err():
 			l.noteSendErr(err)
 			return i, fmt.Errorf("publish to JetStream stream %q: %w", l.cfg.StreamName, err)
+		case <-deadline.C:
+			return i, fmt.Errorf("publish to JetStream stream %q: no acknowledgement within cluster.nats.publish_timeout (%s)", l.cfg.StreamName, l.cfg.PublishTimeout)
 		case <-l.done:
 			return i, nil
 		}
