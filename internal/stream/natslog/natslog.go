@@ -46,6 +46,9 @@ const duplicateWindow = 2 * time.Minute
 // pullBatch bounds the messages a reader holds ahead of its stream.
 const pullBatch = 16
 
+// pullExpiry is how long one pull request of a reader waits.
+const pullExpiry = 5 * time.Second
+
 // publishWindow bounds the batches in flight (published, not yet
 // acknowledged).
 const publishWindow = 64
@@ -113,6 +116,11 @@ func Open(cfg stream.ClusterConfig, logger *zap.Logger, onChange func(stream.Clu
 		nats.ReconnectWait(cfg.NATS.ReconnectWait),
 		nats.Timeout(cfg.NATS.PublishTimeout),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			select {
+			case <-l.done:
+				return // Close
+			default:
+			}
 			if err == nil {
 				err = errors.New("disconnected")
 			}
@@ -554,15 +562,18 @@ func (r *reader) open(ctx context.Context) error {
 		}
 		r.next = last + 1
 	}
+	// the stream holds the one subject: no subject filter (filter_subjects
+	// needs NATS 2.10)
 	cons, err := r.l.js.OrderedConsumer(octx, r.l.cfg.StreamName, jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{r.l.cfg.Subject},
-		DeliverPolicy:  jetstream.DeliverByStartSequencePolicy,
-		OptStartSeq:    r.next,
+		DeliverPolicy: jetstream.DeliverByStartSequencePolicy,
+		OptStartSeq:   r.next,
 	})
 	if err != nil {
 		return err
 	}
-	it, err := cons.Messages(jetstream.PullMaxMessages(pullBatch))
+	// short pulls with idle heartbeats: a consumer that stalls (a lost pull,
+	// a server restart) is noticed and recreated within seconds
+	it, err := cons.Messages(jetstream.PullMaxMessages(pullBatch), jetstream.PullExpiry(pullExpiry), jetstream.PullHeartbeat(pullExpiry/5))
 	if err != nil {
 		return err
 	}
