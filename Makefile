@@ -34,6 +34,7 @@ PROTO_PLUGINS := $(PROTOC_GEN_GO) $(PROTOC_GEN_GO_GRPC) $(PROTOC_GEN_GO_VTPROTO)
 TOOLS         := $(BUF) $(PROTO_PLUGINS) $(OCB) $(GRPCURL)
 
 DIST        := ./$(BUILD_DIR)/otelcol-metrics
+CTL         := ./$(BUILD_DIR)/metricsctl
 RUN_CONFIG  ?= testdata/config.yaml
 TEST_TIMEOUT ?= 20m
 TEST_FLAGS  ?= -race -count=1 -timeout $(TEST_TIMEOUT)
@@ -41,10 +42,13 @@ BENCH_PKGS  ?= ./internal/... ./receiver/...
 
 GO_INSTALL = GOBIN=$(CURDIR)/$(BIN_DIR) $(GO) install
 
-.PHONY: tools clean-tools proto proto-lint proto-check generate generate-check build run test vet fuzz-smoke fmt bench clean
+.PHONY: tools grpcurl metricsctl clean-tools proto proto-lint proto-check generate generate-check build run test vet fuzz-smoke fmt bench clean
 
 ## tools: install the pinned tools into ./bin
 tools: $(TOOLS)
+
+## grpcurl: install only grpcurl into ./bin (an alternative to metricsctl)
+grpcurl: $(GRPCURL)
 
 $(BUF):
 	$(GO_INSTALL) github.com/bufbuild/buf/cmd/buf@$(BUF_VERSION)
@@ -115,8 +119,12 @@ generate-check: generate
 build: $(OCB)
 	./$(OCB) --config builder-config.yaml
 
-## run: build and run the distribution with the default config
-run: build
+## metricsctl: build the CLI into ./_build/metricsctl
+metricsctl:
+	$(GO) build -o $(CTL) ./cmd/metricsctl
+
+## run: build the distribution and metricsctl, and run the distribution with the default config
+run: build metricsctl
 	$(DIST) --config file:$(RUN_CONFIG)
 
 ## test: run all tests with the race detector

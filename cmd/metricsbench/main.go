@@ -52,6 +52,8 @@ func main() {
 		err = hostileMain(os.Args[2:])
 	case "summary":
 		err = summaryMain(os.Args[2:])
+	case "pages":
+		err = pagesMain(os.Args[2:])
 	case "help", "-h", "-help", "--help":
 		usage()
 		return
@@ -86,5 +88,6 @@ func usage() {
   metricsbench stream [flags]   StreamMetrics latency and slow-subscriber isolation (see: metricsbench stream -h)
   metricsbench hostile [flags]  ingest under hostile and heavy queries (see: metricsbench hostile -h)
   metricsbench summary [flags]  GetMetricsSummary time over a store of 200,000 series (see: metricsbench summary -h)
+  metricsbench pages [flags]    GetMetrics paging at 200,000 series (see: metricsbench pages -h)
 `)
 }

@@ -54,7 +54,7 @@ func TestParseStatCPU(t *testing.T) {
 }
 
 func TestReport(t *testing.T) {
-	cfg := &runConfig{shapes: []payload.Shape{payload.Shape1000x4}, sides: []string{sideOurs, sideOTLP}, rounds: 3}
+	cfg := &runConfig{shapes: []payload.Shape{payload.Shape1000x4}, sides: []string{sideOurs, sideOTLP}, rounds: 3, rates: []float64{0}, counters: []bool{false}}
 	var trials []*trial
 	for round := 1; round <= 3; round++ {
 		for _, side := range cfg.sides {
@@ -64,7 +64,7 @@ func TestReport(t *testing.T) {
 			}
 			trials = append(trials, &trial{
 				round: round, side: side, shape: payload.Shape1000x4, perRequest: 1000,
-				wall: 2 * time.Second, datapoints: 3_000_000, serverCPU: cpu, otherCPU: -1,
+				wall: 2 * time.Second, datapoints: 3_000_000, serverCPU: cpu, otherCPU: -1, hwmKiB: 40 << 10,
 			})
 		}
 	}
@@ -73,7 +73,7 @@ func TestReport(t *testing.T) {
 	s := out.String()
 	// Median ours 1.5M dp per CPU-s, otlp 1.5M: ratio 1.00; per round 2.00, 1.00, 0.67.
 	assert.Contains(t, s, "| 1000x4 | 1000 | ours | 1500000 | 0.667 | 1500000 |")
-	assert.Contains(t, s, "| 1000x4 | 1.00x | 2.00, 1.00, 0.67 | 1.00x | 1.00x |")
+	assert.Contains(t, s, "| 1000x4 | ours/otlp | 1.00x | 2.00, 1.00, 0.67 | 1.00x | 1.00x | 1.00x |")
 	assert.NotContains(t, s, "trials kept more than")
 	assert.Equal(t, 2, strings.Count(s, "n/a"), fmt.Sprint(s))
 
@@ -86,6 +86,16 @@ func TestReport(t *testing.T) {
 
 func TestParseRunFlags(t *testing.T) {
 	cfg, err := parseRunFlags([]string{"-shapes", "1000x4", "-sides", "otlp,ours", "-rounds", "1"})
+	require.NoError(t, err)
+	assert.Equal(t, []float64{0}, cfg.rates)
+	assert.Equal(t, []bool{false}, cfg.counters)
+	many, err := parseRunFlags([]string{"-shapes", "testbed,1000x4", "-rates", "0,200000", "-counters", "increments,totals"})
+	require.NoError(t, err)
+	assert.Len(t, many.cells(), 8)
+	assert.Equal(t, "1000x4, 200k dp/s, totals", cell{payload.Shape1000x4, 200000, true}.String())
+	_, err = parseRunFlags([]string{"-counters", "deltas"})
+	assert.Error(t, err)
+	cfg, err = parseRunFlags([]string{"-shapes", "1000x4", "-sides", "otlp,ours", "-rounds", "1"})
 	require.NoError(t, err)
 	assert.Equal(t, []payload.Shape{payload.Shape1000x4}, cfg.shapes)
 	assert.Equal(t, []string{sideOTLP, sideOurs}, cfg.sides)

@@ -45,6 +45,8 @@ type runConfig struct {
 	warmup      time.Duration
 	rounds      int
 	rate        float64
+	rates       []float64 // offered loads to measure (each a cell); from -rates, else -rate
+	counters    []bool    // counters as running totals (true) or increments, each a cell
 	pin         bool
 	serverCPUs  string
 	clientCPUs  string
@@ -68,6 +70,8 @@ func parseRunFlags(args []string) (*runConfig, error) {
 	fs.StringVar(&cfg.serverCPUs, "server-cpus", "0", "taskset CPU list of the server")
 	fs.StringVar(&cfg.clientCPUs, "client-cpus", "1", "taskset CPU list of the generator")
 	fs.BoolVar(&cfg.cumulative, "cumulative-counters", false, "send MetricsService counters as running totals instead of increments")
+	rates := fs.String("rates", "", "offered loads to measure in one run, comma separated dp/s (0: as fast as the server answers); overrides -rate")
+	counters := fs.String("counters", "", "counter encodings to measure in one run, comma separated: increments, totals; overrides -cumulative-counters")
 	fs.StringVar(&cfg.profileDir, "cpuprofile", "", "after the rounds, run one more (unreported) trial per shape and side and save the server CPU profile to DIR/SIDE-SHAPE.pprof")
 	fs.Float64Var(&cfg.maxOthers, "max-others", 0.10, "repeat a trial when other processes used more than this fraction of the server's CPU (pinned runs; 0: never)")
 	fs.IntVar(&cfg.retries, "retries", 3, "most repetitions of a disturbed trial; the last one counts")
@@ -90,6 +94,31 @@ func parseRunFlags(args []string) (*runConfig, error) {
 			return nil, fmt.Errorf("side %q is not one of %v", s, allSides)
 		}
 		cfg.sides = append(cfg.sides, s)
+	}
+	cfg.rates = []float64{cfg.rate}
+	if *rates != "" {
+		cfg.rates = nil
+		for s := range strings.SplitSeq(*rates, ",") {
+			v, err := strconv.ParseFloat(strings.TrimSpace(s), 64)
+			if err != nil || v < 0 {
+				return nil, fmt.Errorf("-rates: %q is not a rate in dp/s (0 or more)", s)
+			}
+			cfg.rates = append(cfg.rates, v)
+		}
+	}
+	cfg.counters = []bool{cfg.cumulative}
+	if *counters != "" {
+		cfg.counters = nil
+		for s := range strings.SplitSeq(*counters, ",") {
+			switch strings.TrimSpace(s) {
+			case "increments":
+				cfg.counters = append(cfg.counters, false)
+			case "totals":
+				cfg.counters = append(cfg.counters, true)
+			default:
+				return nil, fmt.Errorf("-counters: %q is not one of increments, totals", s)
+			}
+		}
 	}
 	if cfg.concurrency < 1 || cfg.rounds < 1 || cfg.duration <= 0 || cfg.warmup < 0 || cfg.rate < 0 {
 		return nil, errors.New("concurrency and rounds must be positive, duration positive, warmup and rate not negative")
@@ -146,6 +175,8 @@ type trial struct {
 	round       int
 	side        string
 	shape       payload.Shape
+	rate        float64 // offered dp/s, 0: as fast as the server answers
+	cumulative  bool    // MetricsService counters as running totals
 	perRequest  int
 	wall        time.Duration
 	datapoints  int64
@@ -166,9 +197,61 @@ func (t *trial) String() string {
 		other = fmt.Sprintf("%.0f%%", 100*t.otherCPU.Seconds()/t.wall.Seconds())
 	}
 	return fmt.Sprintf("round %d %-7s %-4s %9.0f dp/s %6.3f CPU-s/1M dp %9.0f dp/CPU-s | CPU: server %3.0f%% (GOMAXPROCS %s), others on its core %s, generator %3.0f%% | peak RSS %5.1f MiB",
-		t.round, t.shape, t.side, t.dpPerSec(), t.cpuPerMillion(), t.dpPerCPUSec(),
+		t.round, t.cellName(), t.side, t.dpPerSec(), t.cpuPerMillion(), t.dpPerCPUSec(),
 		100*t.serverCPU.Seconds()/t.wall.Seconds(), t.serverProcs, other,
 		100*t.clientCPU.Seconds()/t.wall.Seconds(), float64(t.hwmKiB)/1024)
+}
+
+// cell is one measured condition: a shape at a load with a counter encoding.
+type cell struct {
+	shape      payload.Shape
+	rate       float64
+	cumulative bool
+}
+
+func (c cell) String() string {
+	load := "max"
+	if c.rate > 0 {
+		load = strconv.FormatFloat(c.rate/1000, 'f', -1, 64) + "k dp/s"
+	}
+	counters := "increments"
+	if c.cumulative {
+		counters = "totals"
+	}
+	return string(c.shape) + ", " + load + ", " + counters
+}
+
+func (t *trial) cell() cell { return cell{t.shape, t.rate, t.cumulative} }
+
+// cellName is the trial's cell, named by its shape alone when the run
+// measures one load and one counter encoding.
+func (t *trial) cellName() string {
+	if t.rate == 0 && !t.cumulative {
+		return string(t.shape)
+	}
+	return t.cell().String()
+}
+
+// cells lists the cells of the run: every shape at every load with every
+// counter encoding.
+func (cfg *runConfig) cells() []cell {
+	var out []cell
+	for _, sh := range cfg.shapes {
+		for _, rate := range cfg.rates {
+			for _, cum := range cfg.counters {
+				out = append(out, cell{sh, rate, cum})
+			}
+		}
+	}
+	return out
+}
+
+// cellName is the name of c in the report (see trial.cellName).
+func (cfg *runConfig) cellName(c cell) string {
+	if len(cfg.rates) == 1 && len(cfg.counters) == 1 {
+		return string(c.shape)
+	}
+	return c.String()
 }
 
 func (t *trial) dpPerSec() float64 { return float64(t.datapoints) / t.wall.Seconds() }
@@ -188,29 +271,45 @@ func (r *runner) run() error {
 	if cfg.pin {
 		pinning = fmt.Sprintf("server on CPU %s, generator on CPU %s (taskset)", cfg.serverCPUs, cfg.clientCPUs)
 	}
-	load := "as fast as the server answers"
-	if cfg.rate > 0 {
-		load = fmt.Sprintf("%.0f dp/s offered", cfg.rate)
+	var loads, encodings []string
+	for _, rate := range cfg.rates {
+		if rate > 0 {
+			loads = append(loads, fmt.Sprintf("%.0f dp/s offered", rate))
+		} else {
+			loads = append(loads, "as fast as the server answers")
+		}
 	}
-	counters := "increments"
-	if cfg.cumulative {
-		counters = "running totals"
+	for _, cum := range cfg.counters {
+		if cum {
+			encodings = append(encodings, "running totals")
+		} else {
+			encodings = append(encodings, "increments")
+		}
 	}
+	load, counters := strings.Join(loads, " / "), strings.Join(encodings, " / ")
 	fmt.Printf("# %s; %d clients; %s; warmup %s, measured %s, %d rounds; MetricsService counters as %s\n",
 		pinning, cfg.concurrency, load, cfg.warmup, cfg.duration, cfg.rounds, counters)
 
-	payloads := map[payload.Shape][]payload.Payload{}
-	for _, sh := range cfg.shapes {
-		ps, err := buildPayloads(sh, cfg.concurrency, cfg.cumulative)
+	type payloadKey struct {
+		shape      payload.Shape
+		cumulative bool
+	}
+	payloads := map[payloadKey][]payload.Payload{}
+	for _, c := range cfg.cells() {
+		k := payloadKey{c.shape, c.cumulative}
+		if payloads[k] != nil {
+			continue
+		}
+		ps, err := buildPayloads(c.shape, cfg.concurrency, c.cumulative)
 		if err != nil {
 			return err
 		}
-		payloads[sh] = ps
+		payloads[k] = ps
 	}
 
 	var trials []*trial
 	for round := 1; round <= cfg.rounds; round++ {
-		for _, sh := range cfg.shapes {
+		for _, c := range cfg.cells() {
 			sides := slices.Clone(cfg.sides)
 			if round%2 == 0 {
 				slices.Reverse(sides)
@@ -219,9 +318,9 @@ func (r *runner) run() error {
 				var t *trial
 				for attempt := 0; ; attempt++ {
 					var err error
-					t, err = r.trial(round, side, sh, payloads[sh], "")
+					t, err = r.trial(round, side, c, payloads[payloadKey{c.shape, c.cumulative}], "")
 					if err != nil {
-						return fmt.Errorf("round %d, %s, %s: %w", round, sh, side, err)
+						return fmt.Errorf("round %d, %s, %s: %w", round, c, side, err)
 					}
 					busy := t.otherCPU.Seconds() / t.wall.Seconds()
 					if cfg.maxOthers <= 0 || t.otherCPU < 0 || busy <= cfg.maxOthers {
@@ -248,7 +347,8 @@ func (r *runner) run() error {
 		for _, sh := range cfg.shapes {
 			for _, side := range cfg.sides {
 				path := filepath.Join(cfg.profileDir, side+"-"+string(sh)+".pprof")
-				if _, err := r.trial(0, side, sh, payloads[sh], path); err != nil {
+				c := cell{sh, cfg.rates[0], cfg.counters[0]}
+				if _, err := r.trial(0, side, c, payloads[payloadKey{sh, c.cumulative}], path); err != nil {
 					return fmt.Errorf("profile %s %s: %w", sh, side, err)
 				}
 				fmt.Printf("# CPU profile of the %s server at %s: %s\n", side, sh, path)
@@ -395,7 +495,7 @@ type client struct {
 
 // trial measures one side and shape on a fresh server. With profilePath set
 // the server's CPU profile of the measured window is saved there.
-func (r *runner) trial(round int, side string, sh payload.Shape, payloads []payload.Payload, profilePath string) (*trial, error) {
+func (r *runner) trial(round int, side string, c cell, payloads []payload.Payload, profilePath string) (*trial, error) {
 	cfg := r.cfg
 	srv, err := r.startServer(side)
 	if err != nil {
@@ -421,7 +521,7 @@ func (r *runner) trial(round int, side string, sh payload.Shape, payloads []payl
 		acked.Add(int64(c.points))
 	}
 
-	t := &trial{round: round, side: side, shape: sh, perRequest: payloads[0].DataPoints, serverProcs: srv.procs}
+	t := &trial{round: round, side: side, shape: c.shape, rate: c.rate, cumulative: c.cumulative, perRequest: payloads[0].DataPoints, serverProcs: srv.procs}
 	var (
 		stop     atomic.Bool
 		errCount atomic.Int64
@@ -429,8 +529,8 @@ func (r *runner) trial(round int, side string, sh payload.Shape, payloads []payl
 		wg       sync.WaitGroup
 	)
 	interval := time.Duration(0)
-	if cfg.rate > 0 {
-		interval = time.Duration(float64(time.Second) * float64(len(clients)*t.perRequest) / cfg.rate)
+	if c.rate > 0 {
+		interval = time.Duration(float64(time.Second) * float64(len(clients)*t.perRequest) / c.rate)
 	}
 	for _, c := range clients {
 		wg.Go(func() {
@@ -651,19 +751,19 @@ func summarize(ts []*trial) *summary {
 // report prints the medians of the trials as Markdown tables.
 func report(w io.Writer, cfg *runConfig, trials []*trial) {
 	type key struct {
-		shape payload.Shape
-		side  string
+		cell cell
+		side string
 	}
 	fmt.Fprintln(w)
 	fmt.Fprintf(w, "Medians of %d rounds:\n\n", cfg.rounds)
 	fmt.Fprintln(w, "| shape | dp/request | side | dp/s | server CPU-s per 1M dp | dp per server CPU-s | peak RSS (MiB) | server CPU | others on server core | generator CPU |")
 	fmt.Fprintln(w, "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|")
 	med := map[key]*summary{}
-	for _, sh := range cfg.shapes {
+	for _, c := range cfg.cells() {
 		for _, side := range cfg.sides {
 			var ts []*trial
 			for _, t := range trials {
-				if t.shape == sh && t.side == side {
+				if t.cell() == c && t.side == side {
 					ts = append(ts, t)
 				}
 			}
@@ -671,51 +771,59 @@ func report(w io.Writer, cfg *runConfig, trials []*trial) {
 				continue
 			}
 			m := summarize(ts)
-			med[key{sh, side}] = m
+			med[key{c, side}] = m
 			other := "n/a"
 			if m.otherUtil >= 0 {
 				other = fmt.Sprintf("%.0f%%", 100*m.otherUtil)
 			}
 			fmt.Fprintf(w, "| %s | %d | %s | %.0f | %.3f | %.0f | %.1f | %.0f%% | %s | %.0f%% |\n",
-				sh, m.perRequest, side, m.dpPerSec, m.cpuPerMillion, m.dpPerCPUSec(), m.hwmMiB, 100*m.serverUtil, other, 100*m.clientUtil)
+				cfg.cellName(c), m.perRequest, side, m.dpPerSec, m.cpuPerMillion, m.dpPerCPUSec(), m.hwmMiB, 100*m.serverUtil, other, 100*m.clientUtil)
 		}
 	}
-	if !slices.Contains(cfg.sides, sideOurs) || !slices.Contains(cfg.sides, sideOTLP) {
-		return
-	}
-	fmt.Fprintln(w)
-	fmt.Fprintln(w, "Ratios ours/otlp; a round's ratio compares two trials run one after the other:")
-	fmt.Fprintln(w)
-	fmt.Fprintln(w, "| shape | dp per server CPU-s: median of the rounds' ratios | the rounds' ratios | dp per server CPU-s: ratio of the medians | dp/s: ratio of the medians |")
-	fmt.Fprintln(w, "|---|---:|---|---:|---:|")
-	for _, sh := range cfg.shapes {
-		o, x := med[key{sh, sideOurs}], med[key{sh, sideOTLP}]
-		if o == nil || x == nil {
+	// each side of ours against the receiver it is compared with
+	pairs := [][2]string{{sideOurs, sideOTLP}, {sideOursBare, sideOTLP}, {sideOurs, sideOTLPStore}}
+	header := false
+	for _, p := range pairs {
+		if !slices.Contains(cfg.sides, p[0]) || !slices.Contains(cfg.sides, p[1]) {
 			continue
 		}
-		var ratios []float64
-		var perRound []string
-		for round := 1; round <= cfg.rounds; round++ {
-			var ro, rx *trial
-			for _, t := range trials {
-				if t.shape != sh || t.round != round {
-					continue
-				}
-				switch t.side {
-				case sideOurs:
-					ro = t
-				case sideOTLP:
-					rx = t
-				}
-			}
-			if ro != nil && rx != nil {
-				q := ro.dpPerCPUSec() / rx.dpPerCPUSec()
-				ratios = append(ratios, q)
-				perRound = append(perRound, strconv.FormatFloat(q, 'f', 2, 64))
-			}
+		if !header {
+			fmt.Fprintln(w)
+			fmt.Fprintln(w, "Ratios; a round's ratio compares two trials run one after the other:")
+			fmt.Fprintln(w)
+			fmt.Fprintln(w, "| shape | ratio | dp per server CPU-s: median of the rounds' ratios | the rounds' ratios | dp per server CPU-s: ratio of the medians | dp/s: ratio of the medians | peak RSS: ratio of the medians |")
+			fmt.Fprintln(w, "|---|---|---:|---|---:|---:|---:|")
+			header = true
 		}
-		fmt.Fprintf(w, "| %s | %.2fx | %s | %.2fx | %.2fx |\n", sh, medianOf(ratios), strings.Join(perRound, ", "),
-			o.dpPerCPUSec()/x.dpPerCPUSec(), o.dpPerSec/x.dpPerSec)
+		for _, c := range cfg.cells() {
+			o, x := med[key{c, p[0]}], med[key{c, p[1]}]
+			if o == nil || x == nil {
+				continue
+			}
+			var ratios []float64
+			var perRound []string
+			for round := 1; round <= cfg.rounds; round++ {
+				var ro, rx *trial
+				for _, t := range trials {
+					if t.cell() != c || t.round != round {
+						continue
+					}
+					switch t.side {
+					case p[0]:
+						ro = t
+					case p[1]:
+						rx = t
+					}
+				}
+				if ro != nil && rx != nil {
+					q := ro.dpPerCPUSec() / rx.dpPerCPUSec()
+					ratios = append(ratios, q)
+					perRound = append(perRound, strconv.FormatFloat(q, 'f', 2, 64))
+				}
+			}
+			fmt.Fprintf(w, "| %s | %s/%s | %.2fx | %s | %.2fx | %.2fx | %.2fx |\n", cfg.cellName(c), p[0], p[1], medianOf(ratios), strings.Join(perRound, ", "),
+				o.dpPerCPUSec()/x.dpPerCPUSec(), o.dpPerSec/x.dpPerSec, o.hwmMiB/x.hwmMiB)
+		}
 	}
 	disturbed := 0
 	for _, t := range trials {

@@ -9,6 +9,7 @@ import (
 
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/config/configgrpc"
+	"go.opentelemetry.io/collector/config/confighttp"
 
 	"go.opentelemetry.io/collector/config/configoptional"
 
@@ -38,6 +39,9 @@ type Config struct {
 	// Authorization maps principals to roles and roles to method families;
 	// absent: every caller may call every method.
 	Authorization configoptional.Optional[authz.Config] `mapstructure:"authorization"`
+	// StatusPage serves an HTML status page of the providers (zpages
+	// style, no external assets); off unless the block is present.
+	StatusPage configoptional.Optional[confighttp.ServerConfig] `mapstructure:"status_page"`
 }
 
 // DestinationPolicyConfig is the destination policy of providers.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"sync"
 
 	"go.opentelemetry.io/collector/component"
@@ -40,6 +41,9 @@ type managementExtension struct {
 	health *health.Server
 	ln     net.Listener
 	wg     sync.WaitGroup
+
+	statusSrv *http.Server
+	statusLn  net.Listener
 
 	shutdownOnce sync.Once
 	shutdownErr  error
@@ -124,6 +128,10 @@ func (x *managementExtension) Start(ctx context.Context, host component.Host) er
 		return fmt.Errorf("listen on %s: %w", x.cfg.NetAddr.Endpoint, err)
 	}
 	x.ln = ln
+	if err := x.startStatusPage(ctx, host); err != nil {
+		_ = ln.Close()
+		return err
+	}
 	x.settings.Logger.Info("Starting MetricsManagementService gRPC server", zap.String("endpoint", ln.Addr().String()))
 	x.wg.Go(func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, grpc.ErrServerStopped) && !errors.Is(err, net.ErrClosed) {
@@ -159,6 +167,12 @@ func (x *managementExtension) Shutdown(ctx context.Context) error {
 		if x.health != nil {
 			x.health.Shutdown()
 		}
+		var errs []error
+		if x.statusSrv != nil {
+			if err := x.statusSrv.Shutdown(ctx); err != nil {
+				_ = x.statusSrv.Close()
+			}
+		}
 		if x.server != nil {
 			done := make(chan struct{})
 			go func() {
@@ -173,7 +187,7 @@ func (x *managementExtension) Shutdown(ctx context.Context) error {
 			}
 		}
 		x.wg.Wait()
-		errs := []error{x.engine.Shutdown(ctx)}
+		errs = append(errs, x.engine.Shutdown(ctx))
 		if x.client != nil {
 			errs = append(errs, x.client.Close(ctx))
 		}

@@ -5,6 +5,8 @@ import (
 
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/config/configgrpc"
+	"go.opentelemetry.io/collector/config/confighttp"
+	"go.opentelemetry.io/collector/config/configoptional"
 	"go.opentelemetry.io/collector/extension"
 
 	"github.com/metricsmodule/metricsmodule/extension/metricsmanagementextension/internal/metadata"
@@ -13,6 +15,10 @@ import (
 
 // DefaultEndpoint is where the management server listens unless configured.
 const DefaultEndpoint = "localhost:4321"
+
+// DefaultStatusPageEndpoint is where the status page listens when
+// status_page is present without an endpoint.
+const DefaultStatusPageEndpoint = "localhost:4323"
 
 // NewFactory returns the factory of the metrics_management extension.
 func NewFactory() extension.Factory {
@@ -30,6 +36,11 @@ func createDefaultConfig() component.Config {
 			MaxBackups:   provider.DefaultMaxBackups,
 		},
 		ShutdownDrainTimeout: provider.DefaultShutdownDrainTimeout,
+		StatusPage: configoptional.Default(func() confighttp.ServerConfig {
+			c := confighttp.NewDefaultServerConfig()
+			c.NetAddr.Endpoint = DefaultStatusPageEndpoint
+			return c
+		}()),
 	}
 }
 

@@ -79,7 +79,7 @@ func TestSpecExampleThroughCollector(t *testing.T) {
 	require.NoError(t, err)
 	assert.True(t, resp.GetCreated())
 	assert.Equal(t, pb.ProviderState_PROVIDER_STATE_RUNNING, resp.GetProvider().GetState())
-	assert.Equal(t, "otlp_grpc/providers/prod-otlp/v1", resp.GetProvider().GetExporterId())
+	assert.Equal(t, "otlp_grpc/providers/prod-otlp/g1/v1", resp.GetProvider().GetExporterId())
 
 	recordSpecExample(t, c, 3)
 	require.Eventually(t, func() bool { v, _ := sink.value("http_requests_total", "method", "GET"); return v == 3 },
@@ -89,7 +89,7 @@ func TestSpecExampleThroughCollector(t *testing.T) {
 	// created and runs (its pushes go to "pushgateway:9091").
 	resp, err = c.mgmt.CreateMetricsProvider(ctx, parseCreate(t, specExample))
 	require.NoError(t, err)
-	assert.Equal(t, "pushgateway/providers/prod-prometheus/v1", resp.GetProvider().GetExporterId())
+	assert.Equal(t, "pushgateway/providers/prod-prometheus/g2/v1", resp.GetProvider().GetExporterId())
 	assert.Equal(t, pb.ProviderState_PROVIDER_STATE_RUNNING, resp.GetProvider().GetState())
 	again, err := c.mgmt.CreateMetricsProvider(ctx, parseCreate(t, specExample))
 	require.NoError(t, err)

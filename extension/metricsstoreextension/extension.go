@@ -9,6 +9,8 @@ import (
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/component/componentstatus"
 	"go.opentelemetry.io/collector/extension"
+	"go.opentelemetry.io/otel/metric"
+	"go.uber.org/zap"
 
 	"github.com/metricsmodule/metricsmodule/internal/datapath"
 	"github.com/metricsmodule/metricsmodule/internal/store"
@@ -24,6 +26,7 @@ type storeExtension struct {
 
 	mu      sync.RWMutex
 	sink    *datapath.Sink
+	tel     metric.Registration
 	cluster *natslog.Log // stream.cluster on
 }
 
@@ -75,6 +78,11 @@ func (e *storeExtension) Start(_ context.Context, host component.Host) error {
 	e.sink = datapath.NewSink(st, hub)
 	e.cluster = cluster
 	e.mu.Unlock()
+	if reg, err := e.registerTelemetry(e.settings.MeterProvider); err != nil {
+		e.settings.Logger.Warn("Store telemetry is off: its instruments could not be created", zap.Error(err))
+	} else {
+		e.tel = reg
+	}
 	return nil
 }
 
@@ -100,9 +108,12 @@ func (e *storeExtension) Sink() *datapath.Sink {
 // and idempotent.
 func (e *storeExtension) Shutdown(ctx context.Context) error {
 	e.mu.Lock()
-	sink, cluster := e.sink, e.cluster
-	e.sink, e.cluster = nil, nil
+	sink, tel, cluster := e.sink, e.tel, e.cluster
+	e.sink, e.tel, e.cluster = nil, nil, nil
 	e.mu.Unlock()
+	if tel != nil {
+		_ = tel.Unregister()
+	}
 	if sink == nil {
 		return nil
 	}

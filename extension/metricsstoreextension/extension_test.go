@@ -11,6 +11,8 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/component/componenttest"
 	"go.opentelemetry.io/collector/extension/extensiontest"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
 	"github.com/metricsmodule/metricsmodule/extension/metricsstoreextension/internal/metadata"
 	"github.com/metricsmodule/metricsmodule/internal/datapath"
@@ -72,4 +74,37 @@ func TestClusterModeStartsWhileNATSIsUnreachable(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	require.NoError(t, ext.Shutdown(ctx))
+}
+
+// The store's and the hub's gauges and counters go through the collector's
+// MeterProvider while the extension runs.
+func TestTelemetry(t *testing.T) {
+	reader := sdkmetric.NewManualReader()
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+	defer func() { require.NoError(t, mp.Shutdown(context.Background())) }()
+	f := NewFactory()
+	cfg := f.CreateDefaultConfig().(*Config)
+	cfg.Store.Path = t.TempDir()
+	set := extensiontest.NewNopSettings(metadata.Type)
+	set.MeterProvider = mp
+	ext, err := f.Create(context.Background(), set, cfg)
+	require.NoError(t, err)
+	require.NoError(t, ext.Start(context.Background(), componenttest.NewNopHost()))
+	names := func() map[string]bool {
+		var rm metricdata.ResourceMetrics
+		require.NoError(t, reader.Collect(context.Background(), &rm))
+		out := map[string]bool{}
+		for _, sm := range rm.ScopeMetrics {
+			for _, m := range sm.Metrics {
+				out[m.Name] = true
+			}
+		}
+		return out
+	}
+	got := names()
+	for _, n := range []string{metricHeadSeries, metricSamplesAppended, metricSamplesRejected, metricBlocks, metricDiskBytes, metricSubscriptions, metricStreams, metricStreamMemory} {
+		assert.True(t, got[n], n)
+	}
+	require.NoError(t, ext.Shutdown(context.Background()))
+	assert.Empty(t, names(), "nothing is observed after Shutdown")
 }

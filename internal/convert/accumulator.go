@@ -3,6 +3,7 @@ package convert
 import (
 	"cmp"
 	"fmt"
+	"iter"
 	"math"
 	"runtime"
 	"slices"
@@ -39,8 +40,10 @@ type Accumulator struct {
 	scope  Scope
 
 	validator Validator
+	cacheVal  CachingValidator // validator, when it supports the series cache
 	admitter  Admitter
 	gauges    gaugeSeries // gauge series keys (limits.max_series_per_metric)
+	cache     *seriesCache
 }
 
 type shard struct {
@@ -57,6 +60,7 @@ type Scope struct {
 // NewAccumulator returns an accumulator for cfg, which must be valid.
 func NewAccumulator(cfg Config, scope Scope) *Accumulator {
 	a := &Accumulator{cfg: cfg, bounds: cfg.Histogram.Buckets, now: time.Now, scope: scope}
+	a.cache = newSeriesCache(cfg.SeriesCacheSize)
 	for i := range a.shards {
 		a.shards[i].m = make(map[uint64]*series)
 	}
@@ -74,17 +78,26 @@ type Validator interface {
 	AllowsNaN(name string) bool
 }
 
-// SetValidator installs the definition checks (call before serving).
-func (a *Accumulator) SetValidator(v Validator) { a.validator = v }
+// SetValidator installs the definition checks (call before serving). The
+// series cache stays in use only if v is a CachingValidator.
+func (a *Accumulator) SetValidator(v Validator) {
+	a.validator = v
+	a.cacheVal, _ = v.(CachingValidator)
+	if a.cacheVal == nil && v != nil {
+		a.cache = nil
+	}
+}
 
 // Admitter checks a record against the store before it is accepted (time
 // window, name collisions).
 type Admitter interface {
 	// Admit returns nil or the refusal of record m whose resolved timestamp
-	// is ts (unix ns). Field paths of its issues are relative to the item
+	// is ts (unix ns) and whose label names (with the Validator's defaults;
+	// m.Labels may be empty when the labels came as raw bytes) are
+	// labelNames. Field paths of its issues are relative to the item
 	// (".timestamp"). It is called once per record that passed validation and
 	// the Validator, possibly from several goroutines at once.
-	Admit(m *pb.MetricData, ts int64) *Issue
+	Admit(m *pb.MetricData, labelNames iter.Seq[string], ts int64) *Issue
 }
 
 // SetAdmitter installs the store's admission checks (call before serving).
@@ -131,6 +144,7 @@ type record struct {
 	weight float64
 	res    int32
 	bad    bool
+	cs     *cachedSeries // the series cache's entry, when the record has one
 }
 
 type resource struct {
@@ -141,11 +155,40 @@ type resource struct {
 // Batch is a validated and keyed request, ready for Apply.
 type Batch struct {
 	recs      []record
+	bufs      *prepBufs // recs and scratch, reused after Release
 	resources []resource
 	now       int64
 	single    bool
 	// Issues are the refused items, in index order.
 	Issues []*Issue
+}
+
+// prepBufs are the per-item arrays of a Batch: about 100 bytes per item.
+type prepBufs struct {
+	recs   []record
+	issues []*Issue
+}
+
+var prepPool sync.Pool // *prepBufs, zeroed
+
+func getPrepBufs(n int) *prepBufs {
+	p, _ := prepPool.Get().(*prepBufs)
+	if p == nil || cap(p.recs) < n {
+		return &prepBufs{recs: make([]record, n), issues: make([]*Issue, n)}
+	}
+	p.recs, p.issues = p.recs[:n], p.issues[:n]
+	return p
+}
+
+// Release lets the next batch reuse b's arrays: b must not be used after.
+// Calling it is optional (without it they are garbage collected).
+func (b *Batch) Release() {
+	if p := b.bufs; p != nil {
+		b.bufs, b.recs = nil, nil
+		clear(p.recs[:cap(p.recs)])
+		clear(p.issues[:cap(p.issues)])
+		prepPool.Put(p)
+	}
 }
 
 // Len is the number of items in the batch.
@@ -177,8 +220,25 @@ func (b *Batch) refuse(i int, iss *Issue) {
 // is a RecordMetric (field paths start with "metric" instead of "metrics[i]").
 // Refused items are listed in Batch.Issues; the batch holds all items.
 func (a *Accumulator) Prepare(ms []*pb.MetricData, res *pb.Resource, single bool) *Batch {
+	return a.prepare(ms, res, single, nil)
+}
+
+// PrepareWire is Prepare for a RecordBatchMetrics request whose records'
+// labels may come as raw bytes: for an item i with rawLabels[i] != nil and
+// no ms[i].Labels, rawLabels[i] is the protobuf encoding of its label map
+// entries (field 4 of MetricData) as received (see
+// internal/grpccodec.BatchLabels). Such items go through the series cache:
+// a series seen before skips label decoding, validation and keying.
+// rawLabels may be nil or shorter than ms.
+func (a *Accumulator) PrepareWire(ms []*pb.MetricData, res *pb.Resource, rawLabels [][]byte) *Batch {
+	return a.prepare(ms, res, false, rawLabels)
+}
+
+func (a *Accumulator) prepare(ms []*pb.MetricData, res *pb.Resource, single bool, rawLabels [][]byte) *Batch {
 	now := a.now().UnixNano()
-	b := &Batch{recs: make([]record, len(ms)), now: now, single: single}
+	b := &Batch{now: now, single: single}
+	b.bufs = getPrepBufs(len(ms))
+	b.recs = b.bufs.recs
 	h := hasherPool.Get().(*hasher)
 	var reqAttrs map[string]string
 	if res != nil {
@@ -199,7 +259,13 @@ func (a *Accumulator) Prepare(ms []*pb.MetricData, res *pb.Resource, single bool
 		return b
 	}
 
-	issues := make([]*Issue, len(ms))
+	issues := b.bufs.issues
+	// The series of the request's previous batch, by position: clients
+	// send the same series in the same order again and again.
+	var hints []*cachedSeries
+	if a.cache != nil && len(rawLabels) > 0 {
+		hints = a.cache.hintsFor(reqKey)
+	}
 	prep := func(lo, hi int) {
 		h := hasherPool.Get().(*hasher)
 		n := 0
@@ -208,10 +274,29 @@ func (a *Accumulator) Prepare(ms []*pb.MetricData, res *pb.Resource, single bool
 				n += len(m.Labels)
 			}
 		}
+		if len(hints) == 0 && lo < len(rawLabels) {
+			for _, raw := range rawLabels[lo:min(hi, len(rawLabels))] {
+				n += len(raw) / 16 // (an entry takes at least 6 bytes; 16 is typical)
+			}
+		}
 		// one backing array for the sorted labels of the chunk's records
+		// (records from the series cache use its labels instead)
 		arena := make([]kv, 0, n+8)
+		var counts cacheCounts
 		for i := lo; i < hi; i++ {
-			issues[i] = a.prepareOne(h, &arena, &b.recs[i], ms[i], reqKey, now)
+			var raw []byte
+			if i < len(rawLabels) {
+				raw = rawLabels[i]
+			}
+			var hint *cachedSeries
+			if i < len(hints) {
+				hint = hints[i]
+			}
+			issues[i] = a.prepareOne(h, &arena, &b.recs[i], ms[i], raw, hint, &counts, reqKey, now)
+		}
+		if a.cache != nil {
+			a.cache.hits.Add(counts.hits)
+			a.cache.misses.Add(counts.misses)
 		}
 		hasherPool.Put(h)
 	}
@@ -237,6 +322,9 @@ func (a *Accumulator) Prepare(ms []*pb.MetricData, res *pb.Resource, single bool
 			r.res = b.resourceIndex(r.m.Resource.Attributes, r.resKey)
 		}
 	}
+	if a.cache != nil && len(rawLabels) > 0 {
+		a.cache.updateHints(reqKey, hints, b.recs)
+	}
 	return b
 }
 
@@ -251,19 +339,79 @@ func (b *Batch) resourceIndex(attrs map[string]string, key uint64) int32 {
 }
 
 // prepareOne validates and keys one record. Its sorted labels are appended
-// to *arena (records keep subslices of it).
-func (a *Accumulator) prepareOne(h *hasher, arena *[]kv, r *record, m *pb.MetricData, reqKey uint64, now int64) *Issue {
+// to *arena (records keep subslices of it). raw, when not nil, is the raw
+// encoding of the record's labels (see PrepareWire).
+//
+// hint is the cached series at the record's position in the previous batch
+// of the request's resource; counts gets the record's cache hit or miss.
+func (a *Accumulator) prepareOne(h *hasher, arena *[]kv, r *record, m *pb.MetricData, raw []byte, hint *cachedSeries, counts *cacheCounts, reqKey uint64, now int64) *Issue {
 	r.m = m
-	var labels []kv
 	lim := &a.cfg.Limits
-	if m != nil && (lim.MaxLabels <= 0 || len(m.Labels) <= lim.MaxLabels) {
-		// (over the limit, validateRecord refuses before it reads the labels)
-		*arena, labels = appendSorted(*arena, m.Labels)
+	// The series cache: records of a series seen before (same resource,
+	// name, type and label bytes, same definitions) skip the series-level
+	// checks, which gave the same answer then.
+	var (
+		hk     uint64
+		token  any
+		cached bool // eligible for the cache
+	)
+	if a.cache != nil && raw != nil && m != nil && len(m.Labels) == 0 && m.Resource == nil {
+		cached = true
+		if a.cacheVal != nil {
+			token = a.cacheVal.DefinitionsToken()
+		}
+		if hint.is(m, raw, reqKey, token) {
+			counts.hits++
+			return a.prepareCached(r, m, hint, reqKey, now)
+		}
+		hk = h.rawKey(reqKey, m, raw)
+		if e := a.cache.get(hk, m, raw, reqKey, token); e != nil {
+			counts.hits++
+			return a.prepareCached(r, m, e, reqKey, now)
+		}
+		counts.misses++
 	}
-	if iss := validateRecord(m, labels, now, lim, a.allowsNaN); iss != nil {
+
+	var labels []kv
+	nLabels := 0
+	defaulted := false // the Validator added labels
+	if m != nil {
+		nLabels = len(m.Labels)
+		if raw != nil && len(m.Labels) == 0 {
+			var ok bool
+			if *arena, labels, ok = appendRawLabels(*arena, raw); !ok {
+				return invalid(".labels", "invalid_labels", "the labels are not a valid protobuf map<string,string> encoding",
+					"send labels as a map of strings (check the client's proto)")
+			}
+			nLabels = len(labels)
+			if lim.MaxLabels > 0 && nLabels > lim.MaxLabels {
+				*arena = (*arena)[:len(*arena)-len(labels)]
+				labels = nil
+			} else if cached {
+				// the labels in another order than when cached
+				key := h.seriesKeySorted(reqKey, m, labels)
+				if e := a.cache.getByKey(key, m, labels, reqKey, token); e != nil {
+					counts.misses--
+					counts.hits++
+					return a.prepareCached(r, m, e, reqKey, now)
+				}
+			}
+		} else if lim.MaxLabels <= 0 || len(m.Labels) <= lim.MaxLabels {
+			// (over the limit, validateRecord refuses before it reads the labels)
+			*arena, labels = appendSorted(*arena, m.Labels)
+		}
+	}
+	if iss := validateRecord(m, labels, nLabels, false, now, lim, a.allowsNaN); iss != nil {
 		return iss
 	}
 	if a.validator != nil {
+		if len(m.Labels) == 0 && len(labels) > 0 {
+			// the validator reads (and may add to) the label map
+			m.Labels = make(map[string]string, len(labels)+2)
+			for _, l := range labels {
+				m.Labels[l.k] = l.v
+			}
+		}
 		if iss := a.validator.Validate(m); iss != nil {
 			return iss
 		}
@@ -271,6 +419,7 @@ func (a *Accumulator) prepareOne(h *hasher, arena *[]kv, r *record, m *pb.Metric
 			// the validator added default labels: collect again
 			*arena = (*arena)[:len(*arena)-len(labels)]
 			*arena, labels = appendSorted(*arena, m.Labels)
+			defaulted = true
 		}
 	}
 	r.labels = labels
@@ -279,7 +428,7 @@ func (a *Accumulator) prepareOne(h *hasher, arena *[]kv, r *record, m *pb.Metric
 		r.ts = unixNano(m.Timestamp)
 	}
 	if a.admitter != nil {
-		if iss := a.admitter.Admit(m, r.ts); iss != nil {
+		if iss := a.admitter.Admit(m, labelNames(labels), r.ts); iss != nil {
 			return iss
 		}
 	}
@@ -292,23 +441,82 @@ func (a *Accumulator) prepareOne(h *hasher, arena *[]kv, r *record, m *pb.Metric
 		r.resKey = h.resourceKey(m.Resource.Attributes)
 	}
 	r.key = h.seriesKeySorted(r.resKey, m, labels)
+	ni, iss := a.nameInfo(m)
+	if iss != nil {
+		return iss
+	}
+	r.name = ni
+	if cached {
+		e := newCachedSeries(raw, m, reqKey, token, labels, r.key, ni)
+		// (by series key only when its labels are the record's)
+		a.cache.put(hk, e, !defaulted)
+		r.cs = e
+	}
+	return nil
+}
+
+// prepareCached is prepareOne for a record whose series is in the cache:
+// only the checks that depend on the record's other fields and values run.
+func (a *Accumulator) prepareCached(r *record, m *pb.MetricData, e *cachedSeries, reqKey uint64, now int64) *Issue {
+	if iss := validateRecord(m, nil, 0, true, now, &a.cfg.Limits, a.allowsNaN); iss != nil {
+		return iss
+	}
+	if a.cacheVal != nil {
+		if iss := a.cacheVal.ValidateValues(m); iss != nil {
+			return iss
+		}
+	}
+	r.labels = e.labels
+	r.cs = e
+	r.ts = now
+	if m.Timestamp != nil {
+		r.ts = unixNano(m.Timestamp)
+	}
+	if a.admitter != nil {
+		if iss := a.admitter.Admit(m, labelNames(e.labels), r.ts); iss != nil {
+			return iss
+		}
+	}
+	r.weight = 1
+	if m.SampleRate > 0 {
+		r.weight = 1 / m.SampleRate
+	}
+	r.resKey = reqKey
+	r.key = e.key
+	r.name = e.ni
+	return nil
+}
+
+// nameInfo returns the name entry of m, creating it within
+// limits.max_metric_names, and refuses a type other than the name's.
+func (a *Accumulator) nameInfo(m *pb.MetricData) (*nameInfo, *Issue) {
 	ni := a.names.lookup(m.Name, m.Type, a.cfg.Limits.MaxMetricNames)
 	if ni == nil {
-		return &Issue{
+		return nil, &Issue{
 			Field: ".name", Code: "too_many_metric_names", Kind: KindResourceExhausted,
 			Message:    fmt.Sprintf("metric %q would pass the limit of %d metric names", m.Name, a.cfg.Limits.MaxMetricNames),
 			Suggestion: "reuse existing metric names with labels, or raise limits.max_metric_names",
 		}
 	}
 	if ni.typ != m.Type {
-		return &Issue{
+		return nil, &Issue{
 			Field: ".type", Code: "type_conflict", Kind: KindInvalid,
 			Message:    fmt.Sprintf("metric %q is a %s; a %s record of the same name is refused", m.Name, typeName(ni.typ), typeName(m.Type)),
 			Suggestion: "use another name for the " + typeName(m.Type) + ", or record the metric as a " + typeName(ni.typ),
 		}
 	}
-	r.name = ni
-	return nil
+	return ni, nil
+}
+
+// labelNames yields the names of sorted labels.
+func labelNames(labels []kv) iter.Seq[string] {
+	return func(yield func(string) bool) {
+		for _, l := range labels {
+			if !yield(l.k) {
+				return
+			}
+		}
+	}
 }
 
 // stateful reports whether records of this type keep per-series state.
@@ -460,9 +668,21 @@ func (a *Accumulator) Apply(b *Batch, atomic bool, consume func(pmetric.Metrics)
 		}
 	}
 	var newGauges []int32 // records whose gauge series key is new
+	// The gauge series set is locked once for the batch, at its first gauge.
+	gaugeLimit := a.cfg.Limits.MaxSeriesPerMetric
+	gaugesLocked := false
+	defer func() {
+		if gaugesLocked {
+			a.gauges.mu.Unlock()
+		}
+	}()
 	rollbackGauges := func() {
 		for _, i := range newGauges {
-			a.gauges.forget(b.recs[i].name, b.recs[i].key)
+			if gaugesLocked {
+				a.gauges.forgetLocked(b.recs[i].name, b.recs[i].key)
+			} else {
+				a.gauges.forget(b.recs[i].name, b.recs[i].key)
+			}
 		}
 	}
 	// Group the records by series (and create the staged series).
@@ -486,7 +706,24 @@ func (a *Accumulator) Apply(b *Batch, atomic bool, consume func(pmetric.Metrics)
 			continue
 		}
 		if !stateful(r.m.Type) {
-			added, iss := a.gauges.admit(r.name, r.m.Name, r.key, b.now, a.cfg.Limits.MaxSeriesPerMetric)
+			var added bool
+			var iss *Issue
+			// (a series with an earlier record in this call was admitted then)
+			if gaugeLimit > 0 && c.index.find(r.key).v >= 0 {
+				if !gaugesLocked {
+					a.gauges.mu.Lock()
+					gaugesLocked = true
+				}
+				if m := r.cs.gaugeMark(); m != nil && !m.dead {
+					m.seen = b.now // the series cache knows its mark
+				} else {
+					var mark *gaugeMark
+					added, mark, iss = a.gauges.admitLocked(r.name, r.m.Name, r.key, b.now, gaugeLimit)
+					if mark != nil && r.cs != nil {
+						r.cs.gauge.Store(mark)
+					}
+				}
+			}
 			if iss != nil {
 				if refuseAll(i, iss) {
 					return Outcome{}, iss
@@ -507,6 +744,10 @@ func (a *Accumulator) Apply(b *Batch, atomic bool, consume func(pmetric.Metrics)
 			continue
 		}
 		out.Accepted++
+	}
+	if gaugesLocked {
+		a.gauges.mu.Unlock()
+		gaugesLocked = false
 	}
 	if !slices.IsSortedFunc(b.Issues, byIndex) {
 		// refusals of this pass came after those of Prepare: Issues are in
@@ -552,6 +793,9 @@ func (a *Accumulator) Apply(b *Batch, atomic bool, consume func(pmetric.Metrics)
 		s := new(series)
 		*s = st.next
 		a.shards[st.key%numShards].m[st.key] = s
+		if cs := b.recs[st.rec].cs; cs != nil {
+			cs.ser.Store(s)
+		}
 	}
 	out.SeriesCreated = created
 	return out, nil
@@ -663,7 +907,14 @@ func (a *Accumulator) stage(c *call, b *Batch, ri int32) *Issue {
 		return nil
 	}
 	st := staged{key: r.key, rec: ri}
-	if s := a.shards[r.key%numShards].m[r.key]; s != nil {
+	s := r.cs.state() // the series cache knows the state, unless it was dropped
+	if s == nil || s.dead {
+		s = a.shards[r.key%numShards].m[r.key]
+		if s != nil && r.cs != nil {
+			r.cs.ser.Store(s)
+		}
+	}
+	if s != nil {
 		st.target = s
 		st.next = *s
 		st.started = true
@@ -908,6 +1159,7 @@ func (a *Accumulator) Sweep() int {
 		sh.mu.Lock()
 		for k, s := range sh.m {
 			if s.lastSeen < cutoff {
+				s.dead = true
 				delete(sh.m, k)
 				s.name.series.Add(-s.weight)
 				dropped++

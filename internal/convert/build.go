@@ -75,7 +75,7 @@ func (a *Accumulator) build(c *call, b *Batch) pmetric.Metrics {
 			dp := m.Gauge().DataPoints().AppendEmpty()
 			dp.SetTimestamp(pcommon.Timestamp(r.ts))
 			dp.SetDoubleValue(r.m.Value)
-			putLabels(dp.Attributes(), r.labels)
+			putRecordLabels(dp.Attributes(), r)
 			continue
 		}
 		if gi := c.gmark[i]; gi > 0 {
@@ -90,13 +90,13 @@ func (a *Accumulator) build(c *call, b *Batch) pmetric.Metrics {
 		st := &c.staged[i]
 		m := c.slots[c.order[j]].m
 		j++
-		labels := b.recs[st.rec].labels
+		rec := &b.recs[st.rec]
 		// a delta point starts where the previous point of its series ended
 		prev := st.next.last
 		if st.multi != nil {
 			for k := range st.multi.prior {
 				p := &st.multi.prior[k]
-				a.emit(m, p, max(prev, p.start), labels)
+				a.emit(m, p, max(prev, p.start), rec)
 				prev = p.ts
 			}
 		}
@@ -105,7 +105,7 @@ func (a *Accumulator) build(c *call, b *Batch) pmetric.Metrics {
 			hist: st.next.hist, expo: st.next.expo, summary: st.next.summary,
 			dhist: st.dhist, dexpo: st.dexpo, pre: st.pre,
 		}
-		a.emit(m, &p, max(prev, p.start), labels)
+		a.emit(m, &p, max(prev, p.start), rec)
 	}
 	return md
 }
@@ -114,7 +114,13 @@ func gaugePoint(dps pmetric.NumberDataPointSlice, r *record) {
 	dp := dps.AppendEmpty()
 	dp.SetTimestamp(pcommon.Timestamp(r.ts))
 	dp.SetDoubleValue(r.m.Value)
-	putLabels(dp.Attributes(), r.labels)
+	putRecordLabels(dp.Attributes(), r)
+}
+
+// putRecordLabels sets the labels of r as attrs. The strings are shared:
+// from the series cache, or from the request.
+func putRecordLabels(attrs pcommon.Map, r *record) {
+	putLabels(attrs, r.labels)
 }
 
 // metricSlot is one metric of a build and the number of its points.
@@ -222,7 +228,7 @@ func pdataTemporality(t Temporality) pmetric.AggregationTemporality {
 
 // emit appends data point p of one series to m; deltaStart is the start time
 // of a delta point (the end of the series' previous point).
-func (a *Accumulator) emit(m pmetric.Metric, p *point, deltaStart int64, labels []kv) {
+func (a *Accumulator) emit(m pmetric.Metric, p *point, deltaStart int64, r *record) {
 	ts := pcommon.Timestamp(p.ts)
 	start := pcommon.Timestamp(p.start)
 	switch m.Type() {
@@ -236,12 +242,12 @@ func (a *Accumulator) emit(m pmetric.Metric, p *point, deltaStart int64, labels 
 			dp.SetStartTimestamp(start)
 			dp.SetDoubleValue(p.total)
 		}
-		putLabels(dp.Attributes(), labels)
+		putRecordLabels(dp.Attributes(), r)
 	case pmetric.MetricTypeHistogram:
 		dp := m.Histogram().DataPoints().AppendEmpty()
 		dp.SetTimestamp(ts)
 		dp.SetStartTimestamp(start)
-		putLabels(dp.Attributes(), labels)
+		putRecordLabels(dp.Attributes(), r)
 		if p.pre != nil && p.pre.Histogram != nil && p.pre.Histogram.Exponential == nil {
 			h := p.pre.Histogram
 			dp.SetCount(h.Count)
@@ -276,7 +282,7 @@ func (a *Accumulator) emit(m pmetric.Metric, p *point, deltaStart int64, labels 
 		dp := m.ExponentialHistogram().DataPoints().AppendEmpty()
 		dp.SetTimestamp(ts)
 		dp.SetStartTimestamp(start)
-		putLabels(dp.Attributes(), labels)
+		putRecordLabels(dp.Attributes(), r)
 		if p.pre != nil && p.pre.Histogram != nil && p.pre.Histogram.Exponential != nil {
 			h := p.pre.Histogram
 			e := h.Exponential
@@ -310,7 +316,7 @@ func (a *Accumulator) emit(m pmetric.Metric, p *point, deltaStart int64, labels 
 		dp := m.Summary().DataPoints().AppendEmpty()
 		dp.SetTimestamp(ts)
 		dp.SetStartTimestamp(start)
-		putLabels(dp.Attributes(), labels)
+		putRecordLabels(dp.Attributes(), r)
 		if p.pre != nil && p.pre.Summary != nil {
 			s := p.pre.Summary
 			dp.SetCount(s.Count)

@@ -97,6 +97,10 @@ type Config struct {
 	// SeriesTTL is how long a series without records keeps its state; after
 	// that a counter restarts with a new start time.
 	SeriesTTL time.Duration `mapstructure:"series_ttl"`
+	// SeriesCacheSize is the most series the series cache remembers (about
+	// 0.5 KiB each with 4 labels); 0 disables it. The cache lets a record
+	// of a series seen before skip label decoding, validation and keying.
+	SeriesCacheSize int `mapstructure:"series_cache_size"`
 }
 
 // DefaultConfig returns the default conversion settings.
@@ -127,7 +131,8 @@ func DefaultConfig() Config {
 			MaxSeriesPerMetric:        100_000,
 			MaxMetricNames:            100_000,
 		},
-		SeriesTTL: time.Hour,
+		SeriesTTL:       time.Hour,
+		SeriesCacheSize: DefaultSeriesCacheSize,
 	}
 }
 
@@ -197,6 +202,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Limits.MaxSeriesPerMetric < 0 || c.Limits.MaxMetricNames < 0 {
 		errs = append(errs, errors.New("limits: series and name limits must not be negative"))
+	}
+	if c.SeriesCacheSize < 0 {
+		errs = append(errs, fmt.Errorf("series_cache_size: must not be negative (0 disables the cache), got %d", c.SeriesCacheSize))
 	}
 	if c.SeriesTTL <= 0 {
 		errs = append(errs, errors.New("series_ttl: must be positive"))

@@ -2,6 +2,7 @@ package convert
 
 import (
 	"errors"
+	"iter"
 	"testing"
 	"time"
 	"unicode/utf8"
@@ -455,7 +456,7 @@ type fakeAdmitter struct {
 	seen   map[string]int64
 }
 
-func (f *fakeAdmitter) Admit(m *pb.MetricData, ts int64) *Issue {
+func (f *fakeAdmitter) Admit(m *pb.MetricData, _ iter.Seq[string], ts int64) *Issue {
 	f.seen[m.Name] = ts
 	if m.Name == "taken" {
 		return &Issue{Field: ".name", Code: "name_collision", Kind: KindInvalid, Message: "taken", Suggestion: "rename"}

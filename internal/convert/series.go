@@ -17,6 +17,7 @@ import (
 // series of it hold state.
 type nameInfo struct {
 	typ    pb.MetricType
+	name   string // owned copy
 	series atomic.Int64
 }
 
@@ -37,7 +38,8 @@ func (t *nameTable) lookup(name string, typ pb.MetricType, maxNames int) *nameIn
 	}
 	// name may point into a request buffer (see internal/grpccodec): keep a
 	// copy of its own.
-	v, loaded := t.m.LoadOrStore(strings.Clone(name), &nameInfo{typ: typ})
+	owned := strings.Clone(name)
+	v, loaded := t.m.LoadOrStore(owned, &nameInfo{typ: typ, name: owned})
 	if !loaded {
 		t.count.Add(1)
 	}

@@ -93,6 +93,9 @@ type series struct {
 	hist     *explicitHist
 	expo     *expoHist
 	summary  *summaryState
+	// dead says Sweep dropped the series (the series cache may still
+	// point to it).
+	dead bool
 }
 
 type structureBuckets = structure.Buckets

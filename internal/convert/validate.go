@@ -203,13 +203,27 @@ func unixNano(ts *timestamppb.Timestamp) int64 {
 }
 
 // validateRecord checks one record against the built-in rules. labels are
-// m.Labels sorted by name (nil when there are more than lim.MaxLabels). Field
-// paths of its issues are relative to the item (".name"); the caller prefixes
-// them with the item's path. nowNanos is the receive time.
-func validateRecord(m *pb.MetricData, labels []kv, nowNanos int64, lim *Limits, allowsNaN func(string) bool) *Issue {
+// the record's labels sorted by name (nil when there are more than
+// lim.MaxLabels), nLabels their number. With seriesChecked, the checks of
+// the series (name and labels) are skipped: they passed on an earlier record
+// of the series (see seriesCache). Field paths of its issues are relative to
+// the item (".name"); the caller prefixes them with the item's path.
+// nowNanos is the receive time.
+func validateRecord(m *pb.MetricData, labels []kv, nLabels int, seriesChecked bool, nowNanos int64, lim *Limits, allowsNaN func(string) bool) *Issue {
 	if m == nil {
 		return invalid("", "missing_metric", "the metric is not set", "set the metric field")
 	}
+	if !seriesChecked {
+		if iss := validateSeries(m, labels, nLabels, lim); iss != nil {
+			return iss
+		}
+	}
+	return validatePoint(m, nowNanos, lim, allowsNaN)
+}
+
+// validateSeries runs the checks of validateRecord that depend only on the
+// record's series: its name and labels.
+func validateSeries(m *pb.MetricData, labels []kv, nLabels int, lim *Limits) *Issue {
 	if m.Name == "" {
 		return invalid(".name", "empty_metric_name", "metric name is empty", "give the metric a name such as http_requests_total")
 	}
@@ -225,9 +239,9 @@ func validateRecord(m *pb.MetricData, labels []kv, nowNanos int64, lim *Limits, 
 			fmt.Sprintf("metric name %q is invalid: it must match [a-zA-Z_:][a-zA-Z0-9_:.]*", m.Name),
 			"replace other characters with '_' and do not start with a digit")
 	}
-	if lim.MaxLabels > 0 && len(m.Labels) > lim.MaxLabels {
+	if lim.MaxLabels > 0 && nLabels > lim.MaxLabels {
 		return invalid(".labels", "too_many_labels",
-			fmt.Sprintf("metric %q has %d labels, the limit is %d", m.Name, len(m.Labels), lim.MaxLabels),
+			fmt.Sprintf("metric %q has %d labels, the limit is %d", m.Name, nLabels, lim.MaxLabels),
 			"drop labels that do not identify the series")
 	}
 	for _, l := range labels {
@@ -257,6 +271,12 @@ func validateRecord(m *pb.MetricData, labels []kv, nowNanos int64, lim *Limits, 
 			return invalidUTF8(".labels["+strconv.Quote(k)+"]", fmt.Sprintf("label %q value %q is not valid UTF-8", k, v), "")
 		}
 	}
+	return nil
+}
+
+// validatePoint runs the checks of validateRecord that depend on the
+// record's other fields: unit, description, resource, timestamp and values.
+func validatePoint(m *pb.MetricData, nowNanos int64, lim *Limits, allowsNaN func(string) bool) *Issue {
 	if lim.MaxUnitBytes > 0 && len(m.Unit) > lim.MaxUnitBytes {
 		return tooLong(".unit", "unit_too_long", "unit", len(m.Unit), lim.MaxUnitBytes, "max_unit_bytes")
 	}

@@ -1,6 +1,8 @@
 // Package dedup remembers the results of requests by idempotency key for a
 // window, so that a retried request returns the first result and changes
 // nothing. Concurrent requests with the same key wait for the first one.
+// A Journal keeps the remembered results across restarts of the process,
+// kill -9 included (journal.go).
 package dedup
 
 import (
@@ -18,6 +20,8 @@ type Cache[T any] struct {
 	size     func(T) int
 	now      func() time.Time
 	bytes    int64 // of the remembered results: keys, results, entryOverhead
+	// remember is called with each new result before Do returns it.
+	remember func(key string, result T)
 
 	mu      sync.Mutex
 	entries map[string]*entry[T]
@@ -52,6 +56,39 @@ func (c *Cache[T]) WithMaxBytes(maxBytes int64, size func(T) int) *Cache[T] {
 	return c
 }
 
+// OnRemember installs fn, called with each new result of a successful run
+// in the goroutine of Do, after the run and before Do returns the result
+// (and before calls waiting for the same key get it): the place to journal
+// it so that it outlives the process. It returns c.
+func (c *Cache[T]) OnRemember(fn func(key string, result T)) *Cache[T] {
+	c.remember = fn
+	return c
+}
+
+// Restore remembers result for key as if a run had returned it at at (the
+// replay of a journal at start); it expires at at+window. It returns false
+// when that is already past or key is running now.
+func (c *Cache[T]) Restore(key string, result T, at time.Time) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.expireLocked()
+	expires := at.Add(c.window)
+	if !expires.After(c.now()) {
+		return false
+	}
+	if old, ok := c.entries[key]; ok {
+		if old.elem == nil {
+			return false // running
+		}
+		c.removeLocked(old.elem)
+	}
+	e := &entry[T]{key: key, done: make(chan struct{}), result: result, expires: expires}
+	close(e.done)
+	c.entries[key] = e
+	c.addLocked(e)
+	return true
+}
+
 // SetClock replaces the clock (tests).
 func (c *Cache[T]) SetClock(now func() time.Time) { c.now = now }
 
@@ -80,6 +117,9 @@ func (c *Cache[T]) Do(key string, fn func() (T, error)) (result T, duplicate boo
 	c.mu.Unlock()
 
 	result, err = fn()
+	if err == nil && c.remember != nil {
+		c.remember(key, result)
+	}
 
 	c.mu.Lock()
 	e.result, e.err = result, err
@@ -87,19 +127,25 @@ func (c *Cache[T]) Do(key string, fn func() (T, error)) (result T, duplicate boo
 		delete(c.entries, key)
 	} else {
 		e.expires = c.now().Add(c.window)
-		e.bytes = int64(len(key)) + entryOverhead
-		if c.size != nil {
-			e.bytes += int64(c.size(result))
-		}
-		e.elem = c.order.PushBack(e)
-		c.bytes += e.bytes
-		for c.order.Len() > 0 && ((c.max > 0 && c.order.Len() > c.max) || (c.maxBytes > 0 && c.bytes > c.maxBytes)) {
-			c.removeLocked(c.order.Front())
-		}
+		c.addLocked(e)
 	}
 	c.mu.Unlock()
 	close(e.done)
 	return result, false, err
+}
+
+// addLocked accounts a finished entry and forgets the oldest beyond the
+// bounds.
+func (c *Cache[T]) addLocked(e *entry[T]) {
+	e.bytes = int64(len(e.key)) + entryOverhead
+	if c.size != nil {
+		e.bytes += int64(c.size(e.result))
+	}
+	e.elem = c.order.PushBack(e)
+	c.bytes += e.bytes
+	for c.order.Len() > 0 && ((c.max > 0 && c.order.Len() > c.max) || (c.maxBytes > 0 && c.bytes > c.maxBytes)) {
+		c.removeLocked(c.order.Front())
+	}
 }
 
 // Len returns the number of remembered results.

@@ -28,6 +28,7 @@ func FuzzBatchDecode(f *testing.F) {
 	f.Add([]byte{0x0a, 0xff, 0xff, 0xff, 0xff, 0x0f})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		decodeBoth(t, b)
+		decodeFlat(t, b)
 		got := &pb.RecordBatchMetricsRequest{}
 		if err := (Codec{}).Unmarshal(mem.BufferSlice{mem.SliceBuffer(append([]byte(nil), b...))}, got); err != nil {
 			return

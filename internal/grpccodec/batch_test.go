@@ -1,11 +1,13 @@
 package grpccodec
 
 import (
+	"context"
 	"errors"
 	"math/rand/v2"
 	"testing"
 
 	"google.golang.org/grpc/mem"
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -147,5 +149,88 @@ func BenchmarkCodecUnmarshalBatch(b *testing.B) {
 			}
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(n), "ns/dp")
 		})
+	}
+}
+
+// decodeFlat checks that DecodeBatch (labels left raw) decodes b like the
+// generated code once the raw labels are put back into the records' maps.
+func decodeFlat(t *testing.T, b []byte) {
+	t.Helper()
+	want := &pb.RecordBatchMetricsRequest{}
+	wantErr := want.UnmarshalVT(b)
+	got := &pb.RecordBatchMetricsRequest{}
+	ctx, release, gotErr := DecodeBatch(context.Background(), b, got)
+	defer release()
+	if (wantErr == nil) != (gotErr == nil) {
+		t.Fatalf("UnmarshalVT error %v, flat decode error %v (input %x)", wantErr, gotErr, b)
+	}
+	if wantErr != nil {
+		return
+	}
+	raw := BatchLabels(ctx, got) // nil when no record decoded the fast way
+	for i, r := range raw {
+		if r == nil {
+			continue
+		}
+		if len(got.Metrics[i].Labels) > 0 {
+			t.Fatalf("record %d: raw labels and a label map", i)
+		}
+		labelsToMap(r, got.Metrics[i])
+	}
+	if !proto.Equal(want, got) {
+		t.Fatalf("flat-decoded request differs:\n%v\n%v", want, got)
+	}
+}
+
+// TestBatchLabelsRaw checks the raw labels of DecodeBatch: the records'
+// label bytes as sent, or the map when they are not in one run.
+func TestBatchLabelsRaw(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	for _, req := range sampleRequests(t) {
+		b, err := req.MarshalVT()
+		if err != nil {
+			t.Fatal(err)
+		}
+		decodeFlat(t, b)
+		for range 300 {
+			c := append([]byte(nil), b...)
+			c[rng.IntN(len(c))] = byte(rng.Uint32())
+			decodeFlat(t, c)
+		}
+	}
+	// labels split by another field: decoded into the map
+	entry := func(k, v string) []byte {
+		var e []byte
+		e = protowire.AppendTag(e, 1, protowire.BytesType)
+		e = protowire.AppendString(e, k)
+		e = protowire.AppendTag(e, 2, protowire.BytesType)
+		e = protowire.AppendString(e, v)
+		var f []byte
+		f = protowire.AppendTag(f, 4, protowire.BytesType)
+		return protowire.AppendBytes(f, e)
+	}
+	var m []byte
+	m = append(m, entry("a", "1")...)
+	m = protowire.AppendTag(m, 1, protowire.BytesType)
+	m = protowire.AppendString(m, "x")
+	m = append(m, entry("b", "2")...)
+	split := protowire.AppendBytes(protowire.AppendTag(nil, 1, protowire.BytesType), m)
+	m = append(append(protowire.AppendString(protowire.AppendTag(nil, 1, protowire.BytesType), "y"), entry("b", "2")...), entry("a", "1")...)
+	run := protowire.AppendBytes(protowire.AppendTag(nil, 1, protowire.BytesType), m)
+	got := &pb.RecordBatchMetricsRequest{}
+	ctx, release, err := DecodeBatch(context.Background(), append(split, run...), got)
+	defer release()
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw := BatchLabels(ctx, got)
+	if raw[0] != nil || len(got.Metrics[0].Labels) != 2 {
+		t.Fatalf("split labels: raw %x, map %v; want the map", raw[0], got.Metrics[0].Labels)
+	}
+	if want := append(entry("b", "2"), entry("a", "1")...); string(raw[1]) != string(want) || len(got.Metrics[1].Labels) != 0 {
+		t.Fatalf("labels in one run: raw %x, map %v; want raw %x", raw[1], got.Metrics[1].Labels, want)
+	}
+	if BatchLabels(context.Background(), got) != nil || BatchLabels(ctx, &pb.RecordBatchMetricsRequest{}) != nil {
+		t.Fatal("BatchLabels: raw labels for another request")
 	}
 }

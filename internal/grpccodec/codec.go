@@ -73,11 +73,16 @@ func (c Codec) Unmarshal(data mem.BufferSlice, v any) error {
 	if d, ok := v.(*deferredDecode); ok {
 		// StrictService: grpc-go would write INTERNAL to the stream as soon
 		// as Unmarshal fails, so the error is handed back in d instead.
+		if req, ok := d.v.(*pb.RecordBatchMetricsRequest); ok && d.flat != nil {
+			d.flat.req = req
+			d.err = decodeError(req, unmarshalBatch(data.Materialize(), req, d.flat))
+			return nil
+		}
 		d.err = c.Unmarshal(data, d.v)
 		return nil
 	}
 	if req, ok := v.(*pb.RecordBatchMetricsRequest); ok {
-		return decodeError(v, unmarshalBatch(data.Materialize(), req))
+		return decodeError(v, unmarshalBatch(data.Materialize(), req, nil))
 	}
 	buf := data.MaterializeToBuffer(mem.DefaultBufferPool())
 	defer buf.Free()

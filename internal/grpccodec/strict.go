@@ -12,6 +12,8 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
+
+	pb "github.com/metricsmodule/metricsmodule/proto/metricsmodule/v1"
 )
 
 // DecodeError is a request body that is not a valid protobuf encoding of the
@@ -47,6 +49,46 @@ func (e *FieldError) Error() string { return e.Field + ": " + e.Message }
 type deferredDecode struct {
 	v   any
 	err error
+	// flat, if set, asks for a RecordBatchMetricsRequest's labels as raw
+	// bytes (see BatchLabels).
+	flat *FlatLabels
+}
+
+// FlatLabels are the labels of the records of a RecordBatchMetricsRequest
+// as received, not decoded into maps (see BatchLabels).
+type FlatLabels struct {
+	req *pb.RecordBatchMetricsRequest
+	// Raw[i], when not nil, is the protobuf encoding of the label map
+	// entries (field 4) of record i, and the record's Labels map is empty;
+	// when nil, the record's labels are in its map.
+	Raw [][]byte
+	// arrays of the request, reused after the handler returned
+	arrays *batchArrays
+}
+
+// release gives the request's arrays back for reuse: the request must not
+// be used any more.
+func (f *FlatLabels) release() {
+	if f.arrays != nil {
+		if f.req != nil {
+			f.req.Metrics = nil
+		}
+		putArrays(f.arrays)
+		f.arrays, f.Raw = nil, nil
+	}
+}
+
+type flatKey struct{}
+
+// BatchLabels returns the raw labels of req when the server decoded it
+// (StrictService with Codec) without label maps, else nil: the records of
+// req then hold their labels in their maps. ctx is the handler's context.
+// Strings and bytes point into a private copy of the request.
+func BatchLabels(ctx context.Context, req *pb.RecordBatchMetricsRequest) [][]byte {
+	if f, ok := ctx.Value(flatKey{}).(*FlatLabels); ok && f.req == req {
+		return f.Raw
+	}
+	return nil
 }
 
 // StrictService returns a copy of desc whose unary handlers answer
@@ -63,7 +105,13 @@ func StrictService(desc *grpc.ServiceDesc, checkFields bool) *grpc.ServiceDesc {
 	for i, m := range desc.Methods {
 		h := m.Handler
 		m.Handler = func(srv any, ctx context.Context, dec func(any) error, ic grpc.UnaryServerInterceptor) (any, error) {
-			return h(srv, ctx, func(v any) error { return strictDecode(dec, v, checkFields) }, ic)
+			flat := &FlatLabels{}
+			ctx = context.WithValue(ctx, flatKey{}, flat)
+			// A RecordBatchMetrics request and its records are the
+			// handler's only until it returns (it keeps no reference to
+			// them): then their arrays are reused.
+			defer flat.release()
+			return h(srv, ctx, func(v any) error { return strictDecode(dec, v, checkFields, flat) }, ic)
 		}
 		out.Methods[i] = m
 	}
@@ -86,11 +134,11 @@ type strictStream struct {
 }
 
 func (s *strictStream) RecvMsg(m any) error {
-	return strictDecode(s.ServerStream.RecvMsg, m, s.check)
+	return strictDecode(s.ServerStream.RecvMsg, m, s.check, nil)
 }
 
-func strictDecode(dec func(any) error, v any, check bool) error {
-	d := &deferredDecode{v: v}
+func strictDecode(dec func(any) error, v any, check bool, flat *FlatLabels) error {
+	d := &deferredDecode{v: v, flat: flat}
 	if err := dec(d); err != nil {
 		return err
 	}
@@ -303,4 +351,18 @@ func enumNames(ed protoreflect.EnumDescriptor) string {
 		names = append(names, string(vals.Get(i).Name()))
 	}
 	return strings.Join(names, ", ")
+}
+
+// DecodeBatch decodes data into req the way a StrictService server does for
+// RecordBatchMetrics (labels as raw bytes, arrays from a pool) and returns
+// ctx with the labels, for BatchLabels, and release, which gives the arrays
+// back once req is no longer used. For tests and benchmarks that call a
+// handler directly.
+func DecodeBatch(ctx context.Context, data []byte, req *pb.RecordBatchMetricsRequest) (_ context.Context, release func(), _ error) {
+	flat := &FlatLabels{req: req}
+	if err := unmarshalBatch(append([]byte(nil), data...), req, flat); err != nil {
+		flat.release()
+		return ctx, func() {}, decodeError(req, err)
+	}
+	return context.WithValue(ctx, flatKey{}, flat), flat.release, nil
 }

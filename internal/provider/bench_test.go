@@ -67,7 +67,7 @@ func BenchmarkDynamicVsStatic(b *testing.B) {
 				b.Cleanup(func() { require.NoError(b, exp.Shutdown(ctx)) })
 				push = func(md pmetric.Metrics) error { return exp.ConsumeMetrics(ctx, md) }
 			case "provider":
-				e := NewEngine(Settings{TelemetrySettings: componenttest.NewNopTelemetrySettings()})
+				e := NewEngine(Settings{TelemetrySettings: componenttest.NewNopTelemetrySettings(), LookupHost: noDNS})
 				require.NoError(b, e.Start(ctx, newTestHost(otlpexporter.NewFactory()), nil))
 				b.Cleanup(func() { require.NoError(b, e.Shutdown(ctx)) })
 				_, err := e.Create(ctx, &pb.CreateProviderRequest{ValidateConfig: true, AutoStart: true, Config: &pb.ProviderConfig{
@@ -175,7 +175,7 @@ func BenchmarkProviderOverhead(b *testing.B) {
 				return nil
 			}}, nil
 		}, component.StabilityLevelAlpha))
-	e := NewEngine(Settings{TelemetrySettings: componenttest.NewNopTelemetrySettings()})
+	e := NewEngine(Settings{TelemetrySettings: componenttest.NewNopTelemetrySettings(), LookupHost: noDNS})
 	require.NoError(b, e.Start(ctx, newTestHost(nop), nil))
 	b.Cleanup(func() { require.NoError(b, e.Shutdown(ctx)) })
 	_, err := e.Create(ctx, &pb.CreateProviderRequest{AutoStart: true, Config: sinkProvider("nop", "nop")})

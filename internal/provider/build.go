@@ -2,6 +2,7 @@ package provider
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"strings"
@@ -122,16 +123,20 @@ func retryAssignments(r *pb.RetryPolicy) []assignment {
 }
 
 // exporterID is the component ID of a provider's exporter: the exporter type
-// with the name "providers/<provider_id>/v<version>".
-func exporterID(typ component.Type, providerID string, version uint64) component.ID {
-	return component.NewIDWithName(typ, fmt.Sprintf("providers/%s/v%d", providerID, version))
+// with the name "providers/<provider_id>/g<generation>/v<version>". The
+// generation makes the IDs (and so the exporter's internal telemetry) of a
+// provider deleted and created again distinct.
+func exporterID(typ component.Type, providerID string, generation, version uint64) component.ID {
+	return component.NewIDWithName(typ, fmt.Sprintf("providers/%s/g%d/v%d", providerID, generation, version))
 }
 
-// createExporter creates (does not start) the exporter of b.
-func createExporter(ctx context.Context, set Settings, b *built, id component.ID, providerID string, scrub *scrubber) (exporter.Metrics, error) {
+// createExporter creates (does not start) the exporter of b. onRetry, when
+// set, is called with the error of each export attempt the exporter's
+// retry_on_failure is about to retry.
+func createExporter(ctx context.Context, set Settings, b *built, id component.ID, providerID string, scrub *scrubber, onRetry func(error)) (exporter.Metrics, error) {
 	ts := set.TelemetrySettings
 	ts.Logger = scrubLogger(ts.Logger, scrub).With(zap.String("provider_id", providerID), zap.String("exporter", id.String())).
-		WithOptions(zap.WrapCore(func(c zapcore.Core) zapcore.Core { return rejectionsAtDebug{c} }))
+		WithOptions(zap.WrapCore(func(c zapcore.Core) zapcore.Core { return exporterLogCore{Core: c, onRetry: onRetry} }))
 	exp, err := b.factory.CreateMetrics(ctx, exporter.Settings{ID: id, TelemetrySettings: ts, BuildInfo: set.BuildInfo}, b.cfg)
 	if err != nil {
 		return nil, scrub.err(fmt.Errorf("create %s exporter: %w", b.exporterType, err))
@@ -185,22 +190,68 @@ func (h *childHost) GetFactory(kind component.Kind, typ component.Type) componen
 	return nil
 }
 
-// rejectionsAtDebug logs exporterhelper's per-batch "Exporting failed.
-// Rejecting data. Try enabling sending_queue" at debug level: a provider's
-// exporter runs without its queue on purpose (the provider queues), and every
-// failure is counted in the provider's stats and health, whose transitions
-// are logged.
-type rejectionsAtDebug struct{ zapcore.Core }
+// exporterLogCore is the log core of a provider's exporter. It logs
+// exporterhelper's per-batch "Exporting failed. Rejecting data. Try enabling
+// sending_queue" at debug level: a provider's exporter runs without its
+// queue on purpose (the provider queues), and every failure is counted in
+// the provider's stats and health, whose transitions are logged.
+//
+// It also observes exporterhelper's "Exporting failed. Will retry the
+// request after interval." (retry_sender.go, logged with the attempt's error
+// before each back-off, whatever the log level): exporterhelper neither
+// returns nor reports (componentstatus) a failed attempt while it retries,
+// so this entry is the only place where a failing destination shows before
+// the retries are exhausted (max_elapsed_time, 5 minutes by default).
+type exporterLogCore struct {
+	zapcore.Core
+	onRetry func(error)
+}
 
-const rejectionMessage = "Exporting failed. Rejecting data"
+const (
+	rejectionMessage = "Exporting failed. Rejecting data"
+	retryMessage     = "Exporting failed. Will retry"
+)
 
-func (c rejectionsAtDebug) Check(e zapcore.Entry, ce *zapcore.CheckedEntry) *zapcore.CheckedEntry {
+// Enabled implements zapcore.Core: Info entries are checked even when the
+// collector logs at a higher level, so that retries are observed.
+func (c exporterLogCore) Enabled(l zapcore.Level) bool {
+	return c.Core.Enabled(l) || (c.onRetry != nil && l == zapcore.InfoLevel)
+}
+
+// Check implements zapcore.Core.
+func (c exporterLogCore) Check(e zapcore.Entry, ce *zapcore.CheckedEntry) *zapcore.CheckedEntry {
+	if c.onRetry != nil && strings.HasPrefix(e.Message, retryMessage) {
+		ce = ce.AddCore(e, retryObserver(c.onRetry))
+	}
 	if e.Level > zapcore.DebugLevel && strings.HasPrefix(e.Message, rejectionMessage) {
 		e.Level = zapcore.DebugLevel
 	}
 	return c.Core.Check(e, ce)
 }
 
-func (c rejectionsAtDebug) With(fields []zapcore.Field) zapcore.Core {
-	return rejectionsAtDebug{c.Core.With(fields)}
+// With implements zapcore.Core.
+func (c exporterLogCore) With(fields []zapcore.Field) zapcore.Core {
+	return exporterLogCore{Core: c.Core.With(fields), onRetry: c.onRetry}
+}
+
+// retryObserver is a core that hands the error field of a retry entry to a
+// function; it is added to the entry only by exporterLogCore.Check.
+type retryObserver func(error)
+
+func (retryObserver) Enabled(zapcore.Level) bool          { return true }
+func (r retryObserver) With([]zapcore.Field) zapcore.Core { return r }
+func (retryObserver) Sync() error                         { return nil }
+func (r retryObserver) Check(_ zapcore.Entry, ce *zapcore.CheckedEntry) *zapcore.CheckedEntry {
+	return ce
+}
+
+func (r retryObserver) Write(e zapcore.Entry, fields []zapcore.Field) error {
+	for _, f := range fields {
+		if err, ok := f.Interface.(error); ok && f.Type == zapcore.ErrorType {
+			r(err)
+			return nil
+		}
+	}
+	r(errors.New(e.Message))
+	return nil
 }

@@ -123,6 +123,11 @@ func (e *Engine) Delete(ctx context.Context, req *pb.DeleteProviderRequest) (*pb
 		setB, evicted = nil, nil
 	}
 	ps.state = pb.ProviderState_PROVIDER_STATE_DRAINING
+	e.beginOpLocked(ps, &operation{kind: OpDelete, cleanup: strategy})
+	ps.oper.phase, ps.oper.hi, ps.oper.span = PhaseDraining, 98, drain
+	if strategy == pb.CleanupStrategy_CLEANUP_STRATEGY_IMMEDIATE {
+		ps.oper.phase, ps.oper.hi, ps.oper.span = PhaseStopping, 0, 0
+	}
 	e.mu.Unlock()
 
 	if background {
@@ -135,25 +140,55 @@ func (e *Engine) Delete(ctx context.Context, req *pb.DeleteProviderRequest) (*pb
 			if err := e.remove(dctx, ps, nil, nil); err != nil {
 				e.log.Error("Could not remove the provider from storage", zap.String("provider_id", id), zap.Error(err))
 			}
+			e.opFinish(ps, PhaseDone, fmt.Sprintf("provider %q deleted (BACKGROUND): %d data points drained, %d dropped", id, drained, dropped), false, false)
 			e.log.Info("Deleted provider (background)", zap.String("provider_id", id), zap.Uint64("drained", drained), zap.Uint64("dropped", dropped))
 		})
 		resp.State = pb.ProviderState_PROVIDER_STATE_DRAINING
 		resp.Message = fmt.Sprintf("provider %q stopped taking data; its queue drains in the background within %s", id, drain)
+		e.mu.Lock()
+		resp.Operation = e.opSnapshotLocked(ps)
+		e.mu.Unlock()
 		return resp, nil
 	}
 	graceful := strategy == pb.CleanupStrategy_CLEANUP_STRATEGY_GRACEFUL
-	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), drain)
-	defer cancel()
-	resp.DrainedDatapoints, resp.DroppedDatapoints = e.stopAll(dctx, old, graceful)
-	if err := e.remove(ctx, ps, setB, evicted); err != nil {
+	var finalErr error
+	run := func(ctx context.Context) {
+		dctx, cancel := context.WithTimeout(ctx, drain)
+		defer cancel()
+		resp.DrainedDatapoints, resp.DroppedDatapoints = e.stopAll(dctx, old, graceful)
+		e.opPhase(ps, PhaseSaving, 99, 99, 0)
+		if err := e.remove(ctx, ps, setB, evicted); err != nil {
+			finalErr = err
+			e.opFinish(ps, PhaseFailed, err.Error(), true, false)
+			return
+		}
+		resp.Deleted, resp.State = true, pb.ProviderState_PROVIDER_STATE_UNSPECIFIED
+		resp.Message = fmt.Sprintf("provider %q deleted (%s): %d data points drained, %d dropped", id, shortCleanup(strategy),
+			resp.DrainedDatapoints, resp.DroppedDatapoints)
+		e.opFinish(ps, PhaseDone, resp.Message, false, false)
+		e.log.Info("Deleted provider", zap.String("provider_id", id), zap.String("strategy", strategy.String()),
+			zap.Uint64("drained", resp.DrainedDatapoints), zap.Uint64("dropped", resp.DroppedDatapoints))
+	}
+	locked = false
+	finished, err := e.runDetached(ctx, ps, req.GetAsync(), run)
+	if err != nil {
 		return nil, err
 	}
-	resp.Deleted, resp.State = true, pb.ProviderState_PROVIDER_STATE_UNSPECIFIED
-	resp.Message = fmt.Sprintf("provider %q deleted (%s): %d data points drained, %d dropped", id, shortCleanup(strategy),
-		resp.DrainedDatapoints, resp.DroppedDatapoints)
-	e.log.Info("Deleted provider", zap.String("provider_id", id), zap.String("strategy", strategy.String()),
-		zap.Uint64("drained", resp.DrainedDatapoints), zap.Uint64("dropped", resp.DroppedDatapoints))
-	return resp, nil
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if finished {
+		if finalErr != nil {
+			return nil, finalErr
+		}
+		resp.Operation = e.opSnapshotLocked(ps)
+		return resp, nil
+	}
+	early := &pb.DeleteProviderResponse{
+		BackupId: resp.GetBackupId(), State: pb.ProviderState_PROVIDER_STATE_DRAINING, Operation: e.opSnapshotLocked(ps),
+		Message: fmt.Sprintf("provider %q stopped taking data; the %s deletion is in progress (%s); it is done when the provider is gone",
+			id, shortCleanup(strategy), e.opSnapshotLocked(ps).GetPhase()),
+	}
+	return early, nil
 }
 
 func (e *Engine) rollbackBackupsLocked(bs []*backupRecord) {

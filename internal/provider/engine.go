@@ -14,6 +14,7 @@ import (
 	"go.opentelemetry.io/collector/extension/xextension/storage"
 	"go.opentelemetry.io/collector/service/hostcapabilities"
 	"go.uber.org/zap"
+	"google.golang.org/protobuf/proto"
 
 	pb "github.com/metricsmodule/metricsmodule/proto/metricsmodule/v1"
 )
@@ -36,6 +37,10 @@ type Settings struct {
 	// Policy says which destinations and files providers may use; the
 	// zero value is the safe default.
 	Policy DestinationPolicy
+	// LookupHost resolves host names for probe_destination and the loop
+	// check of a starting provider; nil is the system resolver (tests use
+	// an in-process one).
+	LookupHost func(ctx context.Context, host string) ([]string, error)
 }
 
 // Defaults of Settings and of the requests.
@@ -69,6 +74,8 @@ type Engine struct {
 	started   bool
 	stopping  bool
 	seq       atomic.Uint64
+	// gen is the last provider generation issued (guarded by mu).
+	gen uint64
 
 	baseCtx    context.Context
 	baseCancel context.CancelFunc
@@ -78,6 +85,7 @@ type Engine struct {
 	bg       sync.WaitGroup
 	tickStop chan struct{}
 	tickDone chan struct{}
+	tel      *telemetry
 }
 
 // providerState is one provider in memory. Its fields are guarded by
@@ -99,6 +107,10 @@ type providerState struct {
 	lastProbe    atomic.Int64
 	timer        *time.Timer
 	removed      bool
+	// oper is the update or deletion in progress, or the last one.
+	oper *operation
+	// generation is issued once per creation of the id, never reused.
+	generation uint64
 }
 
 // NewEngine returns an engine; Start restores and starts the providers.
@@ -122,7 +134,7 @@ func NewEngine(set Settings) *Engine {
 		set.Logger = zap.NewNop()
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Engine{
+	e := &Engine{
 		set: set, log: set.Logger, now: set.Now,
 		router:    newRouter(set.Now),
 		policy:    newPolicy(set.Policy),
@@ -131,6 +143,13 @@ func NewEngine(set Settings) *Engine {
 		baseCtx:   ctx, baseCancel: cancel,
 		quit: make(chan struct{}),
 	}
+	tel, err := newTelemetry(set.MeterProvider, e)
+	if err != nil {
+		e.log.Warn("Provider telemetry is off: its instruments could not be created", zap.Error(err))
+	} else {
+		e.tel = tel
+	}
+	return e
 }
 
 // ComponentFactory returns the host's component factories (after Start;
@@ -150,7 +169,7 @@ func (e *Engine) Start(ctx context.Context, host component.Host, client storage.
 		e.log.Warn("The host does not expose component factories; providers cannot be built")
 	}
 	e.store = persister{client: client}
-	recs, backups, bad, err := e.store.load(ctx)
+	recs, backups, gen, bad, err := e.store.load(ctx)
 	if err != nil {
 		return err
 	}
@@ -165,6 +184,7 @@ func (e *Engine) Start(ctx context.Context, host component.Host, client storage.
 	sort.Slice(e.backupIDs, func(i, j int) bool {
 		return e.backups[e.backupIDs[i]].CreatedAt.Before(e.backups[e.backupIDs[j]].CreatedAt)
 	})
+	e.gen = gen
 	e.started = true
 	e.mu.Unlock()
 
@@ -203,6 +223,16 @@ func (e *Engine) restore(ctx context.Context, r *record) (bool, error) {
 	ps := &providerState{rec: r, cfg: cfg, state: pb.ProviderState_PROVIDER_STATE_STOPPED}
 	ps.stats = newStats(cfg.GetHealthCheck(), e.now, e.providerLogger(r.ID))
 	e.mu.Lock()
+	if r.Generation == 0 {
+		// Stored before generations: issue one (persisted with the next change).
+		e.gen++
+		r.Generation = e.gen
+	}
+	ps.generation = r.Generation
+	ps.stats.tel = e.tel.forProvider(r.ID, r.Generation)
+	if b, err := buildConfig(e.factories, cfg); err == nil {
+		ps.exporterType, ps.exporterID = b.exporterType.String(), exporterID(b.exporterType, r.ID, r.Generation, r.Version).String()
+	}
 	e.providers[r.ID] = ps
 	if r.DeleteAt != nil {
 		e.scheduleLocked(ps, *r.DeleteAt)
@@ -213,7 +243,7 @@ func (e *Engine) restore(ctx context.Context, r *record) (bool, error) {
 	}
 	ps.op.Lock()
 	defer ps.op.Unlock()
-	s, b, err := e.startSender(ctx, cfg, r.Version, ps.stats)
+	s, b, err := e.startSender(ctx, cfg, ps.generation, r.Version, ps.stats)
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if err != nil {
@@ -288,6 +318,9 @@ func (e *Engine) Shutdown(ctx context.Context) error {
 		<-done
 	}
 	e.baseCancel()
+	if e.tel != nil && e.tel.reg != nil {
+		errs = append(errs, e.tel.reg.Unregister())
+	}
 	return errors.Join(errs...)
 }
 
@@ -337,13 +370,13 @@ func (e *Engine) providerLogger(id string) *zap.Logger {
 // startSender builds, creates and starts the exporter of pc with its wrapper.
 // The destination policy is checked first (a stored config may predate
 // it); every error is scrubbed of the config's secrets.
-func (e *Engine) startSender(ctx context.Context, pc *pb.ProviderConfig, version uint64, stats *Stats) (*sender, *built, error) {
+func (e *Engine) startSender(ctx context.Context, pc *pb.ProviderConfig, gen, version uint64, stats *Stats) (*sender, *built, error) {
 	scrub := newScrubber(pc)
-	s, b, err := e.startSenderScrubbed(ctx, pc, version, stats, scrub)
+	s, b, err := e.startSenderScrubbed(ctx, pc, gen, version, stats, scrub)
 	return s, b, scrub.err(err)
 }
 
-func (e *Engine) startSenderScrubbed(ctx context.Context, pc *pb.ProviderConfig, version uint64, stats *Stats, scrub *scrubber) (*sender, *built, error) {
+func (e *Engine) startSenderScrubbed(ctx context.Context, pc *pb.ProviderConfig, gen, version uint64, stats *Stats, scrub *scrubber) (*sender, *built, error) {
 	if err := e.checkPolicy(pc); err != nil {
 		return nil, nil, err
 	}
@@ -355,8 +388,14 @@ func (e *Engine) startSenderScrubbed(ctx context.Context, pc *pb.ProviderConfig,
 	if err != nil {
 		return nil, nil, fmt.Errorf("%w: %w", ErrFailedPrecondition, err)
 	}
-	id := exporterID(b.exporterType, pc.GetProviderId(), version)
-	exp, err := createExporter(ctx, e.set, b, id, pc.GetProviderId(), scrub)
+	id := exporterID(b.exporterType, pc.GetProviderId(), gen, version)
+	var self atomic.Pointer[sender]
+	onRetry := func(err error) {
+		if s := self.Load(); s != nil {
+			s.stats.Load().recordAttempt(scrub.err(err))
+		}
+	}
+	exp, err := createExporter(ctx, e.set, b, id, pc.GetProviderId(), scrub, onRetry)
 	if err != nil {
 		return nil, nil, fmt.Errorf("%w: %w", ErrFailedPrecondition, err)
 	}
@@ -383,6 +422,7 @@ func (e *Engine) startSenderScrubbed(ctx context.Context, pc *pb.ProviderConfig,
 		stallAfter: stall,
 		scrub:      scrub,
 	}, stats, e.providerLogger(pc.GetProviderId()), e.now)
+	self.Store(s)
 	if fo := pc.GetFailover().GetFailoverProviderId(); fo != "" {
 		fn := e.router.failoverFunc(pc.GetProviderId(), fo)
 		s.failover.Store(&fn)
@@ -416,6 +456,12 @@ func (e *Engine) runLocked(ps *providerState, s *sender, b *built) {
 	}
 	ps.primary, ps.gap = s, false
 	ps.state, ps.lastError = pb.ProviderState_PROVIDER_STATE_RUNNING, ""
+	cfg, st := proto.Clone(ps.cfg).(*pb.ProviderConfig), ps.stats
+	e.bg.Add(1)
+	go func() {
+		defer e.bg.Done()
+		e.checkLoop(cfg, st)
+	}()
 	ps.exporterType, ps.exporterID = b.exporterType.String(), s.cfg.id.String()
 	if ps.rec.DeleteAt != nil {
 		ps.state = pb.ProviderState_PROVIDER_STATE_DELETING
@@ -451,7 +497,7 @@ func (e *Engine) publishLocked() {
 
 // changeLocked describes a storage transaction with the index after it.
 func (e *Engine) changeLocked(set []*record, del []string, setB []*backupRecord, delB []string) change {
-	c := change{setProviders: set, delProviders: del, setBackups: setB, delBackups: delB}
+	c := change{setProviders: set, delProviders: del, setBackups: setB, delBackups: delB, generation: e.gen}
 	gone := map[string]bool{}
 	for _, id := range del {
 		gone[id] = true

@@ -38,7 +38,7 @@ func TestCreate(t *testing.T) {
 	require.NoError(t, err)
 	assert.True(t, dry.GetDryRun())
 	assert.False(t, dry.GetCreated())
-	assert.Equal(t, "sink/providers/a/v1", dry.GetProvider().GetExporterId())
+	assert.Equal(t, "sink/providers/a/g1/v1", dry.GetProvider().GetExporterId())
 	assert.Zero(t, sink.started.Load())
 	_, err = e.Stats(ctx, &pb.GetProviderStatsRequest{ProviderId: "a"})
 	require.ErrorIs(t, err, ErrNotFound)
@@ -49,7 +49,7 @@ func TestCreate(t *testing.T) {
 	assert.Equal(t, pb.ProviderState_PROVIDER_STATE_RUNNING, p.GetState())
 	assert.Equal(t, uint64(1), p.GetVersion())
 	assert.Equal(t, "sink", p.GetExporterType())
-	assert.Equal(t, "sink/providers/a/v1", p.GetExporterId())
+	assert.Equal(t, "sink/providers/a/g1/v1", p.GetExporterId())
 	assert.EqualValues(t, 1, sink.started.Load())
 
 	require.NoError(t, e.Router().ConsumeMetrics(ctx, gauges("m", 0, 5)))
@@ -151,7 +151,7 @@ func TestUpdateVersionsAndRollback(t *testing.T) {
 	assert.Equal(t, pb.UpdateStrategy_UPDATE_STRATEGY_ROLLING, resp.GetStrategy())
 	backupID := resp.GetBackupId()
 	assert.NotEmpty(t, backupID)
-	assert.Equal(t, "sink/providers/p/v2", resp.GetProvider().GetExporterId())
+	assert.Equal(t, "sink/providers/p/g1/v2", resp.GetProvider().GetExporterId())
 	assert.EqualValues(t, 1, a.stopped.Load(), "the old exporter is stopped")
 	require.NoError(t, e.Router().ConsumeMetrics(ctx, gauges("m", 0, 3)))
 	eventually(t, func() bool { return b.pointCount() == 3 }, "the new version gets the data")
@@ -639,7 +639,7 @@ func TestPersistenceAcrossRestart(t *testing.T) {
 	secret := sinkProvider("secret", nameA)
 	secret.Security = &pb.SecurityConfig{BearerToken: "tok"}
 	{
-		e := NewEngine(Settings{TelemetrySettings: newTestEngine(t, distribution(), nil).set.TelemetrySettings})
+		e := NewEngine(Settings{TelemetrySettings: newTestEngine(t, distribution(), nil).set.TelemetrySettings, LookupHost: noDNS})
 		require.NoError(t, e.Start(ctx, distribution(), store))
 		create(t, e, sinkProvider("run", nameA))
 		_, err := e.Update(ctx, &pb.UpdateProviderRequest{ProviderId: "run", Config: withName(sinkProvider("", nameA), "two")})

@@ -61,7 +61,9 @@ type healthTracker struct {
 	// pressure is a condition seen by the once-a-second check (full queue, stall).
 	pressure       bool
 	pressureReason string
-	history        []*pb.HealthEvent
+	// loop is set when the destination resolves to this collector.
+	loop    string
+	history []*pb.HealthEvent
 }
 
 func (h *healthTracker) slotOf(t time.Time) int64 {
@@ -123,6 +125,9 @@ func (h *healthTracker) evaluate(now time.Time, lastErr string) bool {
 	}
 	if h.status > next {
 		next, reason = h.status, h.statusReason
+	}
+	if h.loop != "" {
+		next, reason = pb.HealthStatus_HEALTH_STATUS_UNHEALTHY, h.loop
 	}
 	if next != h.state {
 		h.state, h.reason = next, reason

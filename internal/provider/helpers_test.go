@@ -3,6 +3,7 @@ package provider
 import (
 	"context"
 	"errors"
+	"net"
 	"sort"
 	"strconv"
 	"sync"
@@ -283,7 +284,7 @@ func (s *memStorage) keys() []string {
 // when the test ends.
 func newTestEngine(t *testing.T, host component.Host, store storage.Client) *Engine {
 	t.Helper()
-	e := NewEngine(Settings{TelemetrySettings: componenttest.NewNopTelemetrySettings(), MaxVersions: 5, MaxBackups: 10})
+	e := NewEngine(Settings{TelemetrySettings: componenttest.NewNopTelemetrySettings(), MaxVersions: 5, MaxBackups: 10, LookupHost: noDNS})
 	require.NoError(t, e.Start(context.Background(), host, store))
 	t.Cleanup(func() { require.NoError(t, e.Shutdown(context.Background())) })
 	return e
@@ -321,4 +322,10 @@ func gauges(name string, from, n int) pmetric.Metrics {
 func eventually(t *testing.T, cond func() bool, msg string) {
 	t.Helper()
 	require.Eventually(t, cond, 20*time.Second, 5*time.Millisecond, msg)
+}
+
+// noDNS is the resolver of test engines: no name resolves (tests never
+// query the machine's resolver).
+func noDNS(_ context.Context, host string) ([]string, error) {
+	return nil, &net.DNSError{Err: "no such host (test resolver)", Name: host, IsNotFound: true}
 }

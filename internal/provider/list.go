@@ -172,6 +172,7 @@ func (e *Engine) Stats(_ context.Context, req *pb.GetProviderStatsRequest) (*pb.
 	e.mu.Lock()
 	state, stats, primary := ps.state, ps.stats, ps.primary
 	capacity := int(ps.cfg.GetLimits().GetQueueSize())
+	oper, gen := e.opSnapshotLocked(ps), ps.generation
 	e.mu.Unlock()
 	q := queueInfo{capacity: capacity}
 	if q.capacity == 0 {
@@ -185,6 +186,6 @@ func (e *Engine) Stats(_ context.Context, req *pb.GetProviderStatsRequest) (*pb.
 	})
 	return &pb.GetProviderStatsResponse{
 		ProviderId: req.GetProviderId(), State: state, Health: stats.Health(), Stats: st,
-		HealthHistory: hist, TopMetrics: top, Anomalies: anomalies,
+		HealthHistory: hist, TopMetrics: top, Anomalies: anomalies, Operation: oper, Generation: gen,
 	}, nil
 }

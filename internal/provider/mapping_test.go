@@ -342,8 +342,8 @@ func TestValidateConfig(t *testing.T) {
 }
 
 func TestExporterID(t *testing.T) {
-	id := exporterID(component.MustNewType("otlp_grpc"), "prod-otlp", 3)
-	assert.Equal(t, "otlp_grpc/providers/prod-otlp/v3", id.String())
+	id := exporterID(component.MustNewType("otlp_grpc"), "prod-otlp", 7, 3)
+	assert.Equal(t, "otlp_grpc/providers/prod-otlp/g7/v3", id.String())
 	var back component.ID
 	require.NoError(t, back.UnmarshalText([]byte(id.String())))
 	assert.Equal(t, id, back)

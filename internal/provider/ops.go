@@ -50,9 +50,22 @@ func (e *Engine) Create(ctx context.Context, req *pb.CreateProviderRequest) (res
 	}
 	issues = append(issues, e.failoverWarnings(pc)...)
 	id := pc.GetProviderId()
+	var probe *pb.DestinationProbe
+	if req.GetProbeDestination() {
+		probe = e.probe(ctx, pc, scrub)
+		if !probe.GetReachable() {
+			last := probe.GetSteps()[len(probe.GetSteps())-1]
+			issues = append(issues, warning("probe_destination", "unreachable",
+				fmt.Sprintf("the destination %s failed the %s check: %s", probe.GetEndpoint(), last.GetName(), last.GetDetail()),
+				"check the address, that the destination runs, and the network path; the provider is created anyway"))
+		}
+	}
 
 	if req.GetDryRun() {
-		exp, err := createExporter(ctx, e.set, b, exporterID(b.exporterType, id, 1), id, scrub)
+		e.mu.Lock()
+		gen := e.gen + 1 // the generation a creation would get
+		e.mu.Unlock()
+		exp, err := createExporter(ctx, e.set, b, exporterID(b.exporterType, id, gen, 1), id, scrub, nil)
 		if err != nil {
 			return nil, &ValidationError{Issues: append([]*pb.ValidationIssue{issue("config.settings", "create_failed", err.Error(), "")}, issues...)}
 		}
@@ -62,9 +75,9 @@ func (e *Engine) Create(ctx context.Context, req *pb.CreateProviderRequest) (res
 			Provider: &pb.Provider{
 				Config: Redact(pc), State: pb.ProviderState_PROVIDER_STATE_STOPPED, Version: 1,
 				CreatedAt: timestamppb.New(now), UpdatedAt: timestamppb.New(now),
-				ExporterType: b.exporterType.String(), ExporterId: exporterID(b.exporterType, id, 1).String(),
+				ExporterType: b.exporterType.String(), ExporterId: exporterID(b.exporterType, id, gen, 1).String(), Generation: gen,
 			},
-			ValidationIssues: issues, DryRun: true,
+			ValidationIssues: issues, DryRun: true, Probe: probe,
 		}, nil
 	}
 
@@ -75,7 +88,7 @@ func (e *Engine) Create(ctx context.Context, req *pb.CreateProviderRequest) (res
 		case existing.removed || existing.state == pb.ProviderState_PROVIDER_STATE_DRAINING:
 			return nil, fmt.Errorf("%w: provider %q is being deleted; create it again when the deletion is done", ErrFailedPrecondition, id)
 		case proto.Equal(existing.cfg, pc):
-			return &pb.CreateProviderResponse{Provider: e.toProviderLocked(existing), ValidationIssues: issues}, nil
+			return &pb.CreateProviderResponse{Provider: e.toProviderLocked(existing), ValidationIssues: issues, Probe: probe}, nil
 		default:
 			return nil, fmt.Errorf("%w: provider %q exists with another config (version %d); use UpdateMetricsProvider to change it",
 				ErrAlreadyExists, id, existing.rec.Version)
@@ -100,13 +113,16 @@ func (e *Engine) Create(ctx context.Context, req *pb.CreateProviderRequest) (res
 	}
 	rec.Version = v.Version
 	rec.addVersion(v, e.set.MaxVersions)
+	e.gen++
+	rec.Generation = e.gen
 	ps := &providerState{
 		rec: rec, cfg: proto.Clone(pc).(*pb.ProviderConfig), state: pb.ProviderState_PROVIDER_STATE_STOPPED,
-		stats: newStats(pc.GetHealthCheck(), e.now, e.providerLogger(id)),
+		stats: newStats(pc.GetHealthCheck(), e.now, e.providerLogger(id)), generation: rec.Generation,
 	}
+	ps.stats.tel = e.tel.forProvider(id, rec.Generation)
 	if b != nil {
 		ps.exporterType = b.exporterType.String()
-		ps.exporterID = exporterID(b.exporterType, id, rec.Version).String()
+		ps.exporterID = exporterID(b.exporterType, id, ps.generation, rec.Version).String()
 	}
 	if err := e.store.apply(ctx, e.changeLocked([]*record{rec}, nil, nil, nil)); err != nil {
 		e.mu.Unlock()
@@ -124,7 +140,7 @@ func (e *Engine) Create(ctx context.Context, req *pb.CreateProviderRequest) (res
 	if req.GetAutoStart() {
 		if buildErr != nil {
 			e.fail(ps, buildErr)
-		} else if s, b, err := e.startSender(ctx, pc, rec.Version, ps.stats); err != nil {
+		} else if s, b, err := e.startSender(ctx, pc, ps.generation, rec.Version, ps.stats); err != nil {
 			if req.GetValidateConfig() {
 				// Nothing half applied: a validated provider that cannot start is not created.
 				e.mu.Lock()
@@ -142,7 +158,7 @@ func (e *Engine) Create(ctx context.Context, req *pb.CreateProviderRequest) (res
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	return &pb.CreateProviderResponse{Provider: e.toProviderLocked(ps), ValidationIssues: issues, Created: true}, nil
+	return &pb.CreateProviderResponse{Provider: e.toProviderLocked(ps), ValidationIssues: issues, Created: true, Probe: probe}, nil
 }
 
 // createConfig returns the config to create: the request's, or a backup's.
@@ -239,11 +255,16 @@ func (e *Engine) toProviderLocked(ps *providerState) *pb.Provider {
 		LastError:    ps.lastError,
 		ExporterType: ps.exporterType,
 		ExporterId:   ps.exporterID,
+		ErrorCount:   ps.stats.failedAttempts.Load(),
+		Operation:    e.opSnapshotLocked(ps),
+		Generation:   ps.generation,
 	}
+	msg, at := ps.stats.lastErr()
 	if p.LastError == "" {
-		ps.stats.mu.Lock()
-		p.LastError = ps.stats.lastError
-		ps.stats.mu.Unlock()
+		p.LastError = msg
+	}
+	if !at.IsZero() {
+		p.LastErrorTime = timestamppb.New(at)
 	}
 	return p
 }

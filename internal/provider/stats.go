@@ -1,6 +1,7 @@
 package provider
 
 import (
+	"maps"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -65,19 +66,33 @@ type Stats struct {
 	lastExport                                     atomic.Int64
 	health                                         atomic.Int32
 
-	mu        sync.Mutex
-	lastError string
-	points    secondRing // data points sent per second
-	okExp     secondRing
-	failExp   secondRing
-	latSum    secondRing // seconds of export latency per second
-	latCur    *ddsketch.DDSketch
-	latPrev   *ddsketch.DDSketch
-	latRotate time.Time
-	top       *topK
-	tracker   healthTracker
-	anomalies anomalyDetector
-	lastTick  int64
+	// failedAttempts counts failed export attempts, retries included.
+	failedAttempts atomic.Uint64
+
+	mu            sync.Mutex
+	lastError     string
+	lastErrorTime time.Time
+	reasons       map[string]uint64
+	points        secondRing // data points sent per second
+	okExp         secondRing
+	failExp       secondRing
+	latSum        secondRing // seconds of export latency per second
+	latCur        *ddsketch.DDSketch
+	latPrev       *ddsketch.DDSketch
+	latRotate     time.Time
+	top           *topK
+	tracker       healthTracker
+	anomalies     anomalyDetector
+	lastTick      int64
+	// tel is the provider's internal telemetry (nil: none).
+	tel *providerTel
+}
+
+// lastErr returns the last error and its time.
+func (s *Stats) lastErr() (string, time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.lastError, s.lastErrorTime
 }
 
 func newStats(h *pb.HealthCheckSettings, now func() time.Time, log *zap.Logger) *Stats {
@@ -105,12 +120,16 @@ func (s *Stats) setHealthConfig(h *pb.HealthCheckSettings) {
 func (s *Stats) Health() pb.HealthStatus { return pb.HealthStatus(s.health.Load()) }
 
 // addDropped counts data points dropped by limits, a full queue or a stop.
-func (s *Stats) addDropped(n int) { s.dropped.Add(uint64(n)) }
+func (s *Stats) addDropped(n int) {
+	s.dropped.Add(uint64(n))
+	s.tel.dropped(n)
+}
 
 // recordExport counts one export of md (points data points, bytes bytes).
 func (s *Stats) recordExport(md pmetric.Metrics, points, bytes int, latency time.Duration, err error, countFailed bool) {
 	now := s.now()
 	sec := now.Unix()
+	s.tel.export(latency.Seconds(), points, err != nil, countFailed)
 	if err == nil {
 		s.sent.Add(uint64(points))
 		s.bytesSent.Add(uint64(bytes))
@@ -138,7 +157,7 @@ func (s *Stats) recordExport(md pmetric.Metrics, points, bytes int, latency time
 		}
 	} else {
 		s.failExp.add(sec, 1)
-		s.lastError = err.Error()
+		s.noteErrorLocked(now, err)
 	}
 	s.latSum.add(sec, latency.Seconds())
 	if now.Sub(s.latRotate) >= latencyPeriod {
@@ -154,6 +173,46 @@ func (s *Stats) recordExport(md pmetric.Metrics, points, bytes int, latency time
 	s.changed(s.tracker.record(now, err == nil, msg))
 }
 
+// recordAttempt counts one failed export attempt that the exporter retries
+// (seen through its retry log entry, before the retries are exhausted): it
+// counts like a failed export for health, with its reason and time.
+func (s *Stats) recordAttempt(err error) {
+	now := s.now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.failExp.add(now.Unix(), 1)
+	s.noteErrorLocked(now, err)
+	s.changed(s.tracker.record(now, false, err.Error()))
+}
+
+// setLoop marks (err != nil) or clears the destination as this collector's
+// own endpoint: the provider is UNHEALTHY with reason loop.
+func (s *Stats) setLoop(err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	msg := ""
+	if err != nil {
+		msg = err.Error()
+		if s.tracker.loop == "" {
+			s.noteErrorLocked(s.now(), err)
+		}
+	}
+	s.tracker.loop = msg
+	s.changed(s.tracker.evaluate(s.now(), ""))
+}
+
+// noteErrorLocked records a failed attempt: count, reason, last error and time.
+func (s *Stats) noteErrorLocked(now time.Time, err error) {
+	s.failedAttempts.Add(1)
+	if s.reasons == nil {
+		s.reasons = map[string]uint64{}
+	}
+	reason := failureReason(err)
+	s.reasons[reason]++
+	s.lastError, s.lastErrorTime = err.Error(), now
+	s.tel.failure(reason)
+}
+
 // reportStatus takes a component status event of the provider's exporter.
 func (s *Stats) reportStatus(ev *componentstatus.Event) {
 	s.mu.Lock()
@@ -163,7 +222,7 @@ func (s *Stats) reportStatus(ev *componentstatus.Event) {
 		s.tracker.status, s.tracker.statusReason = pb.HealthStatus_HEALTH_STATUS_DEGRADED, "exporter reports a recoverable error: "+errText(ev.Err())
 	case componentstatus.StatusPermanentError, componentstatus.StatusFatalError:
 		s.tracker.status, s.tracker.statusReason = pb.HealthStatus_HEALTH_STATUS_UNHEALTHY, "exporter reports "+ev.Status().String()+": "+errText(ev.Err())
-		s.lastError = errText(ev.Err())
+		s.lastError, s.lastErrorTime = errText(ev.Err()), s.now()
 	case componentstatus.StatusOK:
 		s.tracker.status, s.tracker.statusReason = pb.HealthStatus_HEALTH_STATUS_UNSPECIFIED, ""
 	default:
@@ -271,9 +330,16 @@ func (s *Stats) snapshot(q queueInfo, opts StatsOptions) (*pb.ProviderStats, []*
 			QueueMemoryBytes: uint64(max(q.bytes, 0)),
 			NetworkBytesSent: s.bytesSent.Load(),
 		},
-		LastError:    s.lastError,
-		Uptime:       durationpb.New(uptime),
-		ExportErrors: s.exportErrors.Load(),
+		LastError:      s.lastError,
+		Uptime:         durationpb.New(uptime),
+		ExportErrors:   s.exportErrors.Load(),
+		FailedAttempts: s.failedAttempts.Load(),
+	}
+	if !s.lastErrorTime.IsZero() {
+		st.LastErrorTime = timestamppb.New(s.lastErrorTime)
+	}
+	if len(s.reasons) > 0 {
+		st.FailuresByReason = maps.Clone(s.reasons)
 	}
 	if t := s.lastExport.Load(); t > 0 {
 		st.LastExport = timestamppb.New(time.Unix(0, t))

@@ -41,6 +41,9 @@ type record struct {
 	// Deleting is set while a BACKGROUND deletion drains.
 	Deleting bool            `json:"deleting,omitempty"`
 	Versions []*versionEntry `json:"versions"`
+	// Generation is issued at creation and never reused (0: stored before
+	// generations; one is issued at restore).
+	Generation uint64 `json:"generation,omitempty"`
 }
 
 // versionEntry is one config version. Applied is false for a candidate that
@@ -66,6 +69,8 @@ type backupRecord struct {
 type index struct {
 	Providers []string `json:"providers"`
 	Backups   []string `json:"backups"`
+	// Generation is the last provider generation issued.
+	Generation uint64 `json:"generation,omitempty"`
 }
 
 func newVersion(v uint64, pc *pb.ProviderConfig, at time.Time, note string, applied bool) (*versionEntry, error) {
@@ -150,6 +155,7 @@ type change struct {
 	delBackups   []string
 	// index after the change.
 	providers, backups []string
+	generation         uint64
 }
 
 func (p *persister) apply(ctx context.Context, c change) error {
@@ -179,7 +185,7 @@ func (p *persister) apply(ctx context.Context, c change) error {
 		ops = append(ops, storage.DeleteOperation(keyBackupPfx+id))
 	}
 	sort.Strings(c.providers)
-	idx, err := json.Marshal(index{Providers: c.providers, Backups: c.backups})
+	idx, err := json.Marshal(index{Providers: c.providers, Backups: c.backups, Generation: c.generation})
 	if err != nil {
 		return fmt.Errorf("encode index: %w", err)
 	}
@@ -194,25 +200,36 @@ func (p *persister) apply(ctx context.Context, c change) error {
 
 // load reads every record and backup. Records that do not decode are
 // reported and skipped.
-func (p *persister) load(ctx context.Context) (recs []*record, backups []*backupRecord, bad []error, err error) {
+func (p *persister) load(ctx context.Context) (recs []*record, backups []*backupRecord, gen uint64, bad []error, err error) {
+	recs, backups, gen, bad, err = p.loadAll(ctx)
+	for _, r := range recs {
+		gen = max(gen, r.Generation)
+	}
+	for _, b := range backups {
+		gen = max(gen, b.Record.Generation)
+	}
+	return recs, backups, gen, bad, err
+}
+
+func (p *persister) loadAll(ctx context.Context) (recs []*record, backups []*backupRecord, gen uint64, bad []error, err error) {
 	if p.client == nil {
-		return nil, nil, nil, nil
+		return nil, nil, 0, nil, nil
 	}
 	raw, err := p.client.Get(ctx, keyIndex)
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("read provider registry index: %w", err)
+		return nil, nil, 0, nil, fmt.Errorf("read provider registry index: %w", err)
 	}
 	if raw == nil {
-		return nil, nil, nil, nil
+		return nil, nil, 0, nil, nil
 	}
 	var idx index
 	if err := json.Unmarshal(raw, &idx); err != nil {
-		return nil, nil, nil, fmt.Errorf("decode provider registry index: %w", err)
+		return nil, nil, 0, nil, fmt.Errorf("decode provider registry index: %w", err)
 	}
 	for _, id := range idx.Providers {
 		b, err := p.client.Get(ctx, keyProviderPfx+id)
 		if err != nil {
-			return nil, nil, nil, fmt.Errorf("read provider %q: %w", id, err)
+			return nil, nil, 0, nil, fmt.Errorf("read provider %q: %w", id, err)
 		}
 		r := &record{}
 		if b == nil {
@@ -232,7 +249,7 @@ func (p *persister) load(ctx context.Context) (recs []*record, backups []*backup
 	for _, id := range idx.Backups {
 		b, err := p.client.Get(ctx, keyBackupPfx+id)
 		if err != nil {
-			return nil, nil, nil, fmt.Errorf("read backup %q: %w", id, err)
+			return nil, nil, 0, nil, fmt.Errorf("read backup %q: %w", id, err)
 		}
 		br := &backupRecord{}
 		if b == nil || json.Unmarshal(b, br) != nil || br.Record == nil {
@@ -241,5 +258,5 @@ func (p *persister) load(ctx context.Context) (recs []*record, backups []*backup
 		}
 		backups = append(backups, br)
 	}
-	return recs, backups, bad, nil
+	return recs, backups, idx.Generation, bad, nil
 }

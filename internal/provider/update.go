@@ -36,7 +36,13 @@ func (e *Engine) Update(ctx context.Context, req *pb.UpdateProviderRequest) (res
 	if !ps.op.TryLock() {
 		return nil, fmt.Errorf("%w: another operation on provider %q is in progress; retry when it is done", ErrFailedPrecondition, req.GetProviderId())
 	}
-	defer ps.op.Unlock()
+	// The lock goes to the detached operation once it starts.
+	locked := true
+	defer func() {
+		if locked {
+			ps.op.Unlock()
+		}
+	}()
 
 	e.mu.Lock()
 	cur, rec, state, removed := proto.Clone(ps.cfg).(*pb.ProviderConfig), ps.rec, ps.state, ps.removed
@@ -115,27 +121,104 @@ func (e *Engine) Update(ctx context.Context, req *pb.UpdateProviderRequest) (res
 		resp.BackupId = backup.ID
 	}
 	drain := durationOr(req.GetDrainTimeout(), defaultDrainTimeout)
+	verify := durationOr(req.GetVerifyPeriod(), defaultVerifyPeriod)
 
+	e.mu.Lock()
+	e.beginOpLocked(ps, &operation{kind: OpUpdate, strategy: strategy, target: version})
+	e.mu.Unlock()
+	var (
+		final    *pb.UpdateProviderResponse
+		finalErr error
+	)
+	base := resp
+	run := func(ctx context.Context) {
+		final, finalErr = e.applyUpdate(ctx, ps, updateJob{
+			next: next, cur: cur, b: b, version: version, same: same, start: start, running: running,
+			strategy: strategy, note: note, backup: backup, scrub: scrub, evicted: evicted, drain: drain, verify: verify, resp: base,
+		})
+	}
+	locked = false
+	finished, err := e.runDetached(ctx, ps, req.GetAsync(), run)
+	if err != nil {
+		if backup != nil {
+			e.mu.Lock()
+			e.dropBackupLocked(backup.ID)
+			e.mu.Unlock()
+		}
+		return nil, err
+	}
+	if finished {
+		return final, finalErr
+	}
+	// Still running: the caller gets the operation to follow.
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	early := &pb.UpdateProviderResponse{
+		PreviousVersion: base.GetPreviousVersion(), BackupId: base.GetBackupId(), ValidationIssues: base.GetValidationIssues(),
+		Strategy: strategy, Provider: e.toProviderLocked(ps), Operation: e.opSnapshotLocked(ps),
+	}
+	early.Message = fmt.Sprintf("the %s update to version %d is in progress (%s); follow operation in ListMetricsProviders or GetProviderStats",
+		shortStrategy(strategy), version, early.GetOperation().GetPhase())
+	return early, nil
+}
+
+// updateJob is an update that passed validation, to apply.
+type updateJob struct {
+	next, cur            *pb.ProviderConfig
+	b                    *built
+	version              uint64
+	same, start, running bool
+	strategy             pb.UpdateStrategy
+	note                 string
+	backup               *backupRecord
+	scrub                *scrubber
+	evicted              []string
+	drain, verify        time.Duration
+	resp                 *pb.UpdateProviderResponse
+}
+
+// applyUpdate runs the strategy of an update and records its outcome; the
+// caller holds ps.op. It ends ps's operation.
+func (e *Engine) applyUpdate(ctx context.Context, ps *providerState, j updateJob) (resp *pb.UpdateProviderResponse, err error) {
+	resp = j.resp
+	next, cur, b, version, strategy, note := j.next, j.cur, j.b, j.version, j.strategy, j.note
+	id := ps.rec.ID
+	defer func() {
+		switch {
+		case err != nil:
+			e.opFinish(ps, PhaseFailed, j.scrub.str(err.Error()), true, resp.GetRolledBack())
+		case resp.GetRolledBack():
+			e.opFinish(ps, PhaseRolledBack, j.scrub.str(resp.GetMessage()), false, true)
+		default:
+			e.opFinish(ps, PhaseDone, j.scrub.str(resp.GetMessage()), false, false)
+		}
+		if err != nil || resp == nil {
+			return
+		}
+		e.mu.Lock()
+		resp.Operation = e.opSnapshotLocked(ps)
+		e.mu.Unlock()
+	}()
 	var out outcome
 	switch {
-	case !start:
+	case !j.start:
 		out = outcome{applied: true, message: fmt.Sprintf("version %d saved; the provider stays STOPPED", version)}
-	case !running:
+	case !j.running:
 		out = e.startStopped(ctx, ps, next, version)
 	case strategy == pb.UpdateStrategy_UPDATE_STRATEGY_RECREATE:
-		out = e.recreate(ctx, ps, cur, next, version, drain)
+		out = e.recreate(ctx, ps, cur, next, version, j.drain)
 	case strategy == pb.UpdateStrategy_UPDATE_STRATEGY_BLUE_GREEN:
-		verify := durationOr(req.GetVerifyPeriod(), defaultVerifyPeriod)
-		out = e.blueGreen(ctx, ps, next, version, verify, drain)
+		out = e.blueGreen(ctx, ps, next, version, j.verify, j.drain)
 	default:
-		out = e.rolling(ctx, ps, next, version, drain)
+		out = e.rolling(ctx, ps, next, version, j.drain)
 	}
+	e.opPhase(ps, PhaseSaving, 99, 99, 0)
 
 	// Record the outcome: a new version (applied, or kept for the record).
 	e.mu.Lock()
 	nrec := ps.rec.clone()
 	now := e.now()
-	if !same {
+	if !j.same {
 		if note == "" {
 			note = "updated (" + shortStrategy(strategy) + ")"
 		}
@@ -151,18 +234,18 @@ func (e *Engine) Update(ctx context.Context, req *pb.UpdateProviderRequest) (res
 	}
 	if out.applied {
 		nrec.Version = version
-		if start {
+		if j.start {
 			nrec.Running = true
 		}
 	}
 	nrec.UpdatedAt = now
 	var setB []*backupRecord
-	if backup != nil {
-		setB = []*backupRecord{backup}
+	if j.backup != nil {
+		setB = []*backupRecord{j.backup}
 	}
-	if err := e.store.apply(ctx, e.changeLocked([]*record{nrec}, nil, setB, evicted)); err != nil {
-		if backup != nil {
-			e.dropBackupLocked(backup.ID)
+	if err := e.store.apply(ctx, e.changeLocked([]*record{nrec}, nil, setB, j.evicted)); err != nil {
+		if j.backup != nil {
+			e.dropBackupLocked(j.backup.ID)
 		}
 		e.mu.Unlock()
 		return nil, err
@@ -171,7 +254,7 @@ func (e *Engine) Update(ctx context.Context, req *pb.UpdateProviderRequest) (res
 	if out.applied {
 		ps.cfg = proto.Clone(next).(*pb.ProviderConfig)
 		ps.exporterType = b.exporterType.String()
-		ps.exporterID = exporterID(b.exporterType, id, version).String()
+		ps.exporterID = exporterID(b.exporterType, id, ps.generation, version).String()
 		ps.stats.setHealthConfig(next.GetHealthCheck())
 		e.publishLocked()
 	}
@@ -208,6 +291,15 @@ func updateConfig(req *pb.UpdateProviderRequest, cur *pb.ProviderConfig, rec *re
 		return pc, fmt.Sprintf("rollback to version %d", v.Version), nil
 	case req.GetConfig() != nil:
 		next := proto.Clone(req.GetConfig()).(*pb.ProviderConfig)
+		if req.GetUpdateMask() != nil {
+			pid := next.GetProviderId()
+			merged, err := applyMask(proto.Clone(cur).(*pb.ProviderConfig), next, req.GetUpdateMask())
+			if err != nil {
+				return nil, "", err
+			}
+			next = merged
+			next.ProviderId = pid
+		}
 		if next.GetProviderId() == "" {
 			next.ProviderId = id
 		} else if next.GetProviderId() != id {
@@ -216,6 +308,9 @@ func updateConfig(req *pb.UpdateProviderRequest, cur *pb.ProviderConfig, rec *re
 		}
 		unredact(next, cur)
 		return next, "", nil
+	case req.GetUpdateMask() != nil:
+		return nil, "", &ValidationError{Issues: []*pb.ValidationIssue{issue("config", "required",
+			"update_mask needs config to take the named fields from", "set config with the new values")}}
 	case strategy == pb.UpdateStrategy_UPDATE_STRATEGY_RECREATE:
 		return cur, "", nil
 	}
@@ -261,7 +356,7 @@ func (e *Engine) setState(ps *providerState, st pb.ProviderState) {
 // startStopped starts a STOPPED (with RECREATE) or FAILED provider with next.
 func (e *Engine) startStopped(ctx context.Context, ps *providerState, next *pb.ProviderConfig, version uint64) outcome {
 	e.setState(ps, pb.ProviderState_PROVIDER_STATE_STARTING)
-	s, b, err := e.startSender(ctx, next, version, ps.stats)
+	s, b, err := e.startSender(ctx, next, ps.generation, version, ps.stats)
 	if err != nil {
 		e.fail(ps, err)
 		return outcome{message: "the exporter did not start: " + err.Error(), err: err}
@@ -276,7 +371,7 @@ func (e *Engine) startStopped(ctx context.Context, ps *providerState, next *pb.P
 // rolling starts the new exporter, switches the traffic to it atomically and
 // drains the old one: nothing is lost.
 func (e *Engine) rolling(ctx context.Context, ps *providerState, next *pb.ProviderConfig, version uint64, drain time.Duration) outcome {
-	s, b, err := e.startSender(ctx, next, version, ps.stats)
+	s, b, err := e.startSender(ctx, next, ps.generation, version, ps.stats)
 	if err != nil {
 		return outcome{message: "the new exporter did not start: " + err.Error(), err: err}
 	}
@@ -286,6 +381,7 @@ func (e *Engine) rolling(ctx context.Context, ps *providerState, next *pb.Provid
 	e.runLocked(ps, s, b) // publishes before old retires
 	ps.state = pb.ProviderState_PROVIDER_STATE_UPDATING
 	e.mu.Unlock()
+	e.opPhase(ps, PhaseDraining, 20, 98, drain)
 	drained, dropped := e.retireOld(ctx, old, drain)
 	e.settle(ps)
 	return outcome{applied: true, message: fmt.Sprintf("version %d took over; the old exporter drained %d data points, dropped %d", version, drained, dropped)}
@@ -300,8 +396,10 @@ func (e *Engine) recreate(ctx context.Context, ps *providerState, cur, next *pb.
 	ps.primary, ps.gap, ps.state = nil, true, pb.ProviderState_PROVIDER_STATE_UPDATING
 	e.publishLocked()
 	e.mu.Unlock()
+	e.opPhase(ps, PhaseDraining, 0, 80, drain)
 	_, dropped := e.retireOld(ctx, old, drain)
-	s, b, err := e.startSender(ctx, next, version, ps.stats)
+	e.opPhase(ps, PhaseStarting, 80, 80, 0)
+	s, b, err := e.startSender(ctx, next, ps.generation, version, ps.stats)
 	if err == nil {
 		e.mu.Lock()
 		ps.cfg = proto.Clone(next).(*pb.ProviderConfig)
@@ -313,7 +411,7 @@ func (e *Engine) recreate(ctx context.Context, ps *providerState, cur, next *pb.
 	e.mu.Lock()
 	prev := ps.rec.Version
 	e.mu.Unlock()
-	s, b, err2 := e.startSender(ctx, cur, prev, ps.stats)
+	s, b, err2 := e.startSender(ctx, cur, ps.generation, prev, ps.stats)
 	if err2 != nil {
 		e.mu.Lock()
 		ps.gap = false
@@ -337,7 +435,7 @@ func (e *Engine) recreate(ctx context.Context, ps *providerState, cur, next *pb.
 // nothing of what it got, is stopped and the update is rolled back.
 func (e *Engine) blueGreen(ctx context.Context, ps *providerState, next *pb.ProviderConfig, version uint64, verify, drain time.Duration) outcome {
 	cstats := newStats(next.GetHealthCheck(), e.now, e.providerLogger(ps.rec.ID).With(zap.String("candidate", fmt.Sprintf("v%d", version))))
-	s, b, err := e.startSender(ctx, next, version, cstats)
+	s, b, err := e.startSender(ctx, next, ps.generation, version, cstats)
 	if err != nil {
 		return outcome{message: "the candidate exporter did not start: " + err.Error(), err: err}
 	}
@@ -346,6 +444,7 @@ func (e *Engine) blueGreen(ctx context.Context, ps *providerState, next *pb.Prov
 	e.publishLocked()
 	e.mu.Unlock()
 	ps.stats.note(fmt.Sprintf("blue-green: verifying version %d for %s", version, verify))
+	e.opPhase(ps, PhaseVerifying, 10, 80, verify)
 
 	ok, why := e.verify(s, cstats, verify)
 	if !ok {
@@ -366,6 +465,7 @@ func (e *Engine) blueGreen(ctx context.Context, ps *providerState, next *pb.Prov
 	e.runLocked(ps, s, b)
 	ps.state = pb.ProviderState_PROVIDER_STATE_UPDATING
 	e.mu.Unlock()
+	e.opPhase(ps, PhaseDraining, 80, 98, drain)
 	drained, dropped := e.retireOld(ctx, old, drain)
 	e.settle(ps)
 	ps.stats.note(fmt.Sprintf("blue-green: version %d promoted (%s)", version, why))
@@ -421,6 +521,7 @@ func (e *Engine) retireOld(ctx context.Context, old *sender, drain time.Duration
 	}
 	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), drain)
 	defer cancel()
+	defer context.AfterFunc(e.baseCtx, cancel)() // the engine's shutdown deadline cuts it short
 	drained, dropped, err := old.stop(dctx, true)
 	if err != nil {
 		e.log.Warn("Stopping the replaced exporter failed", zap.String("provider_id", old.cfg.providerID), zap.Error(err))

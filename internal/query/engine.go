@@ -89,6 +89,7 @@ type Engine struct {
 	cache   *cache
 	limiter *limiter
 	remote  *remote
+	telemetryHolder
 }
 
 // New returns an engine over q, or over the remote API when configured.
@@ -246,7 +247,12 @@ func checkTime(field string, t time.Time) error {
 // Do runs one query.
 // The query's context is ctx bounded by the smaller of req.Timeout and
 // query.timeout; the wait for an evaluation slot counts against it.
-func (e *Engine) Do(ctx context.Context, req Request) (*Result, error) {
+func (e *Engine) Do(ctx context.Context, req Request) (res *Result, err error) {
+	defer func(start time.Time) { e.record(start, err) }(time.Now())
+	return e.do(ctx, req)
+}
+
+func (e *Engine) do(ctx context.Context, req Request) (*Result, error) {
 	cost, err := e.check(&req)
 	if err != nil {
 		return nil, err

@@ -197,11 +197,11 @@ func (h *Hub) Close() {
 }
 
 // Subscriptions returns the number of subscriptions (streaming or kept for
-// a resume).
+// a resume; in cluster mode, streaming: nothing else is kept on the node).
 func (h *Hub) Subscriptions() int {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return len(h.subs)
+	return len(h.subs) + len(h.clusterStreams)
 }
 
 // Streams returns the number of running streams.

@@ -102,6 +102,8 @@ type Config struct {
 	// SeriesLimit is the receiver's limits.max_series_per_metric (0: none),
 	// for the series_limit_near rule.
 	SeriesLimit int64
+	// Recommendations are the thresholds of the rules (zero fields: defaults).
+	Recommendations Thresholds
 	// PipelineHealth reports whether the pipeline refused batches recently
 	// and says so in a message; nil reports a healthy pipeline.
 	PipelineHealth func(now time.Time) (degraded bool, message string)
@@ -307,6 +309,7 @@ func (e *Engine) Summarize(ctx context.Context, req *pb.GetMetricsSummaryRequest
 			SeriesLimit:     e.cfg.SeriesLimit,
 			RejectedSamples: rejected,
 			RateNow:         rateNow, RateBefore: rateBefore,
+			Thresholds: e.cfg.Recommendations,
 		}
 		for _, rec := range Recommend(in) {
 			sev := pb.Severity_SEVERITY_INFO

@@ -2,7 +2,7 @@ package metricsservicereceiver
 
 import (
 	"fmt"
-	"maps"
+	"iter"
 	"strings"
 	"time"
 
@@ -26,7 +26,7 @@ type storeAdmitter struct {
 var _ convert.Admitter = storeAdmitter{}
 
 // Admit implements convert.Admitter.
-func (a storeAdmitter) Admit(m *pb.MetricData, ts int64) *convert.Issue {
+func (a storeAdmitter) Admit(m *pb.MetricData, labelNames iter.Seq[string], ts int64) *convert.Issue {
 	oldest, newest := a.st.Window(a.now())
 	if t := time.Unix(0, ts); t.Before(oldest) || t.After(newest) {
 		fix := "send points newer than " + oldest.UTC().Format(time.RFC3339Nano) +
@@ -42,7 +42,7 @@ func (a storeAdmitter) Admit(m *pb.MetricData, ts int64) *convert.Issue {
 		}
 	}
 	typ, temporality, monotonic := a.acc.PdataKind(m.Type)
-	if r := a.st.CheckMetric(m.Name, m.Unit, typ, temporality, monotonic, maps.Keys(m.Labels)); r != nil {
+	if r := a.st.CheckMetric(m.Name, m.Unit, typ, temporality, monotonic, labelNames); r != nil {
 		return &convert.Issue{
 			Field: itemField(r.Field), Code: string(r.Reason), Kind: convert.KindInvalid,
 			Message: r.Message, Suggestion: r.Fix,

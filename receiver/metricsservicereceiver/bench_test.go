@@ -16,6 +16,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/metricsmodule/metricsmodule/cmd/metricsbench/payload"
+	"github.com/metricsmodule/metricsmodule/internal/grpccodec"
 	pb "github.com/metricsmodule/metricsmodule/proto/metricsmodule/v1"
 	"github.com/metricsmodule/metricsmodule/receiver/metricsservicereceiver/internal/metadata"
 )
@@ -74,7 +75,7 @@ func forEachShape(b *testing.B, run func(b *testing.B, p benchPayload) []byte) {
 }
 
 // BenchmarkDecodeConvert is what the receiver does with a RecordBatchMetrics
-// request after gRPC has read it: vtprotobuf decode, then RecordBatchMetrics
+// request after gRPC has read it: the server's codec (internal/grpccodec), then RecordBatchMetrics
 // (validation, series keys, counter state, pdata, obsreport, response) into a
 // consumer that does nothing.
 func BenchmarkDecodeConvert(b *testing.B) {
@@ -98,11 +99,69 @@ func BenchmarkDecodeConvert(b *testing.B) {
 		})
 		svc := &metricsService{r: r}
 		for b.Loop() {
+			// decoded as the server does it (grpccodec: strings point
+			// into one private copy of the bytes, labels stay raw)
 			var req pb.RecordBatchMetricsRequest
-			if err := req.UnmarshalVT(p.ours); err != nil {
+			rctx, release, err := grpccodec.DecodeBatch(ctx, p.ours, &req)
+			if err != nil {
 				b.Fatal(err)
 			}
-			resp, err := svc.RecordBatchMetrics(ctx, &req)
+			resp, err := svc.RecordBatchMetrics(rctx, &req)
+			release()
+			if err != nil {
+				b.Fatal(err)
+			}
+			if int(resp.AcceptedCount) != p.points {
+				b.Fatalf("accepted %d of %d", resp.AcceptedCount, p.points)
+			}
+		}
+		return p.ours
+	})
+}
+
+// BenchmarkDecodeConvertShuffled is BenchmarkDecodeConvert with the labels
+// of every record in another order in each request, as a client that
+// encodes Go maps sends them (vtprotobuf and the protobuf runtime encode
+// maps in map order): the series cache then finds its entries by series key
+// after sorting the labels, not by their bytes.
+func BenchmarkDecodeConvertShuffled(b *testing.B) {
+	forEachShape(b, func(b *testing.B, p benchPayload) []byte {
+		cfg := createDefaultConfig().(*Config)
+		cfg.NetAddr.Endpoint = "127.0.0.1:0"
+		r, err := newReceiver(cfg, receivertest.NewNopSettings(metadata.Type), nopMetrics{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		ctx := context.Background()
+		if err := r.Start(ctx, componenttest.NewNopHost()); err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() {
+			if err := r.Shutdown(context.Background()); err != nil {
+				b.Error(err)
+			}
+		})
+		var orig pb.RecordBatchMetricsRequest
+		if err := orig.UnmarshalVT(p.ours); err != nil {
+			b.Fatal(err)
+		}
+		encodings := make([][]byte, 16)
+		for i := range encodings {
+			if encodings[i], err = orig.MarshalVT(); err != nil { // map order: random
+				b.Fatal(err)
+			}
+		}
+		svc := &metricsService{r: r}
+		i := 0
+		for b.Loop() {
+			var req pb.RecordBatchMetricsRequest
+			rctx, release, err := grpccodec.DecodeBatch(ctx, encodings[i%len(encodings)], &req)
+			if err != nil {
+				b.Fatal(err)
+			}
+			i++
+			resp, err := svc.RecordBatchMetrics(rctx, &req)
+			release()
 			if err != nil {
 				b.Fatal(err)
 			}

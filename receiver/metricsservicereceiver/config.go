@@ -16,6 +16,7 @@ import (
 	"github.com/metricsmodule/metricsmodule/internal/query"
 	"github.com/metricsmodule/metricsmodule/internal/registry"
 	"github.com/metricsmodule/metricsmodule/internal/rules"
+	"github.com/metricsmodule/metricsmodule/internal/summary"
 )
 
 // Config is the receiver configuration.
@@ -48,6 +49,9 @@ type Config struct {
 	// on the gRPC server and the Prometheus API; absent: every caller may
 	// call every method.
 	Authorization configoptional.Optional[authz.Config] `mapstructure:"authorization"`
+	// Recommendations are the thresholds of GetMetricsSummary's
+	// recommendation rules; zero keys take their defaults.
+	Recommendations summary.Thresholds `mapstructure:"recommendations"`
 
 	// deprecatedRegistryKey is set when the config named the definitions
 	// block registry (logged at start).
@@ -106,6 +110,10 @@ type AggregationConfig struct {
 	Summary convert.SummaryConfig `mapstructure:"summary"`
 	// SeriesTTL is how long an idle series keeps its state.
 	SeriesTTL time.Duration `mapstructure:"series_ttl"`
+	// SeriesCacheSize is the most series whose checked labels, key and
+	// attributes the ingest path remembers (about 0.5 KiB each with 4
+	// labels); 0 disables the cache.
+	SeriesCacheSize int `mapstructure:"series_cache_size"`
 }
 
 // LimitsConfig bounds what a request may carry.
@@ -128,6 +136,14 @@ type DedupConfig struct {
 	// MaxRequestIDBytes is the longest request_id accepted; a longer one is
 	// refused with INVALID_ARGUMENT.
 	MaxRequestIDBytes int `mapstructure:"max_request_id_bytes"`
+	// Persist keeps the remembered results in a journal file, so that a
+	// retry after a restart (kill -9 included) is still recognised. It
+	// applies when there is a store (or Path is set).
+	Persist bool `mapstructure:"persist"`
+	// Path is the journal file. Empty: next to the store
+	// (<store.path>/../dedup.journal; dedup-<name>.journal for a receiver
+	// metrics_service/<name>), or memory only when there is no store.
+	Path string `mapstructure:"path"`
 }
 
 var _ component.Config = (*Config)(nil)
@@ -141,6 +157,7 @@ func (cfg *Config) convertConfig() convert.Config {
 		Summary:              cfg.Aggregation.Summary,
 		Limits:               cfg.Limits.Limits,
 		SeriesTTL:            cfg.Aggregation.SeriesTTL,
+		SeriesCacheSize:      cfg.Aggregation.SeriesCacheSize,
 	}
 }
 
@@ -172,11 +189,17 @@ func (cfg *Config) Validate() error {
 	if cfg.Dedup.Window < 0 {
 		errs = append(errs, errors.New("dedup.window: must not be negative"))
 	}
+	if err := cfg.Recommendations.Validate(); err != nil {
+		errs = append(errs, err)
+	}
 	if cfg.Dedup.Window > 0 && cfg.Dedup.MaxEntries <= 0 {
 		errs = append(errs, errors.New("dedup.max_entries: must be positive when dedup.window is set"))
 	}
 	if cfg.Dedup.MaxBytes < 0 {
 		errs = append(errs, fmt.Errorf("dedup.max_bytes: must not be negative, got %d", cfg.Dedup.MaxBytes))
+	}
+	if cfg.Dedup.Path != "" && !cfg.Dedup.Persist {
+		errs = append(errs, errors.New("dedup.path: is set while dedup.persist is false; remove dedup.path or set dedup.persist: true"))
 	}
 	if cfg.Dedup.MaxRequestIDBytes <= 0 {
 		errs = append(errs, fmt.Errorf("dedup.max_request_id_bytes: must be positive, got %d", cfg.Dedup.MaxRequestIDBytes))

@@ -28,7 +28,7 @@ func TestLoadConfig(t *testing.T) {
 	custom.Aggregation.SeriesTTL = 10 * time.Minute
 	custom.Limits.MaxLabels = 8
 	custom.Limits.MaxBatchSize = 500
-	custom.Dedup = DedupConfig{Window: time.Minute, MaxEntries: 10, MaxBytes: 1 << 20, MaxRequestIDBytes: 64}
+	custom.Dedup = DedupConfig{Window: time.Minute, MaxEntries: 10, MaxBytes: 1 << 20, MaxRequestIDBytes: 64, Persist: true, Path: "/var/lib/metricsmodule/dedup.journal"}
 
 	defs := createDefaultConfig().(*Config)
 	defs.Definitions = DefinitionsConfig{Mode: registry.ModeStrict, BackupDir: "/var/lib/metricsmodule/backups"}
@@ -49,6 +49,7 @@ func TestLoadConfig(t *testing.T) {
 		{id: component.NewIDWithName(metadata.Type, "no_endpoint"), wantErr: "endpoint: must be set"},
 		{id: component.NewIDWithName(metadata.Type, "bad_request_id"), wantErr: "dedup.max_request_id_bytes: must be positive, got 0"},
 		{id: component.NewIDWithName(metadata.Type, "bad_dedup_bytes"), wantErr: "dedup.max_bytes: must not be negative, got -1"},
+		{id: component.NewIDWithName(metadata.Type, "dedup_path_not_persisted"), wantErr: "dedup.path: is set while dedup.persist is false"},
 		{id: component.NewIDWithName(metadata.Type, "bad_rules"), wantErr: "rules: evaluation_interval: must be positive, got 0s (Prometheus' default is 1m)\nalertmanagers[0]: \"alertmanager:9093\" is not an http(s) URL with a host; use e.g. http://127.0.0.1:9093"},
 		{id: component.NewIDWithName(metadata.Type, "rules_with_remote"), wantErr: "rules.files: rules are evaluated over the local store and cannot be combined with query.remote.endpoint"},
 		{id: component.NewIDWithName(metadata.Type, "definitions"), want: defs},

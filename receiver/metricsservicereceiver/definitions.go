@@ -2,6 +2,8 @@ package metricsservicereceiver
 
 import (
 	"context"
+	"encoding/base64"
+	"strings"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -106,4 +108,24 @@ func (s *metricsService) GetMetricMetadata(ctx context.Context, req *pb.GetMetri
 		resp.NextPageToken = encodePageToken(page.Last)
 	}
 	return resp, nil
+}
+
+// defaultPageSize is the page size of ListMetricDefinitions when unset.
+const defaultPageSize = 100
+
+// encodePageToken is a page token of ListMetricDefinitions: the position
+// after the last item of a page, so pages stay stable when items are added.
+func encodePageToken(after string) string {
+	return base64.RawURLEncoding.EncodeToString([]byte("v1:" + after))
+}
+
+func decodePageToken(tok string) (string, error) {
+	if tok == "" {
+		return "", nil
+	}
+	b, err := base64.RawURLEncoding.DecodeString(tok)
+	if err != nil || !strings.HasPrefix(string(b), "v1:") {
+		return "", status.Error(codes.InvalidArgument, "page_token: is not a token of this API (pass next_page_token unchanged)")
+	}
+	return strings.TrimPrefix(string(b), "v1:"), nil
 }

@@ -14,6 +14,8 @@ import (
 	"github.com/metricsmodule/metricsmodule/internal/convert"
 	"github.com/metricsmodule/metricsmodule/internal/definitions"
 	"github.com/metricsmodule/metricsmodule/internal/metricfilter"
+	"github.com/metricsmodule/metricsmodule/internal/query"
+	"github.com/metricsmodule/metricsmodule/internal/reads"
 	"github.com/metricsmodule/metricsmodule/internal/registry"
 	"github.com/metricsmodule/metricsmodule/internal/store"
 	"github.com/metricsmodule/metricsmodule/internal/summary"
@@ -24,7 +26,7 @@ import (
 // statuses: convert.Issue kinds, summary, definitions, registry and metricfilter
 // errors, store refusals and errors of the next consumer. Handlers return
 // statusOf(err) (or issuesStatus, consumerStatus) and build no status of
-// their own for engine errors. (reads.go maps query errors in queryStatus.)
+// their own for engine errors; read errors (reads and query) go through readsStatus.
 
 // issueCode maps a refusal kind to its gRPC code.
 func issueCode(iss *convert.Issue) codes.Code {
@@ -217,5 +219,46 @@ func consumerStatus(err error) error {
 		return status.Error(codes.InvalidArgument, "pipeline refused the data permanently: "+err.Error())
 	default:
 		return status.Error(codes.Unavailable, "pipeline did not accept the data: "+err.Error()+"; retry")
+	}
+}
+
+// errNoReads is the answer of read methods when neither the store nor a
+// remote backend is configured.
+func errNoReads(method string) error {
+	return status.Errorf(codes.FailedPrecondition,
+		"%s: reads are disabled: add the store block (or query.remote.endpoint) to the metrics_service receiver config", method)
+}
+
+// readsStatus maps a failed read to a gRPC status, in one place: a refused
+// field is INVALID_ARGUMENT, a read over a configured bound
+// RESOURCE_EXHAUSTED; query failures by their kind (a timeout
+// DEADLINE_EXCEEDED, a busy engine RESOURCE_EXHAUSTED, a remote backend
+// that did not answer UNAVAILABLE, a query the engine cannot evaluate
+// INVALID_ARGUMENT); anything else INTERNAL.
+func readsStatus(err error) error {
+	var re *reads.Error
+	if errors.As(err, &re) {
+		if re.Kind == reads.KindTooLarge {
+			return status.Error(codes.ResourceExhausted, re.Error())
+		}
+		return status.Error(codes.InvalidArgument, re.Error())
+	}
+	var qe *query.Error
+	if !errors.As(err, &qe) {
+		return status.Error(codes.Internal, err.Error())
+	}
+	switch qe.Kind {
+	case query.KindBadQuery, query.KindExecution:
+		return status.Error(codes.InvalidArgument, qe.Error())
+	case query.KindTimeout:
+		return status.Error(codes.DeadlineExceeded, qe.Error())
+	case query.KindCanceled:
+		return status.Error(codes.Canceled, qe.Error())
+	case query.KindTooLarge, query.KindOverloaded:
+		return status.Error(codes.ResourceExhausted, qe.Error())
+	case query.KindUnavailable:
+		return status.Error(codes.Unavailable, qe.Error())
+	default:
+		return status.Error(codes.Internal, qe.Error())
 	}
 }

@@ -47,9 +47,10 @@ func createDefaultConfig() component.Config {
 			Histogram:            cc.Histogram,
 			Summary:              cc.Summary,
 			SeriesTTL:            cc.SeriesTTL,
+			SeriesCacheSize:      cc.SeriesCacheSize,
 		},
 		Limits: LimitsConfig{Limits: cc.Limits, MaxBatchSize: 10_000},
-		Dedup:  DedupConfig{Window: 10 * time.Minute, MaxEntries: 100_000, MaxBytes: 64 << 20, MaxRequestIDBytes: 128},
+		Dedup:  DedupConfig{Window: 10 * time.Minute, MaxEntries: 100_000, MaxBytes: 64 << 20, MaxRequestIDBytes: 128, Persist: true},
 		Query:  query.DefaultConfig(),
 		Rules:  rules.DefaultConfig(),
 		Definitions: DefinitionsConfig{

@@ -11,6 +11,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/metricsmodule/metricsmodule/internal/convert"
+	"github.com/metricsmodule/metricsmodule/internal/grpccodec"
 	pb "github.com/metricsmodule/metricsmodule/proto/metricsmodule/v1"
 )
 
@@ -45,7 +46,7 @@ func (s *metricsService) RecordMetric(ctx context.Context, req *pb.RecordMetricR
 }
 
 // checkRequestID refuses a request_id longer than dedup.max_request_id_bytes:
-// it is kept in memory for the dedup window.
+// it is kept in memory (and the dedup journal) for the dedup window.
 func (s *metricsService) checkRequestID(id string) error {
 	if limit := s.r.cfg.Dedup.MaxRequestIDBytes; limit > 0 && len(id) > limit {
 		return status.Errorf(codes.InvalidArgument,
@@ -111,7 +112,9 @@ func (s *metricsService) recordBatch(ctx context.Context, req *pb.RecordBatchMet
 	start := time.Now()
 	opts := req.Options
 	atomic := opts.GetMode() != pb.BatchMode_BATCH_MODE_BEST_EFFORT
-	b := s.r.acc.Prepare(req.Metrics, req.Resource, false)
+	// labels as received (no maps) when the server's codec decoded req
+	b := s.r.acc.PrepareWire(req.Metrics, req.Resource, grpccodec.BatchLabels(ctx, req))
+	defer b.Release()
 	if len(b.Issues) > 0 {
 		s.r.countRefused(ctx, b.Issues)
 		if atomic {

@@ -17,6 +17,7 @@ import (
 	"github.com/metricsmodule/metricsmodule/internal/datapath"
 	"github.com/metricsmodule/metricsmodule/internal/promapi"
 	"github.com/metricsmodule/metricsmodule/internal/query"
+	"github.com/metricsmodule/metricsmodule/internal/reads"
 )
 
 // findSink finds the metrics_store extension: the configured one, or the
@@ -69,7 +70,15 @@ func (r *metricsReceiver) startReads(ctx context.Context, host component.Host) e
 	if err != nil {
 		return fmt.Errorf("create query engine: %w", err)
 	}
+	if err := eng.SetMeterProvider(r.settings.MeterProvider); err != nil {
+		r.settings.Logger.Warn("Query telemetry is off: its instruments could not be created", zap.Error(err))
+	}
 	r.engine = eng
+	var st reads.Store
+	if r.store != nil {
+		st = r.store
+	}
+	r.reads = reads.New(eng, st)
 	if r.store != nil {
 		// late samples (older than the cache's freshness limit) drop the
 		// cached steps they may change

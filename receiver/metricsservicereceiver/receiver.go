@@ -28,6 +28,7 @@ import (
 	"github.com/metricsmodule/metricsmodule/internal/definitions"
 	"github.com/metricsmodule/metricsmodule/internal/grpccodec"
 	"github.com/metricsmodule/metricsmodule/internal/query"
+	"github.com/metricsmodule/metricsmodule/internal/reads"
 	"github.com/metricsmodule/metricsmodule/internal/registry"
 	"github.com/metricsmodule/metricsmodule/internal/rules"
 	"github.com/metricsmodule/metricsmodule/internal/store"
@@ -53,6 +54,10 @@ type metricsReceiver struct {
 	acc       *convert.Accumulator
 	dedupOne  *dedup.Cache[*pb.RecordMetricResponse]
 	dedupMany *dedup.Cache[*pb.RecordBatchMetricsResponse]
+	// journal keeps the dedup caches' results across restarts (dedup.go;
+	// nil: memory only); journalFailing is set while its writes fail.
+	journal        *dedup.Journal
+	journalFailing atomic.Bool
 
 	// ingest tracks memory refusals for the health service.
 	ingest ingestHealth
@@ -77,6 +82,7 @@ type metricsReceiver struct {
 	// reads
 	store      *store.Store
 	engine     *query.Engine
+	reads      *reads.Engine
 	httpServer *http.Server
 	httpLn     net.Listener
 	// rules evaluates rule files over the store (nil without rules.files).
@@ -143,6 +149,9 @@ func (r *metricsReceiver) Start(ctx context.Context, host component.Host) error 
 		return errors.Join(err, r.stopHTTP(ctx))
 	}
 	if err := r.startRegistry(ctx, host); err != nil {
+		return errors.Join(err, r.stopHTTP(ctx))
+	}
+	if err := r.openDedupJournal(); err != nil {
 		return errors.Join(err, r.stopHTTP(ctx))
 	}
 	authzOpts, err := r.authzServerOptions()
@@ -231,6 +240,7 @@ func (r *metricsReceiver) Shutdown(ctx context.Context) error {
 	err := r.stopHTTP(ctx)
 	r.stopRules()
 	r.wg.Wait()
+	err = errors.Join(err, r.closeDedupJournal())
 	if r.defs.registry != nil {
 		err = errors.Join(err, r.defs.registry.Close(ctx))
 	}

@@ -15,7 +15,8 @@ func (r *metricsReceiver) newSummary() *summary.Engine {
 		return nil
 	}
 	return summary.New(r.store, summary.Config{
-		SeriesLimit: int64(r.cfg.Limits.MaxSeriesPerMetric),
+		SeriesLimit:     int64(r.cfg.Limits.MaxSeriesPerMetric),
+		Recommendations: r.cfg.Recommendations,
 		PipelineHealth: func(now time.Time) (bool, string) {
 			n := r.pipelineErrors.recent(now, 5*time.Minute)
 			return n > 0, r.pipelineErrors.message(n)

@@ -173,7 +173,7 @@ receivers:
 		State  string `json:"state"`
 		Query  string `json:"query"`
 	}
-	var rules struct {
+	type rulesAnswer struct {
 		Status string `json:"status"`
 		Data   struct {
 			Groups []struct {
@@ -184,11 +184,16 @@ receivers:
 			} `json:"groups"`
 		} `json:"data"`
 	}
+	// fetchRules reads /api/v1/rules into a value of its own: conditions of
+	// Eventually and Never run on other goroutines and may overlap.
+	fetchRules := func() rulesAnswer {
+		var a rulesAnswer
+		require.Equal(t, http.StatusOK, getJSON(t, "http://"+e.promAPI+"/api/v1/rules", &a))
+		return a
+	}
 	ruleNames := func() []string {
-		rules.Data.Groups = nil
-		require.Equal(t, http.StatusOK, getJSON(t, "http://"+e.promAPI+"/api/v1/rules", &rules))
 		var names []string
-		for _, g := range rules.Data.Groups {
+		for _, g := range fetchRules().Data.Groups {
 			for _, r := range g.Rules {
 				names = append(names, r.Name)
 			}
@@ -196,14 +201,16 @@ receivers:
 		return names
 	}
 	require.Equal(t, []string{"job:e2e_requests:sum", "E2EManyRequests"}, ruleNames())
+	rules := fetchRules()
 	g := rules.Data.Groups[0]
 	assert.Equal(t, "e2e", g.Name)
 	assert.Equal(t, ruleFile, g.File)
 	assert.Equal(t, 1.0, g.Interval)
 	require.Eventually(t, func() bool {
-		ruleNames()
-		return rules.Data.Groups[0].Rules[0].Health == "ok"
+		a := fetchRules()
+		return len(a.Data.Groups) > 0 && len(a.Data.Groups[0].Rules) > 0 && a.Data.Groups[0].Rules[0].Health == "ok"
 	}, 10*time.Second, 50*time.Millisecond)
+	rules = fetchRules()
 	assert.Equal(t, "recording", rules.Data.Groups[0].Rules[0].Type)
 	assert.Equal(t, "alerting", rules.Data.Groups[0].Rules[1].Type)
 	assert.Equal(t, "firing", rules.Data.Groups[0].Rules[1].State)

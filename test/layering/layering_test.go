@@ -19,7 +19,8 @@ const module = "github.com/metricsmodule/metricsmodule/"
 
 // transport are the gRPC interceptors and codecs under internal/: they
 // speak gRPC by design.
-var transport = []string{"internal/authz/grpc.go", "internal/grpccodec/", "internal/utf8check/"}
+// internal/grpcclient reads the codes a gRPC destination answered.
+var transport = []string{"internal/authz/grpc.go", "internal/grpccodec/", "internal/utf8check/", "internal/grpcclient/"}
 
 func TestEnginesBuildNoGRPCStatusAndImportNoComponent(t *testing.T) {
 	root := filepath.Join("..", "..")

@@ -18,6 +18,7 @@ import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	durationpb "google.golang.org/protobuf/types/known/durationpb"
+	fieldmaskpb "google.golang.org/protobuf/types/known/fieldmaskpb"
 	structpb "google.golang.org/protobuf/types/known/structpb"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
@@ -1671,8 +1672,19 @@ type Provider struct {
 	LastError string `protobuf:"bytes,7,opt,name=last_error,json=lastError,proto3" json:"last_error,omitempty"`
 	// Exporter component type built for it.
 	ExporterType string `protobuf:"bytes,8,opt,name=exporter_type,json=exporterType,proto3" json:"exporter_type,omitempty"`
-	// Exporter component ID.
-	ExporterId    string `protobuf:"bytes,9,opt,name=exporter_id,json=exporterId,proto3" json:"exporter_id,omitempty"`
+	// Exporter component ID: <type>/providers/<provider_id>/g<generation>/v<version>.
+	ExporterId string `protobuf:"bytes,9,opt,name=exporter_id,json=exporterId,proto3" json:"exporter_id,omitempty"`
+	// When last_error happened.
+	LastErrorTime *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=last_error_time,json=lastErrorTime,proto3" json:"last_error_time,omitempty"`
+	// Export attempts that failed since the provider was created or restored
+	// (each retry of retry_on_failure counts).
+	ErrorCount uint64 `protobuf:"varint,11,opt,name=error_count,json=errorCount,proto3" json:"error_count,omitempty"`
+	// The update or deletion in progress, or the last one that ran.
+	Operation *ProviderOperation `protobuf:"bytes,12,opt,name=operation,proto3" json:"operation,omitempty"`
+	// Generation: issued once per creation of a provider id and never reused
+	// (a provider deleted and created again gets a new one); part of
+	// exporter_id and of the provider's internal telemetry.
+	Generation    uint64 `protobuf:"varint,13,opt,name=generation,proto3" json:"generation,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1770,6 +1782,319 @@ func (x *Provider) GetExporterId() string {
 	return ""
 }
 
+func (x *Provider) GetLastErrorTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LastErrorTime
+	}
+	return nil
+}
+
+func (x *Provider) GetErrorCount() uint64 {
+	if x != nil {
+		return x.ErrorCount
+	}
+	return 0
+}
+
+func (x *Provider) GetOperation() *ProviderOperation {
+	if x != nil {
+		return x.Operation
+	}
+	return nil
+}
+
+func (x *Provider) GetGeneration() uint64 {
+	if x != nil {
+		return x.Generation
+	}
+	return 0
+}
+
+// ProviderOperation is a long-running change of a provider (an update with
+// a strategy or a deletion that drains) and how far it got.
+type ProviderOperation struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// "update" or "delete".
+	Kind string `protobuf:"bytes,1,opt,name=kind,proto3" json:"kind,omitempty"`
+	// Current phase, e.g. "starting", "verifying", "draining", "stopping",
+	// "done", "rolled_back", "failed".
+	Phase string `protobuf:"bytes,2,opt,name=phase,proto3" json:"phase,omitempty"`
+	// Progress 0-100 (time-based while verifying or draining).
+	Percent uint32 `protobuf:"varint,3,opt,name=percent,proto3" json:"percent,omitempty"`
+	// Whether the operation has finished.
+	Done bool `protobuf:"varint,4,opt,name=done,proto3" json:"done,omitempty"`
+	// When it started.
+	StartedAt *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=started_at,json=startedAt,proto3" json:"started_at,omitempty"`
+	// When it last changed phase (when it finished, once done).
+	UpdatedAt *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
+	// What happened (the final message once done).
+	Message string `protobuf:"bytes,7,opt,name=message,proto3" json:"message,omitempty"`
+	// Finished with an error (message says why).
+	Failed bool `protobuf:"varint,8,opt,name=failed,proto3" json:"failed,omitempty"`
+	// A blue-green candidate was rolled back.
+	RolledBack bool `protobuf:"varint,9,opt,name=rolled_back,json=rolledBack,proto3" json:"rolled_back,omitempty"`
+	// Config version the update applies.
+	TargetVersion uint64 `protobuf:"varint,10,opt,name=target_version,json=targetVersion,proto3" json:"target_version,omitempty"`
+	// Strategy of an update.
+	Strategy UpdateStrategy `protobuf:"varint,11,opt,name=strategy,proto3,enum=metricsmodule.v1.UpdateStrategy" json:"strategy,omitempty"`
+	// Cleanup strategy of a deletion.
+	CleanupStrategy CleanupStrategy `protobuf:"varint,12,opt,name=cleanup_strategy,json=cleanupStrategy,proto3,enum=metricsmodule.v1.CleanupStrategy" json:"cleanup_strategy,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *ProviderOperation) Reset() {
+	*x = ProviderOperation{}
+	mi := &file_metricsmodule_v1_management_service_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ProviderOperation) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ProviderOperation) ProtoMessage() {}
+
+func (x *ProviderOperation) ProtoReflect() protoreflect.Message {
+	mi := &file_metricsmodule_v1_management_service_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ProviderOperation.ProtoReflect.Descriptor instead.
+func (*ProviderOperation) Descriptor() ([]byte, []int) {
+	return file_metricsmodule_v1_management_service_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *ProviderOperation) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *ProviderOperation) GetPhase() string {
+	if x != nil {
+		return x.Phase
+	}
+	return ""
+}
+
+func (x *ProviderOperation) GetPercent() uint32 {
+	if x != nil {
+		return x.Percent
+	}
+	return 0
+}
+
+func (x *ProviderOperation) GetDone() bool {
+	if x != nil {
+		return x.Done
+	}
+	return false
+}
+
+func (x *ProviderOperation) GetStartedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.StartedAt
+	}
+	return nil
+}
+
+func (x *ProviderOperation) GetUpdatedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.UpdatedAt
+	}
+	return nil
+}
+
+func (x *ProviderOperation) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+func (x *ProviderOperation) GetFailed() bool {
+	if x != nil {
+		return x.Failed
+	}
+	return false
+}
+
+func (x *ProviderOperation) GetRolledBack() bool {
+	if x != nil {
+		return x.RolledBack
+	}
+	return false
+}
+
+func (x *ProviderOperation) GetTargetVersion() uint64 {
+	if x != nil {
+		return x.TargetVersion
+	}
+	return 0
+}
+
+func (x *ProviderOperation) GetStrategy() UpdateStrategy {
+	if x != nil {
+		return x.Strategy
+	}
+	return UpdateStrategy_UPDATE_STRATEGY_UNSPECIFIED
+}
+
+func (x *ProviderOperation) GetCleanupStrategy() CleanupStrategy {
+	if x != nil {
+		return x.CleanupStrategy
+	}
+	return CleanupStrategy_CLEANUP_STRATEGY_UNSPECIFIED
+}
+
+// ProbeStep is one check of a destination probe.
+type ProbeStep struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// "resolve", "connect", "http", "grpc_health", "udp", "loop".
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// Whether the check passed.
+	Ok bool `protobuf:"varint,2,opt,name=ok,proto3" json:"ok,omitempty"`
+	// What was found (addresses, status, error).
+	Detail string `protobuf:"bytes,3,opt,name=detail,proto3" json:"detail,omitempty"`
+	// How long it took.
+	Duration      *durationpb.Duration `protobuf:"bytes,4,opt,name=duration,proto3" json:"duration,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ProbeStep) Reset() {
+	*x = ProbeStep{}
+	mi := &file_metricsmodule_v1_management_service_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ProbeStep) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ProbeStep) ProtoMessage() {}
+
+func (x *ProbeStep) ProtoReflect() protoreflect.Message {
+	mi := &file_metricsmodule_v1_management_service_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ProbeStep.ProtoReflect.Descriptor instead.
+func (*ProbeStep) Descriptor() ([]byte, []int) {
+	return file_metricsmodule_v1_management_service_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *ProbeStep) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *ProbeStep) GetOk() bool {
+	if x != nil {
+		return x.Ok
+	}
+	return false
+}
+
+func (x *ProbeStep) GetDetail() string {
+	if x != nil {
+		return x.Detail
+	}
+	return ""
+}
+
+func (x *ProbeStep) GetDuration() *durationpb.Duration {
+	if x != nil {
+		return x.Duration
+	}
+	return nil
+}
+
+// DestinationProbe is what probing a provider's destination found. Probing
+// sends no metric and creates nothing.
+type DestinationProbe struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The endpoint probed (secrets redacted).
+	Endpoint string `protobuf:"bytes,1,opt,name=endpoint,proto3" json:"endpoint,omitempty"`
+	// Whether every step passed.
+	Reachable bool `protobuf:"varint,2,opt,name=reachable,proto3" json:"reachable,omitempty"`
+	// The checks in order; the first failing one ends the probe.
+	Steps         []*ProbeStep `protobuf:"bytes,3,rep,name=steps,proto3" json:"steps,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DestinationProbe) Reset() {
+	*x = DestinationProbe{}
+	mi := &file_metricsmodule_v1_management_service_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DestinationProbe) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DestinationProbe) ProtoMessage() {}
+
+func (x *DestinationProbe) ProtoReflect() protoreflect.Message {
+	mi := &file_metricsmodule_v1_management_service_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DestinationProbe.ProtoReflect.Descriptor instead.
+func (*DestinationProbe) Descriptor() ([]byte, []int) {
+	return file_metricsmodule_v1_management_service_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *DestinationProbe) GetEndpoint() string {
+	if x != nil {
+		return x.Endpoint
+	}
+	return ""
+}
+
+func (x *DestinationProbe) GetReachable() bool {
+	if x != nil {
+		return x.Reachable
+	}
+	return false
+}
+
+func (x *DestinationProbe) GetSteps() []*ProbeStep {
+	if x != nil {
+		return x.Steps
+	}
+	return nil
+}
+
 // CreateProviderRequest creates a provider.
 type CreateProviderRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1783,13 +2108,17 @@ type CreateProviderRequest struct {
 	DryRun bool `protobuf:"varint,4,opt,name=dry_run,json=dryRun,proto3" json:"dry_run,omitempty"`
 	// Recreate a deleted provider from the backup made by DeleteMetricsProvider.
 	RestoreBackupId string `protobuf:"bytes,5,opt,name=restore_backup_id,json=restoreBackupId,proto3" json:"restore_backup_id,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// Probe the destination (resolve, connect, a protocol-level check per
+	// type) and report it in probe; with dry_run nothing is created. A failed
+	// probe is a warning, not a refusal.
+	ProbeDestination bool `protobuf:"varint,6,opt,name=probe_destination,json=probeDestination,proto3" json:"probe_destination,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *CreateProviderRequest) Reset() {
 	*x = CreateProviderRequest{}
-	mi := &file_metricsmodule_v1_management_service_proto_msgTypes[14]
+	mi := &file_metricsmodule_v1_management_service_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1801,7 +2130,7 @@ func (x *CreateProviderRequest) String() string {
 func (*CreateProviderRequest) ProtoMessage() {}
 
 func (x *CreateProviderRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_metricsmodule_v1_management_service_proto_msgTypes[14]
+	mi := &file_metricsmodule_v1_management_service_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1814,7 +2143,7 @@ func (x *CreateProviderRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateProviderRequest.ProtoReflect.Descriptor instead.
 func (*CreateProviderRequest) Descriptor() ([]byte, []int) {
-	return file_metricsmodule_v1_management_service_proto_rawDescGZIP(), []int{14}
+	return file_metricsmodule_v1_management_service_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *CreateProviderRequest) GetConfig() *ProviderConfig {
@@ -1852,6 +2181,13 @@ func (x *CreateProviderRequest) GetRestoreBackupId() string {
 	return ""
 }
 
+func (x *CreateProviderRequest) GetProbeDestination() bool {
+	if x != nil {
+		return x.ProbeDestination
+	}
+	return false
+}
+
 // CreateProviderResponse reports the created provider.
 type CreateProviderResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1862,14 +2198,16 @@ type CreateProviderResponse struct {
 	// False when a provider with the same id and config already existed.
 	Created bool `protobuf:"varint,3,opt,name=created,proto3" json:"created,omitempty"`
 	// Whether this was a dry run.
-	DryRun        bool `protobuf:"varint,4,opt,name=dry_run,json=dryRun,proto3" json:"dry_run,omitempty"`
+	DryRun bool `protobuf:"varint,4,opt,name=dry_run,json=dryRun,proto3" json:"dry_run,omitempty"`
+	// What probe_destination found.
+	Probe         *DestinationProbe `protobuf:"bytes,5,opt,name=probe,proto3" json:"probe,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *CreateProviderResponse) Reset() {
 	*x = CreateProviderResponse{}
-	mi := &file_metricsmodule_v1_management_service_proto_msgTypes[15]
+	mi := &file_metricsmodule_v1_management_service_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1881,7 +2219,7 @@ func (x *CreateProviderResponse) String() string {
 func (*CreateProviderResponse) ProtoMessage() {}
 
 func (x *CreateProviderResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_metricsmodule_v1_management_service_proto_msgTypes[15]
+	mi := &file_metricsmodule_v1_management_service_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1894,7 +2232,7 @@ func (x *CreateProviderResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateProviderResponse.ProtoReflect.Descriptor instead.
 func (*CreateProviderResponse) Descriptor() ([]byte, []int) {
-	return file_metricsmodule_v1_management_service_proto_rawDescGZIP(), []int{15}
+	return file_metricsmodule_v1_management_service_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *CreateProviderResponse) GetProvider() *Provider {
@@ -1925,6 +2263,13 @@ func (x *CreateProviderResponse) GetDryRun() bool {
 	return false
 }
 
+func (x *CreateProviderResponse) GetProbe() *DestinationProbe {
+	if x != nil {
+		return x.Probe
+	}
+	return nil
+}
+
 // UpdateProviderRequest changes a provider.
 type UpdateProviderRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1945,14 +2290,24 @@ type UpdateProviderRequest struct {
 	// BLUE_GREEN: how long the new exporter must stay healthy; 30s when unset.
 	VerifyPeriod *durationpb.Duration `protobuf:"bytes,8,opt,name=verify_period,json=verifyPeriod,proto3" json:"verify_period,omitempty"`
 	// How long the old exporter may drain; 30s when unset.
-	DrainTimeout  *durationpb.Duration `protobuf:"bytes,9,opt,name=drain_timeout,json=drainTimeout,proto3" json:"drain_timeout,omitempty"`
+	DrainTimeout *durationpb.Duration `protobuf:"bytes,9,opt,name=drain_timeout,json=drainTimeout,proto3" json:"drain_timeout,omitempty"`
+	// Fields of config to change, as paths of ProviderConfig (e.g. "name",
+	// "settings.prometheus.job_name", "limits"); the others keep their
+	// current values. A named field absent from config is cleared. Unset:
+	// config replaces the whole config.
+	UpdateMask *fieldmaskpb.FieldMask `protobuf:"bytes,10,opt,name=update_mask,json=updateMask,proto3" json:"update_mask,omitempty"`
+	// Return as soon as the update has started; follow it in operation
+	// (ListMetricsProviders, GetProviderStats). Without it the call returns
+	// when the update is done or shortly before the caller's deadline,
+	// whichever comes first; the update always runs to its end.
+	Async         bool `protobuf:"varint,11,opt,name=async,proto3" json:"async,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *UpdateProviderRequest) Reset() {
 	*x = UpdateProviderRequest{}
-	mi := &file_metricsmodule_v1_management_service_proto_msgTypes[16]
+	mi := &file_metricsmodule_v1_management_service_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1964,7 +2319,7 @@ func (x *UpdateProviderRequest) String() string {
 func (*UpdateProviderRequest) ProtoMessage() {}
 
 func (x *UpdateProviderRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_metricsmodule_v1_management_service_proto_msgTypes[16]
+	mi := &file_metricsmodule_v1_management_service_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1977,7 +2332,7 @@ func (x *UpdateProviderRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateProviderRequest.ProtoReflect.Descriptor instead.
 func (*UpdateProviderRequest) Descriptor() ([]byte, []int) {
-	return file_metricsmodule_v1_management_service_proto_rawDescGZIP(), []int{16}
+	return file_metricsmodule_v1_management_service_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *UpdateProviderRequest) GetProviderId() string {
@@ -2043,6 +2398,20 @@ func (x *UpdateProviderRequest) GetDrainTimeout() *durationpb.Duration {
 	return nil
 }
 
+func (x *UpdateProviderRequest) GetUpdateMask() *fieldmaskpb.FieldMask {
+	if x != nil {
+		return x.UpdateMask
+	}
+	return nil
+}
+
+func (x *UpdateProviderRequest) GetAsync() bool {
+	if x != nil {
+		return x.Async
+	}
+	return false
+}
+
 // UpdateProviderResponse reports the changed provider.
 type UpdateProviderResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -2059,14 +2428,16 @@ type UpdateProviderResponse struct {
 	// True when a blue-green update failed verification and was rolled back.
 	RolledBack bool `protobuf:"varint,6,opt,name=rolled_back,json=rolledBack,proto3" json:"rolled_back,omitempty"`
 	// What happened.
-	Message       string `protobuf:"bytes,7,opt,name=message,proto3" json:"message,omitempty"`
+	Message string `protobuf:"bytes,7,opt,name=message,proto3" json:"message,omitempty"`
+	// The update's progress; done false when the call returned first.
+	Operation     *ProviderOperation `protobuf:"bytes,8,opt,name=operation,proto3" json:"operation,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *UpdateProviderResponse) Reset() {
 	*x = UpdateProviderResponse{}
-	mi := &file_metricsmodule_v1_management_service_proto_msgTypes[17]
+	mi := &file_metricsmodule_v1_management_service_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2078,7 +2449,7 @@ func (x *UpdateProviderResponse) String() string {
 func (*UpdateProviderResponse) ProtoMessage() {}
 
 func (x *UpdateProviderResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_metricsmodule_v1_management_service_proto_msgTypes[17]
+	mi := &file_metricsmodule_v1_management_service_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2091,7 +2462,7 @@ func (x *UpdateProviderResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateProviderResponse.ProtoReflect.Descriptor instead.
 func (*UpdateProviderResponse) Descriptor() ([]byte, []int) {
-	return file_metricsmodule_v1_management_service_proto_rawDescGZIP(), []int{17}
+	return file_metricsmodule_v1_management_service_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *UpdateProviderResponse) GetProvider() *Provider {
@@ -2143,6 +2514,13 @@ func (x *UpdateProviderResponse) GetMessage() string {
 	return ""
 }
 
+func (x *UpdateProviderResponse) GetOperation() *ProviderOperation {
+	if x != nil {
+		return x.Operation
+	}
+	return nil
+}
+
 // DeleteProviderRequest removes a provider.
 type DeleteProviderRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -2157,14 +2535,19 @@ type DeleteProviderRequest struct {
 	// Keep a backup of the config (restorable with restore_backup_id).
 	Backup bool `protobuf:"varint,5,opt,name=backup,proto3" json:"backup,omitempty"`
 	// Report what would happen; change nothing.
-	DryRun        bool `protobuf:"varint,6,opt,name=dry_run,json=dryRun,proto3" json:"dry_run,omitempty"`
+	DryRun bool `protobuf:"varint,6,opt,name=dry_run,json=dryRun,proto3" json:"dry_run,omitempty"`
+	// GRACEFUL: return as soon as the provider stopped taking data; the drain
+	// goes on and is followed in operation (GetProviderStats) until the
+	// provider is gone. Without it the call returns when done or shortly
+	// before the caller's deadline, whichever comes first.
+	Async         bool `protobuf:"varint,7,opt,name=async,proto3" json:"async,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *DeleteProviderRequest) Reset() {
 	*x = DeleteProviderRequest{}
-	mi := &file_metricsmodule_v1_management_service_proto_msgTypes[18]
+	mi := &file_metricsmodule_v1_management_service_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2176,7 +2559,7 @@ func (x *DeleteProviderRequest) String() string {
 func (*DeleteProviderRequest) ProtoMessage() {}
 
 func (x *DeleteProviderRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_metricsmodule_v1_management_service_proto_msgTypes[18]
+	mi := &file_metricsmodule_v1_management_service_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2189,7 +2572,7 @@ func (x *DeleteProviderRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteProviderRequest.ProtoReflect.Descriptor instead.
 func (*DeleteProviderRequest) Descriptor() ([]byte, []int) {
-	return file_metricsmodule_v1_management_service_proto_rawDescGZIP(), []int{18}
+	return file_metricsmodule_v1_management_service_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *DeleteProviderRequest) GetProviderId() string {
@@ -2234,6 +2617,13 @@ func (x *DeleteProviderRequest) GetDryRun() bool {
 	return false
 }
 
+func (x *DeleteProviderRequest) GetAsync() bool {
+	if x != nil {
+		return x.Async
+	}
+	return false
+}
+
 // DeleteProviderResponse reports the deletion.
 type DeleteProviderResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -2252,14 +2642,16 @@ type DeleteProviderResponse struct {
 	// Whether this was a dry run.
 	DryRun bool `protobuf:"varint,7,opt,name=dry_run,json=dryRun,proto3" json:"dry_run,omitempty"`
 	// What happened.
-	Message       string `protobuf:"bytes,8,opt,name=message,proto3" json:"message,omitempty"`
+	Message string `protobuf:"bytes,8,opt,name=message,proto3" json:"message,omitempty"`
+	// The deletion's progress.
+	Operation     *ProviderOperation `protobuf:"bytes,9,opt,name=operation,proto3" json:"operation,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *DeleteProviderResponse) Reset() {
 	*x = DeleteProviderResponse{}
-	mi := &file_metricsmodule_v1_management_service_proto_msgTypes[19]
+	mi := &file_metricsmodule_v1_management_service_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2271,7 +2663,7 @@ func (x *DeleteProviderResponse) String() string {
 func (*DeleteProviderResponse) ProtoMessage() {}
 
 func (x *DeleteProviderResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_metricsmodule_v1_management_service_proto_msgTypes[19]
+	mi := &file_metricsmodule_v1_management_service_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2284,7 +2676,7 @@ func (x *DeleteProviderResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteProviderResponse.ProtoReflect.Descriptor instead.
 func (*DeleteProviderResponse) Descriptor() ([]byte, []int) {
-	return file_metricsmodule_v1_management_service_proto_rawDescGZIP(), []int{19}
+	return file_metricsmodule_v1_management_service_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *DeleteProviderResponse) GetDeleted() bool {
@@ -2343,6 +2735,13 @@ func (x *DeleteProviderResponse) GetMessage() string {
 	return ""
 }
 
+func (x *DeleteProviderResponse) GetOperation() *ProviderOperation {
+	if x != nil {
+		return x.Operation
+	}
+	return nil
+}
+
 // ListProvidersRequest lists providers.
 type ListProvidersRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -2368,7 +2767,7 @@ type ListProvidersRequest struct {
 
 func (x *ListProvidersRequest) Reset() {
 	*x = ListProvidersRequest{}
-	mi := &file_metricsmodule_v1_management_service_proto_msgTypes[20]
+	mi := &file_metricsmodule_v1_management_service_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2380,7 +2779,7 @@ func (x *ListProvidersRequest) String() string {
 func (*ListProvidersRequest) ProtoMessage() {}
 
 func (x *ListProvidersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_metricsmodule_v1_management_service_proto_msgTypes[20]
+	mi := &file_metricsmodule_v1_management_service_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2393,7 +2792,7 @@ func (x *ListProvidersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListProvidersRequest.ProtoReflect.Descriptor instead.
 func (*ListProvidersRequest) Descriptor() ([]byte, []int) {
-	return file_metricsmodule_v1_management_service_proto_rawDescGZIP(), []int{20}
+	return file_metricsmodule_v1_management_service_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ListProvidersRequest) GetTypes() []ProviderType {
@@ -2467,7 +2866,7 @@ type ProviderCounts struct {
 
 func (x *ProviderCounts) Reset() {
 	*x = ProviderCounts{}
-	mi := &file_metricsmodule_v1_management_service_proto_msgTypes[21]
+	mi := &file_metricsmodule_v1_management_service_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2479,7 +2878,7 @@ func (x *ProviderCounts) String() string {
 func (*ProviderCounts) ProtoMessage() {}
 
 func (x *ProviderCounts) ProtoReflect() protoreflect.Message {
-	mi := &file_metricsmodule_v1_management_service_proto_msgTypes[21]
+	mi := &file_metricsmodule_v1_management_service_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2492,7 +2891,7 @@ func (x *ProviderCounts) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProviderCounts.ProtoReflect.Descriptor instead.
 func (*ProviderCounts) Descriptor() ([]byte, []int) {
-	return file_metricsmodule_v1_management_service_proto_rawDescGZIP(), []int{21}
+	return file_metricsmodule_v1_management_service_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ProviderCounts) GetByState() map[string]int32 {
@@ -2533,7 +2932,7 @@ type ListProvidersResponse struct {
 
 func (x *ListProvidersResponse) Reset() {
 	*x = ListProvidersResponse{}
-	mi := &file_metricsmodule_v1_management_service_proto_msgTypes[22]
+	mi := &file_metricsmodule_v1_management_service_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2545,7 +2944,7 @@ func (x *ListProvidersResponse) String() string {
 func (*ListProvidersResponse) ProtoMessage() {}
 
 func (x *ListProvidersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_metricsmodule_v1_management_service_proto_msgTypes[22]
+	mi := &file_metricsmodule_v1_management_service_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2558,7 +2957,7 @@ func (x *ListProvidersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListProvidersResponse.ProtoReflect.Descriptor instead.
 func (*ListProvidersResponse) Descriptor() ([]byte, []int) {
-	return file_metricsmodule_v1_management_service_proto_rawDescGZIP(), []int{22}
+	return file_metricsmodule_v1_management_service_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ListProvidersResponse) GetProviders() []*Provider {
@@ -2606,7 +3005,7 @@ type GetProviderStatsRequest struct {
 
 func (x *GetProviderStatsRequest) Reset() {
 	*x = GetProviderStatsRequest{}
-	mi := &file_metricsmodule_v1_management_service_proto_msgTypes[23]
+	mi := &file_metricsmodule_v1_management_service_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2618,7 +3017,7 @@ func (x *GetProviderStatsRequest) String() string {
 func (*GetProviderStatsRequest) ProtoMessage() {}
 
 func (x *GetProviderStatsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_metricsmodule_v1_management_service_proto_msgTypes[23]
+	mi := &file_metricsmodule_v1_management_service_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2631,7 +3030,7 @@ func (x *GetProviderStatsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetProviderStatsRequest.ProtoReflect.Descriptor instead.
 func (*GetProviderStatsRequest) Descriptor() ([]byte, []int) {
-	return file_metricsmodule_v1_management_service_proto_rawDescGZIP(), []int{23}
+	return file_metricsmodule_v1_management_service_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *GetProviderStatsRequest) GetProviderId() string {
@@ -2677,7 +3076,7 @@ type LatencyStats struct {
 
 func (x *LatencyStats) Reset() {
 	*x = LatencyStats{}
-	mi := &file_metricsmodule_v1_management_service_proto_msgTypes[24]
+	mi := &file_metricsmodule_v1_management_service_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2689,7 +3088,7 @@ func (x *LatencyStats) String() string {
 func (*LatencyStats) ProtoMessage() {}
 
 func (x *LatencyStats) ProtoReflect() protoreflect.Message {
-	mi := &file_metricsmodule_v1_management_service_proto_msgTypes[24]
+	mi := &file_metricsmodule_v1_management_service_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2702,7 +3101,7 @@ func (x *LatencyStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LatencyStats.ProtoReflect.Descriptor instead.
 func (*LatencyStats) Descriptor() ([]byte, []int) {
-	return file_metricsmodule_v1_management_service_proto_rawDescGZIP(), []int{24}
+	return file_metricsmodule_v1_management_service_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *LatencyStats) GetP50() *durationpb.Duration {
@@ -2741,7 +3140,7 @@ type HealthEvent struct {
 
 func (x *HealthEvent) Reset() {
 	*x = HealthEvent{}
-	mi := &file_metricsmodule_v1_management_service_proto_msgTypes[25]
+	mi := &file_metricsmodule_v1_management_service_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2753,7 +3152,7 @@ func (x *HealthEvent) String() string {
 func (*HealthEvent) ProtoMessage() {}
 
 func (x *HealthEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_metricsmodule_v1_management_service_proto_msgTypes[25]
+	mi := &file_metricsmodule_v1_management_service_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2766,7 +3165,7 @@ func (x *HealthEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HealthEvent.ProtoReflect.Descriptor instead.
 func (*HealthEvent) Descriptor() ([]byte, []int) {
-	return file_metricsmodule_v1_management_service_proto_rawDescGZIP(), []int{25}
+	return file_metricsmodule_v1_management_service_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *HealthEvent) GetTime() *timestamppb.Timestamp {
@@ -2803,7 +3202,7 @@ type MetricCount struct {
 
 func (x *MetricCount) Reset() {
 	*x = MetricCount{}
-	mi := &file_metricsmodule_v1_management_service_proto_msgTypes[26]
+	mi := &file_metricsmodule_v1_management_service_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2815,7 +3214,7 @@ func (x *MetricCount) String() string {
 func (*MetricCount) ProtoMessage() {}
 
 func (x *MetricCount) ProtoReflect() protoreflect.Message {
-	mi := &file_metricsmodule_v1_management_service_proto_msgTypes[26]
+	mi := &file_metricsmodule_v1_management_service_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2828,7 +3227,7 @@ func (x *MetricCount) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MetricCount.ProtoReflect.Descriptor instead.
 func (*MetricCount) Descriptor() ([]byte, []int) {
-	return file_metricsmodule_v1_management_service_proto_rawDescGZIP(), []int{26}
+	return file_metricsmodule_v1_management_service_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *MetricCount) GetName() string {
@@ -2862,7 +3261,7 @@ type Anomaly struct {
 
 func (x *Anomaly) Reset() {
 	*x = Anomaly{}
-	mi := &file_metricsmodule_v1_management_service_proto_msgTypes[27]
+	mi := &file_metricsmodule_v1_management_service_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2874,7 +3273,7 @@ func (x *Anomaly) String() string {
 func (*Anomaly) ProtoMessage() {}
 
 func (x *Anomaly) ProtoReflect() protoreflect.Message {
-	mi := &file_metricsmodule_v1_management_service_proto_msgTypes[27]
+	mi := &file_metricsmodule_v1_management_service_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2887,7 +3286,7 @@ func (x *Anomaly) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Anomaly.ProtoReflect.Descriptor instead.
 func (*Anomaly) Descriptor() ([]byte, []int) {
-	return file_metricsmodule_v1_management_service_proto_rawDescGZIP(), []int{27}
+	return file_metricsmodule_v1_management_service_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *Anomaly) GetKind() string {
@@ -2935,7 +3334,7 @@ type ResourceUsage struct {
 
 func (x *ResourceUsage) Reset() {
 	*x = ResourceUsage{}
-	mi := &file_metricsmodule_v1_management_service_proto_msgTypes[28]
+	mi := &file_metricsmodule_v1_management_service_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2947,7 +3346,7 @@ func (x *ResourceUsage) String() string {
 func (*ResourceUsage) ProtoMessage() {}
 
 func (x *ResourceUsage) ProtoReflect() protoreflect.Message {
-	mi := &file_metricsmodule_v1_management_service_proto_msgTypes[28]
+	mi := &file_metricsmodule_v1_management_service_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2960,7 +3359,7 @@ func (x *ResourceUsage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResourceUsage.ProtoReflect.Descriptor instead.
 func (*ResourceUsage) Descriptor() ([]byte, []int) {
-	return file_metricsmodule_v1_management_service_proto_rawDescGZIP(), []int{28}
+	return file_metricsmodule_v1_management_service_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *ResourceUsage) GetQueueMemoryBytes() uint64 {
@@ -3021,14 +3420,22 @@ type ProviderStats struct {
 	// Time since start.
 	Uptime *durationpb.Duration `protobuf:"bytes,13,opt,name=uptime,proto3" json:"uptime,omitempty"`
 	// Export requests that failed (and were retried or dropped).
-	ExportErrors  uint64 `protobuf:"varint,14,opt,name=export_errors,json=exportErrors,proto3" json:"export_errors,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	ExportErrors uint64 `protobuf:"varint,14,opt,name=export_errors,json=exportErrors,proto3" json:"export_errors,omitempty"`
+	// When last_error happened.
+	LastErrorTime *timestamppb.Timestamp `protobuf:"bytes,15,opt,name=last_error_time,json=lastErrorTime,proto3" json:"last_error_time,omitempty"`
+	// Export attempts that failed, each retry of retry_on_failure included:
+	// seen as each attempt fails, not only when the retries are exhausted.
+	FailedAttempts uint64 `protobuf:"varint,16,opt,name=failed_attempts,json=failedAttempts,proto3" json:"failed_attempts,omitempty"`
+	// Failed attempts by reason: dns, connection_refused, timeout, tls,
+	// http_4xx, http_5xx, grpc_<code>, loop, other.
+	FailuresByReason map[string]uint64 `protobuf:"bytes,17,rep,name=failures_by_reason,json=failuresByReason,proto3" json:"failures_by_reason,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *ProviderStats) Reset() {
 	*x = ProviderStats{}
-	mi := &file_metricsmodule_v1_management_service_proto_msgTypes[29]
+	mi := &file_metricsmodule_v1_management_service_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3040,7 +3447,7 @@ func (x *ProviderStats) String() string {
 func (*ProviderStats) ProtoMessage() {}
 
 func (x *ProviderStats) ProtoReflect() protoreflect.Message {
-	mi := &file_metricsmodule_v1_management_service_proto_msgTypes[29]
+	mi := &file_metricsmodule_v1_management_service_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3053,7 +3460,7 @@ func (x *ProviderStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProviderStats.ProtoReflect.Descriptor instead.
 func (*ProviderStats) Descriptor() ([]byte, []int) {
-	return file_metricsmodule_v1_management_service_proto_rawDescGZIP(), []int{29}
+	return file_metricsmodule_v1_management_service_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *ProviderStats) GetDatapointsSent() uint64 {
@@ -3154,6 +3561,27 @@ func (x *ProviderStats) GetExportErrors() uint64 {
 	return 0
 }
 
+func (x *ProviderStats) GetLastErrorTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LastErrorTime
+	}
+	return nil
+}
+
+func (x *ProviderStats) GetFailedAttempts() uint64 {
+	if x != nil {
+		return x.FailedAttempts
+	}
+	return 0
+}
+
+func (x *ProviderStats) GetFailuresByReason() map[string]uint64 {
+	if x != nil {
+		return x.FailuresByReason
+	}
+	return nil
+}
+
 // GetProviderStatsResponse holds a provider's statistics.
 type GetProviderStatsResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -3170,14 +3598,18 @@ type GetProviderStatsResponse struct {
 	// Top metrics (include_top_metrics).
 	TopMetrics []*MetricCount `protobuf:"bytes,6,rep,name=top_metrics,json=topMetrics,proto3" json:"top_metrics,omitempty"`
 	// Anomalies detected.
-	Anomalies     []*Anomaly `protobuf:"bytes,7,rep,name=anomalies,proto3" json:"anomalies,omitempty"`
+	Anomalies []*Anomaly `protobuf:"bytes,7,rep,name=anomalies,proto3" json:"anomalies,omitempty"`
+	// The update or deletion in progress, or the last one.
+	Operation *ProviderOperation `protobuf:"bytes,8,opt,name=operation,proto3" json:"operation,omitempty"`
+	// Generation of the provider (see Provider.generation).
+	Generation    uint64 `protobuf:"varint,9,opt,name=generation,proto3" json:"generation,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *GetProviderStatsResponse) Reset() {
 	*x = GetProviderStatsResponse{}
-	mi := &file_metricsmodule_v1_management_service_proto_msgTypes[30]
+	mi := &file_metricsmodule_v1_management_service_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3189,7 +3621,7 @@ func (x *GetProviderStatsResponse) String() string {
 func (*GetProviderStatsResponse) ProtoMessage() {}
 
 func (x *GetProviderStatsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_metricsmodule_v1_management_service_proto_msgTypes[30]
+	mi := &file_metricsmodule_v1_management_service_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3202,7 +3634,7 @@ func (x *GetProviderStatsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetProviderStatsResponse.ProtoReflect.Descriptor instead.
 func (*GetProviderStatsResponse) Descriptor() ([]byte, []int) {
-	return file_metricsmodule_v1_management_service_proto_rawDescGZIP(), []int{30}
+	return file_metricsmodule_v1_management_service_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *GetProviderStatsResponse) GetProviderId() string {
@@ -3254,11 +3686,25 @@ func (x *GetProviderStatsResponse) GetAnomalies() []*Anomaly {
 	return nil
 }
 
+func (x *GetProviderStatsResponse) GetOperation() *ProviderOperation {
+	if x != nil {
+		return x.Operation
+	}
+	return nil
+}
+
+func (x *GetProviderStatsResponse) GetGeneration() uint64 {
+	if x != nil {
+		return x.Generation
+	}
+	return 0
+}
+
 var File_metricsmodule_v1_management_service_proto protoreflect.FileDescriptor
 
 const file_metricsmodule_v1_management_service_proto_rawDesc = "" +
 	"\n" +
-	")metricsmodule/v1/management_service.proto\x12\x10metricsmodule.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1cmetricsmodule/v1/types.proto\"\xc0\x06\n" +
+	")metricsmodule/v1/management_service.proto\x12\x10metricsmodule.v1\x1a\x1egoogle/protobuf/duration.proto\x1a google/protobuf/field_mask.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1cmetricsmodule/v1/types.proto\"\xc0\x06\n" +
 	"\x12PrometheusSettings\x12(\n" +
 	"\x10push_gateway_url\x18\x01 \x01(\tR\x0epushGatewayUrl\x12\x19\n" +
 	"\bjob_name\x18\x02 \x01(\tR\ajobName\x12(\n" +
@@ -3363,7 +3809,7 @@ const file_metricsmodule_v1_management_service_proto_rawDesc = "" +
 	"\bfailover\x18\f \x01(\v2\".metricsmodule.v1.FailoverSettingsR\bfailover\x1a7\n" +
 	"\tTagsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xa8\x03\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xf0\x04\n" +
 	"\bProvider\x128\n" +
 	"\x06config\x18\x01 \x01(\v2 .metricsmodule.v1.ProviderConfigR\x06config\x125\n" +
 	"\x05state\x18\x02 \x01(\x0e2\x1f.metricsmodule.v1.ProviderStateR\x05state\x126\n" +
@@ -3377,19 +3823,55 @@ const file_metricsmodule_v1_management_service_proto_rawDesc = "" +
 	"last_error\x18\a \x01(\tR\tlastError\x12#\n" +
 	"\rexporter_type\x18\b \x01(\tR\fexporterType\x12\x1f\n" +
 	"\vexporter_id\x18\t \x01(\tR\n" +
-	"exporterId\"\xde\x01\n" +
+	"exporterId\x12B\n" +
+	"\x0flast_error_time\x18\n" +
+	" \x01(\v2\x1a.google.protobuf.TimestampR\rlastErrorTime\x12\x1f\n" +
+	"\verror_count\x18\v \x01(\x04R\n" +
+	"errorCount\x12A\n" +
+	"\toperation\x18\f \x01(\v2#.metricsmodule.v1.ProviderOperationR\toperation\x12\x1e\n" +
+	"\n" +
+	"generation\x18\r \x01(\x04R\n" +
+	"generation\"\xe7\x03\n" +
+	"\x11ProviderOperation\x12\x12\n" +
+	"\x04kind\x18\x01 \x01(\tR\x04kind\x12\x14\n" +
+	"\x05phase\x18\x02 \x01(\tR\x05phase\x12\x18\n" +
+	"\apercent\x18\x03 \x01(\rR\apercent\x12\x12\n" +
+	"\x04done\x18\x04 \x01(\bR\x04done\x129\n" +
+	"\n" +
+	"started_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\tstartedAt\x129\n" +
+	"\n" +
+	"updated_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\x12\x18\n" +
+	"\amessage\x18\a \x01(\tR\amessage\x12\x16\n" +
+	"\x06failed\x18\b \x01(\bR\x06failed\x12\x1f\n" +
+	"\vrolled_back\x18\t \x01(\bR\n" +
+	"rolledBack\x12%\n" +
+	"\x0etarget_version\x18\n" +
+	" \x01(\x04R\rtargetVersion\x12<\n" +
+	"\bstrategy\x18\v \x01(\x0e2 .metricsmodule.v1.UpdateStrategyR\bstrategy\x12L\n" +
+	"\x10cleanup_strategy\x18\f \x01(\x0e2!.metricsmodule.v1.CleanupStrategyR\x0fcleanupStrategy\"~\n" +
+	"\tProbeStep\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x0e\n" +
+	"\x02ok\x18\x02 \x01(\bR\x02ok\x12\x16\n" +
+	"\x06detail\x18\x03 \x01(\tR\x06detail\x125\n" +
+	"\bduration\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\bduration\"\x7f\n" +
+	"\x10DestinationProbe\x12\x1a\n" +
+	"\bendpoint\x18\x01 \x01(\tR\bendpoint\x12\x1c\n" +
+	"\treachable\x18\x02 \x01(\bR\treachable\x121\n" +
+	"\x05steps\x18\x03 \x03(\v2\x1b.metricsmodule.v1.ProbeStepR\x05steps\"\x8b\x02\n" +
 	"\x15CreateProviderRequest\x128\n" +
 	"\x06config\x18\x01 \x01(\v2 .metricsmodule.v1.ProviderConfigR\x06config\x12'\n" +
 	"\x0fvalidate_config\x18\x02 \x01(\bR\x0evalidateConfig\x12\x1d\n" +
 	"\n" +
 	"auto_start\x18\x03 \x01(\bR\tautoStart\x12\x17\n" +
 	"\adry_run\x18\x04 \x01(\bR\x06dryRun\x12*\n" +
-	"\x11restore_backup_id\x18\x05 \x01(\tR\x0frestoreBackupId\"\xd3\x01\n" +
+	"\x11restore_backup_id\x18\x05 \x01(\tR\x0frestoreBackupId\x12+\n" +
+	"\x11probe_destination\x18\x06 \x01(\bR\x10probeDestination\"\x8d\x02\n" +
 	"\x16CreateProviderResponse\x126\n" +
 	"\bprovider\x18\x01 \x01(\v2\x1a.metricsmodule.v1.ProviderR\bprovider\x12N\n" +
 	"\x11validation_issues\x18\x02 \x03(\v2!.metricsmodule.v1.ValidationIssueR\x10validationIssues\x12\x18\n" +
 	"\acreated\x18\x03 \x01(\bR\acreated\x12\x17\n" +
-	"\adry_run\x18\x04 \x01(\bR\x06dryRun\"\xc8\x03\n" +
+	"\adry_run\x18\x04 \x01(\bR\x06dryRun\x128\n" +
+	"\x05probe\x18\x05 \x01(\v2\".metricsmodule.v1.DestinationProbeR\x05probe\"\x9b\x04\n" +
 	"\x15UpdateProviderRequest\x12\x1f\n" +
 	"\vprovider_id\x18\x01 \x01(\tR\n" +
 	"providerId\x128\n" +
@@ -3400,7 +3882,11 @@ const file_metricsmodule_v1_management_service_proto_rawDesc = "" +
 	"\x13rollback_to_version\x18\x06 \x01(\x04R\x11rollbackToVersion\x12)\n" +
 	"\x10expected_version\x18\a \x01(\x04R\x0fexpectedVersion\x12>\n" +
 	"\rverify_period\x18\b \x01(\v2\x19.google.protobuf.DurationR\fverifyPeriod\x12>\n" +
-	"\rdrain_timeout\x18\t \x01(\v2\x19.google.protobuf.DurationR\fdrainTimeout\"\xe1\x02\n" +
+	"\rdrain_timeout\x18\t \x01(\v2\x19.google.protobuf.DurationR\fdrainTimeout\x12;\n" +
+	"\vupdate_mask\x18\n" +
+	" \x01(\v2\x1a.google.protobuf.FieldMaskR\n" +
+	"updateMask\x12\x14\n" +
+	"\x05async\x18\v \x01(\bR\x05async\"\xa4\x03\n" +
 	"\x16UpdateProviderResponse\x126\n" +
 	"\bprovider\x18\x01 \x01(\v2\x1a.metricsmodule.v1.ProviderR\bprovider\x12)\n" +
 	"\x10previous_version\x18\x02 \x01(\x04R\x0fpreviousVersion\x12\x1b\n" +
@@ -3409,7 +3895,8 @@ const file_metricsmodule_v1_management_service_proto_rawDesc = "" +
 	"\bstrategy\x18\x05 \x01(\x0e2 .metricsmodule.v1.UpdateStrategyR\bstrategy\x12\x1f\n" +
 	"\vrolled_back\x18\x06 \x01(\bR\n" +
 	"rolledBack\x12\x18\n" +
-	"\amessage\x18\a \x01(\tR\amessage\"\xba\x02\n" +
+	"\amessage\x18\a \x01(\tR\amessage\x12A\n" +
+	"\toperation\x18\b \x01(\v2#.metricsmodule.v1.ProviderOperationR\toperation\"\xd0\x02\n" +
 	"\x15DeleteProviderRequest\x12\x1f\n" +
 	"\vprovider_id\x18\x01 \x01(\tR\n" +
 	"providerId\x12L\n" +
@@ -3417,7 +3904,8 @@ const file_metricsmodule_v1_management_service_proto_rawDesc = "" +
 	"\rdrain_timeout\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\fdrainTimeout\x12A\n" +
 	"\x0escheduled_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\rscheduledTime\x12\x16\n" +
 	"\x06backup\x18\x05 \x01(\bR\x06backup\x12\x17\n" +
-	"\adry_run\x18\x06 \x01(\bR\x06dryRun\"\xda\x02\n" +
+	"\adry_run\x18\x06 \x01(\bR\x06dryRun\x12\x14\n" +
+	"\x05async\x18\a \x01(\bR\x05async\"\x9d\x03\n" +
 	"\x16DeleteProviderResponse\x12\x18\n" +
 	"\adeleted\x18\x01 \x01(\bR\adeleted\x12\x1b\n" +
 	"\tbackup_id\x18\x02 \x01(\tR\bbackupId\x125\n" +
@@ -3426,7 +3914,8 @@ const file_metricsmodule_v1_management_service_proto_rawDesc = "" +
 	"\x12dropped_datapoints\x18\x05 \x01(\x04R\x11droppedDatapoints\x12A\n" +
 	"\x0escheduled_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\rscheduledTime\x12\x17\n" +
 	"\adry_run\x18\a \x01(\bR\x06dryRun\x12\x18\n" +
-	"\amessage\x18\b \x01(\tR\amessage\"\xd6\x03\n" +
+	"\amessage\x18\b \x01(\tR\amessage\x12A\n" +
+	"\toperation\x18\t \x01(\v2#.metricsmodule.v1.ProviderOperationR\toperation\"\xd6\x03\n" +
 	"\x14ListProvidersRequest\x124\n" +
 	"\x05types\x18\x01 \x03(\x0e2\x1e.metricsmodule.v1.ProviderTypeR\x05types\x127\n" +
 	"\x06states\x18\x02 \x03(\x0e2\x1f.metricsmodule.v1.ProviderStateR\x06states\x126\n" +
@@ -3491,7 +3980,7 @@ const file_metricsmodule_v1_management_service_proto_rawDesc = "" +
 	"\n" +
 	"disk_bytes\x18\x02 \x01(\x04R\tdiskBytes\x12,\n" +
 	"\x12network_bytes_sent\x18\x03 \x01(\x04R\x10networkBytesSent\x124\n" +
-	"\bcpu_time\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\acpuTime\"\xfd\x04\n" +
+	"\bcpu_time\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\acpuTime\"\x94\a\n" +
 	"\rProviderStats\x12'\n" +
 	"\x0fdatapoints_sent\x18\x01 \x01(\x04R\x0edatapointsSent\x12+\n" +
 	"\x11datapoints_failed\x18\x02 \x01(\x04R\x10datapointsFailed\x12-\n" +
@@ -3511,7 +4000,13 @@ const file_metricsmodule_v1_management_service_proto_rawDesc = "" +
 	"\n" +
 	"last_error\x18\f \x01(\tR\tlastError\x121\n" +
 	"\x06uptime\x18\r \x01(\v2\x19.google.protobuf.DurationR\x06uptime\x12#\n" +
-	"\rexport_errors\x18\x0e \x01(\x04R\fexportErrors\"\xa0\x03\n" +
+	"\rexport_errors\x18\x0e \x01(\x04R\fexportErrors\x12B\n" +
+	"\x0flast_error_time\x18\x0f \x01(\v2\x1a.google.protobuf.TimestampR\rlastErrorTime\x12'\n" +
+	"\x0ffailed_attempts\x18\x10 \x01(\x04R\x0efailedAttempts\x12c\n" +
+	"\x12failures_by_reason\x18\x11 \x03(\v25.metricsmodule.v1.ProviderStats.FailuresByReasonEntryR\x10failuresByReason\x1aC\n" +
+	"\x15FailuresByReasonEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\x04R\x05value:\x028\x01\"\x83\x04\n" +
 	"\x18GetProviderStatsResponse\x12\x1f\n" +
 	"\vprovider_id\x18\x01 \x01(\tR\n" +
 	"providerId\x125\n" +
@@ -3521,7 +4016,11 @@ const file_metricsmodule_v1_management_service_proto_rawDesc = "" +
 	"\x0ehealth_history\x18\x05 \x03(\v2\x1d.metricsmodule.v1.HealthEventR\rhealthHistory\x12>\n" +
 	"\vtop_metrics\x18\x06 \x03(\v2\x1d.metricsmodule.v1.MetricCountR\n" +
 	"topMetrics\x127\n" +
-	"\tanomalies\x18\a \x03(\v2\x19.metricsmodule.v1.AnomalyR\tanomalies*\xa0\x01\n" +
+	"\tanomalies\x18\a \x03(\v2\x19.metricsmodule.v1.AnomalyR\tanomalies\x12A\n" +
+	"\toperation\x18\b \x01(\v2#.metricsmodule.v1.ProviderOperationR\toperation\x12\x1e\n" +
+	"\n" +
+	"generation\x18\t \x01(\x04R\n" +
+	"generation*\xa0\x01\n" +
 	"\fProviderType\x12\x1d\n" +
 	"\x19PROVIDER_TYPE_UNSPECIFIED\x10\x00\x12\x1c\n" +
 	"\x18PROVIDER_TYPE_PROMETHEUS\x10\x01\x12\x1f\n" +
@@ -3595,7 +4094,7 @@ func file_metricsmodule_v1_management_service_proto_rawDescGZIP() []byte {
 }
 
 var file_metricsmodule_v1_management_service_proto_enumTypes = make([]protoimpl.EnumInfo, 9)
-var file_metricsmodule_v1_management_service_proto_msgTypes = make([]protoimpl.MessageInfo, 40)
+var file_metricsmodule_v1_management_service_proto_msgTypes = make([]protoimpl.MessageInfo, 44)
 var file_metricsmodule_v1_management_service_proto_goTypes = []any{
 	(ProviderType)(0),                // 0: metricsmodule.v1.ProviderType
 	(ProviderState)(0),               // 1: metricsmodule.v1.ProviderState
@@ -3620,135 +4119,155 @@ var file_metricsmodule_v1_management_service_proto_goTypes = []any{
 	(*FailoverSettings)(nil),         // 20: metricsmodule.v1.FailoverSettings
 	(*ProviderConfig)(nil),           // 21: metricsmodule.v1.ProviderConfig
 	(*Provider)(nil),                 // 22: metricsmodule.v1.Provider
-	(*CreateProviderRequest)(nil),    // 23: metricsmodule.v1.CreateProviderRequest
-	(*CreateProviderResponse)(nil),   // 24: metricsmodule.v1.CreateProviderResponse
-	(*UpdateProviderRequest)(nil),    // 25: metricsmodule.v1.UpdateProviderRequest
-	(*UpdateProviderResponse)(nil),   // 26: metricsmodule.v1.UpdateProviderResponse
-	(*DeleteProviderRequest)(nil),    // 27: metricsmodule.v1.DeleteProviderRequest
-	(*DeleteProviderResponse)(nil),   // 28: metricsmodule.v1.DeleteProviderResponse
-	(*ListProvidersRequest)(nil),     // 29: metricsmodule.v1.ListProvidersRequest
-	(*ProviderCounts)(nil),           // 30: metricsmodule.v1.ProviderCounts
-	(*ListProvidersResponse)(nil),    // 31: metricsmodule.v1.ListProvidersResponse
-	(*GetProviderStatsRequest)(nil),  // 32: metricsmodule.v1.GetProviderStatsRequest
-	(*LatencyStats)(nil),             // 33: metricsmodule.v1.LatencyStats
-	(*HealthEvent)(nil),              // 34: metricsmodule.v1.HealthEvent
-	(*MetricCount)(nil),              // 35: metricsmodule.v1.MetricCount
-	(*Anomaly)(nil),                  // 36: metricsmodule.v1.Anomaly
-	(*ResourceUsage)(nil),            // 37: metricsmodule.v1.ResourceUsage
-	(*ProviderStats)(nil),            // 38: metricsmodule.v1.ProviderStats
-	(*GetProviderStatsResponse)(nil), // 39: metricsmodule.v1.GetProviderStatsResponse
-	nil,                              // 40: metricsmodule.v1.PrometheusSettings.GroupingLabelsEntry
-	nil,                              // 41: metricsmodule.v1.PrometheusSettings.ExternalLabelsEntry
-	nil,                              // 42: metricsmodule.v1.PrometheusSettings.HeadersEntry
-	nil,                              // 43: metricsmodule.v1.OpenTelemetrySettings.HeadersEntry
-	nil,                              // 44: metricsmodule.v1.ProviderConfig.TagsEntry
-	nil,                              // 45: metricsmodule.v1.ListProvidersRequest.TagsEntry
-	nil,                              // 46: metricsmodule.v1.ProviderCounts.ByStateEntry
-	nil,                              // 47: metricsmodule.v1.ProviderCounts.ByTypeEntry
-	nil,                              // 48: metricsmodule.v1.ProviderCounts.ByHealthEntry
-	(*durationpb.Duration)(nil),      // 49: google.protobuf.Duration
-	(*structpb.Struct)(nil),          // 50: google.protobuf.Struct
-	(*MetricFilter)(nil),             // 51: metricsmodule.v1.MetricFilter
-	(HealthStatus)(0),                // 52: metricsmodule.v1.HealthStatus
-	(*timestamppb.Timestamp)(nil),    // 53: google.protobuf.Timestamp
-	(*ValidationIssue)(nil),          // 54: metricsmodule.v1.ValidationIssue
-	(Severity)(0),                    // 55: metricsmodule.v1.Severity
+	(*ProviderOperation)(nil),        // 23: metricsmodule.v1.ProviderOperation
+	(*ProbeStep)(nil),                // 24: metricsmodule.v1.ProbeStep
+	(*DestinationProbe)(nil),         // 25: metricsmodule.v1.DestinationProbe
+	(*CreateProviderRequest)(nil),    // 26: metricsmodule.v1.CreateProviderRequest
+	(*CreateProviderResponse)(nil),   // 27: metricsmodule.v1.CreateProviderResponse
+	(*UpdateProviderRequest)(nil),    // 28: metricsmodule.v1.UpdateProviderRequest
+	(*UpdateProviderResponse)(nil),   // 29: metricsmodule.v1.UpdateProviderResponse
+	(*DeleteProviderRequest)(nil),    // 30: metricsmodule.v1.DeleteProviderRequest
+	(*DeleteProviderResponse)(nil),   // 31: metricsmodule.v1.DeleteProviderResponse
+	(*ListProvidersRequest)(nil),     // 32: metricsmodule.v1.ListProvidersRequest
+	(*ProviderCounts)(nil),           // 33: metricsmodule.v1.ProviderCounts
+	(*ListProvidersResponse)(nil),    // 34: metricsmodule.v1.ListProvidersResponse
+	(*GetProviderStatsRequest)(nil),  // 35: metricsmodule.v1.GetProviderStatsRequest
+	(*LatencyStats)(nil),             // 36: metricsmodule.v1.LatencyStats
+	(*HealthEvent)(nil),              // 37: metricsmodule.v1.HealthEvent
+	(*MetricCount)(nil),              // 38: metricsmodule.v1.MetricCount
+	(*Anomaly)(nil),                  // 39: metricsmodule.v1.Anomaly
+	(*ResourceUsage)(nil),            // 40: metricsmodule.v1.ResourceUsage
+	(*ProviderStats)(nil),            // 41: metricsmodule.v1.ProviderStats
+	(*GetProviderStatsResponse)(nil), // 42: metricsmodule.v1.GetProviderStatsResponse
+	nil,                              // 43: metricsmodule.v1.PrometheusSettings.GroupingLabelsEntry
+	nil,                              // 44: metricsmodule.v1.PrometheusSettings.ExternalLabelsEntry
+	nil,                              // 45: metricsmodule.v1.PrometheusSettings.HeadersEntry
+	nil,                              // 46: metricsmodule.v1.OpenTelemetrySettings.HeadersEntry
+	nil,                              // 47: metricsmodule.v1.ProviderConfig.TagsEntry
+	nil,                              // 48: metricsmodule.v1.ListProvidersRequest.TagsEntry
+	nil,                              // 49: metricsmodule.v1.ProviderCounts.ByStateEntry
+	nil,                              // 50: metricsmodule.v1.ProviderCounts.ByTypeEntry
+	nil,                              // 51: metricsmodule.v1.ProviderCounts.ByHealthEntry
+	nil,                              // 52: metricsmodule.v1.ProviderStats.FailuresByReasonEntry
+	(*durationpb.Duration)(nil),      // 53: google.protobuf.Duration
+	(*structpb.Struct)(nil),          // 54: google.protobuf.Struct
+	(*MetricFilter)(nil),             // 55: metricsmodule.v1.MetricFilter
+	(HealthStatus)(0),                // 56: metricsmodule.v1.HealthStatus
+	(*timestamppb.Timestamp)(nil),    // 57: google.protobuf.Timestamp
+	(*ValidationIssue)(nil),          // 58: metricsmodule.v1.ValidationIssue
+	(*fieldmaskpb.FieldMask)(nil),    // 59: google.protobuf.FieldMask
+	(Severity)(0),                    // 60: metricsmodule.v1.Severity
 }
 var file_metricsmodule_v1_management_service_proto_depIdxs = []int32{
-	40, // 0: metricsmodule.v1.PrometheusSettings.grouping_labels:type_name -> metricsmodule.v1.PrometheusSettings.GroupingLabelsEntry
+	43, // 0: metricsmodule.v1.PrometheusSettings.grouping_labels:type_name -> metricsmodule.v1.PrometheusSettings.GroupingLabelsEntry
 	2,  // 1: metricsmodule.v1.PrometheusSettings.push_method:type_name -> metricsmodule.v1.PushMethod
-	41, // 2: metricsmodule.v1.PrometheusSettings.external_labels:type_name -> metricsmodule.v1.PrometheusSettings.ExternalLabelsEntry
-	42, // 3: metricsmodule.v1.PrometheusSettings.headers:type_name -> metricsmodule.v1.PrometheusSettings.HeadersEntry
-	49, // 4: metricsmodule.v1.PrometheusSettings.timeout:type_name -> google.protobuf.Duration
+	44, // 2: metricsmodule.v1.PrometheusSettings.external_labels:type_name -> metricsmodule.v1.PrometheusSettings.ExternalLabelsEntry
+	45, // 3: metricsmodule.v1.PrometheusSettings.headers:type_name -> metricsmodule.v1.PrometheusSettings.HeadersEntry
+	53, // 4: metricsmodule.v1.PrometheusSettings.timeout:type_name -> google.protobuf.Duration
 	3,  // 5: metricsmodule.v1.OpenTelemetrySettings.protocol:type_name -> metricsmodule.v1.OtlpProtocol
-	43, // 6: metricsmodule.v1.OpenTelemetrySettings.headers:type_name -> metricsmodule.v1.OpenTelemetrySettings.HeadersEntry
-	49, // 7: metricsmodule.v1.OpenTelemetrySettings.timeout:type_name -> google.protobuf.Duration
+	46, // 6: metricsmodule.v1.OpenTelemetrySettings.headers:type_name -> metricsmodule.v1.OpenTelemetrySettings.HeadersEntry
+	53, // 7: metricsmodule.v1.OpenTelemetrySettings.timeout:type_name -> google.protobuf.Duration
 	4,  // 8: metricsmodule.v1.StatsdSettings.transport:type_name -> metricsmodule.v1.StatsdTransport
 	5,  // 9: metricsmodule.v1.StatsdSettings.tag_format:type_name -> metricsmodule.v1.StatsdTagFormat
-	49, // 10: metricsmodule.v1.StatsdSettings.flush_interval:type_name -> google.protobuf.Duration
-	50, // 11: metricsmodule.v1.CustomSettings.config:type_name -> google.protobuf.Struct
+	53, // 10: metricsmodule.v1.StatsdSettings.flush_interval:type_name -> google.protobuf.Duration
+	54, // 11: metricsmodule.v1.CustomSettings.config:type_name -> google.protobuf.Struct
 	9,  // 12: metricsmodule.v1.ProviderSettings.prometheus:type_name -> metricsmodule.v1.PrometheusSettings
 	10, // 13: metricsmodule.v1.ProviderSettings.opentelemetry:type_name -> metricsmodule.v1.OpenTelemetrySettings
 	11, // 14: metricsmodule.v1.ProviderSettings.statsd:type_name -> metricsmodule.v1.StatsdSettings
 	12, // 15: metricsmodule.v1.ProviderSettings.custom:type_name -> metricsmodule.v1.CustomSettings
-	49, // 16: metricsmodule.v1.RetryPolicy.initial_interval:type_name -> google.protobuf.Duration
-	49, // 17: metricsmodule.v1.RetryPolicy.max_interval:type_name -> google.protobuf.Duration
-	49, // 18: metricsmodule.v1.RetryPolicy.max_elapsed_time:type_name -> google.protobuf.Duration
+	53, // 16: metricsmodule.v1.RetryPolicy.initial_interval:type_name -> google.protobuf.Duration
+	53, // 17: metricsmodule.v1.RetryPolicy.max_interval:type_name -> google.protobuf.Duration
+	53, // 18: metricsmodule.v1.RetryPolicy.max_elapsed_time:type_name -> google.protobuf.Duration
 	16, // 19: metricsmodule.v1.SecurityConfig.tls:type_name -> metricsmodule.v1.TlsSettings
 	17, // 20: metricsmodule.v1.SecurityConfig.basic_auth:type_name -> metricsmodule.v1.BasicAuth
-	49, // 21: metricsmodule.v1.HealthCheckSettings.window:type_name -> google.protobuf.Duration
+	53, // 21: metricsmodule.v1.HealthCheckSettings.window:type_name -> google.protobuf.Duration
 	0,  // 22: metricsmodule.v1.ProviderConfig.type:type_name -> metricsmodule.v1.ProviderType
 	13, // 23: metricsmodule.v1.ProviderConfig.settings:type_name -> metricsmodule.v1.ProviderSettings
-	51, // 24: metricsmodule.v1.ProviderConfig.filter:type_name -> metricsmodule.v1.MetricFilter
+	55, // 24: metricsmodule.v1.ProviderConfig.filter:type_name -> metricsmodule.v1.MetricFilter
 	14, // 25: metricsmodule.v1.ProviderConfig.limits:type_name -> metricsmodule.v1.ResourceLimits
 	18, // 26: metricsmodule.v1.ProviderConfig.security:type_name -> metricsmodule.v1.SecurityConfig
-	44, // 27: metricsmodule.v1.ProviderConfig.tags:type_name -> metricsmodule.v1.ProviderConfig.TagsEntry
+	47, // 27: metricsmodule.v1.ProviderConfig.tags:type_name -> metricsmodule.v1.ProviderConfig.TagsEntry
 	15, // 28: metricsmodule.v1.ProviderConfig.retry:type_name -> metricsmodule.v1.RetryPolicy
 	19, // 29: metricsmodule.v1.ProviderConfig.health_check:type_name -> metricsmodule.v1.HealthCheckSettings
 	20, // 30: metricsmodule.v1.ProviderConfig.failover:type_name -> metricsmodule.v1.FailoverSettings
 	21, // 31: metricsmodule.v1.Provider.config:type_name -> metricsmodule.v1.ProviderConfig
 	1,  // 32: metricsmodule.v1.Provider.state:type_name -> metricsmodule.v1.ProviderState
-	52, // 33: metricsmodule.v1.Provider.health:type_name -> metricsmodule.v1.HealthStatus
-	53, // 34: metricsmodule.v1.Provider.created_at:type_name -> google.protobuf.Timestamp
-	53, // 35: metricsmodule.v1.Provider.updated_at:type_name -> google.protobuf.Timestamp
-	21, // 36: metricsmodule.v1.CreateProviderRequest.config:type_name -> metricsmodule.v1.ProviderConfig
-	22, // 37: metricsmodule.v1.CreateProviderResponse.provider:type_name -> metricsmodule.v1.Provider
-	54, // 38: metricsmodule.v1.CreateProviderResponse.validation_issues:type_name -> metricsmodule.v1.ValidationIssue
-	21, // 39: metricsmodule.v1.UpdateProviderRequest.config:type_name -> metricsmodule.v1.ProviderConfig
-	6,  // 40: metricsmodule.v1.UpdateProviderRequest.strategy:type_name -> metricsmodule.v1.UpdateStrategy
-	49, // 41: metricsmodule.v1.UpdateProviderRequest.verify_period:type_name -> google.protobuf.Duration
-	49, // 42: metricsmodule.v1.UpdateProviderRequest.drain_timeout:type_name -> google.protobuf.Duration
-	22, // 43: metricsmodule.v1.UpdateProviderResponse.provider:type_name -> metricsmodule.v1.Provider
-	54, // 44: metricsmodule.v1.UpdateProviderResponse.validation_issues:type_name -> metricsmodule.v1.ValidationIssue
-	6,  // 45: metricsmodule.v1.UpdateProviderResponse.strategy:type_name -> metricsmodule.v1.UpdateStrategy
-	7,  // 46: metricsmodule.v1.DeleteProviderRequest.cleanup_strategy:type_name -> metricsmodule.v1.CleanupStrategy
-	49, // 47: metricsmodule.v1.DeleteProviderRequest.drain_timeout:type_name -> google.protobuf.Duration
-	53, // 48: metricsmodule.v1.DeleteProviderRequest.scheduled_time:type_name -> google.protobuf.Timestamp
-	1,  // 49: metricsmodule.v1.DeleteProviderResponse.state:type_name -> metricsmodule.v1.ProviderState
-	53, // 50: metricsmodule.v1.DeleteProviderResponse.scheduled_time:type_name -> google.protobuf.Timestamp
-	0,  // 51: metricsmodule.v1.ListProvidersRequest.types:type_name -> metricsmodule.v1.ProviderType
-	1,  // 52: metricsmodule.v1.ListProvidersRequest.states:type_name -> metricsmodule.v1.ProviderState
-	52, // 53: metricsmodule.v1.ListProvidersRequest.health:type_name -> metricsmodule.v1.HealthStatus
-	45, // 54: metricsmodule.v1.ListProvidersRequest.tags:type_name -> metricsmodule.v1.ListProvidersRequest.TagsEntry
-	8,  // 55: metricsmodule.v1.ListProvidersRequest.sort_by:type_name -> metricsmodule.v1.ProviderSortField
-	46, // 56: metricsmodule.v1.ProviderCounts.by_state:type_name -> metricsmodule.v1.ProviderCounts.ByStateEntry
-	47, // 57: metricsmodule.v1.ProviderCounts.by_type:type_name -> metricsmodule.v1.ProviderCounts.ByTypeEntry
-	48, // 58: metricsmodule.v1.ProviderCounts.by_health:type_name -> metricsmodule.v1.ProviderCounts.ByHealthEntry
-	22, // 59: metricsmodule.v1.ListProvidersResponse.providers:type_name -> metricsmodule.v1.Provider
-	30, // 60: metricsmodule.v1.ListProvidersResponse.counts:type_name -> metricsmodule.v1.ProviderCounts
-	49, // 61: metricsmodule.v1.LatencyStats.p50:type_name -> google.protobuf.Duration
-	49, // 62: metricsmodule.v1.LatencyStats.p90:type_name -> google.protobuf.Duration
-	49, // 63: metricsmodule.v1.LatencyStats.p99:type_name -> google.protobuf.Duration
-	53, // 64: metricsmodule.v1.HealthEvent.time:type_name -> google.protobuf.Timestamp
-	52, // 65: metricsmodule.v1.HealthEvent.status:type_name -> metricsmodule.v1.HealthStatus
-	55, // 66: metricsmodule.v1.Anomaly.severity:type_name -> metricsmodule.v1.Severity
-	53, // 67: metricsmodule.v1.Anomaly.detected_at:type_name -> google.protobuf.Timestamp
-	49, // 68: metricsmodule.v1.ResourceUsage.cpu_time:type_name -> google.protobuf.Duration
-	33, // 69: metricsmodule.v1.ProviderStats.export_latency:type_name -> metricsmodule.v1.LatencyStats
-	37, // 70: metricsmodule.v1.ProviderStats.resources:type_name -> metricsmodule.v1.ResourceUsage
-	53, // 71: metricsmodule.v1.ProviderStats.last_export:type_name -> google.protobuf.Timestamp
-	49, // 72: metricsmodule.v1.ProviderStats.uptime:type_name -> google.protobuf.Duration
-	1,  // 73: metricsmodule.v1.GetProviderStatsResponse.state:type_name -> metricsmodule.v1.ProviderState
-	52, // 74: metricsmodule.v1.GetProviderStatsResponse.health:type_name -> metricsmodule.v1.HealthStatus
-	38, // 75: metricsmodule.v1.GetProviderStatsResponse.stats:type_name -> metricsmodule.v1.ProviderStats
-	34, // 76: metricsmodule.v1.GetProviderStatsResponse.health_history:type_name -> metricsmodule.v1.HealthEvent
-	35, // 77: metricsmodule.v1.GetProviderStatsResponse.top_metrics:type_name -> metricsmodule.v1.MetricCount
-	36, // 78: metricsmodule.v1.GetProviderStatsResponse.anomalies:type_name -> metricsmodule.v1.Anomaly
-	23, // 79: metricsmodule.v1.MetricsManagementService.CreateMetricsProvider:input_type -> metricsmodule.v1.CreateProviderRequest
-	25, // 80: metricsmodule.v1.MetricsManagementService.UpdateMetricsProvider:input_type -> metricsmodule.v1.UpdateProviderRequest
-	27, // 81: metricsmodule.v1.MetricsManagementService.DeleteMetricsProvider:input_type -> metricsmodule.v1.DeleteProviderRequest
-	29, // 82: metricsmodule.v1.MetricsManagementService.ListMetricsProviders:input_type -> metricsmodule.v1.ListProvidersRequest
-	32, // 83: metricsmodule.v1.MetricsManagementService.GetProviderStats:input_type -> metricsmodule.v1.GetProviderStatsRequest
-	24, // 84: metricsmodule.v1.MetricsManagementService.CreateMetricsProvider:output_type -> metricsmodule.v1.CreateProviderResponse
-	26, // 85: metricsmodule.v1.MetricsManagementService.UpdateMetricsProvider:output_type -> metricsmodule.v1.UpdateProviderResponse
-	28, // 86: metricsmodule.v1.MetricsManagementService.DeleteMetricsProvider:output_type -> metricsmodule.v1.DeleteProviderResponse
-	31, // 87: metricsmodule.v1.MetricsManagementService.ListMetricsProviders:output_type -> metricsmodule.v1.ListProvidersResponse
-	39, // 88: metricsmodule.v1.MetricsManagementService.GetProviderStats:output_type -> metricsmodule.v1.GetProviderStatsResponse
-	84, // [84:89] is the sub-list for method output_type
-	79, // [79:84] is the sub-list for method input_type
-	79, // [79:79] is the sub-list for extension type_name
-	79, // [79:79] is the sub-list for extension extendee
-	0,  // [0:79] is the sub-list for field type_name
+	56, // 33: metricsmodule.v1.Provider.health:type_name -> metricsmodule.v1.HealthStatus
+	57, // 34: metricsmodule.v1.Provider.created_at:type_name -> google.protobuf.Timestamp
+	57, // 35: metricsmodule.v1.Provider.updated_at:type_name -> google.protobuf.Timestamp
+	57, // 36: metricsmodule.v1.Provider.last_error_time:type_name -> google.protobuf.Timestamp
+	23, // 37: metricsmodule.v1.Provider.operation:type_name -> metricsmodule.v1.ProviderOperation
+	57, // 38: metricsmodule.v1.ProviderOperation.started_at:type_name -> google.protobuf.Timestamp
+	57, // 39: metricsmodule.v1.ProviderOperation.updated_at:type_name -> google.protobuf.Timestamp
+	6,  // 40: metricsmodule.v1.ProviderOperation.strategy:type_name -> metricsmodule.v1.UpdateStrategy
+	7,  // 41: metricsmodule.v1.ProviderOperation.cleanup_strategy:type_name -> metricsmodule.v1.CleanupStrategy
+	53, // 42: metricsmodule.v1.ProbeStep.duration:type_name -> google.protobuf.Duration
+	24, // 43: metricsmodule.v1.DestinationProbe.steps:type_name -> metricsmodule.v1.ProbeStep
+	21, // 44: metricsmodule.v1.CreateProviderRequest.config:type_name -> metricsmodule.v1.ProviderConfig
+	22, // 45: metricsmodule.v1.CreateProviderResponse.provider:type_name -> metricsmodule.v1.Provider
+	58, // 46: metricsmodule.v1.CreateProviderResponse.validation_issues:type_name -> metricsmodule.v1.ValidationIssue
+	25, // 47: metricsmodule.v1.CreateProviderResponse.probe:type_name -> metricsmodule.v1.DestinationProbe
+	21, // 48: metricsmodule.v1.UpdateProviderRequest.config:type_name -> metricsmodule.v1.ProviderConfig
+	6,  // 49: metricsmodule.v1.UpdateProviderRequest.strategy:type_name -> metricsmodule.v1.UpdateStrategy
+	53, // 50: metricsmodule.v1.UpdateProviderRequest.verify_period:type_name -> google.protobuf.Duration
+	53, // 51: metricsmodule.v1.UpdateProviderRequest.drain_timeout:type_name -> google.protobuf.Duration
+	59, // 52: metricsmodule.v1.UpdateProviderRequest.update_mask:type_name -> google.protobuf.FieldMask
+	22, // 53: metricsmodule.v1.UpdateProviderResponse.provider:type_name -> metricsmodule.v1.Provider
+	58, // 54: metricsmodule.v1.UpdateProviderResponse.validation_issues:type_name -> metricsmodule.v1.ValidationIssue
+	6,  // 55: metricsmodule.v1.UpdateProviderResponse.strategy:type_name -> metricsmodule.v1.UpdateStrategy
+	23, // 56: metricsmodule.v1.UpdateProviderResponse.operation:type_name -> metricsmodule.v1.ProviderOperation
+	7,  // 57: metricsmodule.v1.DeleteProviderRequest.cleanup_strategy:type_name -> metricsmodule.v1.CleanupStrategy
+	53, // 58: metricsmodule.v1.DeleteProviderRequest.drain_timeout:type_name -> google.protobuf.Duration
+	57, // 59: metricsmodule.v1.DeleteProviderRequest.scheduled_time:type_name -> google.protobuf.Timestamp
+	1,  // 60: metricsmodule.v1.DeleteProviderResponse.state:type_name -> metricsmodule.v1.ProviderState
+	57, // 61: metricsmodule.v1.DeleteProviderResponse.scheduled_time:type_name -> google.protobuf.Timestamp
+	23, // 62: metricsmodule.v1.DeleteProviderResponse.operation:type_name -> metricsmodule.v1.ProviderOperation
+	0,  // 63: metricsmodule.v1.ListProvidersRequest.types:type_name -> metricsmodule.v1.ProviderType
+	1,  // 64: metricsmodule.v1.ListProvidersRequest.states:type_name -> metricsmodule.v1.ProviderState
+	56, // 65: metricsmodule.v1.ListProvidersRequest.health:type_name -> metricsmodule.v1.HealthStatus
+	48, // 66: metricsmodule.v1.ListProvidersRequest.tags:type_name -> metricsmodule.v1.ListProvidersRequest.TagsEntry
+	8,  // 67: metricsmodule.v1.ListProvidersRequest.sort_by:type_name -> metricsmodule.v1.ProviderSortField
+	49, // 68: metricsmodule.v1.ProviderCounts.by_state:type_name -> metricsmodule.v1.ProviderCounts.ByStateEntry
+	50, // 69: metricsmodule.v1.ProviderCounts.by_type:type_name -> metricsmodule.v1.ProviderCounts.ByTypeEntry
+	51, // 70: metricsmodule.v1.ProviderCounts.by_health:type_name -> metricsmodule.v1.ProviderCounts.ByHealthEntry
+	22, // 71: metricsmodule.v1.ListProvidersResponse.providers:type_name -> metricsmodule.v1.Provider
+	33, // 72: metricsmodule.v1.ListProvidersResponse.counts:type_name -> metricsmodule.v1.ProviderCounts
+	53, // 73: metricsmodule.v1.LatencyStats.p50:type_name -> google.protobuf.Duration
+	53, // 74: metricsmodule.v1.LatencyStats.p90:type_name -> google.protobuf.Duration
+	53, // 75: metricsmodule.v1.LatencyStats.p99:type_name -> google.protobuf.Duration
+	57, // 76: metricsmodule.v1.HealthEvent.time:type_name -> google.protobuf.Timestamp
+	56, // 77: metricsmodule.v1.HealthEvent.status:type_name -> metricsmodule.v1.HealthStatus
+	60, // 78: metricsmodule.v1.Anomaly.severity:type_name -> metricsmodule.v1.Severity
+	57, // 79: metricsmodule.v1.Anomaly.detected_at:type_name -> google.protobuf.Timestamp
+	53, // 80: metricsmodule.v1.ResourceUsage.cpu_time:type_name -> google.protobuf.Duration
+	36, // 81: metricsmodule.v1.ProviderStats.export_latency:type_name -> metricsmodule.v1.LatencyStats
+	40, // 82: metricsmodule.v1.ProviderStats.resources:type_name -> metricsmodule.v1.ResourceUsage
+	57, // 83: metricsmodule.v1.ProviderStats.last_export:type_name -> google.protobuf.Timestamp
+	53, // 84: metricsmodule.v1.ProviderStats.uptime:type_name -> google.protobuf.Duration
+	57, // 85: metricsmodule.v1.ProviderStats.last_error_time:type_name -> google.protobuf.Timestamp
+	52, // 86: metricsmodule.v1.ProviderStats.failures_by_reason:type_name -> metricsmodule.v1.ProviderStats.FailuresByReasonEntry
+	1,  // 87: metricsmodule.v1.GetProviderStatsResponse.state:type_name -> metricsmodule.v1.ProviderState
+	56, // 88: metricsmodule.v1.GetProviderStatsResponse.health:type_name -> metricsmodule.v1.HealthStatus
+	41, // 89: metricsmodule.v1.GetProviderStatsResponse.stats:type_name -> metricsmodule.v1.ProviderStats
+	37, // 90: metricsmodule.v1.GetProviderStatsResponse.health_history:type_name -> metricsmodule.v1.HealthEvent
+	38, // 91: metricsmodule.v1.GetProviderStatsResponse.top_metrics:type_name -> metricsmodule.v1.MetricCount
+	39, // 92: metricsmodule.v1.GetProviderStatsResponse.anomalies:type_name -> metricsmodule.v1.Anomaly
+	23, // 93: metricsmodule.v1.GetProviderStatsResponse.operation:type_name -> metricsmodule.v1.ProviderOperation
+	26, // 94: metricsmodule.v1.MetricsManagementService.CreateMetricsProvider:input_type -> metricsmodule.v1.CreateProviderRequest
+	28, // 95: metricsmodule.v1.MetricsManagementService.UpdateMetricsProvider:input_type -> metricsmodule.v1.UpdateProviderRequest
+	30, // 96: metricsmodule.v1.MetricsManagementService.DeleteMetricsProvider:input_type -> metricsmodule.v1.DeleteProviderRequest
+	32, // 97: metricsmodule.v1.MetricsManagementService.ListMetricsProviders:input_type -> metricsmodule.v1.ListProvidersRequest
+	35, // 98: metricsmodule.v1.MetricsManagementService.GetProviderStats:input_type -> metricsmodule.v1.GetProviderStatsRequest
+	27, // 99: metricsmodule.v1.MetricsManagementService.CreateMetricsProvider:output_type -> metricsmodule.v1.CreateProviderResponse
+	29, // 100: metricsmodule.v1.MetricsManagementService.UpdateMetricsProvider:output_type -> metricsmodule.v1.UpdateProviderResponse
+	31, // 101: metricsmodule.v1.MetricsManagementService.DeleteMetricsProvider:output_type -> metricsmodule.v1.DeleteProviderResponse
+	34, // 102: metricsmodule.v1.MetricsManagementService.ListMetricsProviders:output_type -> metricsmodule.v1.ListProvidersResponse
+	42, // 103: metricsmodule.v1.MetricsManagementService.GetProviderStats:output_type -> metricsmodule.v1.GetProviderStatsResponse
+	99, // [99:104] is the sub-list for method output_type
+	94, // [94:99] is the sub-list for method input_type
+	94, // [94:94] is the sub-list for extension type_name
+	94, // [94:94] is the sub-list for extension extendee
+	0,  // [0:94] is the sub-list for field type_name
 }
 
 func init() { file_metricsmodule_v1_management_service_proto_init() }
@@ -3763,7 +4282,7 @@ func file_metricsmodule_v1_management_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_metricsmodule_v1_management_service_proto_rawDesc), len(file_metricsmodule_v1_management_service_proto_rawDesc)),
 			NumEnums:      9,
-			NumMessages:   40,
+			NumMessages:   44,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
