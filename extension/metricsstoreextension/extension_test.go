@@ -61,9 +61,27 @@ func TestClusterModeStartsWhileNATSIsUnreachable(t *testing.T) {
 	cfg.Store.Path = t.TempDir()
 	cfg.Stream.Cluster.Node = "n1"
 	cfg.Stream.Cluster.NATS.URL = "nats://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(testpeer.FreePort(t)))
-	ext, err := f.Create(context.Background(), extensiontest.NewNopSettings(metadata.Type), cfg)
+	reader := sdkmetric.NewManualReader()
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+	defer func() { require.NoError(t, mp.Shutdown(context.Background())) }()
+	set := extensiontest.NewNopSettings(metadata.Type)
+	set.MeterProvider = mp
+	ext, err := f.Create(context.Background(), set, cfg)
 	require.NoError(t, err)
 	require.NoError(t, ext.Start(context.Background(), componenttest.NewNopHost()), "an unreachable NATS degrades streams, it does not fail the start")
+	var rm metricdata.ResourceMetrics
+	require.NoError(t, reader.Collect(context.Background(), &rm))
+	gauges := map[string]int64{}
+	for _, sm := range rm.ScopeMetrics {
+		for _, m := range sm.Metrics {
+			if g, ok := m.Data.(metricdata.Gauge[int64]); ok && len(g.DataPoints) == 1 {
+				gauges[m.Name] = g.DataPoints[0].Value
+			}
+		}
+	}
+	assert.Equal(t, map[string]int64{metricClusterHealthy: 0, metricClusterBuffered: 0},
+		map[string]int64{metricClusterHealthy: gauges[metricClusterHealthy], metricClusterBuffered: gauges[metricClusterBuffered]})
+	assert.Contains(t, gauges, metricClusterHealthy, "cluster telemetry is observed in cluster mode")
 	st, on := ext.(interface {
 		ClusterStatus() (stream.ClusterStatus, bool)
 	}).ClusterStatus()
