@@ -157,7 +157,9 @@ func (c *Client) SubscriptionID() string {
 	return c.subID
 }
 
-// LastSequence returns the sequence of the last batch Handler processed.
+// LastSequence returns the sequence of the last batch Handler processed, or
+// a later one that a heartbeat reported (a server in cluster mode moves the
+// position past sequences without data for the filter); resume after it.
 func (c *Client) LastSequence() uint64 {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -285,6 +287,12 @@ func (c *Client) heartbeat(hb *pb.Heartbeat) {
 	}
 	c.stats.DroppedBatches += hb.DroppedBatches
 	c.stats.DroppedDatapoints += hb.DroppedDatapoints
+	if c.replay && hb.LastSequence > c.last {
+		// every batch up to it was handled or had nothing for the filter
+		// (a server in cluster mode moves past such sequences): a resume
+		// after it misses nothing, also on another node
+		c.last, c.hasLast = hb.LastSequence, true
+	}
 	c.mu.Unlock()
 	if c.cfg.OnHeartbeat != nil {
 		c.cfg.OnHeartbeat(hb)

@@ -41,6 +41,14 @@ func TestLoadConfig(t *testing.T) {
 	sc.Instance = "node-a"
 	sc.Headers = map[string]string{"X-Scope-OrgID": "team-a"}
 
+	cluster := createDefaultConfig().(*Config)
+	cluster.Stream.Cluster.Node = "collector-1"
+	cluster.Stream.Cluster.NATS.URL = "nats://127.0.0.1:4222"
+	cluster.Stream.Cluster.NATS.Subject = "fleet.stream"
+	cluster.Stream.Cluster.NATS.StreamName = "FLEET"
+	cluster.Stream.Cluster.NATS.MaxBytes = 100 << 20
+	cluster.Stream.Cluster.NATS.MaxAge = 30 * time.Minute
+	cluster.Stream.Cluster.NATS.PublishBufferBytes = 1 << 20
 	tests := []struct {
 		id      component.ID
 		want    *Config
@@ -50,6 +58,11 @@ func TestLoadConfig(t *testing.T) {
 		{id: component.NewIDWithName(metadata.Type, "custom"), want: custom},
 		{id: component.NewIDWithName(metadata.Type, "bad_stream"), wantErr: []string{"stream: max_subscribers: must be positive, got 0", "replay.idle_ttl: must be positive"}},
 		{id: component.NewIDWithName(metadata.Type, "bad_store"), wantErr: []string{"store: retention: must be positive", "max_exemplars: must not be negative (0 keeps no exemplars), got -1"}},
+		{id: component.NewIDWithName(metadata.Type, "cluster"), want: cluster},
+		{id: component.NewIDWithName(metadata.Type, "bad_cluster"), wantErr: []string{
+			"cluster.nats.stream_name: must not be empty", "cluster.nats.max_age: must be positive",
+			"cluster.nats.replicas: must be 1 to 5, got 7", "replay.directory: not used in cluster mode",
+		}},
 		{id: component.NewIDWithName(metadata.Type, "unknown_key"), wantErr: []string{"max_subscriber"}},
 		{id: component.NewIDWithName(metadata.Type, "shared"), want: shared},
 		{id: component.NewIDWithName(metadata.Type, "bad_shared"), wantErr: []string{

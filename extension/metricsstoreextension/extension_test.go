@@ -2,7 +2,10 @@ package metricsstoreextension
 
 import (
 	"context"
+	"net"
+	"strconv"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -13,6 +16,8 @@ import (
 
 	"github.com/metricsmodule/metricsmodule/extension/metricsstoreextension/internal/metadata"
 	"github.com/metricsmodule/metricsmodule/internal/datapath"
+	"github.com/metricsmodule/metricsmodule/internal/stream"
+	"github.com/metricsmodule/metricsmodule/internal/testpeer"
 )
 
 func TestLifecycle(t *testing.T) {
@@ -48,6 +53,45 @@ func TestStartFailsOnBadStoreDirectory(t *testing.T) {
 	err = ext.Start(context.Background(), componenttest.NewNopHost())
 	require.ErrorContains(t, err, "store:")
 	require.NoError(t, ext.Shutdown(context.Background()))
+}
+
+func TestClusterModeStartsWhileNATSIsUnreachable(t *testing.T) {
+	f := NewFactory()
+	cfg := f.CreateDefaultConfig().(*Config)
+	cfg.Store.Path = t.TempDir()
+	cfg.Stream.Cluster.Node = "n1"
+	cfg.Stream.Cluster.NATS.URL = "nats://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(testpeer.FreePort(t)))
+	reader := sdkmetric.NewManualReader()
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+	defer func() { require.NoError(t, mp.Shutdown(context.Background())) }()
+	set := extensiontest.NewNopSettings(metadata.Type)
+	set.MeterProvider = mp
+	ext, err := f.Create(context.Background(), set, cfg)
+	require.NoError(t, err)
+	require.NoError(t, ext.Start(context.Background(), componenttest.NewNopHost()), "an unreachable NATS degrades streams, it does not fail the start")
+	var rm metricdata.ResourceMetrics
+	require.NoError(t, reader.Collect(context.Background(), &rm))
+	gauges := map[string]int64{}
+	for _, sm := range rm.ScopeMetrics {
+		for _, m := range sm.Metrics {
+			if g, ok := m.Data.(metricdata.Gauge[int64]); ok && len(g.DataPoints) == 1 {
+				gauges[m.Name] = g.DataPoints[0].Value
+			}
+		}
+	}
+	assert.Equal(t, map[string]int64{metricClusterHealthy: 0, metricClusterBuffered: 0},
+		map[string]int64{metricClusterHealthy: gauges[metricClusterHealthy], metricClusterBuffered: gauges[metricClusterBuffered]})
+	assert.Contains(t, gauges, metricClusterHealthy, "cluster telemetry is observed in cluster mode")
+	st, on := ext.(interface {
+		ClusterStatus() (stream.ClusterStatus, bool)
+	}).ClusterStatus()
+	require.True(t, on)
+	assert.False(t, st.Healthy)
+	assert.Contains(t, st.Message, "nats")
+	require.NotNil(t, ext.(datapath.Provider).Sink().Hub())
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	require.NoError(t, ext.Shutdown(ctx))
 }
 
 // The store's and the hub's gauges and counters go through the collector's

@@ -22,6 +22,13 @@ const (
 	metricSubscriptions   = "metricsmodule_stream_subscriptions"
 	metricStreams         = "metricsmodule_stream_streams"
 	metricStreamMemory    = "metricsmodule_stream_memory_bytes"
+
+	// cluster mode (stream.cluster.nats.url)
+	metricClusterPublished = "metricsmodule_stream_cluster_published"
+	metricClusterDropped   = "metricsmodule_stream_cluster_dropped_batches"
+	metricClusterDroppedDP = "metricsmodule_stream_cluster_dropped_datapoints"
+	metricClusterBuffered  = "metricsmodule_stream_cluster_buffered_batches"
+	metricClusterHealthy   = "metricsmodule_stream_cluster_healthy"
 )
 
 // registerTelemetry registers the observable instruments; they read the
@@ -31,10 +38,10 @@ func (e *storeExtension) registerTelemetry(mp metric.MeterProvider) (metric.Regi
 		mp = noop.NewMeterProvider()
 	}
 	m := mp.Meter(meterName)
-	var errs [8]error
+	var errs [13]error
 	var (
-		head, blocks, disk, subs, streams, mem metric.Int64ObservableGauge
-		appended, rejected                     metric.Int64ObservableCounter
+		head, blocks, disk, subs, streams, mem, buffered, healthy metric.Int64ObservableGauge
+		appended, rejected, published, dropped, droppedDP         metric.Int64ObservableCounter
 	)
 	head, errs[0] = m.Int64ObservableGauge(metricHeadSeries, metric.WithUnit("{series}"), metric.WithDescription("Series in the store's head block."))
 	appended, errs[1] = m.Int64ObservableCounter(metricSamplesAppended, metric.WithUnit("{sample}"), metric.WithDescription("Samples appended to the store since start."))
@@ -44,6 +51,11 @@ func (e *storeExtension) registerTelemetry(mp metric.MeterProvider) (metric.Regi
 	subs, errs[5] = m.Int64ObservableGauge(metricSubscriptions, metric.WithUnit("{subscription}"), metric.WithDescription("StreamMetrics subscriptions of the hub."))
 	streams, errs[6] = m.Int64ObservableGauge(metricStreams, metric.WithUnit("{stream}"), metric.WithDescription("Open StreamMetrics streams."))
 	mem, errs[7] = m.Int64ObservableGauge(metricStreamMemory, metric.WithUnit("By"), metric.WithDescription("Bytes buffered for streams."))
+	published, errs[8] = m.Int64ObservableCounter(metricClusterPublished, metric.WithUnit("{batch}"), metric.WithDescription("Committed batches published to the stream's JetStream stream since start (cluster mode)."))
+	dropped, errs[9] = m.Int64ObservableCounter(metricClusterDropped, metric.WithUnit("{batch}"), metric.WithDescription("Committed batches not published to the JetStream stream (publish buffer full, over max_payload) since start (cluster mode)."))
+	droppedDP, errs[10] = m.Int64ObservableCounter(metricClusterDroppedDP, metric.WithUnit("{datapoint}"), metric.WithDescription("Data points of the batches not published (cluster mode)."))
+	buffered, errs[11] = m.Int64ObservableGauge(metricClusterBuffered, metric.WithUnit("{batch}"), metric.WithDescription("Committed batches waiting to be published (cluster mode)."))
+	healthy, errs[12] = m.Int64ObservableGauge(metricClusterHealthy, metric.WithUnit("1"), metric.WithDescription("1 while the node reaches the JetStream stream, 0 while degraded (cluster mode)."))
 	if err := errors.Join(errs[:]...); err != nil {
 		return nil, err
 	}
@@ -61,6 +73,17 @@ func (e *storeExtension) registerTelemetry(mp metric.MeterProvider) (metric.Regi
 		o.ObserveInt64(subs, int64(hub.Subscriptions()))
 		o.ObserveInt64(streams, int64(hub.Streams()))
 		o.ObserveInt64(mem, hub.MemoryBytes())
+		if cs, on := e.ClusterStatus(); on {
+			o.ObserveInt64(published, int64(cs.Published))
+			o.ObserveInt64(dropped, int64(cs.DroppedBatches))
+			o.ObserveInt64(droppedDP, int64(cs.DroppedPoints))
+			o.ObserveInt64(buffered, int64(cs.Buffered))
+			h := int64(0)
+			if cs.Healthy {
+				h = 1
+			}
+			o.ObserveInt64(healthy, h)
+		}
 		return nil
-	}, head, appended, rejected, blocks, disk, subs, streams, mem)
+	}, head, appended, rejected, blocks, disk, subs, streams, mem, published, dropped, droppedDP, buffered, healthy)
 }

@@ -31,6 +31,9 @@ type Config struct {
 	// Replay configures the replay logs of at-least-once and exactly-once
 	// subscriptions.
 	Replay ReplayConfig `mapstructure:"replay"`
+	// Cluster makes streams fleet-wide through NATS JetStream (off by
+	// default).
+	Cluster ClusterConfig `mapstructure:"cluster"`
 }
 
 // ReplayConfig configures the replay logs.
@@ -61,6 +64,7 @@ func DefaultConfig() Config {
 			MaxAge:   15 * time.Minute,
 			IdleTTL:  15 * time.Minute,
 		},
+		Cluster: DefaultClusterConfig(),
 	}
 }
 
@@ -87,6 +91,12 @@ func (c *Config) Validate() error {
 	}
 	if c.Replay.IdleTTL <= 0 {
 		errs = append(errs, errors.New("replay.idle_ttl: must be positive"))
+	}
+	if err := c.Cluster.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if c.Cluster.Enabled() && c.Replay.Directory != "" {
+		errs = append(errs, errors.New("replay.directory: not used in cluster mode (the JetStream stream is the replay log); remove replay.directory or cluster.nats.url"))
 	}
 	return errors.Join(errs...)
 }

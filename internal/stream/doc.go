@@ -16,4 +16,11 @@
 // sequence. Best-effort subscriptions end with their stream; a subscription
 // with a replay log outlives its stream for Config.Replay.IdleTTL and keeps
 // collecting meanwhile, so that a client can resume it.
+//
+// In cluster mode (WithCluster, Config.Cluster) the hub delivers nothing
+// itself: Commit publishes the batch to a shared ClusterLog (NATS JetStream,
+// package natslog), and every stream reads that log from its own position,
+// so it carries the batches of every node. Sequences are then the log's
+// (the same on every node, increasing, with gaps where a record had nothing
+// for the filter), and the log is the replay log (cluster_stream.go).
 package stream // import "github.com/metricsmodule/metricsmodule/internal/stream"

@@ -39,9 +39,16 @@ type DataLossError struct {
 	To uint64
 	// Unknown is set when the subscription itself is gone.
 	Unknown bool
+	// Cluster is set in cluster mode: the range is of the JetStream
+	// stream's sequences, gone past its retention.
+	Cluster bool
 }
 
 func (e *DataLossError) Error() string {
+	if e.Cluster {
+		return fmt.Sprintf("subscription %q: batches %d..%d are no longer in the cluster log (the JetStream stream discarded them past stream.cluster.nats.max_bytes or max_age); resume after sequence %d to continue with the oldest batch the stream holds",
+			e.SubscriptionID, e.From, e.To, e.To)
+	}
 	if e.Unknown {
 		return fmt.Sprintf("subscription %q is unknown (it expired after replay.idle_ttl without a stream, or the server restarted without a replay directory): batches from sequence %d on are lost; open the subscription again without resume_after_sequence",
 			e.SubscriptionID, e.From)

@@ -3,6 +3,7 @@ package stream
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"regexp"
 	"sync"
@@ -35,6 +36,21 @@ type Hub struct {
 	wg       sync.WaitGroup
 	started  bool
 	disk     *diskStore
+
+	// cluster mode (WithCluster): streams read the cluster log
+	cluster        ClusterLog
+	clusterStreams map[string]*attachment // running streams by subscription id
+}
+
+// Option configures a Hub.
+type Option func(*Hub)
+
+// WithCluster puts the hub in cluster mode over log: Stage/Commit publish
+// each committed batch to log instead of delivering it, and every stream
+// reads log (so it carries the batches of every node, in the log's one
+// order, numbered by the log's sequences).
+func WithCluster(log ClusterLog) Option {
+	return func(h *Hub) { h.cluster = log }
 }
 
 // routing is the immutable set of subscriptions that Stage routes to, with
@@ -108,12 +124,21 @@ func (r *routing) route(m pmetric.Metric, typ pb.MetricType) *route {
 }
 
 // NewHub returns a hub; cfg must be valid. Start it before use.
-func NewHub(cfg Config, logger *zap.Logger) (*Hub, error) {
+func NewHub(cfg Config, logger *zap.Logger, opts ...Option) (*Hub, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	h := &Hub{cfg: cfg, logger: logger, now: time.Now, subs: make(map[string]*subscription), done: make(chan struct{})}
 	h.routes.Store(&routing{})
+	for _, o := range opts {
+		o(h)
+	}
+	if h.cluster != nil {
+		if cfg.Replay.Directory != "" {
+			return nil, errors.New("replay.directory: not used in cluster mode (the JetStream stream is the replay log); remove it")
+		}
+		h.clusterStreams = make(map[string]*attachment)
+	}
 	return h, nil
 }
 
@@ -172,11 +197,11 @@ func (h *Hub) Close() {
 }
 
 // Subscriptions returns the number of subscriptions (streaming or kept for
-// a resume).
+// a resume; in cluster mode, streaming: nothing else is kept on the node).
 func (h *Hub) Subscriptions() int {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return len(h.subs)
+	return len(h.subs) + len(h.clusterStreams)
 }
 
 // Streams returns the number of running streams.
@@ -201,6 +226,9 @@ type Staged struct {
 	r      *routing
 	per    [][][]byte
 	points int // in the batch: the most any subscription gets
+
+	cluster ClusterLog // cluster mode: publish payload on Commit
+	payload []byte
 }
 
 // Stage picks out of md the data points some subscription selects and
@@ -210,10 +238,18 @@ type Staged struct {
 // subscriptions that have them per data point, and the encoding of matched
 // data points only. md is only read.
 func (h *Hub) Stage(md pmetric.Metrics) *Staged {
+	if h.cluster != nil {
+		return h.stageCluster(md)
+	}
 	r := h.routes.Load()
 	if len(r.subs) == 0 {
 		return nil
 	}
+	return stage(r, md)
+}
+
+// stage routes md through r.
+func stage(r *routing, md pmetric.Metrics) *Staged {
 	var st *Staged
 	var enc *encoder
 	rms := md.ResourceMetrics()
@@ -368,6 +404,11 @@ func (st *Staged) Commit() error {
 	if st == nil {
 		return nil
 	}
+	if st.cluster != nil {
+		st.cluster.Publish(st.payload, st.points)
+		st.payload = nil
+		return nil
+	}
 	var now time.Time
 	for i, items := range st.per {
 		if len(items) == 0 {
@@ -386,6 +427,7 @@ func (st *Staged) Commit() error {
 func (st *Staged) Rollback() {
 	if st != nil {
 		st.per = nil
+		st.payload = nil
 	}
 }
 
@@ -575,6 +617,9 @@ func (h *Hub) Subscribe(req *pb.StreamMetricsRequest) (*Stream, error) {
 	filter, err := CompileFilter(spec)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidRequest, err)
+	}
+	if h.cluster != nil {
+		return h.subscribeCluster(p, filter)
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()

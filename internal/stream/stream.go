@@ -16,6 +16,7 @@ type Stream struct {
 	att       *attachment
 	heartbeat time.Duration
 	lastSent  uint64
+	cl        *clusterStream // cluster mode
 }
 
 // SubscriptionID returns the id of the stream's subscription (assigned by
@@ -37,6 +38,9 @@ type Notice struct {
 // heartbeats follow the interval. Run must be called once; it releases the
 // stream when it returns.
 func (st *Stream) Run(ctx context.Context, send func(Message) error, notice Notice) error {
+	if st.cl != nil {
+		return st.runCluster(ctx, send, notice)
+	}
 	defer st.hub.detach(st)
 	hb := time.NewTicker(st.heartbeat)
 	defer hb.Stop()

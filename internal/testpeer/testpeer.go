@@ -76,6 +76,9 @@ type Config struct {
 	Dir string
 	// Env is added to the test's environment.
 	Env []string
+	// Addr, when set, is the 127.0.0.1:PORT to serve on instead of a free
+	// port (to restart a peer where its clients expect it).
+	Addr string
 }
 
 // Peer is a running peer process.
@@ -86,6 +89,15 @@ type Peer struct {
 	out  *syncBuffer
 	done chan struct{}
 	err  error // exit status, set before done is closed
+
+	stopTimeout time.Duration
+}
+
+// Stop stops the peer now (SIGTERM, then SIGKILL after the stop timeout)
+// and waits for it to exit.
+func (p *Peer) Stop(tb testing.TB) {
+	tb.Helper()
+	p.stop(tb, p.stopTimeout)
 }
 
 // URL returns http://Addr.
@@ -122,7 +134,11 @@ func Start(tb testing.TB, cfg Config) *Peer {
 		cfg.Dir = tb.TempDir()
 	}
 	var lastErr error
-	for attempt := 0; attempt < 3; attempt++ {
+	attempts := 3
+	if cfg.Addr != "" {
+		attempts = 1
+	}
+	for attempt := 0; attempt < attempts; attempt++ {
 		p, err := startOnce(tb, path, cfg)
 		if err == nil {
 			return p
@@ -140,7 +156,10 @@ var errExited = errors.New("peer exited before it answered")
 
 func startOnce(tb testing.TB, path string, cfg Config) (*Peer, error) {
 	tb.Helper()
-	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(FreePort(tb)))
+	addr := cfg.Addr
+	if addr == "" {
+		addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(FreePort(tb)))
+	}
 	var args []string
 	if cfg.Args != nil {
 		args = cfg.Args(addr)
@@ -161,6 +180,7 @@ func startOnce(tb testing.TB, path string, cfg Config) (*Peer, error) {
 		p.err = p.cmd.Wait()
 		close(p.done)
 	}()
+	p.stopTimeout = cfg.StopTimeout
 	tb.Cleanup(func() { p.stop(tb, cfg.StopTimeout) })
 
 	if err := p.waitReady(cfg); err != nil {

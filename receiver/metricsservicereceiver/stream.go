@@ -130,6 +130,8 @@ func streamStatus(err error) error {
 		return status.Error(codes.OutOfRange, err.Error())
 	case errors.Is(err, stream.ErrTakenOver):
 		return status.Error(codes.Aborted, err.Error())
+	case errors.Is(err, stream.ErrUnavailable):
+		return status.Error(codes.Unavailable, err.Error())
 	case errors.Is(err, stream.ErrClosed):
 		return status.Error(codes.Unavailable, "the receiver is shutting down; reconnect (with resume_after_sequence to resume)")
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
