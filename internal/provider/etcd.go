@@ -198,13 +198,28 @@ func (s *etcdStore) apply(ctx context.Context, c change) error {
 	for _, r := range c.setProviders {
 		r.modRev = resp.Header.Revision
 	}
+	s.mu.Lock()
+	for id := range ids {
+		delete(s.forced, id)
+	}
+	s.mu.Unlock()
 	return nil
 }
 
 // forceLocked marks ids whose local state may no longer match the record
 // (a write failed after the exporter was switched): the next remote state
 // seen is applied even when it looks unchanged.
+//
+// The engine's config of each id goes back to its stored record at once, so
+// that a retried update is not mistaken for a no-op.
 func (s *etcdStore) forceLocked(ids map[string]bool) {
+	for id := range ids {
+		if ps := s.e.providers[id]; ps != nil && !ps.removed {
+			if cfg, err := ps.rec.current(); err == nil {
+				ps.cfg = cfg
+			}
+		}
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for id := range ids {
@@ -401,9 +416,11 @@ func (s *etcdStore) watchLoop(ctx context.Context) {
 				break
 			}
 			if err := wr.Err(); err != nil {
+				s.log.Debug("etcd watch ended", zap.Error(err))
 				s.setDegraded(err.Error())
 				break
 			}
+			s.log.Debug("etcd watch response", zap.Int("events", len(wr.Events)), zap.Int64("revision", wr.Header.Revision))
 			for _, ev := range wr.Events {
 				s.event(ev)
 			}

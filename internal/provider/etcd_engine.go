@@ -115,7 +115,6 @@ func (e *Engine) reconcile(id string, rr *remoteRec) {
 
 	ps.op.Lock()
 	defer ps.op.Unlock()
-	force := e.etcd.takeForced(id)
 	e.mu.Lock()
 	if e.stopping {
 		e.mu.Unlock()
@@ -129,7 +128,12 @@ func (e *Engine) reconcile(id string, rr *remoteRec) {
 		}
 		return
 	}
-	if !force && ps.rec.modRev >= rr.rev {
+	if rr.rev < ps.rec.modRev {
+		e.mu.Unlock()
+		return // older than what this node wrote or read
+	}
+	force := e.etcd.takeForced(id)
+	if !force && rr.rev == ps.rec.modRev {
 		e.mu.Unlock()
 		return
 	}

@@ -12,6 +12,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/component/componenttest"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest"
 
 	"github.com/metricsmodule/metricsmodule/internal/testpeer"
 	pb "github.com/metricsmodule/metricsmodule/proto/metricsmodule/v1"
@@ -20,8 +22,10 @@ import (
 // etcdNode starts one engine ("node") on the etcd registry under prefix.
 func etcdNode(t *testing.T, endpoints []string, prefix string) *Engine {
 	t.Helper()
+	tel := componenttest.NewNopTelemetrySettings()
+	tel.Logger = zaptest.NewLogger(t, zaptest.Level(zap.DebugLevel)).With(zap.String("node", prefix+fmt.Sprint(len(endpoints))))
 	e := NewEngine(Settings{
-		TelemetrySettings: componenttest.NewNopTelemetrySettings(), MaxVersions: 5, MaxBackups: 10, LookupHost: noDNS,
+		TelemetrySettings: tel, MaxVersions: 5, MaxBackups: 10, LookupHost: noDNS,
 		Etcd: &EtcdConfig{Endpoints: endpoints, Prefix: prefix, DialTimeout: 5 * time.Second,
 			RequestTimeout: 2 * time.Second, HealthInterval: 100 * time.Millisecond},
 	})
@@ -97,7 +101,7 @@ func TestEtcdFleetConverges(t *testing.T) {
 		wg.Go(func() {
 			pc := sinkProvider("p", name2)
 			pc.Name = fmt.Sprintf("from-%d", i)
-			_, errs[i] = n.Update(ctx, &pb.UpdateProviderRequest{ProviderId: "p", Config: pc, Strategy: pb.UpdateStrategy_UPDATE_STRATEGY_ROLLING})
+			_, errs[i] = n.Update(context.Background(), &pb.UpdateProviderRequest{ProviderId: "p", Config: pc, Strategy: pb.UpdateStrategy_UPDATE_STRATEGY_ROLLING})
 		})
 	}
 	wg.Wait()
@@ -138,12 +142,12 @@ func TestEtcdFleetConverges(t *testing.T) {
 	cluster.Kill(0)
 	// (a leader election may refuse writes briefly: UNAVAILABLE, retried)
 	require.Eventually(t, func() bool {
-		_, err = c.Update(ctx, &pb.UpdateProviderRequest{ProviderId: "p", Config: sinkProvider("p", name1)})
+		_, err = c.Update(context.Background(), &pb.UpdateProviderRequest{ProviderId: "p", Config: sinkProvider("p", name1)})
 		require.True(t, err == nil || errors.Is(err, ErrUnavailable), "%v", err)
 		return err == nil
-	}, convergeWithin, 50*time.Millisecond)
-	for _, n := range []*Engine{b, c} {
-		require.Eventually(t, runsAt(n, "p", 3), convergeWithin, 10*time.Millisecond)
+	}, convergeWithin, 50*time.Millisecond, "update with one member down: %v", func() error { return err }())
+	for i, n := range []*Engine{b, c} {
+		waitFleet(t, runsAt(n, "p", 3), fmt.Sprintf("node %d runs version 3", i+1), nodes)
 	}
 	cluster.Start(0)
 	cluster.WaitHealthy(0)
@@ -154,6 +158,26 @@ func TestEtcdFleetConverges(t *testing.T) {
 	require.NoError(t, err)
 	for _, n := range nodes {
 		require.Eventually(t, gone(n, "p"), convergeWithin, 10*time.Millisecond)
+	}
+}
+
+// waitFleet waits for cond; on timeout it fails with every node's view.
+func waitFleet(t *testing.T, cond func() bool, what string, nodes []*Engine) {
+	t.Helper()
+	deadline := time.Now().Add(convergeWithin)
+	for !cond() {
+		if time.Now().After(deadline) {
+			var b strings.Builder
+			for i, n := range nodes {
+				fmt.Fprintf(&b, "node %d: %+v", i, n.RegistryHealth())
+				for _, s := range n.Status() {
+					fmt.Fprintf(&b, " [%s %s v%d %s %s]", s.ID, s.State, s.Version, s.Name, s.LastError)
+				}
+				b.WriteString("\n")
+			}
+			t.Fatalf("%s: not within %s\n%s", what, convergeWithin, b.String())
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
 
@@ -188,7 +212,7 @@ func TestEtcdUnavailableKeepsExporting(t *testing.T) {
 	// writes are refused, naming etcd and the fix
 	changed := sinkProvider("p", name)
 	changed.Name = "changed"
-	_, err = b.Update(ctx, &pb.UpdateProviderRequest{ProviderId: "p", Config: changed})
+	_, err = b.Update(context.Background(), &pb.UpdateProviderRequest{ProviderId: "p", Config: changed})
 	require.ErrorIs(t, err, ErrUnavailable)
 	assert.Contains(t, err.Error(), "etcd")
 	assert.Contains(t, err.Error(), "fix:")
