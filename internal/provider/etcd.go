@@ -103,7 +103,7 @@ func newEtcdStore(cfg EtcdConfig, log *zap.Logger) (*etcdStore, error) {
 	}
 	cli, err := clientv3.New(clientv3.Config{
 		Endpoints: cfg.Endpoints, DialTimeout: cfg.DialTimeout, TLS: cfg.TLS,
-		Username: cfg.Username, Password: cfg.Password, Logger: log.Named("etcd").WithOptions(zap.IncreaseLevel(zap.WarnLevel)),
+		Username: cfg.Username, Password: cfg.Password, Logger: log.Named("etcd").WithOptions(zap.IncreaseLevel(zap.ErrorLevel)),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("etcd.endpoints: connect to %v: %w", cfg.Endpoints, err)
