@@ -15,6 +15,8 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 
+	"google.golang.org/protobuf/types/known/timestamppb"
+
 	"github.com/metricsmodule/metricsmodule/internal/testpeer"
 	pb "github.com/metricsmodule/metricsmodule/proto/metricsmodule/v1"
 )
@@ -179,6 +181,32 @@ func waitFleet(t *testing.T, cond func() bool, what string, nodes []*Engine) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// A scheduled deletion runs on every node (each drains its own queue) and
+// removes the provider from etcd once.
+func TestEtcdScheduledDeletionRunsOnce(t *testing.T) {
+	cluster := testpeer.StartEtcdCluster(t, 1)
+	prefix := "/" + t.Name() + "/"
+	nodes := []*Engine{etcdNode(t, cluster.Endpoints(), prefix), etcdNode(t, cluster.Endpoints(), prefix), etcdNode(t, cluster.Endpoints(), prefix)}
+	sink, name := newSink(t, "s")
+	_, err := nodes[0].Create(ctx, &pb.CreateProviderRequest{Config: sinkProvider("p", name), AutoStart: true})
+	require.NoError(t, err)
+	for _, n := range nodes {
+		require.Eventually(t, runsAt(n, "p", 1), convergeWithin, 10*time.Millisecond)
+	}
+	for i, n := range nodes {
+		require.NoError(t, n.Router().ConsumeMetrics(ctx, gauges("m", i*10, 10)))
+	}
+	_, err = nodes[1].Delete(ctx, &pb.DeleteProviderRequest{ProviderId: "p", CleanupStrategy: pb.CleanupStrategy_CLEANUP_STRATEGY_SCHEDULED,
+		ScheduledTime: timestamppb.New(time.Now().Add(300 * time.Millisecond))})
+	require.NoError(t, err)
+	for _, n := range nodes {
+		require.Eventually(t, gone(n, "p"), convergeWithin, 10*time.Millisecond)
+	}
+	assert.Equal(t, 30, sink.pointCount(), "every node drained its queue before the deletion")
+	_, err = nodes[2].Create(ctx, &pb.CreateProviderRequest{Config: sinkProvider("p", name), AutoStart: true})
+	require.NoError(t, err, "the id is free again fleet-wide")
 }
 
 func nameOf(e *Engine) string {
