@@ -11,6 +11,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.opentelemetry.io/collector/component/componenttest"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
@@ -181,6 +182,51 @@ func waitFleet(t *testing.T, cond func() bool, what string, nodes []*Engine) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// A node cut off from etcd while the others change the registry and etcd
+// compacts its history converges when it is back (full reread).
+func TestEtcdNodeCutOffConvergesAfterCompaction(t *testing.T) {
+	cluster := testpeer.StartEtcdCluster(t, 3)
+	eps := cluster.Endpoints()
+	prefix := "/" + t.Name() + "/"
+	a := etcdNode(t, eps[:1], prefix)
+	b := etcdNode(t, eps[1:], prefix)
+	sink1, name1 := newSink(t, "one")
+	_, name2 := newSink(t, "two")
+	_, err := b.Create(ctx, &pb.CreateProviderRequest{Config: sinkProvider("p", name1), AutoStart: true})
+	require.NoError(t, err)
+	_, err = b.Create(ctx, &pb.CreateProviderRequest{Config: sinkProvider("gone", name1), AutoStart: true})
+	require.NoError(t, err)
+	require.Eventually(t, runsAt(a, "p", 1), convergeWithin, 10*time.Millisecond)
+	require.Eventually(t, runsAt(a, "gone", 1), convergeWithin, 10*time.Millisecond)
+
+	cluster.Kill(0)
+	require.Eventually(t, func() bool { return a.RegistryHealth().Degraded }, convergeWithin, 10*time.Millisecond)
+	require.Eventually(t, func() bool {
+		_, err = b.Update(context.Background(), &pb.UpdateProviderRequest{ProviderId: "p", Config: sinkProvider("p", name2)})
+		require.True(t, err == nil || errors.Is(err, ErrUnavailable), "%v", err)
+		return err == nil
+	}, convergeWithin, 50*time.Millisecond)
+	_, err = b.Delete(ctx, &pb.DeleteProviderRequest{ProviderId: "gone", CleanupStrategy: pb.CleanupStrategy_CLEANUP_STRATEGY_IMMEDIATE})
+	require.NoError(t, err)
+	cli, err := clientv3.New(clientv3.Config{Endpoints: eps[1:], DialTimeout: 5 * time.Second})
+	require.NoError(t, err)
+	defer cli.Close()
+	g, err := cli.Get(ctx, prefix+"gen")
+	require.NoError(t, err)
+	_, err = cli.Compact(ctx, g.Header.Revision, clientv3.WithCompactPhysical())
+	require.NoError(t, err)
+	// meanwhile A keeps exporting with what it knew
+	require.NoError(t, a.Router().ConsumeMetrics(ctx, gauges("m", 0, 10)))
+	// (both of its providers export to sink one: 10 points each)
+	eventually(t, func() bool { return sink1.pointCount() == 20 }, "the cut-off node exports with its last known providers")
+
+	cluster.Start(0)
+	cluster.WaitHealthy(0)
+	waitFleet(t, runsAt(a, "p", 2), "the cut-off node runs the update made while it was away", []*Engine{a, b})
+	waitFleet(t, func() bool { _, _, ok := stateOf(a, "gone"); return !ok }, "and stopped the provider deleted meanwhile", []*Engine{a, b})
+	require.Eventually(t, func() bool { return !a.RegistryHealth().Degraded }, convergeWithin, 10*time.Millisecond)
 }
 
 // A scheduled deletion runs on every node (each drains its own queue) and
