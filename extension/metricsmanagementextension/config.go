@@ -10,6 +10,8 @@ import (
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/config/configgrpc"
 	"go.opentelemetry.io/collector/config/confighttp"
+	"go.opentelemetry.io/collector/config/configopaque"
+	"go.opentelemetry.io/collector/config/configtls"
 
 	"go.opentelemetry.io/collector/config/configoptional"
 
@@ -28,6 +30,12 @@ type Config struct {
 	Storage *component.ID `mapstructure:"storage"`
 	// Registry bounds the provider registry.
 	Registry RegistryConfig `mapstructure:"registry"`
+	// RegistryBackend is where the registry lives: "storage" (default: the
+	// storage extension named by storage, or memory) or "etcd" (shared by a
+	// fleet of collectors; see etcd).
+	RegistryBackend string `mapstructure:"registry_backend"`
+	// Etcd is the etcd cluster of registry_backend: etcd.
+	Etcd EtcdConfig `mapstructure:"etcd"`
 	// ShutdownDrainTimeout bounds how long the providers' queues drain when
 	// the collector stops.
 	ShutdownDrainTimeout time.Duration `mapstructure:"shutdown_drain_timeout"`
@@ -75,6 +83,32 @@ type RegistryConfig struct {
 	MaxBackups int `mapstructure:"max_backups"`
 }
 
+// Registry backends.
+const (
+	BackendStorage = "storage"
+	BackendEtcd    = "etcd"
+)
+
+// EtcdConfig is the etcd cluster that keeps the provider registry of a
+// fleet of collectors.
+type EtcdConfig struct {
+	// Endpoints are the etcd client URLs, e.g. http://10.0.0.1:2379.
+	Endpoints []string `mapstructure:"endpoints"`
+	// Prefix is the key prefix of this fleet's registry.
+	Prefix string `mapstructure:"prefix"`
+	// DialTimeout bounds the first connection.
+	DialTimeout time.Duration `mapstructure:"dial_timeout"`
+	// RequestTimeout bounds each read and write.
+	RequestTimeout time.Duration `mapstructure:"request_timeout"`
+	// HealthInterval is how often each node checks etcd answers.
+	HealthInterval time.Duration `mapstructure:"health_interval"`
+	// TLS to etcd; absent: plain text.
+	TLS configoptional.Optional[configtls.ClientConfig] `mapstructure:"tls"`
+	// Username and Password authenticate to etcd when set.
+	Username string              `mapstructure:"username"`
+	Password configopaque.String `mapstructure:"password"`
+}
+
 var _ component.Config = (*Config)(nil)
 
 // engine returns the engine's form of the policy.
@@ -102,6 +136,21 @@ func (cfg *Config) Validate() error {
 	}
 	if cfg.Registry.MaxBackups <= 0 {
 		errs = append(errs, fmt.Errorf("registry.max_backups: must be positive, got %d", cfg.Registry.MaxBackups))
+	}
+	switch cfg.RegistryBackend {
+	case "", BackendStorage:
+	case BackendEtcd:
+		if len(cfg.Etcd.Endpoints) == 0 {
+			errs = append(errs, errors.New("etcd.endpoints: must list the etcd client URLs with registry_backend: etcd, e.g. [http://127.0.0.1:2379]"))
+		}
+		if cfg.Storage != nil {
+			errs = append(errs, errors.New("storage: the registry is in etcd with registry_backend: etcd; remove storage (or use registry_backend: storage)"))
+		}
+		if cfg.Etcd.DialTimeout <= 0 || cfg.Etcd.RequestTimeout <= 0 || cfg.Etcd.HealthInterval <= 0 {
+			errs = append(errs, errors.New("etcd.dial_timeout, etcd.request_timeout, etcd.health_interval: must be positive"))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("registry_backend: %q is not a backend; use storage or etcd", cfg.RegistryBackend))
 	}
 	if cfg.ShutdownDrainTimeout <= 0 {
 		errs = append(errs, errors.New("shutdown_drain_timeout: must be positive"))

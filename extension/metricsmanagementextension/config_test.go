@@ -30,6 +30,13 @@ func TestLoadConfig(t *testing.T) {
 		AllowLinkLocal: true, AllowUnspecifiedBind: true, AllowSelf: true,
 		SelfEndpoints: []string{"localhost:9999"}, FileDirs: []string{"/etc/metricsmodule/certs"},
 	}
+	etcd := createDefaultConfig().(*Config)
+	etcd.RegistryBackend = BackendEtcd
+	etcd.Etcd = EtcdConfig{
+		Endpoints: []string{"http://10.0.0.1:2379", "http://10.0.0.2:2379"}, Prefix: "/fleet-a/",
+		DialTimeout: 3 * time.Second, RequestTimeout: 4 * time.Second, HealthInterval: 500 * time.Millisecond,
+		Username: "collector", Password: "s3cret",
+	}
 
 	tests := []struct {
 		id      component.ID
@@ -43,6 +50,10 @@ func TestLoadConfig(t *testing.T) {
 		{id: component.NewIDWithName(metadata.Type, "bad_drain"), wantErr: "shutdown_drain_timeout: must be positive"},
 		{id: component.NewIDWithName(metadata.Type, "unknown_key"), wantErr: "storage_extension"},
 		{id: component.NewIDWithName(metadata.Type, "policy"), want: policy},
+		{id: component.NewIDWithName(metadata.Type, "etcd"), want: etcd},
+		{id: component.NewIDWithName(metadata.Type, "etcd_no_endpoints"), wantErr: "etcd.endpoints: must list the etcd client URLs"},
+		{id: component.NewIDWithName(metadata.Type, "etcd_and_storage"), wantErr: "storage: the registry is in etcd"},
+		{id: component.NewIDWithName(metadata.Type, "bad_backend"), wantErr: `registry_backend: "consul" is not a backend; use storage or etcd`},
 		{id: component.NewIDWithName(metadata.Type, "bad_policy"), wantErr: `destination_policy.file_dirs[0]: "certs" must be an absolute directory
 destination_policy.file_dirs[1]: the root directory would allow every file; name the directories of the certificates
 destination_policy.self_endpoints[0]: "nohost" is not host:port`},

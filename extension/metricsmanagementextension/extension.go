@@ -35,6 +35,10 @@ type managementExtension struct {
 	cfg      *Config
 	settings extension.Settings
 	engine   *provider.Engine
+	// etcd is the engine's etcd config (registry_backend: etcd); its TLS
+	// is loaded at Start.
+	etcd *provider.EtcdConfig
+	host component.Host
 
 	client storage.Client
 	server *grpc.Server
@@ -45,6 +49,7 @@ type managementExtension struct {
 	statusSrv *http.Server
 	statusLn  net.Listener
 
+	mu           sync.Mutex
 	shutdownOnce sync.Once
 	shutdownErr  error
 }
@@ -55,18 +60,49 @@ var (
 )
 
 func newExtension(cfg *Config, set extension.Settings) *managementExtension {
-	return &managementExtension{
-		cfg:      cfg,
-		settings: set,
-		engine: provider.NewEngine(provider.Settings{
-			TelemetrySettings:    set.TelemetrySettings,
-			BuildInfo:            set.BuildInfo,
-			MaxProviders:         cfg.Registry.MaxProviders,
-			MaxVersions:          cfg.Registry.MaxVersions,
-			MaxBackups:           cfg.Registry.MaxBackups,
-			ShutdownDrainTimeout: cfg.ShutdownDrainTimeout,
-			Policy:               cfg.DestinationPolicy.engine(),
-		}),
+	x := &managementExtension{cfg: cfg, settings: set}
+	if cfg.RegistryBackend == BackendEtcd {
+		x.etcd = &provider.EtcdConfig{
+			Endpoints: cfg.Etcd.Endpoints, Prefix: cfg.Etcd.Prefix, DialTimeout: cfg.Etcd.DialTimeout,
+			RequestTimeout: cfg.Etcd.RequestTimeout, HealthInterval: cfg.Etcd.HealthInterval,
+			Username: cfg.Etcd.Username, Password: string(cfg.Etcd.Password),
+		}
+	}
+	x.engine = provider.NewEngine(provider.Settings{
+		TelemetrySettings:    set.TelemetrySettings,
+		BuildInfo:            set.BuildInfo,
+		MaxProviders:         cfg.Registry.MaxProviders,
+		MaxVersions:          cfg.Registry.MaxVersions,
+		MaxBackups:           cfg.Registry.MaxBackups,
+		ShutdownDrainTimeout: cfg.ShutdownDrainTimeout,
+		Policy:               cfg.DestinationPolicy.engine(),
+		Etcd:                 x.etcd,
+		OnRegistryHealth:     x.registryHealth,
+	})
+	return x
+}
+
+// registryServiceName is the gRPC health service that says whether the
+// provider registry is healthy (NOT_SERVING while etcd does not answer).
+const registryServiceName = "metricsmodule.v1.ProviderRegistry"
+
+// registryHealth reports a degraded registry as the component status
+// (RecoverableError) and on the gRPC health service registryServiceName.
+func (x *managementExtension) registryHealth(h provider.RegistryHealth) {
+	st := healthpb.HealthCheckResponse_SERVING
+	ev := componentstatus.NewEvent(componentstatus.StatusOK)
+	if h.Degraded {
+		st = healthpb.HealthCheckResponse_NOT_SERVING
+		ev = componentstatus.NewRecoverableErrorEvent(errors.New(h.Detail))
+	}
+	x.mu.Lock()
+	hs, host := x.health, x.host
+	x.mu.Unlock()
+	if hs != nil {
+		hs.SetServingStatus(registryServiceName, st)
+	}
+	if host != nil {
+		componentstatus.ReportStatus(host, ev)
 	}
 }
 
@@ -90,7 +126,15 @@ func (x *managementExtension) Dependencies() []component.ID {
 // Start opens the storage, restores and starts the providers, then serves
 // MetricsManagementService.
 func (x *managementExtension) Start(ctx context.Context, host component.Host) error {
-	if x.cfg.Storage != nil {
+	if x.etcd != nil {
+		if tc := x.cfg.Etcd.TLS.Get(); tc != nil {
+			t, err := tc.LoadTLSConfig(ctx)
+			if err != nil {
+				return fmt.Errorf("etcd.tls: %w", err)
+			}
+			x.etcd.TLS = t
+		}
+	} else if x.cfg.Storage != nil {
 		client, err := storageClient(ctx, host, *x.cfg.Storage, x.settings.ID)
 		if err != nil {
 			return err
@@ -118,9 +162,13 @@ func (x *managementExtension) Start(ctx context.Context, host component.Host) er
 	x.server = srv
 	// a malformed body is INVALID_ARGUMENT (not INTERNAL); the engine checks enums and numbers
 	srv.RegisterService(grpccodec.StrictService(&pb.MetricsManagementService_ServiceDesc, false), &managementService{engine: x.engine})
-	x.health = health.NewServer()
-	healthpb.RegisterHealthServer(srv, x.health)
-	x.health.SetServingStatus(pb.MetricsManagementService_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
+	hs := health.NewServer()
+	healthpb.RegisterHealthServer(srv, hs)
+	hs.SetServingStatus(pb.MetricsManagementService_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
+	x.mu.Lock()
+	x.health, x.host = hs, host
+	x.mu.Unlock()
+	x.registryHealth(x.engine.RegistryHealth())
 	reflection.Register(srv)
 
 	ln, err := x.cfg.NetAddr.Listen(ctx)

@@ -36,6 +36,13 @@ func createDefaultConfig() component.Config {
 			MaxBackups:   provider.DefaultMaxBackups,
 		},
 		ShutdownDrainTimeout: provider.DefaultShutdownDrainTimeout,
+		RegistryBackend:      BackendStorage,
+		Etcd: EtcdConfig{
+			Prefix:         provider.DefaultEtcdPrefix,
+			DialTimeout:    provider.DefaultEtcdDialTimeout,
+			RequestTimeout: provider.DefaultEtcdRequestTimeout,
+			HealthInterval: provider.DefaultEtcdHealthInterval,
+		},
 		StatusPage: configoptional.Default(func() confighttp.ServerConfig {
 			c := confighttp.NewDefaultServerConfig()
 			c.NetAddr.Endpoint = DefaultStatusPageEndpoint

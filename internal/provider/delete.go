@@ -2,6 +2,7 @@ package provider
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -250,7 +251,11 @@ func (e *Engine) runScheduledDelete(id string) {
 	ctx, cancel := context.WithTimeout(e.baseCtx, defaultDrainTimeout)
 	defer cancel()
 	drained, dropped := e.stopAll(ctx, old, true)
-	if err := e.remove(ctx, ps, nil, nil); err != nil {
+	if err := e.remove(ctx, ps, nil, nil); errors.Is(err, ErrAborted) {
+		// etcd registry: another node's scheduled deletion removed it first.
+		e.log.Info("Scheduled deletion done by another node", zap.String("provider_id", id), zap.Uint64("drained", drained))
+		return
+	} else if err != nil {
 		e.log.Error("Could not remove the provider from storage", zap.String("provider_id", id), zap.Error(err))
 	}
 	e.log.Info("Deleted provider (scheduled)", zap.String("provider_id", id), zap.Uint64("drained", drained), zap.Uint64("dropped", dropped))

@@ -41,6 +41,12 @@ type Settings struct {
 	// check of a starting provider; nil is the system resolver (tests use
 	// an in-process one).
 	LookupHost func(ctx context.Context, host string) ([]string, error)
+	// Etcd, when set, keeps the registry in etcd (shared by a fleet of
+	// collectors) instead of the storage client given to Start.
+	Etcd *EtcdConfig
+	// OnRegistryHealth is called when the registry becomes degraded or
+	// healthy again (etcd only); it must not block.
+	OnRegistryHealth func(RegistryHealth)
 }
 
 // Defaults of Settings and of the requests.
@@ -64,8 +70,13 @@ type Engine struct {
 	router    *Router
 	host      component.Host
 	factories hostcapabilities.ComponentFactory
-	store     persister
+	store     registryStore
 	policy    *policy
+	// etcd is the etcd registry (nil: storage client or memory).
+	etcd          *etcdStore
+	storageBacked bool
+	etcdCancel    context.CancelFunc
+	etcdDone      chan struct{}
 
 	mu        sync.Mutex
 	providers map[string]*providerState
@@ -168,9 +179,22 @@ func (e *Engine) Start(ctx context.Context, host component.Host, client storage.
 	if e.factories == nil {
 		e.log.Warn("The host does not expose component factories; providers cannot be built")
 	}
-	e.store = persister{client: client}
+	if e.set.Etcd != nil {
+		st, err := newEtcdStore(*e.set.Etcd, e.log)
+		if err != nil {
+			return err
+		}
+		st.e = e
+		e.etcd, e.store = st, st
+	} else {
+		e.store = &persister{client: client}
+		e.storageBacked = client != nil
+	}
 	recs, backups, gen, bad, err := e.store.load(ctx)
 	if err != nil {
+		if e.etcd != nil {
+			_ = e.etcd.close()
+		}
 		return err
 	}
 	for _, err := range bad {
@@ -205,6 +229,14 @@ func (e *Engine) Start(ctx context.Context, host component.Host, client storage.
 	}
 	e.tickStop, e.tickDone = make(chan struct{}), make(chan struct{})
 	go e.tickLoop()
+	if e.etcd != nil {
+		wctx, cancel := context.WithCancel(context.Background())
+		e.etcdCancel, e.etcdDone = cancel, make(chan struct{})
+		go func() {
+			defer close(e.etcdDone)
+			e.etcd.run(wctx)
+		}()
+	}
 	return nil
 }
 
@@ -214,7 +246,7 @@ func (e *Engine) restore(ctx context.Context, r *record) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	if r.Deleting || (r.DeleteAt != nil && !r.DeleteAt.After(e.now())) {
+	if e.etcd == nil && (r.Deleting || (r.DeleteAt != nil && !r.DeleteAt.After(e.now()))) {
 		// A deletion was draining or is due: its queue did not survive the restart.
 		e.mu.Lock()
 		defer e.mu.Unlock()
@@ -238,7 +270,7 @@ func (e *Engine) restore(ctx context.Context, r *record) (bool, error) {
 		e.scheduleLocked(ps, *r.DeleteAt)
 	}
 	e.mu.Unlock()
-	if !r.Running {
+	if !r.Running || r.Deleting {
 		return false, nil
 	}
 	ps.op.Lock()
@@ -272,6 +304,7 @@ func (e *Engine) Shutdown(ctx context.Context) error {
 		return nil
 	}
 	e.stopping = true
+	etcdCancel := e.etcdCancel
 	var senders []*sender
 	for _, ps := range e.providers {
 		if ps.timer != nil && ps.timer.Stop() {
@@ -289,6 +322,10 @@ func (e *Engine) Shutdown(ctx context.Context) error {
 	if e.tickStop != nil {
 		close(e.tickStop)
 		<-e.tickDone
+	}
+	if etcdCancel != nil {
+		etcdCancel()
+		<-e.etcdDone
 	}
 
 	dctx, cancel := context.WithTimeout(ctx, e.set.ShutdownDrainTimeout)
@@ -318,6 +355,9 @@ func (e *Engine) Shutdown(ctx context.Context) error {
 		<-done
 	}
 	e.baseCancel()
+	if e.etcd != nil {
+		errs = append(errs, e.etcd.close())
+	}
 	if e.tel != nil && e.tel.reg != nil {
 		errs = append(errs, e.tel.reg.Unregister())
 	}

@@ -113,8 +113,12 @@ func (e *Engine) Create(ctx context.Context, req *pb.CreateProviderRequest) (res
 	}
 	rec.Version = v.Version
 	rec.addVersion(v, e.set.MaxVersions)
-	e.gen++
-	rec.Generation = e.gen
+	gen, err := e.issueGenerationLocked(ctx)
+	if err != nil {
+		e.mu.Unlock()
+		return nil, err
+	}
+	rec.Generation = gen
 	ps := &providerState{
 		rec: rec, cfg: proto.Clone(pc).(*pb.ProviderConfig), state: pb.ProviderState_PROVIDER_STATE_STOPPED,
 		stats: newStats(pc.GetHealthCheck(), e.now, e.providerLogger(id)), generation: rec.Generation,

@@ -44,6 +44,9 @@ type record struct {
 	// Generation is issued at creation and never reused (0: stored before
 	// generations; one is issued at restore).
 	Generation uint64 `json:"generation,omitempty"`
+	// modRev is the etcd mod revision this record was read or written at
+	// (etcd registry only).
+	modRev int64
 }
 
 // versionEntry is one config version. Applied is false for a candidate that
@@ -139,6 +142,13 @@ func (r *record) clone() *record {
 		c.DeleteAt = &t
 	}
 	return &c
+}
+
+// registryStore persists the registry: a storage client (persister) or
+// etcd (etcdStore).
+type registryStore interface {
+	apply(ctx context.Context, c change) error
+	load(ctx context.Context) (recs []*record, backups []*backupRecord, gen uint64, bad []error, err error)
 }
 
 // persister writes records through a storage client; with no client the
