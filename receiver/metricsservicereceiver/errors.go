@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 
 	"go.opentelemetry.io/collector/consumer/consumererror"
@@ -18,6 +19,7 @@ import (
 	"github.com/metricsmodule/metricsmodule/internal/reads"
 	"github.com/metricsmodule/metricsmodule/internal/registry"
 	"github.com/metricsmodule/metricsmodule/internal/store"
+	"github.com/metricsmodule/metricsmodule/internal/stream"
 	"github.com/metricsmodule/metricsmodule/internal/summary"
 	pb "github.com/metricsmodule/metricsmodule/proto/metricsmodule/v1"
 )
@@ -26,7 +28,8 @@ import (
 // statuses: convert.Issue kinds, summary, definitions, registry and metricfilter
 // errors, store refusals and errors of the next consumer. Handlers return
 // statusOf(err) (or issuesStatus, consumerStatus) and build no status of
-// their own for engine errors; read errors (reads and query) go through readsStatus.
+// their own for engine errors; read errors (reads and query) go through readsStatus,
+// the stream hub's through streamStatus.
 
 // issueCode maps a refusal kind to its gRPC code.
 func issueCode(iss *convert.Issue) codes.Code {
@@ -261,4 +264,53 @@ func readsStatus(err error) error {
 	default:
 		return status.Error(codes.Internal, qe.Error())
 	}
+}
+
+// errorDomain is the domain of the ErrorInfo details of stream errors.
+const errorDomain = "metricsmodule.v1.MetricsService"
+
+// streamStatus maps the hub's errors to gRPC statuses.
+func streamStatus(err error) error {
+	if err == nil {
+		return nil
+	}
+	var loss *stream.DataLossError
+	switch {
+	case errors.As(err, &loss):
+		st := status.New(codes.DataLoss, loss.Error())
+		reason := "REPLAY_LOG_OUTRUN"
+		md := map[string]string{
+			"subscription_id": loss.SubscriptionID,
+			"first_missing":   strconv.FormatUint(loss.From, 10),
+		}
+		if loss.Unknown {
+			reason = "SUBSCRIPTION_UNKNOWN"
+		} else {
+			md["last_missing"] = strconv.FormatUint(loss.To, 10)
+		}
+		if d, derr := st.WithDetails(&errdetails.ErrorInfo{Reason: reason, Domain: errorDomain, Metadata: md}); derr == nil {
+			st = d
+		}
+		return st.Err()
+	case errors.Is(err, stream.ErrInvalidRequest):
+		return status.Error(codes.InvalidArgument, strings.TrimPrefix(err.Error(), stream.ErrInvalidRequest.Error()+": "))
+	case errors.Is(err, stream.ErrTooManySubscribers):
+		return status.Error(codes.ResourceExhausted, err.Error()+"; retry later")
+	case errors.Is(err, stream.ErrSubscriptionMismatch):
+		return status.Error(codes.FailedPrecondition, err.Error())
+	case errors.Is(err, stream.ErrResumeAhead):
+		return status.Error(codes.OutOfRange, err.Error())
+	case errors.Is(err, stream.ErrTakenOver):
+		return status.Error(codes.Aborted, err.Error())
+	case errors.Is(err, stream.ErrUnavailable):
+		return status.Error(codes.Unavailable, err.Error())
+	case errors.Is(err, stream.ErrClosed):
+		return status.Error(codes.Unavailable, "the receiver is shutting down; reconnect (with resume_after_sequence to resume)")
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return status.FromContextError(err).Err()
+	}
+	if _, ok := status.FromError(err); ok {
+		return err
+	}
+	return status.Error(codes.Internal, err.Error())
 }

@@ -5,12 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
 	"go.uber.org/zap"
-	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/encoding"
@@ -92,55 +90,6 @@ func negotiateCompression(ctx context.Context, want pb.StreamCompression) stream
 	}
 	_ = grpc.SetSendCompressor(ctx, encoding.Identity)
 	return none
-}
-
-// errorDomain is the domain of the ErrorInfo details of stream errors.
-const errorDomain = "metricsmodule.v1.MetricsService"
-
-// streamStatus maps the hub's errors to gRPC statuses.
-func streamStatus(err error) error {
-	if err == nil {
-		return nil
-	}
-	var loss *stream.DataLossError
-	switch {
-	case errors.As(err, &loss):
-		st := status.New(codes.DataLoss, loss.Error())
-		reason := "REPLAY_LOG_OUTRUN"
-		md := map[string]string{
-			"subscription_id": loss.SubscriptionID,
-			"first_missing":   strconv.FormatUint(loss.From, 10),
-		}
-		if loss.Unknown {
-			reason = "SUBSCRIPTION_UNKNOWN"
-		} else {
-			md["last_missing"] = strconv.FormatUint(loss.To, 10)
-		}
-		if d, derr := st.WithDetails(&errdetails.ErrorInfo{Reason: reason, Domain: errorDomain, Metadata: md}); derr == nil {
-			st = d
-		}
-		return st.Err()
-	case errors.Is(err, stream.ErrInvalidRequest):
-		return status.Error(codes.InvalidArgument, strings.TrimPrefix(err.Error(), stream.ErrInvalidRequest.Error()+": "))
-	case errors.Is(err, stream.ErrTooManySubscribers):
-		return status.Error(codes.ResourceExhausted, err.Error()+"; retry later")
-	case errors.Is(err, stream.ErrSubscriptionMismatch):
-		return status.Error(codes.FailedPrecondition, err.Error())
-	case errors.Is(err, stream.ErrResumeAhead):
-		return status.Error(codes.OutOfRange, err.Error())
-	case errors.Is(err, stream.ErrTakenOver):
-		return status.Error(codes.Aborted, err.Error())
-	case errors.Is(err, stream.ErrUnavailable):
-		return status.Error(codes.Unavailable, err.Error())
-	case errors.Is(err, stream.ErrClosed):
-		return status.Error(codes.Unavailable, "the receiver is shutting down; reconnect (with resume_after_sequence to resume)")
-	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
-		return status.FromContextError(err).Err()
-	}
-	if _, ok := status.FromError(err); ok {
-		return err
-	}
-	return status.Error(codes.Internal, err.Error())
 }
 
 // closeStreams ends every stream with UNAVAILABLE. When streams were open
