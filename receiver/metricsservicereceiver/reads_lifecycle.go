@@ -54,6 +54,7 @@ func (r *metricsReceiver) findSink(host component.Host) error {
 	}
 	r.store, r.hub = r.sink.Store(), r.sink.Hub()
 	r.acc.SetAdmitter(storeAdmitter{st: r.store, acc: r.acc, now: time.Now})
+	r.acc.SetResumer(storeResumer{st: r.store, logger: r.settings.Logger})
 	return nil
 }
 

@@ -1,0 +1,217 @@
+package convert
+
+import (
+	"errors"
+	"iter"
+	"maps"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/pmetric"
+
+	pb "github.com/metricsmodule/metricsmodule/proto/metricsmodule/v1"
+)
+
+// fakeStore keeps the cumulative sum points an accumulator emitted, per
+// series, and answers ResumeCounter from them, as the store does.
+type fakeStore struct {
+	mu     sync.Mutex
+	series map[string]*storedSum
+	asked  int
+}
+
+type storedSum struct {
+	first, last int64
+	v           float64
+}
+
+func newFakeStore() *fakeStore { return &fakeStore{series: map[string]*storedSum{}} }
+
+func seriesID(name string, labels iter.Seq2[string, string], res map[string]string) string {
+	var sb strings.Builder
+	sb.WriteString(name)
+	for k, v := range labels {
+		sb.WriteString("|" + k + "=" + v)
+	}
+	for _, k := range slices.Sorted(maps.Keys(res)) {
+		sb.WriteString("|r." + k + "=" + res[k])
+	}
+	return sb.String()
+}
+
+func (f *fakeStore) ResumeCounter(m *pb.MetricData, labels iter.Seq2[string, string], res map[string]string) (float64, int64, int64, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.asked++
+	s := f.series[seriesID(m.Name, labels, res)]
+	if s == nil {
+		return 0, 0, 0, false
+	}
+	return s.v, s.last, s.first, true
+}
+
+// consume stores the cumulative sums of md.
+func (f *fakeStore) consume(md pmetric.Metrics) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, rm := range md.ResourceMetrics().All() {
+		res := map[string]string{}
+		for k, v := range rm.Resource().Attributes().All() {
+			res[k] = v.Str()
+		}
+		for _, sm := range rm.ScopeMetrics().All() {
+			for _, m := range sm.Metrics().All() {
+				if m.Type() != pmetric.MetricTypeSum || m.Sum().AggregationTemporality() != pmetric.AggregationTemporalityCumulative {
+					continue
+				}
+				for _, dp := range m.Sum().DataPoints().All() {
+					id := seriesID(m.Name(), sortedAttrs(dp.Attributes()), res)
+					s := f.series[id]
+					if s == nil {
+						s = &storedSum{first: int64(dp.Timestamp())}
+						f.series[id] = s
+					}
+					if ts := int64(dp.Timestamp()); ts >= s.last {
+						s.last, s.v = ts, dp.DoubleValue()
+					}
+				}
+			}
+		}
+	}
+	return nil
+}
+
+func sortedAttrs(attrs pcommon.Map) iter.Seq2[string, string] {
+	m := map[string]string{}
+	for k, v := range attrs.All() {
+		m[k] = v.Str()
+	}
+	return func(yield func(string, string) bool) {
+		for _, k := range slices.Sorted(maps.Keys(m)) {
+			if !yield(k, m[k]) {
+				return
+			}
+		}
+	}
+}
+
+func incAt(v float64, s int) *pb.MetricData {
+	return &pb.MetricData{Name: "c_total", Type: pb.MetricType_METRIC_TYPE_COUNTER, Value: v, Labels: map[string]string{"k": "v"}, Timestamp: at(s)}
+}
+
+// applyTo runs one atomic batch into st and returns its sum points.
+func applyTo(t *testing.T, a *Accumulator, st *fakeStore, ms ...*pb.MetricData) []tsValue {
+	t.Helper()
+	b := a.Prepare(ms, svc, false)
+	require.Empty(t, b.Issues)
+	var got pmetric.Metrics
+	_, err := a.Apply(b, true, func(md pmetric.Metrics) error { got = md; return st.consume(md) })
+	require.NoError(t, err)
+	return sumPoints(t, got)
+}
+
+func TestCounterResumesFromTheStoredTotalAfterARestart(t *testing.T) {
+	st := newFakeStore()
+	before := newTestAccumulator(t, nil)
+	before.SetResumer(st)
+	start := 1*sec - msNanos
+	assert.Equal(t, []tsValue{{1 * sec, start, 2}, {2 * sec, start, 5}}, applyTo(t, before, st, incAt(2, 1), incAt(3, 2)))
+
+	// a new process: no state, the same store
+	after := newTestAccumulator(t, nil)
+	after.SetResumer(st)
+	assert.Equal(t, []tsValue{{10 * sec, start, 12}}, applyTo(t, after, st, incAt(7, 10)),
+		"the total goes on from the stored 5, with the original start time")
+	assert.Equal(t, []tsValue{{11 * sec, start, 13}, {12 * sec, start, 15}}, applyTo(t, after, st, incAt(1, 11), incAt(2, 12)))
+	assert.Equal(t, 2, st.asked, "asked once per series creation, not per point")
+}
+
+func TestCounterResumesAfterIdleStateWasDropped(t *testing.T) {
+	st := newFakeStore()
+	cfg := DefaultConfig()
+	now := t0
+	a := newTestAccumulator(t, nil)
+	a.SetClock(func() time.Time { return now })
+	a.SetResumer(st)
+	applyTo(t, a, st, incAt(4, 1))
+	now = now.Add(cfg.SeriesTTL + time.Minute)
+	require.Equal(t, 1, a.Sweep())
+	_, ok := a.CounterTotal(0)
+	require.False(t, ok)
+	ts := int(cfg.SeriesTTL/time.Second) + 61
+	got := applyTo(t, a, st, incAt(1, ts))
+	assert.Equal(t, []tsValue{{int64(ts) * sec, 1*sec - msNanos, 5}}, got)
+}
+
+func TestResumedCounterPointsComeAfterTheStoredOne(t *testing.T) {
+	st := newFakeStore()
+	before := newTestAccumulator(t, nil)
+	before.SetResumer(st)
+	applyTo(t, before, st, incAt(1, 5))
+	after := newTestAccumulator(t, nil)
+	after.SetClock(func() time.Time { return t0.Add(10 * time.Second) })
+	after.SetResumer(st)
+	// records older than the stored point count at the next millisecond
+	assert.Equal(t, []tsValue{{5*sec + msNanos, 5*sec - msNanos, 3}}, applyTo(t, after, st, incAt(2, 3)))
+
+	st2 := newFakeStore()
+	before = newTestAccumulator(t, nil)
+	before.SetResumer(st2)
+	applyTo(t, before, st2, incAt(1, 5))
+	after = newTestAccumulator(t, nil)
+	after.SetClock(func() time.Time { return t0.Add(10 * time.Second) })
+	after.SetResumer(st2)
+	// several records in one request: one point each, from the stored total
+	assert.Equal(t, []tsValue{{5*sec + msNanos, 5*sec - msNanos, 2}, {6 * sec, 5*sec - msNanos, 4}, {7 * sec, 5*sec - msNanos, 7}},
+		applyTo(t, after, st2, incAt(3, 7), incAt(1, 4), incAt(2, 6)))
+}
+
+func TestARefusedBatchDoesNotKeepTheResumedTotal(t *testing.T) {
+	st := newFakeStore()
+	before := newTestAccumulator(t, nil)
+	before.SetResumer(st)
+	applyTo(t, before, st, incAt(10, 1))
+	after := newTestAccumulator(t, nil)
+	after.SetResumer(st)
+	b := after.Prepare([]*pb.MetricData{incAt(1, 2)}, svc, false)
+	_, err := after.Apply(b, true, func(pmetric.Metrics) error { return errors.New("downstream refused") })
+	require.Error(t, err)
+	assert.Zero(t, after.SeriesCount(), "no state kept")
+	assert.Equal(t, []tsValue{{3 * sec, 1*sec - msNanos, 12}}, applyTo(t, after, st, incAt(2, 3)))
+}
+
+func TestOnlyCumulativeCountersOfIncrementsResume(t *testing.T) {
+	tests := []struct {
+		name   string
+		mutate func(*Config)
+		rec    *pb.MetricData
+		want   float64
+	}{
+		{"cumulative record keeps the client's total", nil,
+			&pb.MetricData{Name: "c_total", Type: pb.MetricType_METRIC_TYPE_COUNTER, Cumulative: true, Value: 3, Labels: map[string]string{"k": "v"}, Timestamp: at(10)}, 3},
+		{"delta counter temporality", func(c *Config) { c.CounterTemporality = TemporalityDelta }, incAt(3, 10), 3},
+		{"increment resumes", nil, incAt(3, 10), 8},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			st := newFakeStore()
+			st.series["c_total|k=v|r.service.name=checkout"] = &storedSum{first: t0.UnixNano(), last: t0.Add(time.Second).UnixNano(), v: 5}
+			a := newTestAccumulator(t, tt.mutate)
+			a.SetResumer(st)
+			b := a.Prepare([]*pb.MetricData{tt.rec}, svc, false)
+			require.Empty(t, b.Issues)
+			var got pmetric.Metrics
+			_, err := a.Apply(b, true, func(md pmetric.Metrics) error { got = md; return nil })
+			require.NoError(t, err)
+			pts := sumPoints(t, got)
+			require.Len(t, pts, 1)
+			assert.Equal(t, tt.want, pts[0].v)
+		})
+	}
+}
