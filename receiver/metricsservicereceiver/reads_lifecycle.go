@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"go.opentelemetry.io/collector/component"
@@ -54,7 +55,7 @@ func (r *metricsReceiver) findSink(host component.Host) error {
 	}
 	r.store, r.hub = r.sink.Store(), r.sink.Hub()
 	r.acc.SetAdmitter(storeAdmitter{st: r.store, acc: r.acc, now: time.Now})
-	r.acc.SetResumer(storeResumer{st: r.store, logger: r.settings.Logger})
+	r.acc.SetResumer(storeResumer{st: r.store, logger: r.settings.Logger, warned: new(atomic.Bool)})
 	return nil
 }
 

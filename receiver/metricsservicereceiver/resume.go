@@ -3,6 +3,7 @@ package metricsservicereceiver
 import (
 	"context"
 	"iter"
+	"sync/atomic"
 	"time"
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
@@ -21,6 +22,7 @@ import (
 type storeResumer struct {
 	st     *store.Store
 	logger *zap.Logger
+	warned *atomic.Bool // a read error was logged (once: not per series)
 }
 
 var _ convert.Resumer = storeResumer{}
@@ -48,8 +50,10 @@ func (r storeResumer) ResumeCounter(m *pb.MetricData, labels iter.Seq2[string, s
 	smp, ok, err := r.st.LastSample(context.Background(), md)
 	if err != nil {
 		// the series starts from zero, as without a store
-		r.logger.Warn("Could not read the stored total of a counter series; it starts from zero",
-			zap.String("metric", m.Name), zap.Error(err))
+		if r.warned.CompareAndSwap(false, true) {
+			r.logger.Warn("Could not read the stored total of a counter series; it starts from zero (logged once)",
+				zap.String("metric", m.Name), zap.Error(err))
+		}
 		return 0, 0, 0, false
 	}
 	if !ok {
