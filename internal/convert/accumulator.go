@@ -117,6 +117,20 @@ type Resumer interface {
 	// called while the series' shard is locked, possibly from several
 	// goroutines at once, and must not call back into the Accumulator.
 	ResumeCounter(m *pb.MetricData, labels iter.Seq2[string, string], res map[string]string) (total float64, last, first int64, ok bool)
+	// ResumeHistogram is ResumeCounter for the explicit-bucket histogram
+	// series (with bucket bounds) of record m (observations of a histogram
+	// or timer): the stored observation count of each bucket (not
+	// cumulative; len(bounds)+1) and their sum.
+	ResumeHistogram(m *pb.MetricData, labels iter.Seq2[string, string], res map[string]string, bounds []float64) (counts []uint64, sum float64, last, first int64, ok bool)
+}
+
+// PdataUnit is the unit of the pdata metric records like m become (a timer
+// without a unit is in seconds).
+func PdataUnit(m *pb.MetricData) string {
+	if m.Type == pb.MetricType_METRIC_TYPE_TIMER && m.Unit == "" {
+		return "s"
+	}
+	return m.Unit
 }
 
 // SetResumer installs the stored-total lookup (call before serving). Without
@@ -965,25 +979,53 @@ func (a *Accumulator) stage(c *call, b *Batch, ri int32) *Issue {
 }
 
 // resume starts the staged new series st of record r from its stored
-// total, when the Resumer has one: a counter of increments whose points are
-// cumulative. The series then goes on as if the accumulator had kept it:
-// the same total, its points after the stored one, and a start time before
+// state, when the Resumer has it: a counter of increments whose points are
+// cumulative, or a cumulative explicit-bucket histogram or timer built from
+// observations. The series then goes on as if the accumulator had kept it:
+// the same totals, its points after the stored one, and a start time before
 // the series' oldest stored sample (the original start is not stored).
 func (a *Accumulator) resume(st *staged, b *Batch, r *record) {
 	m := r.m
-	if a.resumer == nil || m.Type != pb.MetricType_METRIC_TYPE_COUNTER || m.Cumulative ||
-		a.cfg.CounterTemporality != TemporalityCumulative {
+	if a.resumer == nil {
 		return
 	}
 	var res map[string]string
 	if int(r.res) < len(b.resources) {
 		res = b.resources[r.res].attrs
 	}
-	total, last, first, ok := a.resumer.ResumeCounter(m, labelPairs(r.labels), res)
-	if !ok || math.IsNaN(total) || math.IsInf(total, 0) || total < 0 {
+	var last, first int64
+	switch m.Type {
+	case pb.MetricType_METRIC_TYPE_COUNTER:
+		if m.Cumulative || a.cfg.CounterTemporality != TemporalityCumulative {
+			return
+		}
+		total, l, f, ok := a.resumer.ResumeCounter(m, labelPairs(r.labels), res)
+		if !ok || math.IsNaN(total) || math.IsInf(total, 0) || total < 0 {
+			return
+		}
+		st.next.total = total
+		last, first = l, f
+	case pb.MetricType_METRIC_TYPE_HISTOGRAM, pb.MetricType_METRIC_TYPE_TIMER:
+		if m.Histogram != nil || m.Summary != nil || a.cfg.Histogram.Kind != HistogramExplicit ||
+			a.cfg.HistogramTemporality != TemporalityCumulative {
+			return
+		}
+		counts, sum, l, f, ok := a.resumer.ResumeHistogram(m, labelPairs(r.labels), res, a.bounds)
+		if !ok || len(counts) != len(a.bounds)+1 || math.IsNaN(sum) || math.IsInf(sum, 0) {
+			return
+		}
+		h := newExplicitHist(len(a.bounds))
+		copy(h.counts, counts)
+		for _, c := range counts {
+			h.count += c
+		}
+		h.sum = sum
+		h.noMinMax = true // not stored
+		st.next.hist = h
+		last, first = l, f
+	default:
 		return
 	}
-	st.next.total = total
 	st.next.last = last
 	st.next.start = min(first, last) - msNanos
 	st.resumed = true

@@ -29,6 +29,7 @@ type fakeStore struct {
 type storedSum struct {
 	first, last int64
 	v           float64
+	counts      []uint64 // histograms
 }
 
 func newFakeStore() *fakeStore { return &fakeStore{series: map[string]*storedSum{}} }
@@ -56,7 +57,29 @@ func (f *fakeStore) ResumeCounter(m *pb.MetricData, labels iter.Seq2[string, str
 	return s.v, s.last, s.first, true
 }
 
-// consume stores the cumulative sums of md.
+func (f *fakeStore) ResumeHistogram(m *pb.MetricData, labels iter.Seq2[string, string], res map[string]string, bounds []float64) ([]uint64, float64, int64, int64, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.asked++
+	s := f.series["h:"+seriesID(m.Name, labels, res)]
+	if s == nil || len(s.counts) != len(bounds)+1 {
+		return nil, 0, 0, 0, false
+	}
+	return slices.Clone(s.counts), s.v, s.last, s.first, true
+}
+
+func (f *fakeStore) put(id string, ts int64, v float64, counts []uint64) {
+	s := f.series[id]
+	if s == nil {
+		s = &storedSum{first: ts}
+		f.series[id] = s
+	}
+	if ts >= s.last {
+		s.last, s.v, s.counts = ts, v, counts
+	}
+}
+
+// consume stores the cumulative sums and histograms of md.
 func (f *fakeStore) consume(md pmetric.Metrics) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -67,18 +90,14 @@ func (f *fakeStore) consume(md pmetric.Metrics) error {
 		}
 		for _, sm := range rm.ScopeMetrics().All() {
 			for _, m := range sm.Metrics().All() {
-				if m.Type() != pmetric.MetricTypeSum || m.Sum().AggregationTemporality() != pmetric.AggregationTemporalityCumulative {
-					continue
-				}
-				for _, dp := range m.Sum().DataPoints().All() {
-					id := seriesID(m.Name(), sortedAttrs(dp.Attributes()), res)
-					s := f.series[id]
-					if s == nil {
-						s = &storedSum{first: int64(dp.Timestamp())}
-						f.series[id] = s
+				switch {
+				case m.Type() == pmetric.MetricTypeSum && m.Sum().AggregationTemporality() == pmetric.AggregationTemporalityCumulative:
+					for _, dp := range m.Sum().DataPoints().All() {
+						f.put(seriesID(m.Name(), sortedAttrs(dp.Attributes()), res), int64(dp.Timestamp()), dp.DoubleValue(), nil)
 					}
-					if ts := int64(dp.Timestamp()); ts >= s.last {
-						s.last, s.v = ts, dp.DoubleValue()
+				case m.Type() == pmetric.MetricTypeHistogram && m.Histogram().AggregationTemporality() == pmetric.AggregationTemporalityCumulative:
+					for _, dp := range m.Histogram().DataPoints().All() {
+						f.put("h:"+seriesID(m.Name(), sortedAttrs(dp.Attributes()), res), int64(dp.Timestamp()), dp.Sum(), dp.BucketCounts().AsRaw())
 					}
 				}
 			}
@@ -108,12 +127,18 @@ func incAt(v float64, s int) *pb.MetricData {
 // applyTo runs one atomic batch into st and returns its sum points.
 func applyTo(t *testing.T, a *Accumulator, st *fakeStore, ms ...*pb.MetricData) []tsValue {
 	t.Helper()
+	return sumPoints(t, storeBatch(t, a, st, ms...))
+}
+
+// storeBatch runs one atomic batch into st and returns what st got.
+func storeBatch(t *testing.T, a *Accumulator, st *fakeStore, ms ...*pb.MetricData) pmetric.Metrics {
+	t.Helper()
 	b := a.Prepare(ms, svc, false)
 	require.Empty(t, b.Issues)
 	var got pmetric.Metrics
 	_, err := a.Apply(b, true, func(md pmetric.Metrics) error { got = md; return st.consume(md) })
 	require.NoError(t, err)
-	return sumPoints(t, got)
+	return got
 }
 
 func TestCounterResumesFromTheStoredTotalAfterARestart(t *testing.T) {
@@ -212,6 +237,44 @@ func TestOnlyCumulativeCountersOfIncrementsResume(t *testing.T) {
 			pts := sumPoints(t, got)
 			require.Len(t, pts, 1)
 			assert.Equal(t, tt.want, pts[0].v)
+		})
+	}
+}
+
+func TestHistogramResumesFromTheStoredBuckets(t *testing.T) {
+	for _, typ := range []pb.MetricType{pb.MetricType_METRIC_TYPE_HISTOGRAM, pb.MetricType_METRIC_TYPE_TIMER} {
+		t.Run(typ.String(), func(t *testing.T) {
+			obs := func(s int, vs ...float64) *pb.MetricData {
+				return &pb.MetricData{Name: "lat", Type: typ, Observations: vs, Labels: map[string]string{"k": "v"}, Timestamp: at(s)}
+			}
+			st := newFakeStore()
+			mutate := func(c *Config) { c.Histogram.Buckets = []float64{1, 10} }
+			before := newTestAccumulator(t, mutate)
+			before.SetResumer(st)
+			storeBatch(t, before, st, obs(1, 0.5, 5, 50))
+
+			after := newTestAccumulator(t, mutate)
+			after.SetResumer(st)
+			md := storeBatch(t, after, st, obs(10, 2, 20))
+			dp := md.ResourceMetrics().At(0).ScopeMetrics().At(0).Metrics().At(0).Histogram().DataPoints().At(0)
+			assert.Equal(t, []uint64{1, 2, 2}, dp.BucketCounts().AsRaw())
+			assert.Equal(t, uint64(5), dp.Count())
+			assert.InDelta(t, 77.5, dp.Sum(), 1e-9)
+			assert.Equal(t, t0.Add(time.Second-time.Millisecond).UnixNano(), int64(dp.StartTimestamp()), "the original start")
+			assert.False(t, dp.HasMin(), "min and max are not stored: unknown")
+			assert.False(t, dp.HasMax())
+
+			// pre-aggregated histograms carry their own state
+			st2 := newFakeStore()
+			a := newTestAccumulator(t, mutate)
+			a.SetResumer(st2)
+			st2.series["h:lat|k=v|r.service.name=checkout"] = &storedSum{first: t0.UnixNano(), last: t0.UnixNano(), v: 1, counts: []uint64{1, 0, 0}}
+			pre := &pb.MetricData{Name: "lat", Type: typ, Labels: map[string]string{"k": "v"}, Timestamp: at(10),
+				Histogram: &pb.HistogramValue{Count: 1, Sum: 3, ExplicitBounds: []float64{1, 10}, BucketCounts: []uint64{0, 1, 0}}}
+			md = storeBatch(t, a, st2, pre)
+			dp = md.ResourceMetrics().At(0).ScopeMetrics().At(0).Metrics().At(0).Histogram().DataPoints().At(0)
+			assert.Equal(t, []uint64{0, 1, 0}, dp.BucketCounts().AsRaw())
+			assert.Zero(t, st2.asked)
 		})
 	}
 }

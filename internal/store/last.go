@@ -33,42 +33,81 @@ type StoredSample struct {
 // the store has no sample of that series. It reads the series index and
 // the series' chunk list, and decodes only its newest chunk.
 func (s *Store) LastSample(ctx context.Context, md pmetric.Metrics) (smp StoredSample, ok bool, err error) {
-	if s.closed.Load() {
-		return StoredSample{}, false, ErrClosed
+	got, err := s.lastSamples(ctx, md, true)
+	if err != nil || len(got) == 0 {
+		return StoredSample{}, false, err
 	}
-	capt := &labelCapture{}
+	return got[0].StoredSample, true, nil
+}
+
+// StoredSeries is a stored series and what LastSamples read of it.
+type StoredSeries struct {
+	// Labels are the series' labels, __name__ included.
+	Labels labels.Labels
+	StoredSample
+}
+
+// LastSamples is LastSample for every series the first data point of md's
+// first metric becomes (a classic histogram: its buckets, _count and _sum;
+// not target_info), in the translator's order; series without a stored
+// float sample are left out.
+func (s *Store) LastSamples(ctx context.Context, md pmetric.Metrics) ([]StoredSeries, error) {
+	return s.lastSamples(ctx, md, false)
+}
+
+func (s *Store) lastSamples(ctx context.Context, md pmetric.Metrics, firstOnly bool) ([]StoredSeries, error) {
+	if s.closed.Load() {
+		return nil, ErrClosed
+	}
+	capt := &labelCapture{firstOnly: firstOnly}
 	conv := s.convs.Get().(*otlptranslator.PrometheusConverter)
 	conv.Reset(capt)
 	_, terr := conv.FromMetrics(ctx, md, s.settings)
 	conv.Reset(nil)
 	s.convs.Put(conv)
-	if !capt.found {
+	if len(capt.ls) == 0 {
 		if terr != nil {
-			return StoredSample{}, false, fmt.Errorf("translate series: %w", terr)
+			return nil, fmt.Errorf("translate series: %w", terr)
 		}
-		return StoredSample{}, false, nil
+		return nil, nil
 	}
-	matchers := make([]*labels.Matcher, 0, capt.ls.Len())
-	capt.ls.Range(func(l labels.Label) {
-		matchers = append(matchers, labels.MustNewMatcher(labels.MatchEqual, l.Name, l.Value))
-	})
 	q, err := s.db.ChunkQuerier(math.MinInt64, math.MaxInt64)
 	if err != nil {
-		return StoredSample{}, false, fmt.Errorf("open store querier: %w", err)
+		return nil, fmt.Errorf("open store querier: %w", err)
 	}
 	defer q.Close()
-	set := q.Select(ctx, false, nil, matchers...)
+	var out []StoredSeries
 	var it chunks.Iterator
+	for _, ls := range capt.ls {
+		smp, ok, err := lastOf(ctx, q, ls, &it)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			out = append(out, StoredSeries{Labels: ls, StoredSample: smp})
+		}
+	}
+	return out, nil
+}
+
+// lastOf reads the newest float sample of the series ls (exactly) and the
+// time of its oldest chunk.
+func lastOf(ctx context.Context, q storage.ChunkQuerier, ls labels.Labels, it *chunks.Iterator) (smp StoredSample, ok bool, err error) {
+	matchers := make([]*labels.Matcher, 0, ls.Len())
+	ls.Range(func(l labels.Label) {
+		matchers = append(matchers, labels.MustNewMatcher(labels.MatchEqual, l.Name, l.Value))
+	})
+	set := q.Select(ctx, false, nil, matchers...)
 	for set.Next() {
 		ser := set.At()
-		if labels.Compare(ser.Labels(), capt.ls) != 0 {
+		if labels.Compare(ser.Labels(), ls) != 0 {
 			continue // (a series with more labels)
 		}
-		it = ser.Iterator(it)
+		*it = ser.Iterator(*it)
 		var newest chunks.Meta
 		have := false
-		for it.Next() {
-			m := it.At()
+		for (*it).Next() {
+			m := (*it).At()
 			if !have || m.MinTime < smp.First {
 				smp.First = m.MinTime
 			}
@@ -77,8 +116,8 @@ func (s *Store) LastSample(ctx context.Context, md pmetric.Metrics) (smp StoredS
 			}
 			have = true
 		}
-		if err := it.Err(); err != nil {
-			return StoredSample{}, false, fmt.Errorf("read series %s: %w", capt.ls.String(), err)
+		if err := (*it).Err(); err != nil {
+			return StoredSample{}, false, fmt.Errorf("read series %s: %w", ls.String(), err)
 		}
 		if !have || newest.Chunk == nil {
 			continue
@@ -95,30 +134,31 @@ func (s *Store) LastSample(ctx context.Context, md pmetric.Metrics) (smp StoredS
 			}
 		}
 		if err := ci.Err(); err != nil {
-			return StoredSample{}, false, fmt.Errorf("read series %s: %w", capt.ls.String(), err)
+			return StoredSample{}, false, fmt.Errorf("read series %s: %w", ls.String(), err)
 		}
 		if found {
 			return smp, true, nil
 		}
 	}
 	if err := set.Err(); err != nil {
-		return StoredSample{}, false, fmt.Errorf("select series %s: %w", capt.ls.String(), err)
+		return StoredSample{}, false, fmt.Errorf("select series %s: %w", ls.String(), err)
 	}
 	return StoredSample{}, false, nil
 }
 
-// labelCapture is an appender that keeps the labels of the first sample
-// appended that is not target_info, and stores nothing.
+// labelCapture is an appender that keeps the labels of the samples
+// appended that are not target_info (with firstOnly, of the first), and
+// stores nothing.
 type labelCapture struct {
-	ls    labels.Labels
-	found bool
+	ls        []labels.Labels
+	firstOnly bool
 }
 
 var _ storage.AppenderV2 = (*labelCapture)(nil)
 
 func (c *labelCapture) Append(_ storage.SeriesRef, ls labels.Labels, _, _ int64, _ float64, _ *histogram.Histogram, _ *histogram.FloatHistogram, _ storage.AppendV2Options) (storage.SeriesRef, error) {
-	if !c.found && ls.Get(labels.MetricName) != targetInfoName {
-		c.ls, c.found = ls.Copy(), true
+	if (!c.firstOnly || len(c.ls) == 0) && ls.Get(labels.MetricName) != targetInfoName {
+		c.ls = append(c.ls, ls.Copy())
 	}
 	return 0, nil
 }

@@ -74,3 +74,52 @@ func TestStoreResumerFindsTheCounterTheAccumulatorStored(t *testing.T) {
 	assert.False(t, ok, "a closed store: the series starts from zero")
 	assert.True(t, r.warned.Load(), "and the error is logged once")
 }
+
+// TestStoreResumerFindsTheHistogramTheAccumulatorStored: the classic series
+// of a stored histogram (buckets, _count, _sum) give back its buckets.
+func TestStoreResumerFindsTheHistogramTheAccumulatorStored(t *testing.T) {
+	for _, native := range []bool{false, true} {
+		t.Run(map[bool]string{false: "classic", true: "native (not resumed)"}[native], func(t *testing.T) {
+			cfg := store.DefaultConfig()
+			cfg.Path = t.TempDir()
+			if native {
+				cfg.Histograms = store.HistogramsNative
+			}
+			st, err := store.Open(cfg, zap.NewNop())
+			require.NoError(t, err)
+			defer st.Close()
+
+			ccfg := convert.DefaultConfig()
+			ccfg.Histogram.Buckets = []float64{0.1, 1}
+			acc := convert.NewAccumulator(ccfg, convert.Scope{Name: "test"})
+			res := &pb.Resource{Attributes: map[string]string{"service.name": "shop"}}
+			labels := map[string]string{"route": "/a"}
+			rec := func(obs ...float64) *pb.MetricData {
+				return &pb.MetricData{Name: "shop.latency", Type: pb.MetricType_METRIC_TYPE_TIMER, Observations: obs, Labels: maps.Clone(labels)}
+			}
+			b := acc.Prepare([]*pb.MetricData{rec(0.05, 0.5, 0.7, 3)}, res, false)
+			require.Empty(t, b.Issues)
+			_, err = acc.Apply(b, true, func(md pmetric.Metrics) error {
+				txn, err := st.Stage(context.Background(), md)
+				if err != nil {
+					return err
+				}
+				return txn.Commit()
+			})
+			require.NoError(t, err)
+
+			r := storeResumer{st: st, logger: zap.NewNop(), warned: new(atomic.Bool)}
+			counts, sum, last, first, ok := r.ResumeHistogram(rec(1), sortedPairs(labels), res.Attributes, ccfg.Histogram.Buckets)
+			if native {
+				assert.False(t, ok)
+				return
+			}
+			require.True(t, ok)
+			assert.Equal(t, []uint64{1, 2, 1}, counts)
+			assert.InDelta(t, 4.25, sum, 1e-9)
+			assert.LessOrEqual(t, first, last)
+			_, _, _, _, ok = r.ResumeHistogram(rec(1), sortedPairs(labels), res.Attributes, []float64{0.1, 2})
+			assert.False(t, ok, "other bounds")
+		})
+	}
+}
