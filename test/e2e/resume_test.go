@@ -4,6 +4,7 @@ import (
 	"context"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -12,7 +13,8 @@ import (
 )
 
 // TestCounterTotalSurvivesARestart: counter increments before a restart
-// (SIGKILL, or a clean SIGTERM) and after it make one running total. The
+// (SIGKILL, or a clean SIGTERM) and after it make one running total, and a
+// timer's observations one histogram. The
 // first total after the restart is above the last stored one, the case
 // PromQL cannot tell from a continuation: without resuming, the total would
 // forget everything before the restart and increase() would undercount.
@@ -26,9 +28,11 @@ func TestCounterTotalSurvivesARestart(t *testing.T) {
 			send := func(c pb.MetricsServiceClient, incs ...float64) {
 				t.Helper()
 				for _, v := range incs {
-					// one request per increment: one stored sample each
+					// one request per increment: one stored sample each;
+					// a timer observes the increment as seconds
 					_, err := c.RecordBatchMetrics(ctx, &pb.RecordBatchMetricsRequest{Resource: res, Metrics: []*pb.MetricData{
 						{Name: "resume_jobs", Type: pb.MetricType_METRIC_TYPE_COUNTER, Value: v, Labels: map[string]string{"queue": "q1"}},
+						{Name: "resume_wait", Type: pb.MetricType_METRIC_TYPE_TIMER, Value: v, Labels: map[string]string{"queue": "q1"}},
 					}})
 					require.NoError(t, err)
 				}
@@ -36,6 +40,7 @@ func TestCounterTotalSurvivesARestart(t *testing.T) {
 			before := []float64{2, 3, 5}
 			send(p.client(), before...)
 			const sel = `resume_jobs_total{queue="q1"}`
+			settle(t, p.client(), sel)
 			require.Equal(t, 10.0, queryOne(t, p.client(), sel))
 
 			p.stop(sig)
@@ -48,6 +53,7 @@ func TestCounterTotalSurvivesARestart(t *testing.T) {
 			for _, v := range append(append([]float64(nil), before...), after...) {
 				want += v
 			}
+			settle(t, c, sel)
 			assert.Equal(t, want, queryOne(t, c, sel), "the latest total holds every increment")
 			assert.Equal(t, map[string]float64{"map[]": want}, promQuery(t, p.e.promAPI, `sum(`+sel+`)`), "the same through /api/v1/query")
 			latest, err := c.GetMetrics(ctx, &pb.GetMetricsRequest{Filter: &pb.MetricFilter{Names: []string{"resume_jobs_total"}}, LatestOnly: true})
@@ -77,6 +83,26 @@ func TestCounterTotalSurvivesARestart(t *testing.T) {
 			inc := resp.Series[0].Samples[0].Value
 			assert.GreaterOrEqual(t, inc, want-before[0])
 			assert.LessOrEqual(t, inc, want+1e-9)
+
+			// the timer's histogram goes on too: 6 observations, their sum,
+			// and the buckets (default bounds: 2, 3, 5 and 7 are at most 10)
+			assert.Equal(t, 6.0, queryOne(t, c, `resume_wait_seconds_count{queue="q1"}`))
+			assert.Equal(t, want, queryOne(t, c, `resume_wait_seconds_sum{queue="q1"}`))
+			assert.Equal(t, 5.0, queryOne(t, c, `resume_wait_seconds_bucket{queue="q1",le="10"}`))
+			assert.Equal(t, 6.0, queryOne(t, c, `resume_wait_seconds_bucket{queue="q1",le="+Inf"}`))
+			assert.Equal(t, 0.0, queryOne(t, c, `resets(resume_wait_seconds_count{queue="q1"}[1h])`))
 		})
 	}
+}
+
+// settle waits until the clock has passed the newest sample of sel: points
+// of one series in one millisecond move to the next one (up to a second
+// ahead of the receive time), and an instant query at "now" reads only
+// samples up to now.
+func settle(t *testing.T, c pb.MetricsServiceClient, sel string) {
+	t.Helper()
+	stored := samples(t, c, sel)
+	require.Len(t, stored, 1)
+	newest := stored[0].Samples[len(stored[0].Samples)-1].Timestamp.AsTime()
+	require.Eventually(t, func() bool { return time.Now().After(newest.Add(10 * time.Millisecond)) }, 5*time.Second, time.Millisecond)
 }
