@@ -24,6 +24,7 @@ type fakeStore struct {
 	mu     sync.Mutex
 	series map[string]*storedSum
 	asked  int
+	hits   int
 }
 
 type storedSum struct {
@@ -54,6 +55,7 @@ func (f *fakeStore) ResumeCounter(m *pb.MetricData, labels iter.Seq2[string, str
 	if s == nil {
 		return 0, 0, 0, false
 	}
+	f.hits++
 	return s.v, s.last, s.first, true
 }
 
@@ -65,6 +67,7 @@ func (f *fakeStore) ResumeHistogram(m *pb.MetricData, labels iter.Seq2[string, s
 	if s == nil || len(s.counts) != len(bounds)+1 {
 		return nil, 0, 0, 0, false
 	}
+	f.hits++
 	return slices.Clone(s.counts), s.v, s.last, s.first, true
 }
 

@@ -177,6 +177,15 @@ func checkCacheMatchesSlowPath(t *testing.T, seed uint64, batches, size int, cac
 			clock = clock.Add(2 * time.Hour)
 			require.Equal(t, ref.Sweep(), fast.Sweep())
 		}
+		if bi < batches/2 && rng.IntN(8) == 0 {
+			// a restart: no state, the same stores (counters and histograms resume)
+			ref, fast = mk(), mk()
+			ref.SetResumer(refStore)
+			fast.SetResumer(fastStore)
+			for _, a := range []*Accumulator{ref, fast} {
+				a.SetClock(func() time.Time { return clock })
+			}
+		}
 		atomic := rng.IntN(3) == 0
 		rb := ref.Prepare(ms, res, false)
 		fb := fast.PrepareWire(ws, res, raws)
