@@ -52,8 +52,8 @@ func TestLastSampleReadsTheNewestSampleOfTheTranslatedSeries(t *testing.T) {
 }
 
 // BenchmarkLastSample is the cost of one counter series' resume lookup (a
-// series creation after a restart) in a store of 10,000 counter series with
-// 100 samples each in the head:
+// series creation after a restart, or of a series the store does not have)
+// in a store of 10,000 counter series with 100 samples each in the head:
 //
 //	go test ./internal/store -run '^$' -bench LastSample -benchmem
 func BenchmarkLastSample(b *testing.B) {
@@ -83,16 +83,22 @@ func BenchmarkLastSample(b *testing.B) {
 		require.NoError(b, err)
 		require.NoError(b, txn.Commit())
 	}
-	b.ReportAllocs()
-	b.ResetTimer()
-	i := 0
-	for b.Loop() {
-		md := counterBatch("bench.requests", time.Now(), 0, map[string]string{"id": strconv.Itoa(i % nSeries)})
-		md.ResourceMetrics().At(0).Resource().Attributes().PutStr("service.name", "bench")
-		smp, ok, err := s.LastSample(context.Background(), md)
-		if err != nil || !ok || smp.Value != 99 {
-			b.Fatalf("got %v %v %v", smp, ok, err)
-		}
-		i++
+	for _, tc := range []struct {
+		name   string
+		offset int
+	}{{"stored", 0}, {"new series", nSeries}} {
+		b.Run(tc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				md := counterBatch("bench.requests", time.Now(), 0, map[string]string{"id": strconv.Itoa(tc.offset + i%nSeries)})
+				md.ResourceMetrics().At(0).Resource().Attributes().PutStr("service.name", "bench")
+				smp, ok, err := s.LastSample(context.Background(), md)
+				if err != nil || ok != (tc.offset == 0) || (ok && smp.Value != 99) {
+					b.Fatalf("got %v %v %v", smp, ok, err)
+				}
+				i++
+			}
+		})
 	}
 }
