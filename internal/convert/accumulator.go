@@ -42,6 +42,7 @@ type Accumulator struct {
 	validator Validator
 	cacheVal  CachingValidator // validator, when it supports the series cache
 	admitter  Admitter
+	resumer   Resumer
 	gauges    gaugeSeries // gauge series keys (limits.max_series_per_metric)
 	cache     *seriesCache
 }
@@ -102,6 +103,39 @@ type Admitter interface {
 
 // SetAdmitter installs the store's admission checks (call before serving).
 func (a *Accumulator) SetAdmitter(ad Admitter) { a.admitter = ad }
+
+// Resumer gives the accumulator the stored running total of a counter
+// series it holds no state for: after a restart, or after Sweep dropped the
+// idle series. The accumulator asks it once per series creation (never per
+// point) and goes on from the stored total instead of from zero.
+type Resumer interface {
+	// ResumeCounter returns the newest stored value of the counter series
+	// of record m (a counter increment) with labels (sorted by name, with
+	// the Validator's defaults) in a resource with attributes res, its time
+	// (unix ns) and the time (unix ns) of the series' oldest stored sample;
+	// ok is false when nothing is stored (or the store cannot tell). It is
+	// called while the series' shard is locked, possibly from several
+	// goroutines at once, and must not call back into the Accumulator.
+	ResumeCounter(m *pb.MetricData, labels iter.Seq2[string, string], res map[string]string) (total float64, last, first int64, ok bool)
+	// ResumeHistogram is ResumeCounter for the explicit-bucket histogram
+	// series (with bucket bounds) of record m (observations of a histogram
+	// or timer): the stored observation count of each bucket (not
+	// cumulative; len(bounds)+1) and their sum.
+	ResumeHistogram(m *pb.MetricData, labels iter.Seq2[string, string], res map[string]string, bounds []float64) (counts []uint64, sum float64, last, first int64, ok bool)
+}
+
+// PdataUnit is the unit of the pdata metric records like m become (a timer
+// without a unit is in seconds).
+func PdataUnit(m *pb.MetricData) string {
+	if m.Type == pb.MetricType_METRIC_TYPE_TIMER && m.Unit == "" {
+		return "s"
+	}
+	return m.Unit
+}
+
+// SetResumer installs the stored-total lookup (call before serving). Without
+// one a new counter series starts from zero.
+func (a *Accumulator) SetResumer(r Resumer) { a.resumer = r }
 
 // PdataKind says which pdata metric type, temporality and monotonicity
 // records of type t become under this config. It describes records carrying
@@ -549,6 +583,7 @@ type staged struct {
 	dexpo   *expoHist
 	pre     *pb.MetricData // pre-aggregated histogram/summary value
 	started bool
+	resumed bool // a new series that goes on from its stored total (Resumer)
 }
 
 // multi is what a staged series with several records in one call needs.
@@ -934,12 +969,78 @@ func (a *Accumulator) stage(c *call, b *Batch, ri int32) *Issue {
 			r.name.series.Add(w)
 		}
 		st.next = series{name: r.name, start: r.ts - int64(time.Millisecond), weight: w}
+		a.resume(&st, b, r)
 	}
 	if e.v == 0 { // (not on a 64-bit collision with a gauge key)
 		*e = keySlot{key: r.key, v: int32(len(c.staged)) + 1}
 	}
 	c.staged = append(c.staged, st)
 	return nil
+}
+
+// resume starts the staged new series st of record r from its stored
+// state, when the Resumer has it: a counter of increments whose points are
+// cumulative, or a cumulative explicit-bucket histogram or timer built from
+// observations. The series then goes on as if the accumulator had kept it:
+// the same totals, its points after the stored one, and a start time before
+// the series' oldest stored sample (the original start is not stored).
+func (a *Accumulator) resume(st *staged, b *Batch, r *record) {
+	m := r.m
+	if a.resumer == nil {
+		return
+	}
+	var res map[string]string
+	if int(r.res) < len(b.resources) {
+		res = b.resources[r.res].attrs
+	}
+	var last, first int64
+	switch m.Type {
+	case pb.MetricType_METRIC_TYPE_COUNTER:
+		if m.Cumulative || a.cfg.CounterTemporality != TemporalityCumulative {
+			return
+		}
+		total, l, f, ok := a.resumer.ResumeCounter(m, labelPairs(r.labels), res)
+		if !ok || math.IsNaN(total) || math.IsInf(total, 0) || total < 0 {
+			return
+		}
+		st.next.total = total
+		last, first = l, f
+	case pb.MetricType_METRIC_TYPE_HISTOGRAM, pb.MetricType_METRIC_TYPE_TIMER:
+		if m.Histogram != nil || m.Summary != nil || a.cfg.Histogram.Kind != HistogramExplicit ||
+			a.cfg.HistogramTemporality != TemporalityCumulative {
+			return
+		}
+		counts, sum, l, f, ok := a.resumer.ResumeHistogram(m, labelPairs(r.labels), res, a.bounds)
+		if !ok || len(counts) != len(a.bounds)+1 || math.IsNaN(sum) || math.IsInf(sum, 0) {
+			return
+		}
+		h := newExplicitHist(len(a.bounds))
+		copy(h.counts, counts)
+		for _, c := range counts {
+			h.count += c
+		}
+		h.sum = sum
+		h.noMinMax = true // not stored
+		st.next.hist = h
+		last, first = l, f
+	default:
+		return
+	}
+	st.next.last = last
+	st.next.start = min(first, last) - msNanos
+	st.resumed = true
+	st.started = true
+}
+
+// labelPairs yields sorted labels.
+func labelPairs(labels []kv) iter.Seq2[string, string] {
+	return func(yield func(string, string) bool) {
+		for _, l := range labels {
+			if !yield(l.k, l.v) {
+				return
+			}
+		}
+	}
 }
 
 // storedSeries is how many stored series one series of record m makes, as
@@ -972,7 +1073,7 @@ func (a *Accumulator) storedSeries(m *pb.MetricData) int64 {
 func (a *Accumulator) applyOne(st *staged, b *Batch, r *record) {
 	last := st.next.last
 	ts := max(r.ts, last)
-	if st.target == nil {
+	if st.target == nil && !st.resumed {
 		if r.m.StartTime != nil {
 			st.next.start = unixNano(r.m.StartTime)
 		} else {
@@ -993,7 +1094,7 @@ func (a *Accumulator) applySeries(st *staged, b *Batch, recs []int32) {
 	last := st.next.last // the last committed point (0 for a new series)
 	prev := last         // the previous point: committed, or of this call
 	open := false        // st holds a point of this call
-	if st.target == nil {
+	if st.target == nil && !st.resumed {
 		if m := b.recs[recs[0]].m; m.StartTime != nil {
 			st.next.start = unixNano(m.StartTime)
 		} else {
@@ -1020,7 +1121,7 @@ func (a *Accumulator) applySeries(st *staged, b *Batch, recs []int32) {
 		case open:
 			st.closePoint()
 			prev = st.ts
-		case st.target != nil && ts/msNanos <= last/msNanos:
+		case (st.target != nil || st.resumed) && ts/msNanos <= last/msNanos:
 			if bumped := (last/msNanos + 1) * msNanos; bumped <= b.now+maxStep {
 				ts = bumped
 			}

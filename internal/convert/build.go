@@ -274,7 +274,7 @@ func (a *Accumulator) emit(m pmetric.Metric, p *point, deltaStart int64, r *reco
 		dp.SetSum(h.sum)
 		dp.ExplicitBounds().FromRaw(a.bounds)
 		dp.BucketCounts().FromRaw(h.counts)
-		if h.count > 0 {
+		if h.count > 0 && !h.noMinMax {
 			dp.SetMin(h.min)
 			dp.SetMax(h.max)
 		}

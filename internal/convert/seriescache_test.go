@@ -156,6 +156,10 @@ func checkCacheMatchesSlowPath(t *testing.T, seed uint64, batches, size int, cac
 		return a
 	}
 	ref, fast := mk(), mk()
+	// each with its own store: counters resume from it after Sweep
+	refStore, fastStore := newFakeStore(), newFakeStore()
+	ref.SetResumer(refStore)
+	fast.SetResumer(fastStore)
 	clock := t0
 	for _, a := range []*Accumulator{ref, fast} {
 		a.SetClock(func() time.Time { return clock })
@@ -173,12 +177,21 @@ func checkCacheMatchesSlowPath(t *testing.T, seed uint64, batches, size int, cac
 			clock = clock.Add(2 * time.Hour)
 			require.Equal(t, ref.Sweep(), fast.Sweep())
 		}
+		if bi < batches/2 && rng.IntN(8) == 0 {
+			// a restart: no state, the same stores (counters and histograms resume)
+			ref, fast = mk(), mk()
+			ref.SetResumer(refStore)
+			fast.SetResumer(fastStore)
+			for _, a := range []*Accumulator{ref, fast} {
+				a.SetClock(func() time.Time { return clock })
+			}
+		}
 		atomic := rng.IntN(3) == 0
 		rb := ref.Prepare(ms, res, false)
 		fb := fast.PrepareWire(ws, res, raws)
 		rmd, fmd := pmetric.NewMetrics(), pmetric.NewMetrics()
-		_, rerr := ref.Apply(rb, atomic, func(md pmetric.Metrics) error { rmd = md; return nil })
-		_, ferr := fast.Apply(fb, atomic, func(md pmetric.Metrics) error { fmd = md; return nil })
+		_, rerr := ref.Apply(rb, atomic, func(md pmetric.Metrics) error { rmd = md; return refStore.consume(md) })
+		_, ferr := fast.Apply(fb, atomic, func(md pmetric.Metrics) error { fmd = md; return fastStore.consume(md) })
 		require.Equal(t, rerr, ferr)
 		require.Equal(t, len(rb.Issues), len(fb.Issues), "batch %d: refusals", bi)
 		for i := range rb.Issues {
@@ -198,6 +211,7 @@ func checkCacheMatchesSlowPath(t *testing.T, seed uint64, batches, size int, cac
 			require.JSONEq(t, string(want), string(got), "batch %d", bi)
 		}
 	}
+	require.Equal(t, refStore.asked, fastStore.asked, "the store was asked as often on both paths")
 	if cacheSize >= DefaultSeriesCacheSize {
 		require.Positive(t, fast.SeriesCacheStats().Hits, "the series cache was never hit")
 	}

@@ -14,6 +14,9 @@ type explicitHist struct {
 	count    uint64
 	sum      float64
 	min, max float64
+	// noMinMax says min and max are unknown: the histogram resumed from
+	// the store, which keeps no min and max.
+	noMinMax bool
 }
 
 func newExplicitHist(nBounds int) *explicitHist {

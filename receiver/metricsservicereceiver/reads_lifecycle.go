@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"go.opentelemetry.io/collector/component"
@@ -57,6 +58,7 @@ func (r *metricsReceiver) findSink(host component.Host) error {
 		r.node = nodeIdentity{label: w.Config().InstanceLabel, value: w.Config().Instance}
 	}
 	r.acc.SetAdmitter(storeAdmitter{st: r.store, acc: r.acc, now: time.Now})
+	r.acc.SetResumer(storeResumer{st: r.store, logger: r.settings.Logger, warned: new(atomic.Bool)})
 	return nil
 }
 

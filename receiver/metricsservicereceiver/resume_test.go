@@ -1,0 +1,125 @@
+package metricsservicereceiver
+
+import (
+	"context"
+	"maps"
+	"slices"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/pdata/pmetric"
+	"go.uber.org/zap"
+
+	"github.com/metricsmodule/metricsmodule/internal/convert"
+	"github.com/metricsmodule/metricsmodule/internal/store"
+	pb "github.com/metricsmodule/metricsmodule/proto/metricsmodule/v1"
+)
+
+func sortedPairs(m map[string]string) func(func(string, string) bool) {
+	return func(yield func(string, string) bool) {
+		for _, k := range slices.Sorted(maps.Keys(m)) {
+			if !yield(k, m[k]) {
+				return
+			}
+		}
+	}
+}
+
+// TestStoreResumerFindsTheCounterTheAccumulatorStored: the accumulator's
+// output, stored, is found again by the resumer under the store's names
+// (unit suffix, _total, job from the resource, sanitized label keys).
+func TestStoreResumerFindsTheCounterTheAccumulatorStored(t *testing.T) {
+	cfg := store.DefaultConfig()
+	cfg.Path = t.TempDir()
+	st, err := store.Open(cfg, zap.NewNop())
+	require.NoError(t, err)
+	defer st.Close()
+
+	acc := convert.NewAccumulator(convert.DefaultConfig(), convert.Scope{Name: "test"})
+	res := &pb.Resource{Attributes: map[string]string{"service.name": "shop", "host.name": "h1"}}
+	labels := map[string]string{"http.route": "/a"}
+	rec := func(v float64) *pb.MetricData {
+		return &pb.MetricData{Name: "shop.orders", Unit: "s", Type: pb.MetricType_METRIC_TYPE_COUNTER, Value: v, Labels: maps.Clone(labels)}
+	}
+	for _, v := range []float64{3, 4} {
+		b := acc.Prepare([]*pb.MetricData{rec(v)}, res, false)
+		require.Empty(t, b.Issues)
+		_, err := acc.Apply(b, true, func(md pmetric.Metrics) error {
+			txn, err := st.Stage(context.Background(), md)
+			if err != nil {
+				return err
+			}
+			return txn.Commit()
+		})
+		require.NoError(t, err)
+	}
+
+	r := storeResumer{st: st, logger: zap.NewNop(), warned: new(atomic.Bool)}
+	total, last, first, ok := r.ResumeCounter(rec(1), sortedPairs(labels), res.Attributes)
+	require.True(t, ok)
+	assert.Equal(t, 7.0, total)
+	assert.LessOrEqual(t, first, last)
+	assert.WithinDuration(t, time.Now(), time.Unix(0, last), time.Minute)
+
+	_, _, _, ok = r.ResumeCounter(rec(1), sortedPairs(map[string]string{"http.route": "/b"}), res.Attributes)
+	assert.False(t, ok, "another series")
+	_, _, _, ok = r.ResumeCounter(rec(1), sortedPairs(labels), map[string]string{"service.name": "other"})
+	assert.False(t, ok, "another job")
+
+	require.NoError(t, st.Close())
+	_, _, _, ok = r.ResumeCounter(rec(1), sortedPairs(labels), res.Attributes)
+	assert.False(t, ok, "a closed store: the series starts from zero")
+	assert.True(t, r.warned.Load(), "and the error is logged once")
+}
+
+// TestStoreResumerFindsTheHistogramTheAccumulatorStored: the classic series
+// of a stored histogram (buckets, _count, _sum) give back its buckets.
+func TestStoreResumerFindsTheHistogramTheAccumulatorStored(t *testing.T) {
+	for _, native := range []bool{false, true} {
+		t.Run(map[bool]string{false: "classic", true: "native (not resumed)"}[native], func(t *testing.T) {
+			cfg := store.DefaultConfig()
+			cfg.Path = t.TempDir()
+			if native {
+				cfg.Histograms = store.HistogramsNative
+			}
+			st, err := store.Open(cfg, zap.NewNop())
+			require.NoError(t, err)
+			defer st.Close()
+
+			ccfg := convert.DefaultConfig()
+			ccfg.Histogram.Buckets = []float64{0.1, 1}
+			acc := convert.NewAccumulator(ccfg, convert.Scope{Name: "test"})
+			res := &pb.Resource{Attributes: map[string]string{"service.name": "shop"}}
+			labels := map[string]string{"route": "/a"}
+			rec := func(obs ...float64) *pb.MetricData {
+				return &pb.MetricData{Name: "shop.latency", Type: pb.MetricType_METRIC_TYPE_TIMER, Observations: obs, Labels: maps.Clone(labels)}
+			}
+			b := acc.Prepare([]*pb.MetricData{rec(0.05, 0.5, 0.7, 3)}, res, false)
+			require.Empty(t, b.Issues)
+			_, err = acc.Apply(b, true, func(md pmetric.Metrics) error {
+				txn, err := st.Stage(context.Background(), md)
+				if err != nil {
+					return err
+				}
+				return txn.Commit()
+			})
+			require.NoError(t, err)
+
+			r := storeResumer{st: st, logger: zap.NewNop(), warned: new(atomic.Bool)}
+			counts, sum, last, first, ok := r.ResumeHistogram(rec(1), sortedPairs(labels), res.Attributes, ccfg.Histogram.Buckets)
+			if native {
+				assert.False(t, ok)
+				return
+			}
+			require.True(t, ok)
+			assert.Equal(t, []uint64{1, 2, 1}, counts)
+			assert.InDelta(t, 4.25, sum, 1e-9)
+			assert.LessOrEqual(t, first, last)
+			_, _, _, _, ok = r.ResumeHistogram(rec(1), sortedPairs(labels), res.Attributes, []float64{0.1, 2})
+			assert.False(t, ok, "other bounds")
+		})
+	}
+}
