@@ -2,7 +2,9 @@ package convert
 
 import (
 	"fmt"
+	"iter"
 	"math"
+	"slices"
 	"math/rand/v2"
 	"strings"
 	"testing"
@@ -65,6 +67,44 @@ func (v *testValidator) ValidateValues(m *pb.MetricData) *Issue {
 func (v *testValidator) AllowsNaN(name string) bool { return name == "nan_ok" }
 
 func (v *testValidator) DefinitionsToken() any { return v.token }
+
+// testAdmitter is a SeriesAdmitter: points older than oldest are refused,
+// and series whose name is in refused, or with a label named "path" and
+// unit "s" (a collision that depends on the unit).
+type testAdmitter struct {
+	gen            uint64
+	oldest         int64
+	refused        map[string]bool
+	points, series int
+}
+
+func (ad *testAdmitter) Admit(m *pb.MetricData, names iter.Seq[string], ts int64) *Issue {
+	if iss := ad.AdmitPoint(m, ts); iss != nil {
+		return iss
+	}
+	return ad.AdmitSeries(m, names)
+}
+
+func (ad *testAdmitter) AdmitPoint(_ *pb.MetricData, ts int64) *Issue {
+	ad.points++
+	if ts < ad.oldest {
+		return &Issue{Field: ".timestamp", Code: "outside_store_window", Kind: KindOutOfRange, Message: "too old", Suggestion: "send newer"}
+	}
+	return nil
+}
+
+func (ad *testAdmitter) AdmitSeries(m *pb.MetricData, names iter.Seq[string]) *Issue {
+	ad.series++
+	if ad.refused[m.Name] {
+		return &Issue{Field: ".name", Code: "name_collision", Kind: KindInvalid, Message: m.Name + " is claimed", Suggestion: "rename"}
+	}
+	if m.Unit == "s" && slices.Contains(slices.Collect(names), "path") {
+		return &Issue{Field: `.labels["path"]`, Code: "label_collision", Kind: KindInvalid, Message: "path collides", Suggestion: "rename"}
+	}
+	return nil
+}
+
+func (ad *testAdmitter) Generation() uint64 { return ad.gen }
 
 // genRecord returns a random record twice: with a label map (the reference
 // path) and with raw labels (the wire path).
@@ -144,6 +184,7 @@ func genRecord(rng *rand.Rand) (withMap *pb.MetricData, wire *pb.MetricData, raw
 // the series cache, and requires the same refusals, series ids and pdata.
 func checkCacheMatchesSlowPath(t *testing.T, seed uint64, batches, size int, cacheSize int) {
 	rng := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
+	ad := &testAdmitter{oldest: t0.Add(-3 * time.Second).UnixNano(), refused: map[string]bool{}}
 	mk := func() *Accumulator {
 		a := newTestAccumulator(t, func(c *Config) {
 			c.Limits.MaxLabels = 4
@@ -153,6 +194,7 @@ func checkCacheMatchesSlowPath(t *testing.T, seed uint64, batches, size int, cac
 			c.SeriesCacheSize = cacheSize
 		})
 		a.SetValidator(&testValidator{forbidden: "forbidden"})
+		a.SetAdmitter(ad)
 		return a
 	}
 	ref, fast := mk(), mk()
@@ -172,6 +214,12 @@ func checkCacheMatchesSlowPath(t *testing.T, seed uint64, batches, size int, cac
 			// idle series expire (their gauge marks die)
 			clock = clock.Add(2 * time.Hour)
 			require.Equal(t, ref.Sweep(), fast.Sweep())
+		}
+		if rng.IntN(3) == 0 {
+			// the store's claims change: a name is refused (or no longer)
+			n := []string{"c_total", "g", "t", "c2_total"}[rng.IntN(4)]
+			ad.refused[n] = !ad.refused[n]
+			ad.gen++
 		}
 		atomic := rng.IntN(3) == 0
 		rb := ref.Prepare(ms, res, false)
@@ -359,4 +407,53 @@ func b0key(t *testing.T, a *Accumulator, labels [][2]string) uint64 {
 	b := a.PrepareWire([]*pb.MetricData{m}, nil, [][]byte{rawOf(labels)})
 	require.Empty(t, b.Issues)
 	return b.SeriesKey(0)
+}
+
+func TestSeriesCacheKeepsStoreAdmissionUntilGenerationChanges(t *testing.T) {
+	a := newTestAccumulator(t, nil)
+	a.SetValidator(&testValidator{forbidden: "forbidden"})
+	ad := &testAdmitter{oldest: t0.Add(-time.Minute).UnixNano(), refused: map[string]bool{}}
+	a.SetAdmitter(ad)
+	raw := rawOf([][2]string{{"path", "/"}, {"a", "1"}})
+	send := func(unit string, ts int) *Batch {
+		m := &pb.MetricData{Name: "g", Type: pb.MetricType_METRIC_TYPE_GAUGE, Value: 1, Unit: unit, Timestamp: at(ts)}
+		b := a.PrepareWire([]*pb.MetricData{m}, nil, [][]byte{raw})
+		_, err := a.Apply(b, false, nopConsume)
+		require.NoError(t, err)
+		return b
+	}
+	code := func(b *Batch) string {
+		if len(b.Issues) == 0 {
+			return ""
+		}
+		return b.Issues[0].Code
+	}
+	require.Empty(t, code(send("", 0)))
+	require.Empty(t, code(send("", 0)))
+	require.Empty(t, code(send("", 0)))
+	require.Equal(t, 3, ad.points, "every point's time is checked")
+	require.Equal(t, 2, ad.series, "a miss and the first hit check the series; later hits do not")
+
+	// a point outside the window is refused on a hit
+	require.Equal(t, "outside_store_window", code(send("", -120)))
+	require.Equal(t, 2, ad.series)
+
+	// another unit is checked again (the unit is not in the cache key)
+	require.Equal(t, "label_collision", code(send("s", 0)))
+	require.Equal(t, 3, ad.series)
+	require.Empty(t, code(send("", 0)))
+	require.Equal(t, 3, ad.series, "a refusal does not replace the cached pass")
+
+	// the store's claims change: the cached pass is dropped
+	ad.refused["g"] = true
+	require.Empty(t, code(send("", 0)), "a pass is kept while the generation stays")
+	ad.gen++
+	require.Equal(t, "name_collision", code(send("", 0)))
+	require.Equal(t, "name_collision", code(send("", 0)), "a refusal is not cached")
+	ad.refused["g"] = false
+	require.Empty(t, code(send("", 0)))
+	before := ad.series
+	require.Empty(t, code(send("", 0)))
+	require.Equal(t, before, ad.series)
+	require.Positive(t, a.SeriesCacheStats().Hits)
 }
