@@ -13,8 +13,8 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
-	"github.com/metricsmodule/metricsmodule/receiver/metricsservicereceiver/internal/metadata"
 	pb "github.com/metricsmodule/metricsmodule/proto/metricsmodule/v1"
+	"github.com/metricsmodule/metricsmodule/receiver/metricsservicereceiver/internal/metadata"
 )
 
 // The series cache's hits, misses and size are the receiver's telemetry,
