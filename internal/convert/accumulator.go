@@ -194,6 +194,10 @@ type prepBufs struct {
 
 var prepPool sync.Pool // *prepBufs, zeroed
 
+// maxPooledItems bounds the prepBufs kept for reuse (about 400 KiB): those
+// of a larger batch are left to the garbage collector.
+const maxPooledItems = 4096
+
 func getPrepBufs(n int) *prepBufs {
 	p, _ := prepPool.Get().(*prepBufs)
 	if p == nil || cap(p.recs) < n {
@@ -208,6 +212,9 @@ func getPrepBufs(n int) *prepBufs {
 func (b *Batch) Release() {
 	if p := b.bufs; p != nil {
 		b.bufs, b.recs = nil, nil
+		if cap(p.recs) > maxPooledItems {
+			return
+		}
 		clear(p.recs[:cap(p.recs)])
 		clear(p.issues[:cap(p.issues)])
 		prepPool.Put(p)

@@ -457,3 +457,14 @@ func TestSeriesCacheKeepsStoreAdmissionUntilGenerationChanges(t *testing.T) {
 	require.Equal(t, before, ad.series)
 	require.Positive(t, a.SeriesCacheStats().Hits)
 }
+
+// The per-item arrays of a batch above maxPooledItems are not kept for reuse.
+func TestLargeBatchBufsAreNotPooled(t *testing.T) {
+	b := &Batch{bufs: getPrepBufs(maxPooledItems + 1)}
+	b.Release()
+	for range 4 {
+		p := getPrepBufs(10)
+		require.LessOrEqual(t, cap(p.recs), maxPooledItems)
+		(&Batch{bufs: p}).Release()
+	}
+}
