@@ -421,6 +421,8 @@ func (a *Accumulator) prepareOne(h *hasher, arena *[]kv, r *record, m *pb.Metric
 				// the labels in another order than when cached
 				key := h.seriesKeySorted(reqKey, m, labels)
 				if e := a.cache.getByKey(key, m, labels, reqKey, token); e != nil {
+					// the record uses the entry's labels: give back the arena
+					*arena = (*arena)[:len(*arena)-len(labels)]
 					counts.misses--
 					counts.hits++
 					return a.prepareCached(r, m, e, reqKey, now)
