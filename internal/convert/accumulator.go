@@ -8,6 +8,7 @@ import (
 	"runtime"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -43,7 +44,8 @@ type Accumulator struct {
 	cacheVal  CachingValidator // validator, when it supports the series cache
 	admitter  Admitter
 	resumer   Resumer
-	gauges    gaugeSeries // gauge series keys (limits.max_series_per_metric)
+	seriesAdm SeriesAdmitter // admitter, when its series checks can be cached
+	gauges    gaugeSeries    // gauge series keys (limits.max_series_per_metric)
 	cache     *seriesCache
 }
 
@@ -101,8 +103,29 @@ type Admitter interface {
 	Admit(m *pb.MetricData, labelNames iter.Seq[string], ts int64) *Issue
 }
 
+// SeriesAdmitter is an Admitter whose checks split into those of a
+// record's series (name, unit, type and label names: the store's name and
+// label collisions) and those of each point (the time window). Admit is
+// AdmitPoint, then AdmitSeries. The series cache keeps a series' pass of
+// AdmitSeries (with the unit it was checked with) while Generation returns
+// the value it returned before that check.
+type SeriesAdmitter interface {
+	Admitter
+	// AdmitPoint checks what depends on the point: ts (unix ns).
+	AdmitPoint(m *pb.MetricData, ts int64) *Issue
+	// AdmitSeries checks what depends on m's name, unit and type and its
+	// label names only.
+	AdmitSeries(m *pb.MetricData, labelNames iter.Seq[string]) *Issue
+	// Generation changes whenever a pass of AdmitSeries may no longer hold.
+	Generation() uint64
+}
+
 // SetAdmitter installs the store's admission checks (call before serving).
-func (a *Accumulator) SetAdmitter(ad Admitter) { a.admitter = ad }
+// A SeriesAdmitter's series checks are cached with the series.
+func (a *Accumulator) SetAdmitter(ad Admitter) {
+	a.admitter = ad
+	a.seriesAdm, _ = ad.(SeriesAdmitter)
+}
 
 // Resumer gives the accumulator the stored running total of a counter
 // series it holds no state for: after a restart, or after Sweep dropped the
@@ -205,6 +228,10 @@ type prepBufs struct {
 
 var prepPool sync.Pool // *prepBufs, zeroed
 
+// maxPooledItems bounds the prepBufs kept for reuse (about 400 KiB): those
+// of a larger batch are left to the garbage collector.
+const maxPooledItems = 4096
+
 func getPrepBufs(n int) *prepBufs {
 	p, _ := prepPool.Get().(*prepBufs)
 	if p == nil || cap(p.recs) < n {
@@ -219,6 +246,9 @@ func getPrepBufs(n int) *prepBufs {
 func (b *Batch) Release() {
 	if p := b.bufs; p != nil {
 		b.bufs, b.recs = nil, nil
+		if cap(p.recs) > maxPooledItems {
+			return
+		}
 		clear(p.recs[:cap(p.recs)])
 		clear(p.issues[:cap(p.issues)])
 		prepPool.Put(p)
@@ -425,6 +455,8 @@ func (a *Accumulator) prepareOne(h *hasher, arena *[]kv, r *record, m *pb.Metric
 				// the labels in another order than when cached
 				key := h.seriesKeySorted(reqKey, m, labels)
 				if e := a.cache.getByKey(key, m, labels, reqKey, token); e != nil {
+					// the record uses the entry's labels: give back the arena
+					*arena = (*arena)[:len(*arena)-len(labels)]
 					counts.misses--
 					counts.hits++
 					return a.prepareCached(r, m, e, reqKey, now)
@@ -506,7 +538,18 @@ func (a *Accumulator) prepareCached(r *record, m *pb.MetricData, e *cachedSeries
 	if m.Timestamp != nil {
 		r.ts = unixNano(m.Timestamp)
 	}
-	if a.admitter != nil {
+	if sa := a.seriesAdm; sa != nil {
+		if iss := sa.AdmitPoint(m, r.ts); iss != nil {
+			return iss
+		}
+		gen := sa.Generation()
+		if am := e.admitted.Load(); am == nil || am.gen != gen || am.unit != m.Unit {
+			if iss := sa.AdmitSeries(m, labelNames(e.labels)); iss != nil {
+				return iss
+			}
+			e.admitted.Store(&admitMark{gen: gen, unit: strings.Clone(m.Unit)}) // (m.Unit may alias the request)
+		}
+	} else if a.admitter != nil {
 		if iss := a.admitter.Admit(m, labelNames(e.labels), r.ts); iss != nil {
 			return iss
 		}

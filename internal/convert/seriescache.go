@@ -85,6 +85,16 @@ type cachedSeries struct {
 	// ser is the state of a stateful series once created (read and written
 	// with its accumulator shard locked).
 	ser atomic.Pointer[series]
+	// admitted is the series' last pass of SeriesAdmitter.AdmitSeries.
+	admitted atomic.Pointer[admitMark]
+}
+
+// admitMark records a pass of SeriesAdmitter.AdmitSeries: the admitter's
+// Generation read before the check and the unit checked (a record's unit
+// is not part of its cache key).
+type admitMark struct {
+	gen  uint64
+	unit string
 }
 
 // state returns the series state e points to (nil for a nil e).

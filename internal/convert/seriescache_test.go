@@ -2,8 +2,10 @@ package convert
 
 import (
 	"fmt"
+	"iter"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -65,6 +67,44 @@ func (v *testValidator) ValidateValues(m *pb.MetricData) *Issue {
 func (v *testValidator) AllowsNaN(name string) bool { return name == "nan_ok" }
 
 func (v *testValidator) DefinitionsToken() any { return v.token }
+
+// testAdmitter is a SeriesAdmitter: points older than oldest are refused,
+// and series whose name is in refused, or with a label named "path" and
+// unit "s" (a collision that depends on the unit).
+type testAdmitter struct {
+	gen            uint64
+	oldest         int64
+	refused        map[string]bool
+	points, series int
+}
+
+func (ad *testAdmitter) Admit(m *pb.MetricData, names iter.Seq[string], ts int64) *Issue {
+	if iss := ad.AdmitPoint(m, ts); iss != nil {
+		return iss
+	}
+	return ad.AdmitSeries(m, names)
+}
+
+func (ad *testAdmitter) AdmitPoint(_ *pb.MetricData, ts int64) *Issue {
+	ad.points++
+	if ts < ad.oldest {
+		return &Issue{Field: ".timestamp", Code: "outside_store_window", Kind: KindOutOfRange, Message: "too old", Suggestion: "send newer"}
+	}
+	return nil
+}
+
+func (ad *testAdmitter) AdmitSeries(m *pb.MetricData, names iter.Seq[string]) *Issue {
+	ad.series++
+	if ad.refused[m.Name] {
+		return &Issue{Field: ".name", Code: "name_collision", Kind: KindInvalid, Message: m.Name + " is claimed", Suggestion: "rename"}
+	}
+	if m.Unit == "s" && slices.Contains(slices.Collect(names), "path") {
+		return &Issue{Field: `.labels["path"]`, Code: "label_collision", Kind: KindInvalid, Message: "path collides", Suggestion: "rename"}
+	}
+	return nil
+}
+
+func (ad *testAdmitter) Generation() uint64 { return ad.gen }
 
 // genRecord returns a random record twice: with a label map (the reference
 // path) and with raw labels (the wire path).
@@ -142,8 +182,11 @@ func genRecord(rng *rand.Rand) (withMap *pb.MetricData, wire *pb.MetricData, raw
 // checkCacheMatchesSlowPath runs random batches through two accumulators,
 // one with label maps (no series cache in play) and one with raw labels and
 // the series cache, and requires the same refusals, series ids and pdata.
-func checkCacheMatchesSlowPath(t *testing.T, seed uint64, batches, size int, cacheSize int) {
+// It returns the series cache's hits (one seed may have none: restarts,
+// sweeps and refusals; the callers require them over all seeds).
+func checkCacheMatchesSlowPath(t *testing.T, seed uint64, batches, size int, cacheSize int) uint64 {
 	rng := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
+	ad := &testAdmitter{oldest: t0.Add(-3 * time.Second).UnixNano(), refused: map[string]bool{}}
 	mk := func() *Accumulator {
 		a := newTestAccumulator(t, func(c *Config) {
 			c.Limits.MaxLabels = 4
@@ -153,11 +196,13 @@ func checkCacheMatchesSlowPath(t *testing.T, seed uint64, batches, size int, cac
 			c.SeriesCacheSize = cacheSize
 		})
 		a.SetValidator(&testValidator{forbidden: "forbidden"})
+		a.SetAdmitter(ad)
 		return a
 	}
 	ref, fast := mk(), mk()
 	// each with its own store: counters resume from it after Sweep
 	refStore, fastStore := newFakeStore(), newFakeStore()
+	var hitsBefore uint64 // hits of the fast accumulators restarted away
 	ref.SetResumer(refStore)
 	fast.SetResumer(fastStore)
 	clock := t0
@@ -179,12 +224,19 @@ func checkCacheMatchesSlowPath(t *testing.T, seed uint64, batches, size int, cac
 		}
 		if bi < batches/2 && rng.IntN(8) == 0 {
 			// a restart: no state, the same stores (counters and histograms resume)
+			hitsBefore += fast.SeriesCacheStats().Hits
 			ref, fast = mk(), mk()
 			ref.SetResumer(refStore)
 			fast.SetResumer(fastStore)
 			for _, a := range []*Accumulator{ref, fast} {
 				a.SetClock(func() time.Time { return clock })
 			}
+		}
+		if rng.IntN(3) == 0 {
+			// the store's claims change: a name is refused (or no longer)
+			n := []string{"c_total", "g", "t", "c2_total"}[rng.IntN(4)]
+			ad.refused[n] = !ad.refused[n]
+			ad.gen++
 		}
 		atomic := rng.IntN(3) == 0
 		rb := ref.Prepare(ms, res, false)
@@ -212,15 +264,15 @@ func checkCacheMatchesSlowPath(t *testing.T, seed uint64, batches, size int, cac
 		}
 	}
 	require.Equal(t, refStore.asked, fastStore.asked, "the store was asked as often on both paths")
-	if cacheSize >= DefaultSeriesCacheSize {
-		require.Positive(t, fast.SeriesCacheStats().Hits, "the series cache was never hit")
-	}
+	return hitsBefore + fast.SeriesCacheStats().Hits
 }
 
 func TestSeriesCacheMatchesSlowPath(t *testing.T) {
+	var hits uint64
 	for seed := range uint64(40) {
-		checkCacheMatchesSlowPath(t, seed, 6, 40, DefaultSeriesCacheSize)
+		hits += checkCacheMatchesSlowPath(t, seed, 6, 40, DefaultSeriesCacheSize)
 	}
+	require.Positive(t, hits, "the series cache was never hit")
 	// a tiny cache evicts all the time
 	checkCacheMatchesSlowPath(t, 99, 10, 60, 16)
 	// and no cache
@@ -373,4 +425,64 @@ func b0key(t *testing.T, a *Accumulator, labels [][2]string) uint64 {
 	b := a.PrepareWire([]*pb.MetricData{m}, nil, [][]byte{rawOf(labels)})
 	require.Empty(t, b.Issues)
 	return b.SeriesKey(0)
+}
+
+func TestSeriesCacheKeepsStoreAdmissionUntilGenerationChanges(t *testing.T) {
+	a := newTestAccumulator(t, nil)
+	a.SetValidator(&testValidator{forbidden: "forbidden"})
+	ad := &testAdmitter{oldest: t0.Add(-time.Minute).UnixNano(), refused: map[string]bool{}}
+	a.SetAdmitter(ad)
+	raw := rawOf([][2]string{{"path", "/"}, {"a", "1"}})
+	send := func(unit string, ts int) *Batch {
+		m := &pb.MetricData{Name: "g", Type: pb.MetricType_METRIC_TYPE_GAUGE, Value: 1, Unit: unit, Timestamp: at(ts)}
+		b := a.PrepareWire([]*pb.MetricData{m}, nil, [][]byte{raw})
+		_, err := a.Apply(b, false, nopConsume)
+		require.NoError(t, err)
+		return b
+	}
+	code := func(b *Batch) string {
+		if len(b.Issues) == 0 {
+			return ""
+		}
+		return b.Issues[0].Code
+	}
+	require.Empty(t, code(send("", 0)))
+	require.Empty(t, code(send("", 0)))
+	require.Empty(t, code(send("", 0)))
+	require.Equal(t, 3, ad.points, "every point's time is checked")
+	require.Equal(t, 2, ad.series, "a miss and the first hit check the series; later hits do not")
+
+	// a point outside the window is refused on a hit
+	require.Equal(t, "outside_store_window", code(send("", -120)))
+	require.Equal(t, 2, ad.series)
+
+	// another unit is checked again (the unit is not in the cache key)
+	require.Equal(t, "label_collision", code(send("s", 0)))
+	require.Equal(t, 3, ad.series)
+	require.Empty(t, code(send("", 0)))
+	require.Equal(t, 3, ad.series, "a refusal does not replace the cached pass")
+
+	// the store's claims change: the cached pass is dropped
+	ad.refused["g"] = true
+	require.Empty(t, code(send("", 0)), "a pass is kept while the generation stays")
+	ad.gen++
+	require.Equal(t, "name_collision", code(send("", 0)))
+	require.Equal(t, "name_collision", code(send("", 0)), "a refusal is not cached")
+	ad.refused["g"] = false
+	require.Empty(t, code(send("", 0)))
+	before := ad.series
+	require.Empty(t, code(send("", 0)))
+	require.Equal(t, before, ad.series)
+	require.Positive(t, a.SeriesCacheStats().Hits)
+}
+
+// The per-item arrays of a batch above maxPooledItems are not kept for reuse.
+func TestLargeBatchBufsAreNotPooled(t *testing.T) {
+	b := &Batch{bufs: getPrepBufs(maxPooledItems + 1)}
+	b.Release()
+	for range 4 {
+		p := getPrepBufs(10)
+		require.LessOrEqual(t, cap(p.recs), maxPooledItems)
+		(&Batch{bufs: p}).Release()
+	}
 }

@@ -108,6 +108,11 @@ type batchArrays struct {
 
 var arraysPool sync.Pool // *batchArrays, zeroed
 
+// maxPooledRecords bounds the arrays kept for reuse (about 1 MiB): those of
+// a larger batch are left to the garbage collector, so one large batch
+// does not keep its arrays alive for every later small one.
+const maxPooledRecords = 4096
+
 // getArrays returns zeroed arrays for n records (ptrs empty, with room for n).
 func getArrays(n int) *batchArrays {
 	a, _ := arraysPool.Get().(*batchArrays)
@@ -121,8 +126,12 @@ func getArrays(n int) *batchArrays {
 	return a
 }
 
-// putArrays zeroes a (dropping its references to the request) and pools it.
+// putArrays zeroes a (dropping its references to the request) and pools it
+// (up to maxPooledRecords records).
 func putArrays(a *batchArrays) {
+	if cap(a.mds) > maxPooledRecords {
+		return
+	}
 	clear(a.mds[:cap(a.mds)])
 	clear(a.tss[:cap(a.tss)])
 	clear(a.sts[:cap(a.sts)])

@@ -234,3 +234,15 @@ func TestBatchLabelsRaw(t *testing.T) {
 		t.Fatal("BatchLabels: raw labels for another request")
 	}
 }
+
+// The arrays of a batch above maxPooledRecords are not kept for reuse.
+func TestLargeBatchArraysAreNotPooled(t *testing.T) {
+	putArrays(getArrays(maxPooledRecords + 1))
+	for range 4 {
+		a := getArrays(10)
+		if cap(a.mds) > maxPooledRecords {
+			t.Fatalf("a pooled batch has room for %d records, above %d", cap(a.mds), maxPooledRecords)
+		}
+		putArrays(a)
+	}
+}

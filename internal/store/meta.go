@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 
 	"github.com/prometheus/prometheus/model/metadata"
 )
@@ -54,6 +55,9 @@ type metaIndex struct {
 	m      map[string]metadata.Metadata
 	claims map[string]claim
 	cache  map[metricKey]*metricEntry // by OTel metric; entries claimed or refused
+	// gen counts the changes to claims (bumped with mu held, after the
+	// change): see Store.ClaimsGeneration.
+	gen atomic.Uint64
 
 	jmu          sync.Mutex // orders memory updates with journal writes
 	journal      *os.File
@@ -169,6 +173,7 @@ func (x *metaIndex) loadSnapshot(path string) error {
 		for k, c := range snap.Claims {
 			x.claims[k] = c
 		}
+		x.gen.Add(1)
 		x.mu.Unlock()
 		return nil
 	}
@@ -216,6 +221,7 @@ func (x *metaIndex) replay(path string) (skipped int, err error) {
 			x.claims[jl.Series] = *jl.Claim
 		}
 	}
+	x.gen.Add(1)
 	return skipped, sc.Err()
 }
 

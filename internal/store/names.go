@@ -153,6 +153,13 @@ func (s *Store) checkClaims(e *metricEntry, overlay map[string]claim) *RefusedEr
 	return nil
 }
 
+// ClaimsGeneration returns a counter that changes whenever the stored name
+// claims change. CheckMetric's refusals are final, but a pass may turn into
+// a name collision once another metric claims a name; a caller may keep a
+// pass of CheckMetric while ClaimsGeneration, read before the check, still
+// returns the same value.
+func (s *Store) ClaimsGeneration() uint64 { return s.meta.gen.Load() }
+
 // CheckMetric returns the refusal of a metric that would collide with a
 // different metric already stored (or in this process's claims), or whose
 // label keys (labelKeys, the point's attribute keys) collide after

@@ -541,3 +541,28 @@ func TestWindowMirrorsTheHead(t *testing.T) {
 		})
 	}
 }
+
+// A pass of CheckMetric can turn into a collision once another metric
+// claims the name: ClaimsGeneration changes with every new claim (and only
+// then), and survives a restart's reload.
+func TestClaimsGenerationChangesWithNewClaims(t *testing.T) {
+	dir := t.TempDir()
+	s := openStore(t, dir, nil)
+	now := time.Now()
+	check := func(metric string) *RefusedError {
+		return s.CheckMetric(metric, "", pmetric.MetricTypeGauge, pmetric.AggregationTemporalityCumulative, false, nil)
+	}
+	g0 := s.ClaimsGeneration()
+	require.Nil(t, check("coll_ide"), "nothing claimed yet")
+	commit(t, s, newBatch().gauge("coll.ide", point{ts: now, v: 1}))
+	g1 := s.ClaimsGeneration()
+	require.NotEqual(t, g0, g1, "a new claim")
+	require.NotNil(t, check("coll_ide"), "the pass before the claim no longer holds")
+	commit(t, s, newBatch().gauge("coll.ide", point{ts: now.Add(time.Second), v: 2}))
+	require.Equal(t, g1, s.ClaimsGeneration(), "the same metric again claims nothing")
+	require.NoError(t, s.Close())
+
+	s = openStore(t, dir, nil)
+	defer func() { require.NoError(t, s.Close()) }()
+	require.NotNil(t, check("coll_ide"), "claims reloaded")
+}

@@ -685,6 +685,7 @@ func (sc *scanner) claim() {
 			}
 			p.e.persisted.Store(persisted)
 			x.cache[p.key] = p.e
+			x.gen.Add(1)
 		}
 		if !p.e.persisted.Load() {
 			sc.entries = append(sc.entries, p.e)

@@ -23,24 +23,39 @@ type storeAdmitter struct {
 	now func() time.Time
 }
 
-var _ convert.Admitter = storeAdmitter{}
+var _ convert.SeriesAdmitter = storeAdmitter{}
 
 // Admit implements convert.Admitter.
 func (a storeAdmitter) Admit(m *pb.MetricData, labelNames iter.Seq[string], ts int64) *convert.Issue {
-	oldest, newest := a.st.Window(a.now())
-	if t := time.Unix(0, ts); t.Before(oldest) || t.After(newest) {
-		fix := "send points newer than " + oldest.UTC().Format(time.RFC3339Nano) +
-			" (late points are kept up to store.out_of_order_window behind the newest sample, and within store.retention), or omit timestamp to use the receive time"
-		if t.After(newest) {
-			fix = "send points at most store.max_future ahead of the server clock (check the client's clock), or omit timestamp to use the receive time"
-		}
-		return &convert.Issue{
-			Field: ".timestamp", Code: "outside_store_window", Kind: convert.KindOutOfRange,
-			Message: fmt.Sprintf("%s is outside the window the store keeps now, [%s, %s]",
-				t.UTC().Format(time.RFC3339Nano), oldest.UTC().Format(time.RFC3339Nano), newest.UTC().Format(time.RFC3339Nano)),
-			Suggestion: fix,
-		}
+	if iss := a.AdmitPoint(m, ts); iss != nil {
+		return iss
 	}
+	return a.AdmitSeries(m, labelNames)
+}
+
+// AdmitPoint implements convert.SeriesAdmitter: the store's time window.
+func (a storeAdmitter) AdmitPoint(_ *pb.MetricData, ts int64) *convert.Issue {
+	oldest, newest := a.st.Window(a.now())
+	t := time.Unix(0, ts)
+	if !t.Before(oldest) && !t.After(newest) {
+		return nil
+	}
+	fix := "send points newer than " + oldest.UTC().Format(time.RFC3339Nano) +
+		" (late points are kept up to store.out_of_order_window behind the newest sample, and within store.retention), or omit timestamp to use the receive time"
+	if t.After(newest) {
+		fix = "send points at most store.max_future ahead of the server clock (check the client's clock), or omit timestamp to use the receive time"
+	}
+	return &convert.Issue{
+		Field: ".timestamp", Code: "outside_store_window", Kind: convert.KindOutOfRange,
+		Message: fmt.Sprintf("%s is outside the window the store keeps now, [%s, %s]",
+			t.UTC().Format(time.RFC3339Nano), oldest.UTC().Format(time.RFC3339Nano), newest.UTC().Format(time.RFC3339Nano)),
+		Suggestion: fix,
+	}
+}
+
+// AdmitSeries implements convert.SeriesAdmitter: name and label collisions
+// after Prometheus translation.
+func (a storeAdmitter) AdmitSeries(m *pb.MetricData, labelNames iter.Seq[string]) *convert.Issue {
 	typ, temporality, monotonic := a.acc.PdataKind(m.Type)
 	if r := a.st.CheckMetric(m.Name, m.Unit, typ, temporality, monotonic, labelNames); r != nil {
 		return &convert.Issue{
@@ -50,6 +65,10 @@ func (a storeAdmitter) Admit(m *pb.MetricData, labelNames iter.Seq[string], ts i
 	}
 	return nil
 }
+
+// Generation implements convert.SeriesAdmitter: a pass of AdmitSeries holds
+// until the store's name claims change.
+func (a storeAdmitter) Generation() uint64 { return a.st.ClaimsGeneration() }
 
 // itemField turns a field of the store's refusal into a path relative to a
 // record: attributes are the record's labels.

@@ -96,6 +96,10 @@ type metricsReceiver struct {
 	// defs serves the definition methods.
 	defs definitionsState
 
+	// stopTelemetry unregisters the receiver's instruments (telemetry.go;
+	// nil before Start).
+	stopTelemetry func() error
+
 	stop     chan struct{}
 	stopOnce sync.Once
 	wg       sync.WaitGroup
@@ -181,6 +185,9 @@ func (r *metricsReceiver) Start(ctx context.Context, host component.Host) error 
 	r.health.SetServingStatus(pb.MetricsService_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
 	reflection.Register(srv)
 
+	if r.stopTelemetry, err = r.startTelemetry(); err != nil {
+		return errors.Join(fmt.Errorf("receiver telemetry: %w", err), r.stopHTTP(ctx))
+	}
 	ln, err := r.cfg.NetAddr.Listen(ctx)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", r.cfg.NetAddr.Endpoint, err)
@@ -244,6 +251,10 @@ func (r *metricsReceiver) Shutdown(ctx context.Context) error {
 	r.stopRules()
 	r.wg.Wait()
 	err = errors.Join(err, r.closeDedupJournal())
+	if r.stopTelemetry != nil {
+		err = errors.Join(err, r.stopTelemetry())
+		r.stopTelemetry = nil
+	}
 	if r.defs.registry != nil {
 		err = errors.Join(err, r.defs.registry.Close(ctx))
 	}
