@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"strings"
 	"time"
 
 	"github.com/prometheus/prometheus/model/labels"
@@ -292,26 +291,8 @@ func prefixed(p string, ss []string) []string {
 // the unit is the API's ("s" for the store's "seconds"), so that
 // metricfilter's timer rule applies to stored histograms as to pipeline ones.
 func (e *Engine) typeOf(name string) (pb.MetricType, string) {
-	if e.st == nil || name == "" {
+	if e.st == nil {
 		return pb.MetricType_METRIC_TYPE_UNSPECIFIED, ""
 	}
-	for _, cand := range []string{name, strings.TrimSuffix(name, "_bucket"), strings.TrimSuffix(name, "_sum"), strings.TrimSuffix(name, "_count")} {
-		if md, ok := e.st.MetadataOf(cand); ok {
-			unit := md.Unit
-			if unit == "seconds" {
-				unit = "s"
-			}
-			switch md.Type {
-			case "counter":
-				return pb.MetricType_METRIC_TYPE_COUNTER, unit
-			case "gauge":
-				return pb.MetricType_METRIC_TYPE_GAUGE, unit
-			case "histogram", "gaugehistogram":
-				return pb.MetricType_METRIC_TYPE_HISTOGRAM, unit
-			case "summary":
-				return pb.MetricType_METRIC_TYPE_SUMMARY, unit
-			}
-		}
-	}
-	return pb.MetricType_METRIC_TYPE_UNSPECIFIED, ""
+	return metricfilter.StoredType(e.st.MetadataOf, name)
 }

@@ -6,7 +6,6 @@ import (
 	"runtime"
 	"sort"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -370,30 +369,7 @@ func (e *Engine) filter(ctx context.Context, f *pb.MetricFilter) (keep func(stri
 // the unit is the API's ("s" for the store's "seconds"), so that
 // metricfilter's timer rule applies to stored histograms as to pipeline ones.
 func (e *Engine) storedType(name string) (pb.MetricType, string) {
-	if name == "" {
-		return pb.MetricType_METRIC_TYPE_UNSPECIFIED, ""
-	}
-	for _, cand := range []string{name, strings.TrimSuffix(name, "_bucket"), strings.TrimSuffix(name, "_sum"), strings.TrimSuffix(name, "_count")} {
-		md, ok := e.st.MetadataOf(cand)
-		if !ok {
-			continue
-		}
-		unit := md.Unit
-		if unit == "seconds" {
-			unit = "s"
-		}
-		switch md.Type {
-		case "counter":
-			return pb.MetricType_METRIC_TYPE_COUNTER, unit
-		case "gauge":
-			return pb.MetricType_METRIC_TYPE_GAUGE, unit
-		case "histogram", "gaugehistogram":
-			return pb.MetricType_METRIC_TYPE_HISTOGRAM, unit
-		case "summary":
-			return pb.MetricType_METRIC_TYPE_SUMMARY, unit
-		}
-	}
-	return pb.MetricType_METRIC_TYPE_UNSPECIFIED, ""
+	return metricfilter.StoredType(e.st.MetadataOf, name)
 }
 
 func (e *Engine) typeOf(name string) pb.MetricType {
