@@ -46,7 +46,7 @@ func journalPathFor(d DedupConfig, id component.ID, dir string) string {
 // every new result from then on (call before serving).
 func (r *metricsReceiver) openDedupJournal() error {
 	path := r.journalPath()
-	if path == "" || r.dedupOne == nil {
+	if path == "" || r.in.dedupOne == nil {
 		return nil
 	}
 	d := r.cfg.Dedup
@@ -60,10 +60,10 @@ func (r *metricsReceiver) openDedupJournal() error {
 		switch rec.Kind {
 		case journalRecordMetric:
 			resp := &pb.RecordMetricResponse{}
-			ok = resp.UnmarshalVT(rec.Result) == nil && r.dedupOne.Restore(rec.Key, resp, rec.At)
+			ok = resp.UnmarshalVT(rec.Result) == nil && r.in.dedupOne.Restore(rec.Key, resp, rec.At)
 		case journalRecordBatchMetric:
 			resp := &pb.RecordBatchMetricsResponse{}
-			ok = resp.UnmarshalVT(rec.Result) == nil && r.dedupMany.Restore(rec.Key, resp, rec.At)
+			ok = resp.UnmarshalVT(rec.Result) == nil && r.in.dedupMany.Restore(rec.Key, resp, rec.At)
 		}
 		if ok {
 			restored++
@@ -71,12 +71,12 @@ func (r *metricsReceiver) openDedupJournal() error {
 			rp.Corrupt++
 		}
 	}
-	r.journal = j
-	r.dedupOne.OnRemember(func(key string, resp *pb.RecordMetricResponse) {
+	r.in.journal = j
+	r.in.dedupOne.OnRemember(func(key string, resp *pb.RecordMetricResponse) {
 		b, err := resp.MarshalVT()
 		r.appendJournal(journalRecordMetric, key, b, err)
 	})
-	r.dedupMany.OnRemember(func(key string, resp *pb.RecordBatchMetricsResponse) {
+	r.in.dedupMany.OnRemember(func(key string, resp *pb.RecordBatchMetricsResponse) {
 		b, err := resp.MarshalVT()
 		r.appendJournal(journalRecordBatchMetric, key, b, err)
 	})
@@ -97,27 +97,27 @@ func (r *metricsReceiver) openDedupJournal() error {
 // again. A failed write is logged once (the result is still remembered in
 // memory).
 func (r *metricsReceiver) appendJournal(kind uint8, key string, b []byte, err error) {
-	if r.unsyncedWarned.Load() {
+	if r.in.unsyncedWarned.Load() {
 		return
 	}
 	if err == nil {
-		err = r.journal.Append(dedup.Record{Key: key, Kind: kind, Result: b, At: time.Now()})
+		err = r.in.journal.Append(dedup.Record{Key: key, Kind: kind, Result: b, At: time.Now()})
 	}
 	if err != nil {
-		if r.journalFailing.CompareAndSwap(false, true) {
+		if r.in.journalFailing.CompareAndSwap(false, true) {
 			r.settings.Logger.Warn("Cannot write the dedup journal: a retry after a crash may count its request again", zap.Error(err))
 		}
 		return
 	}
-	if r.journalFailing.CompareAndSwap(true, false) {
+	if r.in.journalFailing.CompareAndSwap(true, false) {
 		r.settings.Logger.Info("Writing the dedup journal again")
 	}
 }
 
 // closeDedupJournal closes the journal (after the server stopped).
 func (r *metricsReceiver) closeDedupJournal() error {
-	if r.journal == nil {
+	if r.in.journal == nil {
 		return nil
 	}
-	return r.journal.Close()
+	return r.in.journal.Close()
 }

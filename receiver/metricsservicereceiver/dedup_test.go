@@ -70,7 +70,7 @@ func TestWithoutPersistARetryAfterARestartCountsAgain(t *testing.T) {
 	dir := t.TempDir()
 	ctx := context.Background()
 	c, r, stop := runReceiverWith(t, dir, func(cfg *Config) { cfg.Dedup.Persist = false })
-	assert.Nil(t, r.journal)
+	assert.Nil(t, r.in.journal)
 	req := &pb.RecordMetricRequest{RequestId: "r-1", Metric: &pb.MetricData{Name: "memonly_requests", Type: pb.MetricType_METRIC_TYPE_COUNTER, Value: 1}}
 	_, err := c.RecordMetric(ctx, req)
 	require.NoError(t, err)

@@ -97,11 +97,11 @@ func (r *metricsReceiver) startRegistry(ctx context.Context, host component.Host
 		return err
 	}
 	r.defs.registry = reg
-	r.defs.engine = &definitions.Engine{Dir: r.backupDir(), Definitions: reg, Seen: r.acc.Names}
+	r.defs.engine = &definitions.Engine{Dir: r.backupDir(), Definitions: reg, Seen: r.in.acc.Names}
 	if r.store != nil {
 		r.defs.engine.Store = r.store
 	}
-	r.acc.SetValidator(reg)
+	r.in.acc.SetValidator(reg)
 	if r.cfg.deprecatedRegistryKey {
 		r.settings.Logger.Warn("The receiver's registry block is deprecated: rename it definitions (same settings)")
 	}

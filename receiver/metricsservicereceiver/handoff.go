@@ -26,11 +26,11 @@ func (r *metricsReceiver) handOff(ctx context.Context, md pmetric.Metrics) error
 	err := r.next.ConsumeMetrics(opCtx, md)
 	r.obsrep.EndMetricsOp(opCtx, dataFormat, n, err)
 	if err != nil {
-		r.ingest.noteRefusal(err)
-		r.pipelineErrors.add(time.Now(), err.Error())
+		r.in.health.noteRefusal(err)
+		r.in.pipelineErrors.add(time.Now(), err.Error())
 		return fmt.Errorf("next consumer: %w", err)
 	}
-	if mark != nil && !mark.Stored() && r.unsyncedWarned.CompareAndSwap(false, true) {
+	if mark != nil && !mark.Stored() && r.in.unsyncedWarned.CompareAndSwap(false, true) {
 		r.settings.Logger.Warn("Data acknowledged by metrics_service did not reach the metrics_store processor before the answer: " +
 			"reads may not see a write right after its answer. Put metrics_store before batch (and any asynchronous processor) in the " +
 			"pipeline of this receiver, or add it if the pipeline has none.")

@@ -50,8 +50,8 @@ func (r *metricsReceiver) healthLoop() {
 
 // syncHealth sets the health status from the refusal state, on changes.
 func (r *metricsReceiver) syncHealth() {
-	serving := !r.ingest.refusing()
-	if r.ingest.serving.Swap(serving) == serving {
+	serving := !r.in.health.refusing()
+	if r.in.health.serving.Swap(serving) == serving {
 		return
 	}
 	st := healthpb.HealthCheckResponse_SERVING

@@ -30,7 +30,7 @@ func TestHealthIsNotServingWhileIngestIsRefusedForMemory(t *testing.T) {
 	require.NoError(t, err)
 	now := time.Now()
 	var ahead atomic.Int64 // the test's clock is now + ahead
-	r.ingest.now = func() time.Time { return now.Add(time.Duration(ahead.Load())) }
+	r.in.health.now = func() time.Time { return now.Add(time.Duration(ahead.Load())) }
 	require.NoError(t, r.Start(context.Background(), componenttest.NewNopHost()))
 	t.Cleanup(func() { require.NoError(t, r.Shutdown(context.Background())) })
 	conn := dial(t, r.addr())

@@ -29,10 +29,10 @@ func (s *metricsService) RecordMetric(ctx context.Context, req *pb.RecordMetricR
 	if err := s.checkRequestID(req.RequestId); err != nil {
 		return nil, err
 	}
-	if req.RequestId == "" || s.r.dedupOne == nil || req.ValidateOnly {
+	if req.RequestId == "" || s.r.in.dedupOne == nil || req.ValidateOnly {
 		return s.recordOne(ctx, req)
 	}
-	resp, dup, err := s.r.dedupOne.Do(req.RequestId, func() (*pb.RecordMetricResponse, error) {
+	resp, dup, err := s.r.in.dedupOne.Do(req.RequestId, func() (*pb.RecordMetricResponse, error) {
 		return s.recordOne(ctx, req)
 	})
 	if err != nil {
@@ -57,7 +57,7 @@ func (s *metricsService) checkRequestID(id string) error {
 
 func (s *metricsService) recordOne(ctx context.Context, req *pb.RecordMetricRequest) (*pb.RecordMetricResponse, error) {
 	start := time.Now()
-	b := s.r.acc.Prepare([]*pb.MetricData{req.Metric}, req.Resource, true)
+	b := s.r.in.acc.Prepare([]*pb.MetricData{req.Metric}, req.Resource, true)
 	if len(b.Issues) > 0 {
 		s.r.countRefused(ctx, b.Issues)
 		return nil, issuesStatus(b.Issues)
@@ -92,10 +92,10 @@ func (s *metricsService) RecordBatchMetrics(ctx context.Context, req *pb.RecordB
 		return nil, err
 	}
 	validateOnly := req.Options.GetValidateOnly()
-	if req.RequestId == "" || s.r.dedupMany == nil || validateOnly {
+	if req.RequestId == "" || s.r.in.dedupMany == nil || validateOnly {
 		return s.recordBatch(ctx, req)
 	}
-	resp, dup, err := s.r.dedupMany.Do(req.RequestId, func() (*pb.RecordBatchMetricsResponse, error) {
+	resp, dup, err := s.r.in.dedupMany.Do(req.RequestId, func() (*pb.RecordBatchMetricsResponse, error) {
 		return s.recordBatch(ctx, req)
 	})
 	if err != nil {
@@ -113,7 +113,7 @@ func (s *metricsService) recordBatch(ctx context.Context, req *pb.RecordBatchMet
 	opts := req.Options
 	atomic := opts.GetMode() != pb.BatchMode_BATCH_MODE_BEST_EFFORT
 	// labels as received (no maps) when the server's codec decoded req
-	b := s.r.acc.PrepareWire(req.Metrics, req.Resource, grpccodec.BatchLabels(ctx, req))
+	b := s.r.in.acc.PrepareWire(req.Metrics, req.Resource, grpccodec.BatchLabels(ctx, req))
 	defer b.Release()
 	if len(b.Issues) > 0 {
 		s.r.countRefused(ctx, b.Issues)
@@ -183,7 +183,7 @@ func issueResult(iss *convert.Issue) *pb.MetricResult {
 // apply runs the accumulator transaction around the hand-off of the pdata
 // and maps a failure to a gRPC status.
 func (r *metricsReceiver) apply(ctx context.Context, b *convert.Batch, atomic bool) (convert.Outcome, error) {
-	out, err := r.acc.Apply(b, atomic, func(md pmetric.Metrics) error {
+	out, err := r.in.acc.Apply(b, atomic, func(md pmetric.Metrics) error {
 		return r.handOff(ctx, md)
 	})
 	if err != nil {

@@ -57,8 +57,8 @@ func (r *metricsReceiver) findSink(host component.Host) error {
 	if w := r.sink.Shared(); w != nil {
 		r.node = nodeIdentity{label: w.Config().InstanceLabel, value: w.Config().Instance}
 	}
-	r.acc.SetAdmitter(storeAdmitter{st: r.store, acc: r.acc, now: time.Now})
-	r.acc.SetResumer(storeResumer{st: r.store, logger: r.settings.Logger, warned: new(atomic.Bool)})
+	r.in.acc.SetAdmitter(storeAdmitter{st: r.store, acc: r.in.acc, now: time.Now})
+	r.in.acc.SetResumer(storeResumer{st: r.store, logger: r.settings.Logger, warned: new(atomic.Bool)})
 	return nil
 }
 

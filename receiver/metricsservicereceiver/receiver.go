@@ -39,6 +39,27 @@ import (
 	"github.com/metricsmodule/metricsmodule/receiver/metricsservicereceiver/internal/metadata"
 )
 
+// ingestState is what the ingest methods use: the accumulator, the
+// idempotency caches and their journal, and the health they report.
+type ingestState struct {
+	acc       *convert.Accumulator
+	dedupOne  *dedup.Cache[*pb.RecordMetricResponse]
+	dedupMany *dedup.Cache[*pb.RecordBatchMetricsResponse]
+	// journal keeps the dedup caches' results across restarts (dedup.go;
+	// nil: memory only); journalFailing is set while its writes fail.
+	journal        *dedup.Journal
+	journalFailing atomic.Bool
+
+	// health tracks memory refusals for the health service.
+	health ingestHealth
+	// unsyncedWarned is set once the receiver warned that the pipeline
+	// stores its data only after the answer.
+	unsyncedWarned atomic.Bool
+
+	// pipelineErrors are recent refusals of the next consumer (health).
+	pipelineErrors errorLog
+}
+
 // metricsReceiver is the metrics_service receiver: a gRPC server for
 // MetricsService in front of the accumulator and the next consumer. Its
 // state is grouped by RPC family: ingest (ingest.go, handoff.go), reads
@@ -50,23 +71,9 @@ type metricsReceiver struct {
 	next     consumer.Metrics
 	obsrep   *receiverhelper.ObsReport
 
-	// ingest
-	acc       *convert.Accumulator
-	dedupOne  *dedup.Cache[*pb.RecordMetricResponse]
-	dedupMany *dedup.Cache[*pb.RecordBatchMetricsResponse]
-	// journal keeps the dedup caches' results across restarts (dedup.go;
-	// nil: memory only); journalFailing is set while its writes fail.
-	journal        *dedup.Journal
-	journalFailing atomic.Bool
-
-	// ingest tracks memory refusals for the health service.
-	ingest ingestHealth
-	// unsyncedWarned is set once the receiver warned that the pipeline
-	// stores its data only after the answer.
-	unsyncedWarned atomic.Bool
-
-	// pipelineErrors are recent refusals of the next consumer (health).
-	pipelineErrors errorLog
+	// in is the ingest family's state (ingest.go, handoff.go, dedup.go,
+	// health.go).
+	in ingestState
 
 	// server
 	server *grpc.Server
@@ -128,19 +135,19 @@ func newReceiver(cfg *Config, set receiver.Settings, next consumer.Metrics) (*me
 		settings: set,
 		next:     next,
 		obsrep:   obsrep,
-		acc: convert.NewAccumulator(cfg.convertConfig(), convert.Scope{
-			Name:    metadata.ScopeName,
-			Version: set.BuildInfo.Version,
-		}),
-		stop: make(chan struct{}),
+		stop:     make(chan struct{}),
 	}
-	r.ingest.now = time.Now
-	r.ingest.serving.Store(true)
+	r.in.acc = convert.NewAccumulator(cfg.convertConfig(), convert.Scope{
+		Name:    metadata.ScopeName,
+		Version: set.BuildInfo.Version,
+	})
+	r.in.health.now = time.Now
+	r.in.health.serving.Store(true)
 	if cfg.Dedup.Window > 0 {
 		// the two caches share dedup.max_bytes
-		r.dedupOne = dedup.New[*pb.RecordMetricResponse](cfg.Dedup.Window, cfg.Dedup.MaxEntries).
+		r.in.dedupOne = dedup.New[*pb.RecordMetricResponse](cfg.Dedup.Window, cfg.Dedup.MaxEntries).
 			WithMaxBytes(cfg.Dedup.MaxBytes/2, (*pb.RecordMetricResponse).SizeVT)
-		r.dedupMany = dedup.New[*pb.RecordBatchMetricsResponse](cfg.Dedup.Window, cfg.Dedup.MaxEntries).
+		r.in.dedupMany = dedup.New[*pb.RecordBatchMetricsResponse](cfg.Dedup.Window, cfg.Dedup.MaxEntries).
 			WithMaxBytes(cfg.Dedup.MaxBytes-cfg.Dedup.MaxBytes/2, (*pb.RecordBatchMetricsResponse).SizeVT)
 	}
 	return r, nil
@@ -216,7 +223,7 @@ func (r *metricsReceiver) sweepLoop() {
 		case <-r.stop:
 			return
 		case <-t.C:
-			if n := r.acc.Sweep(); n > 0 {
+			if n := r.in.acc.Sweep(); n > 0 {
 				r.settings.Logger.Debug("Dropped state of idle series", zap.Int("series", n))
 			}
 		}

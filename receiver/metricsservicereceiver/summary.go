@@ -24,8 +24,8 @@ func (r *metricsReceiver) newSummary() *summary.Engine {
 		SeriesLimit:     int64(r.cfg.Limits.MaxSeriesPerMetric),
 		Recommendations: r.cfg.Recommendations,
 		PipelineHealth: func(now time.Time) (bool, string) {
-			n := r.pipelineErrors.recent(now, 5*time.Minute)
-			return n > 0, r.pipelineErrors.message(n)
+			n := r.in.pipelineErrors.recent(now, 5*time.Minute)
+			return n > 0, r.in.pipelineErrors.message(n)
 		},
 	})
 }

@@ -41,7 +41,7 @@ func (r *metricsReceiver) startTelemetry() (func() error, error) {
 		return nil, err
 	}
 	reg, err := m.RegisterCallback(func(_ context.Context, o metric.Observer) error {
-		st := r.acc.SeriesCacheStats()
+		st := r.in.acc.SeriesCacheStats()
 		o.ObserveInt64(hits, int64(st.Hits))
 		o.ObserveInt64(misses, int64(st.Misses))
 		o.ObserveInt64(size, int64(st.Size))

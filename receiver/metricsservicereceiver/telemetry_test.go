@@ -67,7 +67,7 @@ func TestTelemetryReportsSeriesCache(t *testing.T) {
 		}
 		return out
 	}
-	want := r.acc.SeriesCacheStats()
+	want := r.in.acc.SeriesCacheStats()
 	require.Equal(t, map[string]int64{
 		MetricSeriesCacheHits: int64(want.Hits), MetricSeriesCacheMisses: 2, MetricSeriesCacheSize: 2,
 	}, collect())
