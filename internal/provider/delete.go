@@ -112,6 +112,9 @@ func (e *Engine) Delete(ctx context.Context, req *pb.DeleteProviderRequest) (*pb
 		e.bg.Done()
 	}
 	e.publishLocked()
+	for _, s := range old {
+		s.markUnrouted() // the drain counts from here, not from when stop runs
+	}
 	background := strategy == pb.CleanupStrategy_CLEANUP_STRATEGY_BACKGROUND
 	if background {
 		nrec := ps.rec.clone()

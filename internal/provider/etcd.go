@@ -148,26 +148,34 @@ func (s *etcdStore) health() RegistryHealth {
 // apply writes c as one Txn. Called with Engine.mu held: revisions are
 // those of the engine's records.
 func (s *etcdStore) apply(ctx context.Context, c change) error {
+	ids := map[string]bool{}
+	for _, r := range c.setProviders {
+		ids[r.ID] = true
+	}
+	for _, id := range c.delProviders {
+		ids[id] = true
+	}
 	if d := s.degErr.Load(); d != nil {
+		// refused without a write: the caller may already have switched
+		// the exporter, so the local state goes back to the record too
+		s.forceLocked(ids)
 		return s.unavailable(*d)
 	}
 	var cmps []clientv3.Cmp
 	var ops []clientv3.Op
-	ids := map[string]bool{}
 	for _, r := range c.setProviders {
 		r.Format = recordFormatVers
 		b, err := json.Marshal(r)
 		if err != nil {
+			s.forceLocked(ids)
 			return fmt.Errorf("encode provider %q: %w", r.ID, err)
 		}
 		cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(s.pKey(r.ID)), "=", s.e.knownRevLocked(r.ID)))
 		ops = append(ops, clientv3.OpPut(s.pKey(r.ID), string(b)))
-		ids[r.ID] = true
 	}
 	for _, id := range c.delProviders {
 		cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(s.pKey(id)), "=", s.e.knownRevLocked(id)))
 		ops = append(ops, clientv3.OpDelete(s.pKey(id)))
-		ids[id] = true
 	}
 	for _, b := range c.setBackups {
 		raw, err := json.Marshal(b)

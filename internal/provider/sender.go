@@ -93,13 +93,19 @@ type sender struct {
 	sentPoints    atomic.Uint64
 	dropPoints    atomic.Uint64
 
-	ctx      context.Context
-	cancel   context.CancelFunc
-	wg       sync.WaitGroup
-	started  bool
-	stopped  atomic.Bool
-	inflight []atomic.Int64
-	pressure bool
+	ctx     context.Context
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+	started bool
+	stopped atomic.Bool
+	// unrouted is set when the sender was taken out of the routing table
+	// ahead of stop; sentAtUnroute and dropAtUnroute are its counters then,
+	// from which stop counts what it drained and dropped.
+	unrouted      atomic.Bool
+	sentAtUnroute atomic.Uint64
+	dropAtUnroute atomic.Uint64
+	inflight      []atomic.Int64
+	pressure      bool
 }
 
 func newSender(cfg senderConfig, stats *Stats, log *zap.Logger, now func() time.Time) *sender {
@@ -293,6 +299,20 @@ func (s *sender) retire() {
 	}
 }
 
+// markUnrouted notes that s no longer receives data (it left the routing
+// table): what it exports or drops from now on is its drain, even when stop
+// is called later.
+func (s *sender) markUnrouted() {
+	if s == nil {
+		return
+	}
+	sent, drop := s.sentPoints.Load(), s.dropPoints.Load()
+	if s.unrouted.CompareAndSwap(false, true) {
+		s.sentAtUnroute.Store(sent)
+		s.dropAtUnroute.Store(drop)
+	}
+}
+
 // stop retires the sender, lets the workers drain the queue until ctx ends
 // (at once when !graceful), drops and counts what is left, and shuts the
 // exporter down. It returns the data points exported and dropped from the
@@ -302,6 +322,9 @@ func (s *sender) stop(ctx context.Context, graceful bool) (drained, dropped uint
 		return 0, 0, nil // stopped already
 	}
 	sentBefore, dropBefore := s.sentPoints.Load(), s.dropPoints.Load()
+	if s.unrouted.Load() {
+		sentBefore, dropBefore = s.sentAtUnroute.Load(), s.dropAtUnroute.Load()
+	}
 	s.retire()
 	if !graceful {
 		s.cancel()
