@@ -139,7 +139,13 @@ func TestEtcdRegistryFleet(t *testing.T) {
 		require.Eventually(t, func() bool { return registryServing(c) == healthpb.HealthCheckResponse_SERVING },
 			10*time.Second, 10*time.Millisecond, "the registry is healthy again")
 	}
-	_, err = b.mgmt.DeleteMetricsProvider(ctx, &pb.DeleteProviderRequest{ProviderId: "otlp"})
-	require.NoError(t, err)
+	// UNAVAILABLE while a member elects; FAILED_PRECONDITION while the resync after the refused
+	// delete reconciles the provider: both are retried, as a client would
+	require.Eventually(t, func() bool {
+		_, err = b.mgmt.DeleteMetricsProvider(ctx, &pb.DeleteProviderRequest{ProviderId: "otlp"})
+		code := status.Code(err)
+		require.Contains(t, []codes.Code{codes.OK, codes.Unavailable, codes.FailedPrecondition}, code, "%v", err)
+		return code == codes.OK
+	}, 20*time.Second, 50*time.Millisecond, "delete once etcd is back")
 	require.Eventually(t, func() bool { return providerAt(t, a, "otlp") == nil }, 10*time.Second, 10*time.Millisecond, "deleted everywhere")
 }
