@@ -322,10 +322,30 @@ func (a *recordingAppender) Append(ref storage.SeriesRef, ls labels.Labels, st, 
 	if txn.rec != nil {
 		txn.rec.Sample(ls, t, v, h, fh, opts.Metadata)
 	}
-	txn.samples[family]++
-	txn.total++
+	if isDataPoint(family, ls, h, fh, opts.Metadata.Type) {
+		txn.samples[family]++
+		txn.total++
+	}
 	txn.minT = min(txn.minT, t)
 	return r, nil
+}
+
+// isDataPoint says whether a stored sample stands for one data point in the
+// ingest statistics (GetMetricsSummary's rates are data points per second):
+// not a resource's target_info sample, and of a classic histogram or summary
+// (many samples per point) only its _count sample.
+func isDataPoint(family string, ls labels.Labels, h *histogram.Histogram, fh *histogram.FloatHistogram, typ model.MetricType) bool {
+	if family == targetInfoName {
+		return false
+	}
+	if h != nil || fh != nil {
+		return true
+	}
+	switch typ {
+	case model.MetricTypeHistogram, model.MetricTypeGaugeHistogram, model.MetricTypeSummary:
+		return ls.Get(labels.MetricName) == family+"_count"
+	}
+	return true
 }
 
 func (a *recordingAppender) refuse(r *RefusedError) {
