@@ -24,11 +24,13 @@ var ErrClosed = errors.New("store is closed")
 
 // Txn is a staged batch: samples are in the appender, not yet visible.
 type Txn struct {
-	s       *Store
-	app     storage.AppenderV2
-	meta    map[string]metadata.Metadata
-	samples map[string]int
-	total   int
+	s    *Store
+	app  storage.AppenderV2
+	meta map[string]metadata.Metadata
+	// points are the data points per family (see isDataPoint), for rates;
+	// samples all stored samples.
+	points  map[string]int
+	samples int
 	minT    int64
 	entries []*metricEntry // metrics whose claims are not persisted yet
 
@@ -65,7 +67,7 @@ func (s *Store) StageTo(ctx context.Context, md pmetric.Metrics, rec SampleRecor
 	if s.closed.Load() {
 		return nil, ErrClosed
 	}
-	t := &Txn{s: s, meta: map[string]metadata.Metadata{}, samples: map[string]int{}, minT: math.MaxInt64, md: md, rec: rec}
+	t := &Txn{s: s, meta: map[string]metadata.Metadata{}, points: map[string]int{}, minT: math.MaxInt64, md: md, rec: rec}
 	t.oldest, t.newest = s.windowMillis(time.Now())
 	sc := scanner{s: s, oldest: t.oldest, newest: t.newest}
 	if r := sc.scan(md); r != nil {
@@ -122,9 +124,9 @@ func (t *Txn) Commit() error {
 	if jerr := t.s.meta.commit(t.meta, t.entries); jerr != nil {
 		err = fmt.Errorf("save metric metadata: %w", jerr)
 	}
-	t.s.stats.Add(t.samples, t.total)
+	t.s.stats.Add(t.points, t.samples)
 	t.s.stats.AddResets(resets)
-	if h := t.s.lateHook; h != nil && t.total > 0 && t.minT < time.Now().Add(-t.s.lateAge).UnixMilli() {
+	if h := t.s.lateHook; h != nil && t.samples > 0 && t.minT < time.Now().Add(-t.s.lateAge).UnixMilli() {
 		h(time.UnixMilli(t.minT))
 	}
 	return err
@@ -323,9 +325,9 @@ func (a *recordingAppender) Append(ref storage.SeriesRef, ls labels.Labels, st, 
 		txn.rec.Sample(ls, t, v, h, fh, opts.Metadata)
 	}
 	if isDataPoint(family, ls, h, fh, opts.Metadata.Type) {
-		txn.samples[family]++
-		txn.total++
+		txn.points[family]++
 	}
+	txn.samples++
 	txn.minT = min(txn.minT, t)
 	return r, nil
 }

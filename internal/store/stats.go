@@ -9,15 +9,17 @@ import (
 // statsMinutes is how many minutes of per-minute ingest counts are kept.
 const statsMinutes = 180
 
-// IngestStats counts stored samples per minute, in total and per metric
-// family, for ingest rates, top-by-rate lists and trends.
+// IngestStats counts stored data points per minute, in total and per metric
+// family, for ingest rates, top-by-rate lists and trends, and the samples
+// stored since start (a classic histogram point is many samples).
 type IngestStats struct {
 	mu       sync.Mutex
 	now      func() time.Time
 	started  time.Time
 	buckets  [statsMinutes]minuteBucket
 	lastSeen map[string]time.Time
-	total    int64
+	points   int64
+	samples  int64
 }
 
 type minuteBucket struct {
@@ -32,9 +34,10 @@ func NewIngestStats(now func() time.Time) *IngestStats {
 	return &IngestStats{now: now, started: now(), lastSeen: map[string]time.Time{}}
 }
 
-// Add counts the samples of one committed batch.
-func (s *IngestStats) Add(byFamily map[string]int, total int) {
-	if total == 0 {
+// Add counts one committed batch: its data points per family (the rates)
+// and the samples it stored.
+func (s *IngestStats) Add(pointsByFamily map[string]int, samples int) {
+	if samples == 0 && len(pointsByFamily) == 0 {
 		return
 	}
 	now := s.now()
@@ -45,12 +48,13 @@ func (s *IngestStats) Add(byFamily map[string]int, total int) {
 	if b.minute != minute {
 		*b = minuteBucket{minute: minute, byFamily: make(map[string]int64, len(b.byFamily))}
 	}
-	b.total += int64(total)
-	for f, n := range byFamily {
+	for f, n := range pointsByFamily {
+		b.total += int64(n)
 		b.byFamily[f] += int64(n)
+		s.points += int64(n)
 		s.lastSeen[f] = now
 	}
-	s.total += int64(total)
+	s.samples += int64(samples)
 }
 
 // AddResets counts the counter resets of one committed batch.
@@ -96,10 +100,17 @@ func (s *IngestStats) Resets(span time.Duration) map[string]int64 {
 func (s *IngestStats) Total() int64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.total
+	return s.samples
 }
 
-// window returns the samples counted in the minutes (end-span, end] and the
+// Points returns the data points stored since start (see Add).
+func (s *IngestStats) Points() int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.points
+}
+
+// window returns the data points counted in the minutes (end-span, end] and the
 // seconds that window covers (clipped to the time since start); per family
 // only when families is set (nil otherwise).
 func (s *IngestStats) window(end time.Time, span time.Duration, families bool) (total int64, byFamily map[string]int64, seconds float64) {
@@ -132,7 +143,7 @@ func (s *IngestStats) window(end time.Time, span time.Duration, families bool) (
 	return total, byFamily, seconds
 }
 
-// Rate returns samples per second over the last span (whole minutes,
+// Rate returns data points per second over the last span (whole minutes,
 // including the current one).
 func (s *IngestStats) Rate(span time.Duration) float64 {
 	s.mu.Lock()

@@ -34,7 +34,13 @@ func TestIngestStatsCountDataPointsNotSamples(t *testing.T) {
 	q.SetValue(0.3)
 	require.NoError(t, stage(t, s, b.md).Commit())
 
-	assert.Equal(t, int64(3), s.Stats().Total(), "three data points, whatever their samples")
+	assert.Equal(t, int64(3), s.Stats().Points(), "three data points, whatever their samples")
+	var perFamily float64
+	for _, fr := range s.Stats().FamilyRates(time.Minute) {
+		perFamily += fr.Rate
+	}
+	assert.InDelta(t, s.Stats().Rate(time.Minute), perFamily, 1e-9, "the rates count the same points")
+	assert.Greater(t, s.Stats().Total(), int64(3), "Total counts every stored sample")
 	for _, fr := range s.Stats().FamilyRates(time.Minute) {
 		assert.NotEqual(t, "target_info", fr.Family, "resource samples are not ingest")
 	}
