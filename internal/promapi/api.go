@@ -41,12 +41,27 @@ type LabelIndex interface {
 // metric (match[]={__name__="m"}).
 func Handler(eng *query.Engine, st *store.Store, remoteEndpoint string, index func() LabelIndex, opts ...Option) (http.Handler, error) {
 	mux := http.NewServeMux()
+	a := &api{eng: eng, st: st, index: index}
+	for _, o := range opts {
+		o(a)
+	}
 	if remoteEndpoint != "" {
 		u, err := url.Parse(remoteEndpoint)
 		if err != nil {
 			return nil, fmt.Errorf("remote endpoint: %w", err)
 		}
-		proxy := httputil.NewSingleHostReverseProxy(u)
+		proxy := &httputil.ReverseProxy{Rewrite: func(pr *httputil.ProxyRequest) {
+			pr.SetURL(u)
+			pr.SetXForwarded()
+			// the caller's credentials are for this server, not the backend:
+			// the backend gets only the configured headers (its tenant,
+			// its token), which a caller cannot override
+			pr.Out.Header.Del("Authorization")
+			pr.Out.Header.Del("Cookie")
+			for k, v := range a.remoteHeaders {
+				pr.Out.Header.Set(k, v)
+			}
+		}}
 		// only the read API: the backend's write and admin endpoints
 		// (/api/v1/write, /api/v1/import, /api/v1/admin/...) stay behind it
 		for _, path := range remoteReadPaths {
@@ -55,10 +70,6 @@ func Handler(eng *query.Engine, st *store.Store, remoteEndpoint string, index fu
 		registerHealth(mux, func() bool { return true })
 		mux.Handle("/federate", proxy)
 		return mux, nil
-	}
-	a := &api{eng: eng, st: st, index: index}
-	for _, o := range opts {
-		o(a)
 	}
 	mux.HandleFunc("/api/v1/query", a.query)
 	mux.HandleFunc("/api/v1/query_range", a.queryRange)
@@ -69,6 +80,12 @@ func Handler(eng *query.Engine, st *store.Store, remoteEndpoint string, index fu
 	a.registerStatus(mux)
 	a.routes(mux)
 	return jsonErrors(mux), nil
+}
+
+// WithRemoteHeaders sets the headers added to every request proxied to the
+// remote backend (query.remote.headers, or the shared store's headers).
+func WithRemoteHeaders(h map[string]string) Option {
+	return func(a *api) { a.remoteHeaders = h }
 }
 
 // remoteReadPaths are the paths proxied to a remote backend.
@@ -85,6 +102,7 @@ type api struct {
 
 	status        StatusInfo
 	started       time.Time
+	remoteHeaders map[string]string
 	engineVersion string
 	rulesSrc      RuleSource
 }

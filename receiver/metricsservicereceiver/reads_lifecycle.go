@@ -107,7 +107,7 @@ func (r *metricsReceiver) startReads(ctx context.Context, host component.Host) e
 		return nil
 	}
 	hcfg := r.cfg.PrometheusAPI.Get()
-	opts := []promapi.Option{promapi.WithStatus(promapi.StatusInfo{Version: r.settings.BuildInfo.Version, Query: r.cfg.Query})}
+	opts := []promapi.Option{promapi.WithStatus(promapi.StatusInfo{Version: r.settings.BuildInfo.Version, Query: r.cfg.Query}), promapi.WithRemoteHeaders(qcfg.Remote.Headers)}
 	if r.rules != nil {
 		opts = append(opts, promapi.WithRules(r.rules))
 	}
