@@ -105,29 +105,32 @@ func TestFleetOfThreeProcessesUnderLoad(t *testing.T) {
 	}
 	waitAcked(1000, "before the first change")
 
-	// p2 created through node-2, p3 through node-3, during the load
-	create(t, nodes[1], otlpProvider("p2", sinkB))
-	create(t, nodes[killed], otlpProvider("p3", sinkD))
+	// p2 created through node-3, p3 through node-2, during the load
+	create(t, nodes[killed], otlpProvider("p2", sinkB))
+	create(t, nodes[1], otlpProvider("p3", sinkD))
 	waitProviders(t, nodes, map[string]uint64{"p1": 1, "p2": 1, "p3": 1})
 	waitAcked(1000, "with p2 and p3")
 
 	// p3 deleted through node-1 (graceful: drained), p2 updated blue-green
-	// through node-3 to another destination
+	// through node-2 to another destination (node-2 verifies the candidate,
+	// which gets a copy of node-2's data meanwhile; the other nodes switch
+	// when they see the new version, starting the new exporter before the
+	// old one drains)
 	del(t, nodes[0], "p3")
 	updateStart := time.Now()
-	upd := update(t, nodes[killed], &pb.UpdateProviderRequest{ProviderId: "p2", Config: otlpProvider("p2", sinkC),
+	upd := update(t, nodes[1], &pb.UpdateProviderRequest{ProviderId: "p2", Config: otlpProvider("p2", sinkC),
 		Strategy: pb.UpdateStrategy_UPDATE_STRATEGY_BLUE_GREEN, VerifyPeriod: durationpb.New(2 * time.Second)})
 	require.False(t, upd.GetRolledBack(), "blue-green update rolled back: %s", upd.GetMessage())
-	t.Logf("blue-green update of p2 (verify 2s) took %v", time.Since(updateStart).Round(time.Millisecond))
+	t.Logf("blue-green update of p2 (verify 2s) took %v: %s", time.Since(updateStart).Round(time.Millisecond), upd.GetMessage())
 	waitProviders(t, nodes, map[string]uint64{"p1": 1, "p2": 2})
 	waitAcked(1000, "after the update")
 
-	// the etcd leader killed: p4 created through node-2 meanwhile; the
+	// the etcd leader killed: p4 created through node-3 meanwhile; the
 	// member back, the fleet agrees
 	leader := etcdLeader(t, etcd.Endpoints())
 	etcd.Kill(leader)
 	etcdDown := time.Now()
-	create(t, nodes[1], otlpProvider("p4", sinkE))
+	create(t, nodes[killed], otlpProvider("p4", sinkE))
 	waitProviders(t, nodes, map[string]uint64{"p1": 1, "p2": 2, "p4": 1})
 	t.Logf("etcd leader m%d killed: p4 created and running on every node after %v", leader, time.Since(etcdDown).Round(time.Millisecond))
 	waitAcked(500, "with an etcd member down")
@@ -251,7 +254,7 @@ func TestFleetOfThreeProcessesUnderLoad(t *testing.T) {
 	d, dPoints := sinkD.snapshot()
 	e, ePoints := sinkE.snapshot()
 	t.Logf("destination points: A (p1) %d, B (p2 v1) %d, C (p2 v2) %d, D (p3) %d, E (p4) %d", aPoints, bPoints, cPoints, dPoints, ePoints)
-	var lostAtKill int
+	var lostAtKill, bothBG int
 	for _, k := range sortedKeys(truth) {
 		final := truth[k]
 		if !isKilled(k) || spooledProviders {
@@ -275,6 +278,11 @@ func TestFleetOfThreeProcessesUnderLoad(t *testing.T) {
 				assert.Equal(t, 1, n, "p2 at C %s: value %v %d times", k, v, n)
 			}
 			checkCovered(t, "p2 "+k.String(), union, minOf(b[k]), final)
+			for v := range b[k] {
+				if c[k][v] > 0 {
+					bothBG++
+				}
+			}
 		} else {
 			// the killed node: nothing that was not applied, nothing twice, the final total arrives
 			for name, got := range map[string]map[float64]int{"p1": a[k], "p4": e[k], "p2 at C": c[k]} {
@@ -293,7 +301,7 @@ func TestFleetOfThreeProcessesUnderLoad(t *testing.T) {
 			t.Errorf("p3 %s: nothing arrived", k)
 		}
 	}
-	t.Logf("p1: %d running totals of node-3 lost at its SIGKILL (acknowledged, not yet exported; its queue is in memory)", lostAtKill)
+	t.Logf("p1: %d running totals of node-3 lost at its SIGKILL (acknowledged, not yet exported); p2: %d values at both B and C (the blue-green verification's copy)", lostAtKill, bothBG)
 
 	// the stream: the subscriber that moved has what the reference has, each sequence once
 	var want int
@@ -326,7 +334,18 @@ func TestFleetOfThreeProcessesUnderLoad(t *testing.T) {
 			checkRun(t, "stream "+k.String(), refValues[k], 1, truth[k], true)
 		}
 	}
-	t.Logf("stream: %d batches; subscriber moved at sequence %d; whole test %v", len(refSeqs), token, time.Since(began).Round(time.Millisecond))
+	var streamLost int
+	for _, k := range sortedKeys(truth) {
+		if isKilled(k) {
+			for v, n := range refValues[k] {
+				assert.True(t, v >= 1 && v <= truth[k] && v == math.Trunc(v), "stream %s: value %v was never a total", k, v)
+				assert.Equal(t, 1, n, "stream %s: value %v %d times", k, v, n)
+			}
+			streamLost += int(truth[k]) - len(refValues[k])
+		}
+	}
+	t.Logf("stream: %d batches; subscriber moved at sequence %d; %d running totals of node-3 not published at its SIGKILL; whole test %v",
+		len(refSeqs), token, streamLost, time.Since(began).Round(time.Millisecond))
 }
 
 // checkRun checks that got holds every value from..to (each exactly once
