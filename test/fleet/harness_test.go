@@ -107,8 +107,12 @@ func startNode(t *testing.T, name, dir string, p peers) *node {
 	n := &node{name: name}
 	n.proc = childcollector.New(t, childcollector.Options{Dir: dir, Spec: func() childcollector.Spec {
 		n.prefix = freePrefix(t)
+		uris := recipe
+		if spooledProviders {
+			uris = append(append([]string(nil), recipe...), spoolOverlay...)
+		}
 		return childcollector.Spec{
-			URIs: recipe,
+			URIs: uris,
 			Env: []string{
 				"NODE_NAME=" + name,
 				"PORT_PREFIX=" + strconv.Itoa(n.prefix),

@@ -26,15 +26,28 @@ import (
 	pb "github.com/metricsmodule/metricsmodule/proto/metricsmodule/v1"
 )
 
-// spooledProviders says whether the providers keep their queue on disk
-// across a SIGKILL (the providers exporter's durable spool). Without it a
-// killed node loses what it acknowledged but had not exported yet (its
-// provider queues are in memory, internal/provider/sender.go): at the
-// destination the killed node's running totals then have gaps, and the
-// test holds them to "no value that was not applied, none twice, and the
-// final total arrives". With it, switch this on (and the node's config to
-// the spool): the killed node must deliver every value, each at least once.
+// spooledProviders says whether the nodes run with the providers' durable
+// spool (spoolOverlay). Without it a SIGKILLed node loses what it
+// acknowledged but had not exported yet: the batch processor and the
+// provider queues (internal/provider/sender.go) are in memory. At the
+// destinations the killed node's running totals then have gaps, and the
+// test holds them to "no value that was never a total, none twice, and
+// the final total arrives"; the other nodes' must be exact. With the
+// spool, set this true: the killed node must then deliver every value,
+// each at least once (a replay after the restart may repeat some).
 const spooledProviders = false
+
+// spoolOverlay turns on the durable provider queue of the providers
+// exporter (branch h/spool) and takes the batch processor out of the
+// pipeline: it acknowledges a batch before the providers exporter has it
+// (batchprocessor's consume only queues), so a spool behind it cannot keep
+// what a SIGKILL finds in the batcher.
+var spoolOverlay = []string{
+	"yaml:exporters::providers::spool::directory: ./data/${env:NODE_NAME}/spool",
+	"yaml:exporters::providers::spool::max_bytes: 268435456",
+	"yaml:exporters::providers::spool::sync: always",
+	"yaml:service::pipelines::metrics::processors: [memory_limiter, metrics_store]",
+}
 
 const (
 	waitConverge = 20 * time.Second // a registry change on every node, a node back, a drain
@@ -272,10 +285,10 @@ func TestFleetOfThreeProcessesUnderLoad(t *testing.T) {
 				union[v]++
 			}
 			for v, n := range b[k] {
-				assert.Equal(t, 1, n, "p2 at B %s: value %v %d times", k, v, n)
+				assert.True(t, n == 1 || isKilled(k), "p2 at B %s: value %v %d times", k, v, n)
 			}
 			for v, n := range c[k] {
-				assert.Equal(t, 1, n, "p2 at C %s: value %v %d times", k, v, n)
+				assert.True(t, n == 1 || isKilled(k), "p2 at C %s: value %v %d times", k, v, n)
 			}
 			checkCovered(t, "p2 "+k.String(), union, minOf(b[k]), final)
 			for v := range b[k] {
