@@ -7,7 +7,7 @@ import (
 	"fmt"
 	"math"
 	"net"
-	"path/filepath"
+	"slices"
 	"strconv"
 	"sync"
 	"syscall"
@@ -79,15 +79,9 @@ func TestFleetOfThreeProcessesUnderLoad(t *testing.T) {
 		},
 	})
 	p := peers{sharedStore: vm.URL(), natsURL: "nats://" + natsPeer.Addr, etcd: etcd.Endpoints()}
-	var nodes []*node
-	var nodeWG sync.WaitGroup
-	nodes = make([]*node, 3)
+	nodes := make([]*node, 3)
 	for i := range nodes {
-		nodeWG.Go(func() { nodes[i] = startNode(t, "node-"+strconv.Itoa(i+1), filepath.Join(t.TempDir()), p) })
-	}
-	nodeWG.Wait()
-	if t.Failed() {
-		t.FailNow()
+		nodes[i] = startNode(t, "node-"+strconv.Itoa(i+1), t.TempDir(), p)
 	}
 	t.Logf("peers and three nodes up in %v", time.Since(began).Round(time.Millisecond))
 	const killed = 2 // node-3
@@ -183,10 +177,11 @@ func TestFleetOfThreeProcessesUnderLoad(t *testing.T) {
 	require.NoError(t, flush.Body.Close())
 	truth := map[seriesKey]float64{}
 	var mismatch string
+	why := &note{}
 	require.Eventually(t, func() bool {
 		v, err := promVector(vm.URL(), loadMetric, "worker", "key", "collector_instance")
 		if err != nil || len(v) != l.workers*l.keys*len(nodes) {
-			mismatch = fmt.Sprintf("%d series, %v", len(v), err)
+			why.set(fmt.Sprintf("%d series, %v", len(v), err))
 			return false
 		}
 		clear(truth)
@@ -204,8 +199,9 @@ func TestFleetOfThreeProcessesUnderLoad(t *testing.T) {
 				}
 			}
 		}
+		why.set(mismatch)
 		return mismatch == ""
-	}, waitConverge, poll, "every node's running total in the shared store is what it acknowledged (plus at most its ambiguous retries): %s", lazy(func() string { return mismatch }))
+	}, waitConverge, poll, "every node's running total in the shared store is what it acknowledged (plus at most its ambiguous retries): %s", why)
 	fleet := map[string]float64{} // worker/key -> the fleet's total
 	var sum float64
 	for k, v := range truth {
@@ -415,16 +411,15 @@ var retryable = []codes.Code{codes.Unavailable, codes.FailedPrecondition, codes.
 func retry(t *testing.T, what string, call func(ctx context.Context) error) {
 	t.Helper()
 	var last error
+	why := &note{}
 	require.Eventually(t, func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		last = call(ctx)
-		if last == nil {
-			return true
-		}
-		require.Contains(t, retryable, status.Code(last), "%s: %v", what, last)
-		return false
-	}, time.Minute, 50*time.Millisecond, "%s: last error %v", what, last)
+		why.set(fmt.Sprint(last))
+		return last == nil || !slices.Contains(retryable, status.Code(last))
+	}, time.Minute, 50*time.Millisecond, "%s: last error %s", what, why)
+	require.NoError(t, last, what)
 }
 
 func create(t *testing.T, n *node, cfg *pb.ProviderConfig) {
@@ -468,9 +463,10 @@ func update(t *testing.T, n *node, req *pb.UpdateProviderRequest) *pb.UpdateProv
 func waitProviders(t *testing.T, nodes []*node, want map[string]uint64) {
 	t.Helper()
 	for _, n := range nodes {
-		var got map[string]*pb.Provider
+		has := &note{}
 		require.Eventually(t, func() bool {
-			got = n.providers(t)
+			got := n.providers(t)
+			has.set(describe(got))
 			if len(got) != len(want) {
 				return false
 			}
@@ -481,7 +477,7 @@ func waitProviders(t *testing.T, nodes []*node, want map[string]uint64) {
 				}
 			}
 			return true
-		}, waitConverge, poll, "%s runs %v; has %v", n.name, want, describe(got))
+		}, waitConverge, poll, "%s runs %v; has %s", n.name, want, has)
 	}
 }
 
@@ -625,7 +621,21 @@ func (s *subscriber) got() ([]uint64, map[seriesKey]map[float64]int) {
 	return append([]uint64(nil), s.seqs...), out
 }
 
-// lazy is a failure message argument computed when the message is printed.
-type lazy func() string
+// note is a failure message argument that a polled condition updates
+// (read when the message is printed, maybe while the condition runs).
+type note struct {
+	mu sync.Mutex
+	s  string
+}
 
-func (f lazy) String() string { return f() }
+func (n *note) set(s string) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.s = s
+}
+
+func (n *note) String() string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.s
+}
