@@ -140,6 +140,9 @@ func TestFleetOfThreeProcessesUnderLoad(t *testing.T) {
 	create(t, nodes[killed], otlpProvider("p4", sinkE))
 	waitProviders(t, nodes, map[string]uint64{"p1": 1, "p2": 2, "p4": 1})
 	t.Logf("etcd leader m%d killed: p4 created and running on every node after %v", leader, time.Since(etcdDown).Round(time.Millisecond))
+	for _, n := range nodes {
+		require.Eventually(t, n.registryServing, waitConverge, poll, "%s: registry healthy with two etcd members of three", n.name)
+	}
 	waitAcked(500, "with an etcd member down")
 	etcd.Start(leader)
 	etcd.WaitHealthy(leader)
