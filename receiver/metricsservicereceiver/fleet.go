@@ -71,5 +71,8 @@ func (n nodeIdentity) stampMetric(m pmetric.Metric) {
 }
 
 func (n nodeIdentity) put(attrs pcommon.Map) {
+	if n.label == "" {
+		return
+	}
 	attrs.PutStr(n.label, n.value)
 }

@@ -26,6 +26,9 @@ type storeResumer struct {
 	st     *store.Store
 	logger *zap.Logger
 	warned *atomic.Bool // a read error was logged (once: not per series)
+	// node is the identity the receiver stamps on running totals in a
+	// fleet (shared store): the stored series carry it, so the lookup does.
+	node nodeIdentity
 }
 
 var _ convert.Resumer = storeResumer{}
@@ -39,6 +42,7 @@ func (r storeResumer) ResumeCounter(m *pb.MetricData, labels iter.Seq2[string, s
 	dp := sum.DataPoints().AppendEmpty()
 	dp.SetTimestamp(pcommon.NewTimestampFromTime(time.Now()))
 	putPairs(dp.Attributes(), labels)
+	r.node.put(dp.Attributes())
 	smp, ok, err := r.st.LastSample(context.Background(), md)
 	if err != nil {
 		r.readFailed(m, err)
@@ -65,6 +69,7 @@ func (r storeResumer) ResumeHistogram(m *pb.MetricData, labels iter.Seq2[string,
 	dp.BucketCounts().FromRaw(make([]uint64, len(bounds)+1))
 	dp.SetSum(0)
 	putPairs(dp.Attributes(), labels)
+	r.node.put(dp.Attributes())
 	got, err := r.st.LastSamples(context.Background(), md)
 	if err != nil {
 		r.readFailed(m, err)

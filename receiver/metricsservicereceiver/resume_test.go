@@ -123,3 +123,59 @@ func TestStoreResumerFindsTheHistogramTheAccumulatorStored(t *testing.T) {
 		})
 	}
 }
+
+// TestStoreResumerFindsAFleetNodesOwnTotals: in a fleet (shared store) the
+// running totals are stored with the node's identity label; after a
+// restart the node resumes its own totals (found with the label), not from
+// zero, and never another node's.
+func TestStoreResumerFindsAFleetNodesOwnTotals(t *testing.T) {
+	cfg := store.DefaultConfig()
+	cfg.Path = t.TempDir()
+	st, err := store.Open(cfg, zap.NewNop())
+	require.NoError(t, err)
+	defer st.Close()
+
+	ccfg := convert.DefaultConfig()
+	ccfg.Histogram.Buckets = []float64{1}
+	acc := convert.NewAccumulator(ccfg, convert.Scope{Name: "test"})
+	node := nodeIdentity{label: "collector_instance", value: "node-a"}
+	res := &pb.Resource{Attributes: map[string]string{"service.name": "shop"}}
+	labels := map[string]string{"route": "/a"}
+	counter := &pb.MetricData{Name: "orders_total", Type: pb.MetricType_METRIC_TYPE_COUNTER, Value: 5, Labels: maps.Clone(labels)}
+	timer := &pb.MetricData{Name: "latency", Type: pb.MetricType_METRIC_TYPE_TIMER, Observations: []float64{0.5, 2}, Labels: maps.Clone(labels)}
+	b := acc.Prepare([]*pb.MetricData{counter, timer}, res, false)
+	require.Empty(t, b.Issues)
+	_, err = acc.Apply(b, true, func(md pmetric.Metrics) error {
+		node.stamp(md) // as the receiver does before the pipeline
+		txn, err := st.Stage(context.Background(), md)
+		if err != nil {
+			return err
+		}
+		return txn.Commit()
+	})
+	require.NoError(t, err)
+
+	for _, tt := range []struct {
+		name string
+		node nodeIdentity
+		ok   bool
+	}{
+		{"this node", node, true},
+		{"another node", nodeIdentity{label: "collector_instance", value: "node-b"}, false},
+		{"without the identity", nodeIdentity{}, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			r := storeResumer{st: st, logger: zap.NewNop(), warned: new(atomic.Bool), node: tt.node}
+			total, _, _, ok := r.ResumeCounter(counter, sortedPairs(labels), res.Attributes)
+			require.Equal(t, tt.ok, ok)
+			counts, sum, _, _, hok := r.ResumeHistogram(timer, sortedPairs(labels), res.Attributes, ccfg.Histogram.Buckets)
+			require.Equal(t, tt.ok, hok)
+			if tt.ok {
+				assert.Equal(t, 5.0, total)
+				assert.Equal(t, []uint64{1, 1}, counts)
+				assert.InDelta(t, 2.5, sum, 1e-9)
+			}
+			assert.False(t, r.warned.Load())
+		})
+	}
+}

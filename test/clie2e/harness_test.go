@@ -11,32 +11,18 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"os/signal"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
-	"go.opentelemetry.io/collector/component"
-	"go.opentelemetry.io/collector/confmap"
-	"go.opentelemetry.io/collector/confmap/provider/envprovider"
-	"go.opentelemetry.io/collector/confmap/provider/fileprovider"
-	"go.opentelemetry.io/collector/confmap/provider/yamlprovider"
-	"go.opentelemetry.io/collector/otelcol"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
-	healthpb "google.golang.org/grpc/health/grpc_health_v1"
-	"google.golang.org/grpc/status"
 
+	"github.com/metricsmodule/metricsmodule/test/childcollector"
 	"github.com/metricsmodule/metricsmodule/test/e2e"
 )
-
-// childConfigEnv makes the test binary run a collector on the overrides
-// file it names instead of the tests.
-const childConfigEnv = "METRICSMODULE_CLIE2E_COLLECTOR_CONFIG"
 
 // childBaseEnv names the base config of the child (default testdata/config.yaml).
 const childBaseEnv = "METRICSMODULE_CLIE2E_BASE_CONFIG"
@@ -45,9 +31,7 @@ const childBaseEnv = "METRICSMODULE_CLIE2E_BASE_CONFIG"
 var ctlPath string
 
 func TestMain(m *testing.M) {
-	if path := os.Getenv(childConfigEnv); path != "" {
-		os.Exit(runChildCollector(path))
-	}
+	childcollector.RunIfChild(e2e.Components, e2e.ConverterFactories())
 	dir, err := os.MkdirTemp("", "metricsctl-e2e")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -64,34 +48,6 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-func runChildCollector(path string) int {
-	base := filepath.Join("..", "..", "testdata", "config.yaml")
-	if b := os.Getenv(childBaseEnv); b != "" {
-		base = b
-	}
-	col, err := otelcol.NewCollector(otelcol.CollectorSettings{
-		BuildInfo: component.BuildInfo{Command: "otelcol-metrics", Version: "clie2e-child"},
-		Factories: e2e.Components,
-		ConfigProviderSettings: otelcol.ConfigProviderSettings{ResolverSettings: confmap.ResolverSettings{
-			URIs:               []string{"file:" + base, "file:" + path},
-			ProviderFactories:  []confmap.ProviderFactory{fileprovider.NewFactory(), envprovider.NewFactory(), yamlprovider.NewFactory()},
-			ConverterFactories: e2e.ConverterFactories(),
-		}},
-		SkipSettingGRPCLogger: true,
-	})
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
-	defer stop()
-	if err := col.Run(ctx); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	return 0
-}
-
 func freePort(t *testing.T) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -106,11 +62,10 @@ type collector struct {
 	dir               string
 	cfgPath           string
 	ingest, mgmt, api string
-	cmd               *exec.Cmd
-	exited            chan struct{} // closed when cmd ended
-	out               *syncBuffer
-	env               []string
-	started           bool
+	proc              *childcollector.Proc
+	// env is added to the child's environment; childBaseEnv replaces its
+	// base config.
+	env []string
 }
 
 func newCollector(t *testing.T) *collector {
@@ -119,6 +74,27 @@ func newCollector(t *testing.T) *collector {
 	c := &collector{t: t, dir: dir, cfgPath: filepath.Join(dir, "overrides.yaml")}
 	require.NoError(t, os.MkdirAll(filepath.Join(dir, "storage"), 0o700))
 	c.writeConfig()
+	first := true
+	c.proc = childcollector.New(t, childcollector.Options{Spec: func() childcollector.Spec {
+		if !first { // a port was taken: new ones
+			c.writeConfig()
+		}
+		first = false
+		base := filepath.Join("..", "..", "testdata", "config.yaml")
+		for _, kv := range c.env {
+			if b, ok := strings.CutPrefix(kv, childBaseEnv+"="); ok {
+				base = b
+			}
+		}
+		return childcollector.Spec{
+			URIs: []string{"file:" + base, "file:" + c.cfgPath},
+			Env:  c.env,
+			Serving: []childcollector.Service{
+				{Addr: c.ingest, Name: "metricsmodule.v1.MetricsService"},
+				{Addr: c.mgmt, Name: "metricsmodule.v1.MetricsManagementService"},
+			},
+		}
+	}})
 	return c
 }
 
@@ -171,68 +147,13 @@ service:
 // restart (the clients under test keep their addresses).
 func (c *collector) start() {
 	c.t.Helper()
-	for attempt := 1; ; attempt++ {
-		if c.tryStart() {
-			c.started = true
-			return
-		}
-		require.Less(c.t, attempt, 5, "collector did not start: %s", c.out)
-		require.Contains(c.t, c.out.String(), "address already in use", "collector exited: %s", c.out)
-		if !c.started {
-			c.writeConfig()
-		}
-	}
-}
-
-// tryStart starts the child; false when it exited before serving.
-func (c *collector) tryStart() bool {
-	c.t.Helper()
-	c.out = &syncBuffer{}
-	c.cmd = exec.Command(os.Args[0], "-test.run=^$")
-	c.cmd.Env = append(append(os.Environ(), c.env...), childConfigEnv+"="+c.cfgPath)
-	c.cmd.Stdout, c.cmd.Stderr = c.out, c.out
-	require.NoError(c.t, c.cmd.Start())
-	cmd, exited := c.cmd, make(chan struct{})
-	c.exited = exited
-	go func() {
-		_ = cmd.Wait()
-		close(exited)
-	}()
-	c.t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-exited
-	})
-	for addr, svc := range map[string]string{c.ingest: "metricsmodule.v1.MetricsService", c.mgmt: "metricsmodule.v1.MetricsManagementService"} {
-		conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-		require.NoError(c.t, err)
-		hc := healthpb.NewHealthClient(conn)
-		gone := false
-		require.Eventually(c.t, func() bool {
-			select {
-			case <-exited:
-				gone = true
-				return true
-			default:
-			}
-			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-			defer cancel()
-			r, err := hc.Check(ctx, &healthpb.HealthCheckRequest{Service: svc})
-			// a server with an authenticator refuses the anonymous health check: it is up
-			return (err == nil && r.Status == healthpb.HealthCheckResponse_SERVING) || status.Code(err) == codes.Unauthenticated
-		}, 90*time.Second, 50*time.Millisecond, "collector did not start: %s", c.out)
-		_ = conn.Close()
-		if gone {
-			return false
-		}
-	}
-	return true
+	c.proc.Start()
 }
 
 // stop ends the collector with sig and waits for it.
 func (c *collector) stop(sig syscall.Signal) {
 	c.t.Helper()
-	require.NoError(c.t, c.cmd.Process.Signal(sig))
-	<-c.exited
+	c.proc.Stop(sig)
 }
 
 type syncBuffer struct {

@@ -8,8 +8,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
-	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -20,55 +18,19 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"go.opentelemetry.io/collector/component"
-	"go.opentelemetry.io/collector/confmap"
-	"go.opentelemetry.io/collector/confmap/provider/envprovider"
-	"go.opentelemetry.io/collector/confmap/provider/fileprovider"
-	"go.opentelemetry.io/collector/confmap/provider/yamlprovider"
-	"go.opentelemetry.io/collector/otelcol"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
-	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	pb "github.com/metricsmodule/metricsmodule/proto/metricsmodule/v1"
+	"github.com/metricsmodule/metricsmodule/test/childcollector"
 )
 
-// childConfigEnv makes the test binary run a collector on the config file it
-// names instead of the tests: the crash tests kill that process.
-const childConfigEnv = "METRICSMODULE_E2E_COLLECTOR_CONFIG"
-
 func TestMain(m *testing.M) {
-	if path := os.Getenv(childConfigEnv); path != "" {
-		os.Exit(runChildCollector(path))
-	}
+	childcollector.RunIfChild(Components, nil)
 	os.Exit(m.Run())
-}
-
-// runChildCollector runs the distribution's collector until SIGTERM.
-func runChildCollector(path string) int {
-	col, err := otelcol.NewCollector(otelcol.CollectorSettings{
-		BuildInfo: component.BuildInfo{Command: "otelcol-metrics", Version: "e2e-child"},
-		Factories: Components,
-		ConfigProviderSettings: otelcol.ConfigProviderSettings{ResolverSettings: confmap.ResolverSettings{
-			URIs:              []string{"file:" + filepath.Join("..", "..", "testdata", "config.yaml"), "file:" + path},
-			ProviderFactories: []confmap.ProviderFactory{fileprovider.NewFactory(), envprovider.NewFactory(), yamlprovider.NewFactory()},
-		}},
-		SkipSettingGRPCLogger: true,
-	})
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
-	defer stop()
-	if err := col.Run(ctx); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	return 0
 }
 
 // collectorProc is a collector in a child process over one data directory.
@@ -76,11 +38,8 @@ type collectorProc struct {
 	t       *testing.T
 	cfgPath string
 	e       endpoints
-	cmd     *exec.Cmd
-	out     *syncBuffer
 	dir     string
-	// exited is closed when the running child has exited.
-	exited chan struct{}
+	proc    *childcollector.Proc
 }
 
 // newCollectorProc writes the overrides of a collector on free ports that
@@ -90,6 +49,17 @@ func newCollectorProc(t *testing.T, dir string) *collectorProc {
 	p := &collectorProc{t: t, cfgPath: filepath.Join(dir, "overrides.yaml"), dir: dir}
 	require.NoError(t, os.MkdirAll(filepath.Join(dir, "storage"), 0o700))
 	p.writeConfig()
+	first := true
+	p.proc = childcollector.New(t, childcollector.Options{Spec: func() childcollector.Spec {
+		if !first { // a port was taken: new ones
+			p.writeConfig()
+		}
+		first = false
+		return childcollector.Spec{
+			URIs:    []string{"file:" + filepath.Join("..", "..", "testdata", "config.yaml"), "file:" + p.cfgPath},
+			Serving: []childcollector.Service{{Addr: p.e.ingest, Name: "metricsmodule.v1.MetricsService"}},
+		}
+	}})
 	return p
 }
 
@@ -136,74 +106,18 @@ service:
 	require.NoError(t, os.WriteFile(p.cfgPath, []byte(cfg), 0o600))
 }
 
-// start runs the collector and waits until MetricsService is serving. A
-// free port picked for it may be taken by another process before the child
-// binds it (tests run in parallel packages): then the child exits, and it
-// is started again on other free ports; clients made with client() after
-// start use the ports in force.
+// start runs the collector and waits until MetricsService is serving (a
+// port taken meanwhile is retried: childcollector.Proc.Start); clients
+// made with client() after start use the ports in force.
 func (p *collectorProc) start() {
 	p.t.Helper()
-	for attempt := 1; ; attempt++ {
-		if p.tryStart() {
-			return
-		}
-		require.Less(p.t, attempt, 5, "collector did not start: %s", p.out)
-		require.Contains(p.t, p.out.String(), "address already in use", "collector exited: %s", p.out)
-		p.writeConfig()
-	}
-}
-
-// tryStart starts the child and waits until it serves; false when it
-// exited first.
-func (p *collectorProc) tryStart() bool {
-	p.t.Helper()
-	p.out = &syncBuffer{}
-	p.cmd = exec.Command(os.Args[0], "-test.run=^$")
-	p.cmd.Env = append(os.Environ(), childConfigEnv+"="+p.cfgPath)
-	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
-	require.NoError(p.t, p.cmd.Start())
-	cmd, exited := p.cmd, make(chan struct{})
-	go func() {
-		_ = cmd.Wait()
-		close(exited)
-	}()
-	p.exited = exited
-	p.t.Cleanup(func() {
-		select {
-		case <-exited:
-		default:
-			_ = cmd.Process.Kill()
-			<-exited
-		}
-	})
-	conn, err := grpc.NewClient(p.e.ingest, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	require.NoError(p.t, err)
-	defer conn.Close()
-	hc := healthpb.NewHealthClient(conn)
-	deadline := time.Now().Add(60 * time.Second)
-	for time.Now().Before(deadline) {
-		select {
-		case <-exited:
-			return false
-		default:
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		r, err := hc.Check(ctx, &healthpb.HealthCheckRequest{Service: "metricsmodule.v1.MetricsService"})
-		cancel()
-		if err == nil && r.Status == healthpb.HealthCheckResponse_SERVING {
-			return true
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	require.FailNow(p.t, "collector did not start", "%s", p.out)
-	return false
+	p.proc.Start()
 }
 
 // stop ends the collector with sig and waits for it.
 func (p *collectorProc) stop(sig syscall.Signal) {
 	p.t.Helper()
-	require.NoError(p.t, p.cmd.Process.Signal(sig))
-	<-p.exited
+	p.proc.Stop(sig)
 }
 
 func (p *collectorProc) client() pb.MetricsServiceClient {
@@ -364,29 +278,10 @@ func TestNoAcknowledgedPointLostOnKill9OrSIGTERM(t *testing.T) {
 	}
 }
 
-// syncBuffer is a bytes.Buffer safe for a child's stdout and stderr.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  []byte
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.b = append(b.b, p...)
-	return len(p), nil
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return string(b.b)
-}
-
 // rssBytes is the resident set of the child collector (VmRSS).
 func (p *collectorProc) rssBytes() int64 {
 	p.t.Helper()
-	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.proc.Pid()))
 	require.NoError(p.t, err)
 	for _, line := range strings.Split(string(raw), "\n") {
 		if strings.HasPrefix(line, "VmRSS:") {

@@ -1,5 +1,7 @@
-// Package fleet tests several in-process nodes (metrics_store extension,
-// processor and metrics_service receiver each) sharing one real peer.
+// Package fleet tests a fleet of collectors sharing real peers: several
+// in-process nodes (metrics_store extension, processor and metrics_service
+// receiver each), and the README's recipe as three collector processes
+// (test/childcollector) with etcd, VictoriaMetrics and nats-server.
 package fleet
 
 import (
