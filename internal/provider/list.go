@@ -170,7 +170,7 @@ func (e *Engine) Stats(_ context.Context, req *pb.GetProviderStatsRequest) (*pb.
 		return nil, err
 	}
 	e.mu.Lock()
-	state, stats, primary := ps.state, ps.stats, ps.primary
+	state, stats, primary, sp := ps.state, ps.stats, ps.primary, ps.spool
 	capacity := int(ps.cfg.GetLimits().GetQueueSize())
 	oper, gen := e.opSnapshotLocked(ps), ps.generation
 	e.mu.Unlock()
@@ -180,6 +180,12 @@ func (e *Engine) Stats(_ context.Context, req *pb.GetProviderStatsRequest) (*pb.
 	}
 	if primary != nil {
 		q = primary.queueInfo()
+	}
+	if sp != nil {
+		ss := sp.stats()
+		q.size += ss.batches
+		q.bytes += ss.memBytes
+		q.disk = ss.diskBytes
 	}
 	st, hist, top, anomalies := stats.snapshot(q, StatsOptions{
 		HealthHistory: req.GetIncludeHealthHistory(), TopMetrics: req.GetIncludeTopMetrics(), TopN: int(req.GetTopN()),
