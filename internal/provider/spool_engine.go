@@ -141,3 +141,23 @@ func dirBytes(dir string) int64 {
 	})
 	return n
 }
+
+// queueLocked is ps's queue as the stats, status and telemetry show it: the
+// primary sender's in-memory queue plus the provider's spool (its pending
+// and in-flight batches, the memory they hold, its files).
+func queueLocked(ps *providerState) queueInfo {
+	q := queueInfo{capacity: int(ps.cfg.GetLimits().GetQueueSize())}
+	if q.capacity == 0 {
+		q.capacity = defaultQueueSize
+	}
+	if ps.primary != nil {
+		q = ps.primary.queueInfo()
+	}
+	if ps.spool != nil {
+		ss := ps.spool.stats()
+		q.size += ss.batches
+		q.bytes += ss.memBytes
+		q.disk = ss.diskBytes
+	}
+	return q
+}
