@@ -182,10 +182,11 @@ func openSpool(cfg SpoolConfig, id string, cacheN int, cacheBytes int64, log *za
 		sp.closeFiles()
 		return nil, fmt.Errorf("spool of provider %q: %w", id, err)
 	}
-	if err := sp.rotateLocked(); err != nil {
+	if err := sp.rotateLocked(true); err != nil {
 		sp.closeFiles()
 		return nil, fmt.Errorf("spool of provider %q: %w", id, err)
 	}
+	sp.deletePrefixLocked()
 	if n := len(sp.pending); n > 0 || sp.truncated > 0 {
 		sp.replay.total, sp.replay.left, sp.replay.start, sp.replay.last = n, n, time.Now(), time.Now()
 		sp.log.Info("Replaying the provider's spool: batches accepted before the last stop are sent again",
@@ -294,9 +295,10 @@ func (sp *spool) load() error {
 	return nil
 }
 
-// rotateLocked starts a new segment, fsyncing the one it replaces.
-func (sp *spool) rotateLocked() error {
-	if n := len(sp.segs); n > 0 {
+// rotateLocked starts a new segment, fsyncing the one it replaces when
+// syncOld (not when that one is fully acknowledged and about to go).
+func (sp *spool) rotateLocked(syncOld bool) error {
+	if n := len(sp.segs); n > 0 && syncOld {
 		if err := sp.segs[n-1].f.Sync(); err != nil {
 			return err
 		}
@@ -342,7 +344,7 @@ func (sp *spool) deletePrefixLocked() {
 			return
 		}
 		if len(sp.segs) == 1 {
-			if sp.closed || seg.size < sp.segSize || sp.rotateLocked() != nil {
+			if sp.closed || seg.size < sp.segSize || sp.rotateLocked(false) != nil {
 				return
 			}
 		}
@@ -380,7 +382,7 @@ func (sp *spool) append(md pmetric.Metrics, points int, shared bool, kind itemKi
 		return errSpoolFull
 	}
 	if sp.active().size >= sp.segSize {
-		if err := sp.rotateLocked(); err != nil {
+		if err := sp.rotateLocked(true); err != nil {
 			return sp.writeFailedLocked(err)
 		}
 	}

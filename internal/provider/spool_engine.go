@@ -89,6 +89,9 @@ func (e *Engine) openSpoolLocked(ps *providerState) {
 		ps.stats.note("spool could not be opened: " + err.Error())
 		return
 	}
+	if sp.truncated > 0 {
+		ps.stats.note(fmt.Sprintf("spool: %d torn or corrupt record(s) cut at start (see the log)", sp.truncated))
+	}
 	ps.spool = sp
 }
 

@@ -106,8 +106,15 @@ func TestSpoolRoundTripAndAckedSegmentsDeleted(t *testing.T) {
 }
 
 func TestSpoolReplayAfterCrashResendsExactlyTheUnacknowledged(t *testing.T) {
+	for _, mode := range []SpoolSync{SpoolSyncBatch, SpoolSyncAlways} {
+		t.Run(string(mode), func(t *testing.T) { testSpoolReplay(t, mode) })
+	}
+}
+
+func testSpoolReplay(t *testing.T, mode SpoolSync) {
 	dir := t.TempDir()
-	sp := testSpool(t, dir, 1<<20, 1000)
+	sp, err := openSpool(SpoolConfig{Directory: dir, MaxBytes: 1 << 20, Sync: mode}, "p1", 1000, 0, zap.NewNop())
+	require.NoError(t, err)
 	s := spoolConsumer()
 	sp.setConsumer(s)
 	for i := range 10 {
@@ -383,4 +390,64 @@ func BenchmarkProviderSpool(b *testing.B) {
 			b.ReportMetric(float64(cpuTime()-cpu0)/float64(b.N), "cpu-ns/batch")
 		})
 	}
+}
+
+func TestEngineSpoolFailoverUnchanged(t *testing.T) {
+	e := spoolEngine(t, distribution(), newMemStorage(), t.TempDir(), 1<<20)
+	t.Cleanup(func() { require.NoError(t, e.Shutdown(ctx)) })
+	p, nameP := newSink(t, "primary")
+	f, nameF := newSink(t, "failover")
+	fpc := sinkProvider("standby", nameF)
+	fpc.Filter = &pb.MetricFilter{Names: []string{"standby_*"}}
+	create(t, e, fpc)
+	pc := sinkProvider("primary", nameP)
+	pc.Failover = &pb.FailoverSettings{FailoverProviderId: "standby"}
+	pc.HealthCheck = &pb.HealthCheckSettings{Window: durationpb.New(time.Second)}
+	create(t, e, pc)
+
+	seq := 0
+	send := func() {
+		require.NoError(t, e.Router().ConsumeMetrics(ctx, gauges("load", seq, 5)))
+		seq += 5
+	}
+	p.fail.Store(true)
+	eventually(t, func() bool { send(); return f.pointCount() > 50 }, "the failover takes the traffic")
+	p.fail.Store(false)
+	eventually(t, func() bool {
+		_, ps := p.snapshot()
+		_, fs := f.snapshot()
+		for s := range int64(seq) {
+			if ps[s]+fs[s] == 0 {
+				return false
+			}
+		}
+		return true
+	}, "every data point is delivered by the primary or the failover")
+	eventually(t, func() bool {
+		return providerStats(t, e, "primary").GetQueueSize() == 0 && providerStats(t, e, "standby").GetQueueSize() == 0
+	}, "both spools are acknowledged")
+	assert.Zero(t, providerStats(t, e, "primary").GetDatapointsFailed(), "failed batches went to the failover")
+}
+
+func TestEngineSpoolBlueGreenPromotionTakesThePendingBatches(t *testing.T) {
+	e := spoolEngine(t, newTestHost(sinkFactory()), newMemStorage(), t.TempDir(), 1<<20)
+	t.Cleanup(func() { require.NoError(t, e.Shutdown(ctx)) })
+	old, oldName := newSink(t, "blue")
+	old.gate = make(chan struct{})
+	create(t, e, sinkProvider("p1", oldName))
+	for i := range 40 {
+		require.NoError(t, e.Router().ConsumeMetrics(ctx, gauges("bg", i, 1)))
+	}
+	green, greenName := newSink(t, "green")
+	_, err := e.Update(ctx, &pb.UpdateProviderRequest{ProviderId: "p1", Config: sinkProvider("p1", greenName),
+		Strategy: pb.UpdateStrategy_UPDATE_STRATEGY_BLUE_GREEN, VerifyPeriod: durationpb.New(50 * time.Millisecond),
+		DrainTimeout: durationpb.New(50 * time.Millisecond)})
+	require.NoError(t, err)
+	eventually(t, func() bool { return green.pointCount() >= 40 }, "the promoted exporter sends what the old one had not")
+	_, seqs := green.snapshot()
+	for i := range 40 {
+		assert.Equal(t, 1, seqs[int64(i)], "point %d exactly once", i)
+	}
+	assert.Zero(t, old.pointCount())
+	eventually(t, func() bool { return providerStats(t, e, "p1").GetQueueSize() == 0 }, "the spool empties")
 }
