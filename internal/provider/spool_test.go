@@ -15,6 +15,7 @@ import (
 	"go.opentelemetry.io/collector/exporter"
 	"go.opentelemetry.io/collector/pdata/pmetric"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest"
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	pb "github.com/metricsmodule/metricsmodule/proto/metricsmodule/v1"
@@ -27,7 +28,7 @@ func spoolConsumer() *sender {
 
 func testSpool(t *testing.T, dir string, maxBytes int64, cacheN int) *spool {
 	t.Helper()
-	sp, err := openSpool(SpoolConfig{Directory: dir, MaxBytes: maxBytes}, "p1", cacheN, 0, zap.NewNop())
+	sp, err := openSpool(SpoolConfig{Directory: dir, MaxBytes: maxBytes}, "p1", cacheN, 0, zaptest.NewLogger(t))
 	require.NoError(t, err)
 	return sp
 }
