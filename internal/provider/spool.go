@@ -172,7 +172,7 @@ func openSpool(cfg SpoolConfig, id string, cacheN int, cacheBytes int64, log *za
 	cfg = cfg.withDefaults()
 	sp := &spool{
 		id: id, dir: filepath.Join(cfg.Directory, id), cfg: cfg, log: log,
-		segSize: min(max(cfg.MaxBytes/8, minSegmentSize), maxSegmentSize),
+		segSize: min(max(cfg.MaxBytes/8, minSegmentSize), maxSegmentSize, max(cfg.MaxBytes/2, 1)),
 		cacheN:  cacheN, cacheBytes: cacheBytes,
 	}
 	if err := os.MkdirAll(sp.dir, 0o700); err != nil {
@@ -335,16 +335,20 @@ func syncDir(dir string) {
 func (sp *spool) active() *segment { return sp.segs[len(sp.segs)-1] }
 
 // deletePrefixLocked deletes the fully acknowledged segments at the head,
-// and starts a new segment when the written one is large and fully
-// acknowledged (so that an idle spool shrinks to a header).
-func (sp *spool) deletePrefixLocked() {
+// and starts a new segment when the written one is fully acknowledged and
+// large (or has any record, when force: the spool is full) so that an idle
+// spool shrinks to a header.
+func (sp *spool) deletePrefixLocked() { sp.deletePrefix(false) }
+
+func (sp *spool) deletePrefix(force bool) {
 	for len(sp.segs) > 0 {
 		seg := sp.segs[0]
 		if seg.data != seg.acked {
 			return
 		}
 		if len(sp.segs) == 1 {
-			if sp.closed || seg.size < sp.segSize || sp.rotateLocked(false) != nil {
+			small := seg.size < sp.segSize && !(force && seg.size > int64(len(segmentMagic)))
+			if sp.closed || small || sp.rotateLocked(false) != nil {
 				return
 			}
 		}
@@ -379,7 +383,10 @@ func (sp *spool) append(md pmetric.Metrics, points int, shared bool, kind itemKi
 		return errSpoolClosed
 	}
 	if sp.bytes+int64(len(frame)) > sp.cfg.MaxBytes {
-		return errSpoolFull
+		sp.deletePrefix(true)
+		if sp.bytes+int64(len(frame)) > sp.cfg.MaxBytes {
+			return errSpoolFull
+		}
 	}
 	if sp.active().size >= sp.segSize {
 		if err := sp.rotateLocked(true); err != nil {
