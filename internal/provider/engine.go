@@ -127,6 +127,9 @@ type providerState struct {
 	generation uint64
 	// spool is the provider's durable queue (nil: off, or not opened yet).
 	spool *spool
+	// legacyGen is set when the generation was issued at restore (a record
+	// stored before generations): it may differ after the next restart.
+	legacyGen bool
 }
 
 // NewEngine returns an engine; Start restores and starts the providers.
@@ -265,6 +268,7 @@ func (e *Engine) restore(ctx context.Context, r *record) (bool, error) {
 		// Stored before generations: issue one (persisted with the next change).
 		e.gen++
 		r.Generation = e.gen
+		ps.legacyGen = true
 	}
 	ps.generation = r.Generation
 	ps.stats.tel = e.tel.forProvider(r.ID, r.Generation)

@@ -1,10 +1,13 @@
 package provider
 
 import (
+	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 
 	"go.uber.org/zap"
 )
@@ -82,7 +85,13 @@ func (e *Engine) openSpoolLocked(ps *providerState) {
 	if cacheN <= 0 {
 		cacheN = defaultQueueSize
 	}
-	sp, err := openSpool(*e.spoolCfg, ps.rec.ID, cacheN, int64(l.GetMaxQueueMemoryBytes()), e.providerLogger(ps.rec.ID))
+	log := e.providerLogger(ps.rec.ID)
+	if err := claimSpoolDir(*e.spoolCfg, ps.rec.ID, ps.generation, !ps.legacyGen, log); err != nil {
+		e.log.Error("The provider's spool could not be opened; it runs with its in-memory queue only",
+			zap.String("provider_id", ps.rec.ID), zap.Error(err))
+		return
+	}
+	sp, err := openSpool(*e.spoolCfg, ps.rec.ID, cacheN, int64(l.GetMaxQueueMemoryBytes()), log)
 	if err != nil {
 		e.log.Error("The provider's spool could not be opened; it runs with its in-memory queue only",
 			zap.String("provider_id", ps.rec.ID), zap.Error(err))
@@ -93,6 +102,43 @@ func (e *Engine) openSpoolLocked(ps *providerState) {
 		ps.stats.note(fmt.Sprintf("spool: %d torn or corrupt record(s) cut at start (see the log)", sp.truncated))
 	}
 	ps.spool = sp
+}
+
+// generationFile names the provider generation a spool directory belongs to.
+const generationFile = "GENERATION"
+
+// claimSpoolDir makes the spool directory of provider id belong to
+// generation: a directory left by an earlier provider with the same id (on
+// an etcd registry, deleted and created again by another node while this
+// one was down) is emptied, with a warning, so that its batches never go to
+// the new provider's destination. When !trust (a generation issued at this
+// start for a record older than generations) the directory is kept.
+func claimSpoolDir(cfg SpoolConfig, id string, generation uint64, trust bool, log *zap.Logger) error {
+	dir := filepath.Join(cfg.Directory, id)
+	path := filepath.Join(dir, generationFile)
+	raw, err := os.ReadFile(path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+	case err != nil:
+		return err
+	default:
+		old, perr := strconv.ParseUint(strings.TrimSpace(string(raw)), 10, 64)
+		if perr == nil && old == generation {
+			return nil
+		}
+		if perr == nil && trust && old != 0 {
+			log.Warn("Removing the spool of an earlier provider with the same id (deleted and created again); its batches are dropped",
+				zap.String("directory", dir), zap.Uint64("spool_generation", old), zap.Uint64("generation", generation),
+				zap.Int64("bytes", dirBytes(dir)))
+			if err := os.RemoveAll(dir); err != nil {
+				return err
+			}
+		}
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	return os.WriteFile(path, []byte(strconv.FormatUint(generation, 10)+"\n"), 0o600)
 }
 
 // attachSpoolLocked makes s, the provider's new primary sender, append to

@@ -456,3 +456,25 @@ func TestEngineSpoolBlueGreenPromotionTakesThePendingBatches(t *testing.T) {
 	assert.Zero(t, old.pointCount())
 	eventually(t, func() bool { return providerStats(t, e, "p1").GetQueueSize() == 0 }, "the spool empties")
 }
+
+func TestEngineSpoolOfAnEarlierGenerationIsNotSent(t *testing.T) {
+	dir, store := t.TempDir(), newMemStorage()
+	sink, name := newSink(t, "gen")
+	sink.gate = make(chan struct{})
+	host := newTestHost(sinkFactory())
+	e := spoolEngine(t, host, store, dir, 1<<20)
+	create(t, e, sinkProvider("p1", name))
+	for i := range 20 {
+		require.NoError(t, e.Router().ConsumeMetrics(ctx, gauges("gen", i, 1)))
+	}
+	require.NoError(t, e.Shutdown(ctx))
+	// the directory now looks like the spool of an earlier provider "p1"
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "p1", generationFile), []byte("999\n"), 0o600))
+
+	e2 := spoolEngine(t, host, store, dir, 1<<20)
+	t.Cleanup(func() { require.NoError(t, e2.Shutdown(ctx)) })
+	assert.Zero(t, providerStats(t, e2, "p1").GetQueueSize(), "batches of another generation are not sent")
+	raw, err := os.ReadFile(filepath.Join(dir, "p1", generationFile))
+	require.NoError(t, err)
+	assert.NotEqual(t, "999\n", string(raw))
+}
