@@ -228,7 +228,6 @@ func (sp *spool) load() error {
 	if err != nil {
 		return err
 	}
-	entries := map[uint64]*spoolEntry{}
 	acked := map[uint64]bool{}
 	var order []*spoolEntry
 	var maxSeq uint64
@@ -265,7 +264,6 @@ func (sp *spool) load() error {
 			switch rec.typ {
 			case recData:
 				e := &spoolEntry{seq: rec.seq, seg: seg, off: int64(off), frame: n, points: rec.points, bytes: len(rec.payload), kind: rec.kind, replayed: true}
-				entries[rec.seq] = e
 				order = append(order, e)
 				seg.data++
 			case recAck:
