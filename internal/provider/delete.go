@@ -69,6 +69,10 @@ func (e *Engine) Delete(ctx context.Context, req *pb.DeleteProviderRequest) (*pb
 		q = ps.primary.queueInfo()
 		queued = ps.primary.accepted.Load() - ps.primary.sentPoints.Load()
 	}
+	if ps.spool != nil {
+		q = queueLocked(ps)
+		queued = uint64(max(ps.spool.pointsPending(), 0))
+	}
 	e.mu.Unlock()
 
 	if req.GetDryRun() {

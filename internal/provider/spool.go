@@ -577,6 +577,13 @@ func (sp *spool) stats() spoolStats {
 	return spoolStats{batches: len(sp.pending) - sp.head + sp.inflight, diskBytes: sp.bytes, memBytes: sp.cachedBytes, maxBytes: sp.cfg.MaxBytes}
 }
 
+// pointsPending returns the data points of the pending and in-flight batches.
+func (sp *spool) pointsPending() int64 {
+	sp.mu.Lock()
+	defer sp.mu.Unlock()
+	return sp.pendingPoints
+}
+
 // close syncs and closes the files; what is pending stays for the next
 // start. It returns the batches left.
 func (sp *spool) close() (batches int, points int64) {

@@ -326,6 +326,9 @@ func TestEngineSpoolDeleteRemovesItsFiles(t *testing.T) {
 		require.NoError(t, e.Router().ConsumeMetrics(ctx, gauges("del", i, 1)))
 	}
 	require.DirExists(t, filepath.Join(dir, "p1"))
+	dry, err := e.Delete(ctx, &pb.DeleteProviderRequest{ProviderId: "p1", CleanupStrategy: pb.CleanupStrategy_CLEANUP_STRATEGY_IMMEDIATE, DryRun: true})
+	require.NoError(t, err)
+	assert.Contains(t, dry.GetMessage(), "drop its 30 queued batches (about 30 data points)")
 	resp, err := e.Delete(ctx, &pb.DeleteProviderRequest{ProviderId: "p1", CleanupStrategy: pb.CleanupStrategy_CLEANUP_STRATEGY_IMMEDIATE})
 	require.NoError(t, err)
 	assert.Equal(t, uint64(30), resp.GetDroppedDatapoints(), "what the spool still held is dropped and counted")
