@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -99,12 +100,37 @@ func startRefusingSink(t *testing.T) (*refusingSink, string) {
 // spoolCollector is a child collector whose providers exporter spools to
 // dir/spool and whose pipeline has no batch processor: a batch is in the
 // provider's spool when the client gets its answer.
-func spoolCollector(t *testing.T, dir string) (*collectorProc, string) {
+type spoolCollector struct {
+	*collectorProc
+	mgmt string
+}
+
+func newSpoolCollector(t *testing.T, dir string) *spoolCollector {
 	t.Helper()
-	p := &collectorProc{t: t, cfgPath: filepath.Join(dir, "overrides.yaml"), dir: dir}
+	p := &spoolCollector{collectorProc: &collectorProc{t: t, cfgPath: filepath.Join(dir, "overrides.yaml"), dir: dir}}
 	require.NoError(t, os.MkdirAll(filepath.Join(dir, "storage"), 0o700))
+	p.writeSpoolConfig()
+	return p
+}
+
+// start runs the collector (on other free ports when one was taken
+// meanwhile, as collectorProc.start does).
+func (p *spoolCollector) start() {
+	p.t.Helper()
+	for attempt := 1; ; attempt++ {
+		if p.tryStart() {
+			return
+		}
+		require.Less(p.t, attempt, 5, "collector did not start: %s", p.out)
+		require.Contains(p.t, p.out.String(), "address already in use", "collector exited: %s", p.out)
+		p.writeSpoolConfig()
+	}
+}
+
+func (p *spoolCollector) writeSpoolConfig() {
+	t, dir := p.t, p.dir
 	p.e = endpoints{ingest: freePort(t), promAPI: freePort(t), otlpGRPC: freePort(t), otlpHTTP: freePort(t), remoteWrite: freePort(t)}
-	mgmt := freePort(t)
+	p.mgmt = freePort(t)
 	cfg := fmt.Sprintf(`
 receivers:
   metrics_service:
@@ -140,15 +166,14 @@ service:
     metrics:
       level: none
     logs:
-      level: warn
+      level: info
   pipelines:
     metrics:
       processors: [memory_limiter, metrics_store]
       exporters: [providers]
 `, p.e.ingest, p.e.promAPI, p.e.otlpGRPC, p.e.otlpHTTP, p.e.remoteWrite, filepath.Join(dir, "tsdb"), freePort(t),
-		filepath.Join(dir, "storage"), mgmt, filepath.Join(dir, "spool"))
+		filepath.Join(dir, "storage"), p.mgmt, filepath.Join(dir, "spool"))
 	require.NoError(t, os.WriteFile(p.cfgPath, []byte(cfg), 0o600))
-	return p, mgmt
 }
 
 // TestSpooledProviderLosesNoAcknowledgedPointOnKill9 writes under load to a
@@ -161,10 +186,10 @@ service:
 func TestSpooledProviderLosesNoAcknowledgedPointOnKill9(t *testing.T) {
 	sink, sinkAddr := startRefusingSink(t)
 	dir := t.TempDir()
-	p, mgmt := spoolCollector(t, dir)
-	require.True(t, p.tryStart(), "collector did not start: %s", p.out)
+	p := newSpoolCollector(t, dir)
+	p.start()
 
-	conn, err := grpc.NewClient(mgmt, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := grpc.NewClient(p.mgmt, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	require.NoError(t, err)
 	defer conn.Close()
 	mc := pb.NewMetricsManagementServiceClient(conn)
@@ -240,7 +265,7 @@ func TestSpooledProviderLosesNoAcknowledgedPointOnKill9(t *testing.T) {
 	wg.Wait()
 	atKill := sink.received()
 
-	require.True(t, p.tryStart(), "collector did not restart: %s", p.out)
+	p.start()
 	total := nAcked()
 	require.Eventually(t, func() bool {
 		mu.Lock()
@@ -254,6 +279,13 @@ func TestSpooledProviderLosesNoAcknowledgedPointOnKill9(t *testing.T) {
 		}
 		return true
 	}, 120*time.Second, 50*time.Millisecond, "every acknowledged point reaches the destination after the restart")
+	assert.Contains(t, p.out.String(), "Replaying the provider's spool", "the replay is logged")
+	require.Eventually(t, func() bool { return strings.Contains(p.out.String(), "Spool replay done") }, 30*time.Second, 10*time.Millisecond)
+	for _, line := range strings.Split(p.out.String(), "\n") {
+		if strings.Contains(line, "Replaying the provider's spool") || strings.Contains(line, "Spool replay done") {
+			t.Log(line)
+		}
+	}
 	dups := 0
 	mu.Lock()
 	for writer, values := range acked {
