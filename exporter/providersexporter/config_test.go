@@ -7,6 +7,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/config/configoptional"
 	"go.opentelemetry.io/collector/confmap"
 	"go.opentelemetry.io/collector/confmap/confmaptest"
 
@@ -22,8 +23,15 @@ func TestLoadConfig(t *testing.T) {
 		want    *Config
 		wantErr string
 	}{
-		{id: component.NewID(metadata.Type), want: &Config{Extension: component.MustNewID("metrics_management")}},
-		{id: component.NewIDWithName(metadata.Type, "other"), want: &Config{Extension: component.MustNewIDWithName("metrics_management", "ops")}},
+		{id: component.NewID(metadata.Type), want: createDefaultConfig().(*Config)},
+		{id: component.NewIDWithName(metadata.Type, "other"), want: &Config{Extension: component.MustNewIDWithName("metrics_management", "ops"), Spool: createDefaultConfig().(*Config).Spool}},
+		{id: component.NewIDWithName(metadata.Type, "spool"), want: &Config{Extension: defaultExtension,
+			Spool: configoptional.Some(SpoolConfig{Directory: "/var/lib/otelcol/spool", MaxBytes: 1 << 30, Sync: "batch"})}},
+		{id: component.NewIDWithName(metadata.Type, "spool_always"), want: &Config{Extension: defaultExtension,
+			Spool: configoptional.Some(SpoolConfig{Directory: "/var/lib/otelcol/spool", MaxBytes: 1 << 20, Sync: "always"})}},
+		{id: component.NewIDWithName(metadata.Type, "spool_no_directory"), wantErr: "spool.directory: must be set"},
+		{id: component.NewIDWithName(metadata.Type, "spool_bad_sync"), wantErr: `spool.sync: "sometimes" is not one of batch, always`},
+		{id: component.NewIDWithName(metadata.Type, "spool_zero_bytes"), wantErr: "spool.max_bytes: must be positive"},
 		{id: component.NewIDWithName(metadata.Type, "no_extension"), wantErr: "'extension' id must not be empty"},
 		{id: component.NewIDWithName(metadata.Type, "unknown_key"), wantErr: "extensions"},
 	}

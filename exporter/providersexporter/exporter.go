@@ -34,7 +34,13 @@ func (e *providersExporter) start(_ context.Context, host component.Host) error 
 	if !ok {
 		return fmt.Errorf("extension %q is not a metrics_management extension", e.cfg.Extension)
 	}
-	e.router = src.ProviderRouter()
+	router := src.ProviderRouter()
+	if sc := e.cfg.Spool.Get(); sc != nil {
+		if err := router.EnableSpool(sc.engine()); err != nil {
+			return err
+		}
+	}
+	e.router = router
 	e.logger.Info("Routing metrics to the dynamic providers", zap.String("extension", e.cfg.Extension.String()),
 		zap.Int("providers", e.router.Routes()))
 	return nil

@@ -2,12 +2,14 @@ package providersexporter
 
 import (
 	"context"
+	"path/filepath"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/component/componenttest"
+	"go.opentelemetry.io/collector/config/configoptional"
 	"go.opentelemetry.io/collector/exporter/exportertest"
 	"go.opentelemetry.io/collector/pdata/pmetric"
 
@@ -74,4 +76,28 @@ func TestShutdownWithoutStart(t *testing.T) {
 	exp, err := f.CreateMetrics(context.Background(), exportertest.NewNopSettings(metadata.Type), f.CreateDefaultConfig())
 	require.NoError(t, err)
 	require.NoError(t, exp.Shutdown(context.Background()))
+}
+
+func TestStartTurnsTheSpoolOn(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	engine := provider.NewEngine(provider.Settings{})
+	require.NoError(t, engine.Start(ctx, componenttest.NewNopHost(), nil))
+	t.Cleanup(func() { require.NoError(t, engine.Shutdown(ctx)) })
+	h := host{Host: componenttest.NewNopHost(), ext: map[component.ID]component.Component{defaultExtension: fakeManagement{router: engine.Router()}}}
+	dir := filepath.Join(t.TempDir(), "spool")
+
+	f := NewFactory()
+	start := func(sc SpoolConfig) error {
+		cfg := f.CreateDefaultConfig().(*Config)
+		cfg.Spool = configoptional.Some(sc)
+		exp, err := f.CreateMetrics(ctx, exportertest.NewNopSettings(metadata.Type), cfg)
+		require.NoError(t, err)
+		t.Cleanup(func() { require.NoError(t, exp.Shutdown(ctx)) })
+		return exp.Start(ctx, h)
+	}
+	require.NoError(t, start(SpoolConfig{Directory: dir, MaxBytes: 1 << 20, Sync: "batch"}))
+	assert.DirExists(t, dir)
+	require.NoError(t, start(SpoolConfig{Directory: dir, MaxBytes: 1 << 20, Sync: "batch"}), "a second exporter with the same spool")
+	require.ErrorContains(t, start(SpoolConfig{Directory: dir, MaxBytes: 1 << 21, Sync: "batch"}), "configure the spool on one providers exporter")
 }

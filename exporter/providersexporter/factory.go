@@ -4,11 +4,13 @@ import (
 	"context"
 
 	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/config/configoptional"
 	"go.opentelemetry.io/collector/consumer"
 	"go.opentelemetry.io/collector/exporter"
 	"go.opentelemetry.io/collector/exporter/exporterhelper"
 
 	"github.com/metricsmodule/metricsmodule/exporter/providersexporter/internal/metadata"
+	"github.com/metricsmodule/metricsmodule/internal/provider"
 )
 
 // defaultExtension is the ID of the management extension unless configured.
@@ -24,7 +26,10 @@ func NewFactory() exporter.Factory {
 }
 
 func createDefaultConfig() component.Config {
-	return &Config{Extension: defaultExtension}
+	return &Config{
+		Extension: defaultExtension,
+		Spool:     configoptional.Default(SpoolConfig{MaxBytes: provider.DefaultSpoolMaxBytes, Sync: string(provider.SpoolSyncBatch)}),
+	}
 }
 
 func createMetrics(ctx context.Context, set exporter.Settings, cfg component.Config) (exporter.Metrics, error) {

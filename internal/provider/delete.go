@@ -69,6 +69,10 @@ func (e *Engine) Delete(ctx context.Context, req *pb.DeleteProviderRequest) (*pb
 		q = ps.primary.queueInfo()
 		queued = ps.primary.accepted.Load() - ps.primary.sentPoints.Load()
 	}
+	if ps.spool != nil {
+		q = queueLocked(ps)
+		queued = uint64(max(ps.spool.pointsPending(), 0))
+	}
 	e.mu.Unlock()
 
 	if req.GetDryRun() {
@@ -141,6 +145,7 @@ func (e *Engine) Delete(ctx context.Context, req *pb.DeleteProviderRequest) (*pb
 			dctx, cancel := context.WithTimeout(e.baseCtx, drain)
 			defer cancel()
 			drained, dropped := e.stopAll(dctx, old, true)
+			dropped += e.discardSpool(ps)
 			if err := e.remove(dctx, ps, nil, nil); err != nil {
 				e.log.Error("Could not remove the provider from storage", zap.String("provider_id", id), zap.Error(err))
 			}
@@ -160,6 +165,7 @@ func (e *Engine) Delete(ctx context.Context, req *pb.DeleteProviderRequest) (*pb
 		dctx, cancel := context.WithTimeout(ctx, drain)
 		defer cancel()
 		resp.DrainedDatapoints, resp.DroppedDatapoints = e.stopAll(dctx, old, graceful)
+		resp.DroppedDatapoints += e.discardSpool(ps)
 		e.opPhase(ps, PhaseSaving, 99, 99, 0)
 		if err := e.remove(ctx, ps, setB, evicted); err != nil {
 			finalErr = err
@@ -254,6 +260,7 @@ func (e *Engine) runScheduledDelete(id string) {
 	ctx, cancel := context.WithTimeout(e.baseCtx, defaultDrainTimeout)
 	defer cancel()
 	drained, dropped := e.stopAll(ctx, old, true)
+	dropped += e.discardSpool(ps)
 	if err := e.remove(ctx, ps, nil, nil); errors.Is(err, ErrAborted) {
 		// etcd registry: another node's scheduled deletion removed it first.
 		e.log.Info("Scheduled deletion done by another node", zap.String("provider_id", id), zap.Uint64("drained", drained))

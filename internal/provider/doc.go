@@ -5,6 +5,12 @@
 // backups and persistence; and the lock-free routing table that the providers
 // exporter hands every batch to.
 //
+// A provider's queue is in memory unless the spool is on (EnableSpool, from
+// the providers exporter's spool block): then every accepted batch is
+// appended to the provider's segment files before the pipeline's answer and
+// acknowledged there when its export is done, so that it is sent again after
+// a crash (spool.go, spool_record.go, spool_engine.go; at-least-once).
+//
 // Providers are created by API callers: every config is checked against the
 // operator's DestinationPolicy (link-local and cloud metadata destinations,
 // binding every interface, export loops into the collector, files outside

@@ -97,6 +97,9 @@ type Engine struct {
 	tickStop chan struct{}
 	tickDone chan struct{}
 	tel      *telemetry
+	// spoolCfg is the durable provider queue's config (nil: off), set once
+	// by EnableSpool; guarded by mu.
+	spoolCfg *SpoolConfig
 }
 
 // providerState is one provider in memory. Its fields are guarded by
@@ -122,6 +125,11 @@ type providerState struct {
 	oper *operation
 	// generation is issued once per creation of the id, never reused.
 	generation uint64
+	// spool is the provider's durable queue (nil: off, or not opened yet).
+	spool *spool
+	// legacyGen is set when the generation was issued at restore (a record
+	// stored before generations): it may differ after the next restart.
+	legacyGen bool
 }
 
 // NewEngine returns an engine; Start restores and starts the providers.
@@ -154,6 +162,7 @@ func NewEngine(set Settings) *Engine {
 		baseCtx:   ctx, baseCancel: cancel,
 		quit: make(chan struct{}),
 	}
+	e.router.enableSpool = e.EnableSpool
 	tel, err := newTelemetry(set.MeterProvider, e)
 	if err != nil {
 		e.log.Warn("Provider telemetry is off: its instruments could not be created", zap.Error(err))
@@ -259,6 +268,7 @@ func (e *Engine) restore(ctx context.Context, r *record) (bool, error) {
 		// Stored before generations: issue one (persisted with the next change).
 		e.gen++
 		r.Generation = e.gen
+		ps.legacyGen = true
 	}
 	ps.generation = r.Generation
 	ps.stats.tel = e.tel.forProvider(r.ID, r.Generation)
@@ -306,7 +316,14 @@ func (e *Engine) Shutdown(ctx context.Context) error {
 	e.stopping = true
 	etcdCancel := e.etcdCancel
 	var senders []*sender
+	var spools []*spool
 	for _, ps := range e.providers {
+		if ps.spool != nil {
+			// What is spooled stays for the next start: the stopping
+			// senders only finish the exports in flight.
+			ps.spool.setConsumer(nil)
+			spools = append(spools, ps.spool)
+		}
 		if ps.timer != nil && ps.timer.Stop() {
 			e.bg.Done()
 		}
@@ -342,6 +359,12 @@ func (e *Engine) Shutdown(ctx context.Context) error {
 		})
 	}
 	wg.Wait()
+	for _, sp := range spools {
+		if batches, points := sp.close(); batches > 0 {
+			e.log.Info("Kept spooled batches for the next start", zap.String("provider_id", sp.id),
+				zap.Int("batches", batches), zap.Int64("datapoints", points))
+		}
+	}
 	// Background deletions get the same deadline, then are cut short.
 	done := make(chan struct{})
 	go func() {
@@ -496,6 +519,7 @@ func (e *Engine) runLocked(ps *providerState, s *sender, b *built) {
 	}
 	ps.primary, ps.gap = s, false
 	ps.state, ps.lastError = pb.ProviderState_PROVIDER_STATE_RUNNING, ""
+	e.attachSpoolLocked(ps, s)
 	cfg, st := proto.Clone(ps.cfg).(*pb.ProviderConfig), ps.stats
 	e.bg.Add(1)
 	go func() {

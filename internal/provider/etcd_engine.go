@@ -151,6 +151,7 @@ func (e *Engine) reconcile(id string, rr *remoteRec) {
 		e.publishLocked()
 		e.mu.Unlock()
 		drained, dropped := e.stopAll(ctx, old, true)
+		dropped += e.discardSpool(ps)
 		e.log.Info("Provider deleted by another node: stopped here", zap.String("provider_id", id),
 			zap.Uint64("drained", drained), zap.Uint64("dropped", dropped))
 		if rr.rec != nil {

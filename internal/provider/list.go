@@ -170,17 +170,10 @@ func (e *Engine) Stats(_ context.Context, req *pb.GetProviderStatsRequest) (*pb.
 		return nil, err
 	}
 	e.mu.Lock()
-	state, stats, primary := ps.state, ps.stats, ps.primary
-	capacity := int(ps.cfg.GetLimits().GetQueueSize())
+	state, stats := ps.state, ps.stats
 	oper, gen := e.opSnapshotLocked(ps), ps.generation
+	q := queueLocked(ps)
 	e.mu.Unlock()
-	q := queueInfo{capacity: capacity}
-	if q.capacity == 0 {
-		q.capacity = defaultQueueSize
-	}
-	if primary != nil {
-		q = primary.queueInfo()
-	}
 	st, hist, top, anomalies := stats.snapshot(q, StatsOptions{
 		HealthHistory: req.GetIncludeHealthHistory(), TopMetrics: req.GetIncludeTopMetrics(), TopN: int(req.GetTopN()),
 	})

@@ -2,6 +2,7 @@ package provider
 
 import (
 	"context"
+	"errors"
 	"sync/atomic"
 	"time"
 
@@ -18,6 +19,17 @@ import (
 type Router struct {
 	table atomic.Pointer[table]
 	now   func() time.Time
+	// enableSpool is the engine's EnableSpool.
+	enableSpool func(SpoolConfig) error
+}
+
+// EnableSpool turns on the durable provider queue of the engine behind the
+// router (see Engine.EnableSpool).
+func (r *Router) EnableSpool(cfg SpoolConfig) error {
+	if r.enableSpool == nil {
+		return errors.New("spool: the router has no provider engine")
+	}
+	return r.enableSpool(cfg)
 }
 
 type table struct {

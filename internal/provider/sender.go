@@ -47,6 +47,11 @@ type item struct {
 	// shared batches are referenced by other providers too (no copy was made).
 	shared bool
 	kind   itemKind
+	// spooled is the batch's record when it came from the provider's
+	// spool (sp): it is acked when its export is done, released when a
+	// stop cuts it short.
+	spooled *spoolEntry
+	sp      *spool
 }
 
 // senderConfig is what a sender is built from.
@@ -85,6 +90,11 @@ type sender struct {
 	mu     sync.RWMutex
 	closed bool
 	queue  chan *item
+	// spool is the provider's durable queue while this sender is (or was)
+	// the provider's primary and the spool is on; nil otherwise. wake
+	// tells the workers that the spool has batches.
+	spool atomic.Pointer[spool]
+	wake  chan struct{}
 
 	queuedBytes   atomic.Int64
 	sized         atomic.Uint64
@@ -124,6 +134,7 @@ func newSender(cfg senderConfig, stats *Stats, log *zap.Logger, now func() time.
 		limiter:  newRateLimiter(cfg.rate, now),
 		mutates:  cfg.exp.Capabilities().MutatesData,
 		queue:    make(chan *item, cfg.queueSize),
+		wake:     make(chan struct{}, cfg.workers),
 		ctx:      ctx,
 		cancel:   cancel,
 		inflight: make([]atomic.Int64, cfg.workers),
@@ -182,8 +193,18 @@ func (s *sender) enqueueLocked(md pmetric.Metrics, shared bool, kind itemKind) {
 	}
 	parts := split(md, s.cfg.maxBatch)
 	shared = shared && len(parts) == 1
+	sp := s.spool.Load()
 	for _, part := range parts {
 		points := part.DataPointCount()
+		if sp != nil && kind != kindProbe {
+			if err := sp.append(part, points, shared, kind); err != nil {
+				st.addDropped(points)
+				s.dropPoints.Add(uint64(points))
+				continue
+			}
+			s.accepted.Add(uint64(points))
+			continue
+		}
 		it := &item{md: part, points: points, bytes: s.sizeOf(part, points), shared: shared, kind: kind}
 		if s.cfg.maxBytes > 0 && s.queuedBytes.Load()+int64(it.bytes) > s.cfg.maxBytes {
 			st.addDropped(it.points)
@@ -220,16 +241,54 @@ func (s *sender) sizeOf(md pmetric.Metrics, points int) int {
 	return int(bpp * float64(points))
 }
 
+// work exports the queued batches and, while the sender is its
+// provider's spool consumer, the spooled ones. When the queue is closed
+// (the sender stops) it still drains the spool it consumes, until the stop
+// cancels it.
 func (s *sender) work(worker int) {
-	for it := range s.queue {
-		s.export(worker, it)
+	for {
+		if it := s.takeSpooled(); it != nil {
+			s.export(worker, it)
+			continue
+		}
+		select {
+		case it, ok := <-s.queue:
+			if !ok {
+				for it := s.takeSpooled(); it != nil; it = s.takeSpooled() {
+					s.export(worker, it)
+				}
+				return
+			}
+			s.export(worker, it)
+		case <-s.wake:
+		}
 	}
 }
 
+// takeSpooled returns the next batch of the spool this sender consumes.
+func (s *sender) takeSpooled() *item {
+	sp := s.spool.Load()
+	if sp == nil {
+		return nil
+	}
+	return sp.take(s, s.drop)
+}
+
+func (s *sender) drop(points int) {
+	s.stats.Load().addDropped(points)
+	s.dropPoints.Add(uint64(points))
+}
+
 func (s *sender) export(worker int, it *item) {
-	s.queuedBytes.Add(-int64(it.bytes))
+	if it.spooled == nil {
+		s.queuedBytes.Add(-int64(it.bytes))
+	}
 	st := s.stats.Load()
 	if s.ctx.Err() != nil {
+		if it.spooled != nil {
+			it.sp.release(it.spooled) // sent by the next consumer or after the restart
+			return
+		}
 		st.addDropped(it.points)
 		s.dropPoints.Add(uint64(it.points))
 		return
@@ -245,6 +304,10 @@ func (s *sender) export(worker int, it *item) {
 	s.inflight[worker].Store(0)
 	latency := s.now().Sub(start)
 	if err != nil && s.ctx.Err() != nil {
+		if it.spooled != nil {
+			it.sp.release(it.spooled)
+			return
+		}
 		// Stopped while exporting: the batch is dropped, not failed.
 		st.addDropped(it.points)
 		s.dropPoints.Add(uint64(it.points))
@@ -260,6 +323,9 @@ func (s *sender) export(worker int, it *item) {
 		s.sentPoints.Add(uint64(it.points))
 	}
 	st.recordExport(md, it.points, it.bytes, latency, err, countFailed)
+	if it.spooled != nil {
+		it.sp.ack(it.spooled) // exported, failed for good, or handed to the failover provider
+	}
 }
 
 // queueInfo reports the queue's fill.
@@ -273,6 +339,12 @@ func (s *sender) tick() {
 	var reason string
 	if q := s.queueInfo(); float64(q.size) >= queueDegradedFill*float64(q.capacity) {
 		reason = fmt.Sprintf("queue %d/%d batches full", q.size, q.capacity)
+	}
+	if sp := s.spool.Load(); sp != nil {
+		sp.tick()
+		if ss := sp.stats(); float64(ss.diskBytes) >= queueDegradedFill*float64(ss.maxBytes) {
+			reason = fmt.Sprintf("spool %d/%d bytes full (spool.max_bytes)", ss.diskBytes, ss.maxBytes)
+		}
 	}
 	now := s.now()
 	for i := range s.inflight {

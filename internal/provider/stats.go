@@ -304,6 +304,8 @@ type StatsOptions struct {
 type queueInfo struct {
 	size, capacity int
 	bytes          int64
+	// disk is the size of the provider's spool (0: off).
+	disk int64
 }
 
 // snapshot returns the API form of the statistics.
@@ -328,6 +330,7 @@ func (s *Stats) snapshot(q queueInfo, opts StatsOptions) (*pb.ProviderStats, []*
 		BytesSent:         s.bytesSent.Load(),
 		Resources: &pb.ResourceUsage{
 			QueueMemoryBytes: uint64(max(q.bytes, 0)),
+			DiskBytes:        uint64(max(q.disk, 0)),
 			NetworkBytesSent: s.bytesSent.Load(),
 		},
 		LastError:      s.lastError,

@@ -44,13 +44,7 @@ func (e *Engine) Status() []ProviderStatus {
 		if ps.removed {
 			continue
 		}
-		it := item{ps: ps, p: e.toProviderLocked(ps), q: queueInfo{capacity: int(ps.cfg.GetLimits().GetQueueSize())}}
-		if it.q.capacity == 0 {
-			it.q.capacity = defaultQueueSize
-		}
-		if ps.primary != nil {
-			it.q = ps.primary.queueInfo()
-		}
+		it := item{ps: ps, p: e.toProviderLocked(ps), q: queueLocked(ps)}
 		items = append(items, it)
 	}
 	e.mu.Unlock()

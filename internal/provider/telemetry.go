@@ -150,9 +150,9 @@ func (e *Engine) telemetrySnapshot() []telProvider {
 		if ps.removed || ps.stats.tel == nil {
 			continue
 		}
-		p := telProvider{attrs: ps.stats.tel.base, health: ps.stats.Health()}
-		if ps.primary != nil {
-			p.q = ps.primary.queueInfo()
+		p := telProvider{attrs: ps.stats.tel.base, health: ps.stats.Health(), q: queueLocked(ps)}
+		if ps.primary == nil && ps.spool == nil {
+			p.q = queueInfo{}
 		}
 		out = append(out, p)
 	}
