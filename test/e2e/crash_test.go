@@ -46,13 +46,20 @@ type collectorProc struct {
 // keeps its data in dir.
 func newCollectorProc(t *testing.T, dir string) *collectorProc {
 	t.Helper()
+	return newCollectorProcWith(t, dir, (*collectorProc).writeConfig)
+}
+
+// newCollectorProcWith is newCollectorProc with another overrides writer
+// (it picks free ports and writes p.cfgPath).
+func newCollectorProcWith(t *testing.T, dir string, write func(*collectorProc)) *collectorProc {
+	t.Helper()
 	p := &collectorProc{t: t, cfgPath: filepath.Join(dir, "overrides.yaml"), dir: dir}
 	require.NoError(t, os.MkdirAll(filepath.Join(dir, "storage"), 0o700))
-	p.writeConfig()
+	write(p)
 	first := true
 	p.proc = childcollector.New(t, childcollector.Options{Spec: func() childcollector.Spec {
 		if !first { // a port was taken: new ones
-			p.writeConfig()
+			write(p)
 		}
 		first = false
 		return childcollector.Spec{

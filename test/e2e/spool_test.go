@@ -107,24 +107,12 @@ type spoolCollector struct {
 
 func newSpoolCollector(t *testing.T, dir string) *spoolCollector {
 	t.Helper()
-	p := &spoolCollector{collectorProc: &collectorProc{t: t, cfgPath: filepath.Join(dir, "overrides.yaml"), dir: dir}}
-	require.NoError(t, os.MkdirAll(filepath.Join(dir, "storage"), 0o700))
-	p.writeSpoolConfig()
-	return p
-}
-
-// start runs the collector (on other free ports when one was taken
-// meanwhile, as collectorProc.start does).
-func (p *spoolCollector) start() {
-	p.t.Helper()
-	for attempt := 1; ; attempt++ {
-		if p.tryStart() {
-			return
-		}
-		require.Less(p.t, attempt, 5, "collector did not start: %s", p.out)
-		require.Contains(p.t, p.out.String(), "address already in use", "collector exited: %s", p.out)
+	p := &spoolCollector{}
+	p.collectorProc = newCollectorProcWith(t, dir, func(cp *collectorProc) {
+		p.collectorProc = cp
 		p.writeSpoolConfig()
-	}
+	})
+	return p
 }
 
 func (p *spoolCollector) writeSpoolConfig() {
@@ -250,7 +238,7 @@ func TestSpooledProviderLosesNoAcknowledgedPointOnKill9(t *testing.T) {
 		})
 	}
 	// the destination refuses: the batches pile up in the spool
-	require.Eventually(t, func() bool { return nAcked() >= 10_000 }, 60*time.Second, 10*time.Millisecond, "acknowledged %d; collector: %s", nAcked(), p.out)
+	require.Eventually(t, func() bool { return nAcked() >= 10_000 }, 60*time.Second, 10*time.Millisecond, "acknowledged %d; collector: %s", nAcked(), p.proc.Output())
 	st, err := mc.GetProviderStats(ctx, &pb.GetProviderStatsRequest{ProviderId: "sink"})
 	require.NoError(t, err)
 	assert.Positive(t, st.GetStats().GetResources().GetDiskBytes(), "the spool holds the refused batches")
@@ -279,9 +267,9 @@ func TestSpooledProviderLosesNoAcknowledgedPointOnKill9(t *testing.T) {
 		}
 		return true
 	}, 120*time.Second, 50*time.Millisecond, "every acknowledged point reaches the destination after the restart")
-	assert.Contains(t, p.out.String(), "Replaying the provider's spool", "the replay is logged")
-	require.Eventually(t, func() bool { return strings.Contains(p.out.String(), "Spool replay done") }, 30*time.Second, 10*time.Millisecond)
-	for _, line := range strings.Split(p.out.String(), "\n") {
+	assert.Contains(t, p.proc.Output(), "Replaying the provider's spool", "the replay is logged")
+	require.Eventually(t, func() bool { return strings.Contains(p.proc.Output(), "Spool replay done") }, 30*time.Second, 10*time.Millisecond)
+	for _, line := range strings.Split(p.proc.Output(), "\n") {
 		if strings.Contains(line, "Replaying the provider's spool") || strings.Contains(line, "Spool replay done") {
 			t.Log(line)
 		}
