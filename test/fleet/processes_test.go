@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"net"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"sync"
@@ -27,27 +28,19 @@ import (
 )
 
 // spooledProviders says whether the nodes run with the providers' durable
-// spool (spoolOverlay). Without it a SIGKILLed node loses what it
-// acknowledged but had not exported yet: the batch processor and the
-// provider queues (internal/provider/sender.go) are in memory. At the
-// destinations the killed node's running totals then have gaps, and the
-// test holds them to "no value that was never a total, none twice, and
-// the final total arrives"; the other nodes' must be exact. With the
-// spool, set this true: the killed node must then deliver every value,
-// each at least once (a replay after the restart may repeat some).
-const spooledProviders = false
+// spool (testdata/fleet-spool.yaml, which also takes the batch processor
+// out of the pipeline: it answers before the providers exporter has the
+// batch). With it a SIGKILLed node delivers every value it acknowledged
+// after its restart, each at least once (a replay may repeat the batches in
+// flight at the kill). Without it (false) what the killed node acknowledged
+// but had not exported is lost: the batch processor and the provider queues
+// are in memory; the test then holds the killed node's totals at the
+// destinations to "no value that was never a total, none twice, and the
+// final total arrives"; the other nodes' must be exact either way.
+const spooledProviders = true
 
-// spoolOverlay turns on the durable provider queue of the providers
-// exporter (branch h/spool) and takes the batch processor out of the
-// pipeline: it acknowledges a batch before the providers exporter has it
-// (batchprocessor's consume only queues), so a spool behind it cannot keep
-// what a SIGKILL finds in the batcher.
-var spoolOverlay = []string{
-	"yaml:exporters::providers::spool::directory: ./data/${env:NODE_NAME}/spool",
-	"yaml:exporters::providers::spool::max_bytes: 268435456",
-	"yaml:exporters::providers::spool::sync: always",
-	"yaml:service::pipelines::metrics::processors: [memory_limiter, metrics_store]",
-}
+// spoolOverlay is the recipe's spool file.
+var spoolOverlay = []string{"file:" + filepath.Join("..", "..", "testdata", "fleet-spool.yaml")}
 
 const (
 	waitConverge = 20 * time.Second // a registry change on every node, a node back, a drain

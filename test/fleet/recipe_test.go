@@ -21,7 +21,7 @@ import (
 )
 
 // TestFleetRecipeWithEveryOverlayResolves: the README's full recipe (the
-// default config, fleet-node, fleet-streams and fleet-registry) with its
+// default config, fleet-node, fleet-streams, fleet-registry and fleet-spool) with its
 // environment variables is a valid config; ETCD_ENDPOINTS lists every etcd
 // member, comma-separated (one URL for a single etcd).
 func TestFleetRecipeWithEveryOverlayResolves(t *testing.T) {
@@ -43,7 +43,7 @@ func TestFleetRecipeWithEveryOverlayResolves(t *testing.T) {
 			factories, err := e2e.Components()
 			require.NoError(t, err)
 			cp, err := otelcol.NewConfigProvider(otelcol.ConfigProviderSettings{ResolverSettings: confmap.ResolverSettings{
-				URIs:              recipe,
+				URIs:              append(append([]string(nil), recipe...), spoolOverlay...),
 				ProviderFactories: []confmap.ProviderFactory{fileprovider.NewFactory(), envprovider.NewFactory(), yamlprovider.NewFactory()},
 			}})
 			require.NoError(t, err)
