@@ -207,7 +207,9 @@ func sortedDeletions(m map[string]Deletion) []Deletion {
 	for _, d := range m {
 		out = append(out, d)
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].At.Before(out[j].At) || out[i].At.Equal(out[j].At) && out[i].Name < out[j].Name })
+	sort.Slice(out, func(i, j int) bool {
+		return out[i].At.Before(out[j].At) || out[i].At.Equal(out[j].At) && out[i].Name < out[j].Name
+	})
 	return out
 }
 
