@@ -565,3 +565,50 @@ func (b *etcdBackend) applyEvents(evs []*clientv3.Event) {
 	for cur, rev := b.rev.Load(), evs[len(evs)-1].Kv.ModRevision; rev > cur && !b.rev.CompareAndSwap(cur, rev); cur = b.rev.Load() {
 	}
 }
+
+// MaxEtcdBackupBytes is the largest backup kept in etcd (its default
+// request limit is 1.5 MiB).
+const MaxEtcdBackupBytes = 1 << 20
+
+func (b *etcdBackend) bKey(id string) string { return b.prefix + "b/" + id }
+
+// MaxBackupBytes is the largest backup PutBackup keeps
+// (definitions.BackupStore).
+func (r *Registry) MaxBackupBytes() int { return MaxEtcdBackupBytes }
+
+// PutBackup keeps a backup in etcd for every node (definitions.BackupStore);
+// where names its key.
+func (r *Registry) PutBackup(ctx context.Context, id string, raw []byte) (string, error) {
+	b := r.etcd
+	if b == nil {
+		return "", errors.New("backups in the registry need the etcd backend")
+	}
+	if d := b.degErr.Load(); d != nil {
+		return "", b.unavailable(*d)
+	}
+	tctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), b.opts.RequestTimeout)
+	defer cancel()
+	if _, err := b.cli.Put(tctx, b.bKey(id), string(raw)); err != nil {
+		b.setDegraded(err.Error())
+		return "", b.unavailable(err.Error())
+	}
+	return "etcd:" + b.bKey(id), nil
+}
+
+// GetBackup reads a backup PutBackup kept (definitions.BackupStore).
+func (r *Registry) GetBackup(ctx context.Context, id string) ([]byte, bool, error) {
+	b := r.etcd
+	if b == nil {
+		return nil, false, nil
+	}
+	tctx, cancel := context.WithTimeout(ctx, b.opts.RequestTimeout)
+	defer cancel()
+	resp, err := b.cli.Get(tctx, b.bKey(id))
+	if err != nil {
+		return nil, false, b.unavailable(err.Error())
+	}
+	if len(resp.Kvs) == 0 {
+		return nil, false, nil
+	}
+	return resp.Kvs[0].Value, true, nil
+}
