@@ -119,6 +119,10 @@ type definitionsState struct {
 	// engine unregisters, backs up, restores and describes definitions
 	// with their data.
 	engine *definitions.Engine
+	// fleet is set with definitions.backend: etcd (definitions_etcd.go).
+	fleet *definitionsFleet
+	// deleting serializes runs of the scheduled deletions.
+	deleting sync.Mutex
 }
 
 func newReceiver(cfg *Config, set receiver.Settings, next consumer.Metrics) (*metricsReceiver, error) {
@@ -190,6 +194,7 @@ func (r *metricsReceiver) Start(ctx context.Context, host component.Host) error 
 	r.health = health.NewServer()
 	healthpb.RegisterHealthServer(srv, r.health)
 	r.health.SetServingStatus(pb.MetricsService_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
+	r.defs.fleet.serveHealth(r.health)
 	reflection.Register(srv)
 
 	if r.stopTelemetry, err = r.startTelemetry(); err != nil {
@@ -262,9 +267,11 @@ func (r *metricsReceiver) Shutdown(ctx context.Context) error {
 		err = errors.Join(err, r.stopTelemetry())
 		r.stopTelemetry = nil
 	}
+	r.defs.fleet.stopElection()
 	if r.defs.registry != nil {
 		err = errors.Join(err, r.defs.registry.Close(ctx))
 	}
+	err = errors.Join(err, r.defs.fleet.close())
 	return err
 }
 
