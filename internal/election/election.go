@@ -63,6 +63,7 @@ type Elector struct {
 	work func(ctx context.Context)
 
 	leading atomic.Bool
+	leader  atomic.Pointer[string] // identity of the leader last seen
 	fence   atomic.Pointer[fence]
 	cancel  context.CancelFunc
 	done    chan struct{}
@@ -96,8 +97,65 @@ func Start(cli *clientv3.Client, cfg Config, log *zap.Logger, work func(ctx cont
 	ctx, cancel := context.WithCancel(context.Background())
 	e := &Elector{cli: cli, cfg: cfg, log: log.With(zap.String("job", cfg.Job), zap.String("election", cfg.Key)),
 		work: work, cancel: cancel, done: make(chan struct{})}
-	go e.loop(ctx)
+	obsDone := make(chan struct{})
+	go func() {
+		defer close(obsDone)
+		e.observe(ctx)
+	}()
+	go func() {
+		e.loop(ctx)
+		<-obsDone
+		close(e.done)
+	}()
 	return e, nil
+}
+
+// Leader is the identity of the leader as last seen through a watch of the
+// election ("" when none leads or it is not known yet); it does not call
+// etcd.
+func (e *Elector) Leader() string {
+	if e.leading.Load() {
+		return e.cfg.Identity
+	}
+	if l := e.leader.Load(); l != nil {
+		return *l
+	}
+	return ""
+}
+
+// observe keeps Leader current: it reads the leader again on every change
+// of the candidates' keys.
+func (e *Elector) observe(ctx context.Context) {
+	for ctx.Err() == nil {
+		e.refreshLeader(ctx)
+		wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
+		for wr := range e.cli.Watch(wctx, e.cfg.Key+"/", clientv3.WithPrefix()) {
+			if wr.Err() != nil {
+				break
+			}
+			e.refreshLeader(ctx)
+		}
+		cancel()
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(min(e.cfg.TTL/4, time.Second)):
+		}
+	}
+}
+
+func (e *Elector) refreshLeader(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, e.cfg.RequestTimeout)
+	defer cancel()
+	resp, err := e.cli.Get(ctx, e.cfg.Key+"/", clientv3.WithFirstCreate()...)
+	if err != nil {
+		return
+	}
+	l := ""
+	if len(resp.Kvs) > 0 {
+		l = string(resp.Kvs[0].Value)
+	}
+	e.leader.Store(&l)
 }
 
 // DefaultIdentity is host:pid.
@@ -148,7 +206,6 @@ func (e *Elector) Close() {
 }
 
 func (e *Elector) loop(ctx context.Context) {
-	defer close(e.done)
 	for ctx.Err() == nil {
 		if err := e.term(ctx); err != nil && ctx.Err() == nil {
 			e.log.Debug("Campaign ended; campaigning again", zap.Error(err))

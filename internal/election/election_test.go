@@ -115,6 +115,7 @@ func TestOneOfThreeRunsTheWorkAndAllSeeWhoLeads(t *testing.T) {
 		assert.Equal(t, lead.id, st.Leader, "node %s", n.id)
 		assert.Equal(t, n == lead, st.Leading)
 		assert.Equal(t, "test", st.Job)
+		require.Eventually(t, func() bool { return n.el.Leader() == lead.id }, within, 10*time.Millisecond, "the cached leader of %s", n.id)
 	}
 	_, ok := lead.el.Fence()
 	assert.True(t, ok)
@@ -180,6 +181,7 @@ func TestLeaderThatDiesIsReplacedWhenItsLeaseExpires(t *testing.T) {
 	for _, n := range nodes {
 		if n != lead {
 			assert.Equal(t, next.id, n.el.Status(context.Background()).Leader)
+			require.Eventually(t, func() bool { return n.el.Leader() == next.id }, within, 10*time.Millisecond)
 		}
 	}
 }
