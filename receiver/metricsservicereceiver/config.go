@@ -197,6 +197,9 @@ func (cfg *Config) Validate() error {
 	if cfg.Rules.Enabled() && cfg.Query.Remote.Endpoint != "" {
 		errs = append(errs, errors.New("rules.files: rules are evaluated over the local store and cannot be combined with query.remote.endpoint; evaluate them on the remote backend or remove query.remote.endpoint"))
 	}
+	if cfg.Rules.Enabled() && cfg.Rules.RunOn == rules.RunOnLeader && cfg.Definitions.Backend != DefinitionsBackendEtcd {
+		errs = append(errs, errors.New("rules.run_on: leader elects the evaluating node on the etcd cluster of definitions.etcd; set definitions.backend: etcd (and definitions.etcd.endpoints), or rules.run_on: all"))
+	}
 	if cfg.Definitions.Mode != registry.ModeOpen && cfg.Definitions.Mode != registry.ModeStrict {
 		errs = append(errs, fmt.Errorf("definitions.mode: %q is not one of open, strict", cfg.Definitions.Mode))
 	}

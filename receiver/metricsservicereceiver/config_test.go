@@ -64,6 +64,7 @@ func TestLoadConfig(t *testing.T) {
 		{id: component.NewIDWithName(metadata.Type, "definitions_etcd_no_endpoints"), wantErr: "definitions.etcd.endpoints: must list the etcd client URLs"},
 		{id: component.NewIDWithName(metadata.Type, "definitions_etcd_and_path"), wantErr: "definitions.storage, definitions.path: the definitions are in etcd"},
 		{id: component.NewIDWithName(metadata.Type, "definitions_etcd_bad_lease"), wantErr: "definitions.etcd.lease_ttl: 1.5s is not a whole number of seconds"},
+		{id: component.NewIDWithName(metadata.Type, "rules_leader_without_etcd"), wantErr: "rules.run_on: leader elects the evaluating node on the etcd cluster of definitions.etcd"},
 		{id: component.NewIDWithName(metadata.Type, "definitions_bad_backend"), wantErr: `definitions.backend: "zookeeper" is not a backend; use local or etcd`},
 	}
 	for _, tt := range tests {

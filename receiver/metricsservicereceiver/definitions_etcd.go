@@ -29,7 +29,10 @@ const DefinitionsHealthService = "metricsmodule.v1.MetricDefinitions"
 type definitionsFleet struct {
 	cli     *clientv3.Client
 	elector *election.Elector
-	log     *zap.Logger
+	// rulesElector elects the node that evaluates the rules
+	// (rules.run_on: leader; nil otherwise).
+	rulesElector *election.Elector
+	log          *zap.Logger
 
 	unregister metric.Registration
 
@@ -76,6 +79,20 @@ func (r *metricsReceiver) startEtcdDefinitions(ctx context.Context, host compone
 	f.mu.Lock()
 	f.elector = el
 	f.mu.Unlock()
+	if lr := r.leaderRules; lr != nil {
+		rel, err := election.Start(cli, election.Config{
+			Key: ec.EffectivePrefix() + "election/rules", Job: "rule evaluation",
+			TTL: ec.EffectiveLeaseTTL(), Identity: election.DefaultIdentity() + "/" + r.settings.ID.String(),
+			RequestTimeout: ec.RequestTimeout,
+		}, log, lr.lead)
+		if err != nil {
+			f.stopElection()
+			return errors.Join(err, reg.Close(ctx), cli.Close())
+		}
+		f.mu.Lock()
+		f.rulesElector = rel
+		f.mu.Unlock()
+	}
 	if mp := r.settings.MeterProvider; mp != nil {
 		m := mp.Meter(meterName)
 		g, err := m.Int64ObservableGauge(MetricDefinitionsLeader, metric.WithUnit("1"),
@@ -160,9 +177,12 @@ func (f *definitionsFleet) stopElection() {
 		return
 	}
 	f.mu.Lock()
-	el := f.elector
+	el, rel := f.elector, f.rulesElector
 	f.host, f.health = nil, nil
 	f.mu.Unlock()
+	if rel != nil {
+		rel.Close()
+	}
 	if el != nil {
 		el.Close()
 	}

@@ -2,6 +2,7 @@ package metricsservicereceiver
 
 import (
 	"context"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -21,6 +22,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/metricsmodule/metricsmodule/internal/registry"
+	"github.com/metricsmodule/metricsmodule/internal/rules"
 	"github.com/metricsmodule/metricsmodule/internal/testpeer"
 	pb "github.com/metricsmodule/metricsmodule/proto/metricsmodule/v1"
 	"github.com/metricsmodule/metricsmodule/receiver/metricsservicereceiver/internal/metadata"
@@ -39,7 +41,7 @@ type etcdNode struct {
 	stop func()
 }
 
-func runEtcdReceiver(t *testing.T, eps []string, prefix string, mode registry.Mode) *etcdNode {
+func runEtcdReceiver(t *testing.T, eps []string, prefix string, mode registry.Mode, mutate ...func(*Config)) *etcdNode {
 	t.Helper()
 	cfg := createDefaultConfig().(*Config)
 	cfg.NetAddr.Endpoint = "127.0.0.1:0"
@@ -51,6 +53,9 @@ func runEtcdReceiver(t *testing.T, eps []string, prefix string, mode registry.Mo
 	cfg.Definitions.Etcd.RequestTimeout = time.Second
 	cfg.Definitions.Etcd.HealthInterval = 100 * time.Millisecond
 	cfg.Definitions.Etcd.LeaseTTL = 2 * time.Second
+	for _, m := range mutate {
+		m(cfg)
+	}
 	require.NoError(t, cfg.Validate())
 	next, host, stopPipeline := storePipelineStop(t, filepath.Join(t.TempDir(), "tsdb"), nil, &switchSink{})
 	r, err := newReceiver(cfg, receivertest.NewNopSettings(metadata.Type), next)
@@ -205,4 +210,50 @@ func TestDefinitionsOnEtcdDownKeepChecksAndRefuseChanges(t *testing.T) {
 	require.Eventually(t, func() bool { return serving() == healthpb.HealthCheckResponse_SERVING }, 20*time.Second, 10*time.Millisecond)
 	_, err = a.c.RegisterMetric(ctx, &pb.RegisterMetricRequest{Definition: d})
 	require.NoError(t, err)
+}
+
+// ruleOutput returns the series of the recording rule in n's store.
+func ruleOutput(t *testing.T, n *etcdNode) int {
+	t.Helper()
+	resp, err := n.c.QueryMetrics(context.Background(), &pb.QueryMetricsRequest{Query: `count_over_time(fleet_rule_output[1h])`})
+	require.NoError(t, err)
+	return len(resp.Series)
+}
+
+func TestRulesRunOnTheLeaderOnly(t *testing.T) {
+	cluster := testpeer.StartEtcdCluster(t, 1)
+	eps := cluster.Endpoints()
+	dir := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "fleet.yaml"), []byte(`groups:
+  - name: fleet
+    interval: 200ms
+    rules:
+      - record: fleet_rule_output
+        expr: vector(1)
+`), 0o600))
+	leaderRules := func(cfg *Config) {
+		cfg.Rules.Files = []string{filepath.Join(dir, "*.yaml")}
+		cfg.Rules.RunOn = rules.RunOnLeader
+	}
+	nodes := []*etcdNode{
+		runEtcdReceiver(t, eps, etcdPrefix(t), registry.ModeOpen, leaderRules),
+		runEtcdReceiver(t, eps, etcdPrefix(t), registry.ModeOpen, leaderRules),
+	}
+	var lead, other *etcdNode
+	require.Eventually(t, func() bool {
+		a, b := nodes[0].r.leaderRules.evaluating(), nodes[1].r.leaderRules.evaluating()
+		lead, other = nodes[0], nodes[1]
+		if b {
+			lead, other = nodes[1], nodes[0]
+		}
+		return a != b
+	}, 20*time.Second, 10*time.Millisecond, "one node evaluates")
+	require.Eventually(t, func() bool { return ruleOutput(t, lead) > 0 }, 10*time.Second, 50*time.Millisecond, "the leader writes the rule output")
+	assert.Zero(t, ruleOutput(t, other), "the other node evaluates nothing")
+	assert.NotEmpty(t, other.r.leaderRules.RuleGroups(), "the other node has the rules loaded (Prometheus API)")
+
+	// the leader stops: it resigns and the other node takes over at once
+	lead.stop()
+	require.Eventually(t, other.r.leaderRules.evaluating, 10*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool { return ruleOutput(t, other) > 0 }, 10*time.Second, 50*time.Millisecond)
 }

@@ -97,6 +97,9 @@ type metricsReceiver struct {
 	httpLn     net.Listener
 	// rules evaluates rule files over the store (nil without rules.files).
 	rules *rules.Engine
+	// leaderRules evaluates the rules while this node leads
+	// (rules.run_on: leader; nil otherwise).
+	leaderRules *leaderRules
 
 	// summary answers GetMetricsSummary (nil without a store).
 	summary *summary.Engine
@@ -260,6 +263,7 @@ func (r *metricsReceiver) Shutdown(ctx context.Context) error {
 		}
 	}
 	err := r.stopHTTP(ctx)
+	r.defs.fleet.stopElection() // resign first: another node takes over at once
 	r.stopRules()
 	r.wg.Wait()
 	err = errors.Join(err, r.closeDedupJournal())
@@ -267,7 +271,6 @@ func (r *metricsReceiver) Shutdown(ctx context.Context) error {
 		err = errors.Join(err, r.stopTelemetry())
 		r.stopTelemetry = nil
 	}
-	r.defs.fleet.stopElection()
 	if r.defs.registry != nil {
 		err = errors.Join(err, r.defs.registry.Close(ctx))
 	}
