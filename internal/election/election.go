@@ -232,13 +232,13 @@ func (e *Elector) term(ctx context.Context) error {
 		return fmt.Errorf("open the election session: %w", err)
 	}
 	defer func() {
-		if ctx.Err() != nil {
-			// shutting down: revoke the lease (bounded), so the key goes now
-			rctx, cancel := context.WithTimeout(context.Background(), e.cfg.RequestTimeout)
-			_, _ = e.cli.Revoke(rctx, lease.ID)
-			cancel()
-		}
+		// the term is over (shutdown, lost lease, failed campaign): revoke
+		// the lease (bounded) so that this node's key goes now rather than
+		// after the TTL; harmless when the lease has expired already
 		sess.Orphan()
+		rctx, cancel := context.WithTimeout(context.Background(), e.cfg.RequestTimeout)
+		_, _ = e.cli.Revoke(rctx, lease.ID)
+		cancel()
 	}()
 	lctx, lcancel := context.WithCancel(ctx)
 	defer lcancel()

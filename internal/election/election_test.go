@@ -206,11 +206,23 @@ func TestLeaderOutlivesAnEtcdMemberLoss(t *testing.T) {
 		}
 	})
 	require.Eventually(t, func() bool { return len(r.running()) == 1 }, within, 10*time.Millisecond)
+	lead := leaderOf(nodes)
+	require.NotNil(t, lead)
 	cluster.Kill(0)
-	// quorum stays: one leader at any time
-	require.Eventually(t, func() bool { return len(r.running()) == 1 && leaderOf(nodes) != nil }, within, 10*time.Millisecond)
+	// quorum stays: the cluster answers the other node (a linearizable read)
+	// and names the same leader, which kept leading all along
+	other := nodes[0]
+	if other == lead {
+		other = nodes[1]
+	}
+	require.Eventually(t, func() bool {
+		st := other.el.Status(context.Background())
+		return st.Err == "" && st.Leader == lead.id
+	}, within, 10*time.Millisecond)
+	assert.True(t, lead.el.Leading())
 	r.mu.Lock()
 	assert.Equal(t, 1, r.most)
+	assert.Equal(t, 1, r.started[lead.id]+r.started[other.id], "no second term")
 	r.mu.Unlock()
 }
 

@@ -73,7 +73,7 @@ func (r *metricsReceiver) startEtcdDefinitions(ctx context.Context, host compone
 		<-ctx.Done()
 	})
 	if err != nil {
-		return errors.Join(err, reg.Close(ctx), cli.Close())
+		return err // Shutdown closes the registry and the client
 	}
 	reg.SetFence(el.Fence)
 	f.mu.Lock()
@@ -86,8 +86,7 @@ func (r *metricsReceiver) startEtcdDefinitions(ctx context.Context, host compone
 			RequestTimeout: ec.RequestTimeout,
 		}, log, lr.lead)
 		if err != nil {
-			f.stopElection()
-			return errors.Join(err, reg.Close(ctx), cli.Close())
+			return err // Shutdown resigns, closes the registry and the client
 		}
 		f.mu.Lock()
 		f.rulesElector = rel
