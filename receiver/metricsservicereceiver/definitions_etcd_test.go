@@ -11,9 +11,13 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/component/componenttest"
 	"go.opentelemetry.io/collector/config/confighttp"
 	"go.opentelemetry.io/collector/config/configoptional"
+	"go.opentelemetry.io/collector/consumer/consumertest"
 	"go.opentelemetry.io/collector/receiver/receivertest"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
@@ -256,4 +260,40 @@ func TestRulesRunOnTheLeaderOnly(t *testing.T) {
 	lead.stop()
 	require.Eventually(t, other.r.leaderRules.evaluating, 10*time.Second, 10*time.Millisecond)
 	require.Eventually(t, func() bool { return ruleOutput(t, other) > 0 }, 10*time.Second, 50*time.Millisecond)
+}
+
+// The only node of a fleet leads: metricsmodule_definitions_leader is 1.
+func TestDefinitionsLeaderGauge(t *testing.T) {
+	cluster := testpeer.StartEtcdCluster(t, 1)
+	reader := sdkmetric.NewManualReader()
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+	defer func() { require.NoError(t, mp.Shutdown(context.Background())) }()
+	cfg := createDefaultConfig().(*Config)
+	cfg.NetAddr.Endpoint = "127.0.0.1:0"
+	cfg.PrometheusAPI = configoptional.None[confighttp.ServerConfig]()
+	cfg.Definitions.Backend = DefinitionsBackendEtcd
+	cfg.Definitions.Etcd.Endpoints = cluster.Endpoints()
+	cfg.Definitions.Etcd.Prefix = etcdPrefix(t)
+	require.NoError(t, cfg.Validate())
+	set := receivertest.NewNopSettings(metadata.Type)
+	set.MeterProvider = mp
+	r, err := newReceiver(cfg, set, new(consumertest.MetricsSink))
+	require.NoError(t, err)
+	require.NoError(t, r.Start(context.Background(), componenttest.NewNopHost()))
+	leader := func() (int64, bool) {
+		var rm metricdata.ResourceMetrics
+		require.NoError(t, reader.Collect(context.Background(), &rm))
+		for _, sm := range rm.ScopeMetrics {
+			for _, m := range sm.Metrics {
+				if g, ok := m.Data.(metricdata.Gauge[int64]); ok && m.Name == MetricDefinitionsLeader && len(g.DataPoints) == 1 {
+					return g.DataPoints[0].Value, true
+				}
+			}
+		}
+		return 0, false
+	}
+	require.Eventually(t, func() bool { v, ok := leader(); return ok && v == 1 }, 20*time.Second, 10*time.Millisecond)
+	require.NoError(t, r.Shutdown(context.Background()))
+	_, ok := leader()
+	assert.False(t, ok, "the gauge is gone after Shutdown")
 }
