@@ -23,7 +23,8 @@ type EtcdOptions struct {
 	Client *clientv3.Client
 	// Prefix is the fleet's key prefix; the definitions are under
 	// <Prefix>defs/ (m/<name>: a metric, d/<name>: its scheduled data
-	// deletion, done/<name>: a deletion a node completed).
+	// deletion, done/<name>: a deletion a node completed), the backups under
+	// <Prefix>defs-backups/.
 	Prefix string
 	// Endpoints name the cluster in messages.
 	Endpoints []string
@@ -570,7 +571,9 @@ func (b *etcdBackend) applyEvents(evs []*clientv3.Event) {
 // request limit is 1.5 MiB).
 const MaxEtcdBackupBytes = 1 << 20
 
-func (b *etcdBackend) bKey(id string) string { return b.prefix + "b/" + id }
+// bKey is where backup id is kept: outside <prefix>defs/, so that the
+// watch and the resyncs do not carry the backups.
+func (b *etcdBackend) bKey(id string) string { return strings.TrimSuffix(b.prefix, "defs/") + "defs-backups/" + id }
 
 // MaxBackupBytes is the largest backup PutBackup keeps
 // (definitions.BackupStore).
