@@ -61,6 +61,14 @@ type Definitions interface {
 
 var _ Definitions = (*registry.Registry)(nil)
 
+// nowUnregisterer unregisters a metric whose data is deleted now, telling
+// the other nodes of a fleet to delete theirs (*registry.Registry).
+type nowUnregisterer interface {
+	UnregisterNow(ctx context.Context, name string) (*registry.Entry, error)
+}
+
+var _ nowUnregisterer = (*registry.Registry)(nil)
+
 // Kind classifies an Error.
 type Kind int
 
@@ -209,7 +217,13 @@ func (g *Engine) Unregister(ctx context.Context, req UnregisterRequest) (*Unregi
 		}
 		res.BackupID, res.BackupPath = id, path
 	}
-	if _, err := g.Definitions.Unregister(ctx, req.Name, res.DeleteAt); err != nil {
+	now, ok := g.Definitions.(nowUnregisterer)
+	if req.DeleteData && res.DeleteAt.IsZero() && ok {
+		// on etcd the other nodes delete their own copy of the data too
+		if _, err := now.UnregisterNow(ctx, req.Name); err != nil {
+			return nil, err
+		}
+	} else if _, err := g.Definitions.Unregister(ctx, req.Name, res.DeleteAt); err != nil {
 		return nil, err
 	}
 	if req.DeleteData && res.DeleteAt.IsZero() {

@@ -276,3 +276,24 @@ func TestEtcdOpenFailsWithTheFixWhenEtcdIsDown(t *testing.T) {
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "definitions.etcd.endpoints")
 }
+
+func TestEtcdUnregisterNowTellsTheOtherNodesToDeleteTheirData(t *testing.T) {
+	cluster := testpeer.StartEtcdCluster(t, 1)
+	eps := cluster.Endpoints()
+	a := etcdNode(t, eps, prefixOf(t), ModeOpen)
+	b := etcdNode(t, eps, prefixOf(t), ModeOpen)
+	_, err := a.Register(ctx, baseDef(), RegisterOptions{})
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { _, ok := b.Get("http_requests_total"); return ok }, convergeWithin, 5*time.Millisecond)
+	_, err = a.UnregisterNow(ctx, "http_requests_total")
+	require.NoError(t, err)
+	var done []Deletion
+	require.Eventually(t, func() bool { done = append(done, b.DoneDeletions()...); return len(done) == 1 }, convergeWithin, 5*time.Millisecond)
+	assert.Equal(t, "http_requests_total", done[0].Name)
+	_, ok := b.Get("http_requests_total")
+	assert.False(t, ok)
+	assert.Empty(t, a.DoneDeletions(), "the node that deleted does not see its own")
+	assert.Empty(t, b.Pending(), "nothing is scheduled")
+	_, err = a.UnregisterNow(ctx, "http_requests_total")
+	require.ErrorIs(t, err, ErrNotFound)
+}

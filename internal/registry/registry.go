@@ -306,6 +306,30 @@ func (r *Registry) Unregister(ctx context.Context, name string, deleteAt time.Ti
 	return e, nil
 }
 
+// UnregisterNow is Unregister for a metric whose data the caller deletes
+// now. On etcd the same write tells every other node to delete its own
+// copy of the data (they see it in DoneDeletions); on a local backend it is
+// Unregister.
+func (r *Registry) UnregisterNow(ctx context.Context, name string) (*Entry, error) {
+	if r.etcd == nil {
+		return r.Unregister(ctx, name, time.Time{})
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	e := r.entries[name]
+	if e == nil {
+		return nil, ErrNotFound
+	}
+	next := cloneEntries(r.entries)
+	delete(next, name)
+	kept, err := r.etcd.commit(ctx, next, r.deletions, []Deletion{{Name: name, At: r.now()}}, false)
+	if err != nil {
+		return nil, err
+	}
+	r.entries, r.deletions = next, kept
+	return e, r.recompile()
+}
+
 // ErrNotFound is returned for a metric that is not registered.
 var ErrNotFound = errors.New("metric is not registered")
 

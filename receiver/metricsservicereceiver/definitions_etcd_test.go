@@ -160,6 +160,22 @@ func TestDefinitionsOnEtcdAreSharedByTheFleet(t *testing.T) {
 	}, definitionsConverge, 20*time.Millisecond, "both nodes deleted their data")
 	assert.Empty(t, a.r.defs.registry.Pending())
 	assert.Empty(t, b.r.defs.registry.Pending())
+
+	// an immediate data deletion through B: A deletes its own copy too (next deletion run)
+	_, err = a.c.RegisterMetric(ctx, &pb.RegisterMetricRequest{Definition: requestsDef()})
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { _, ok := b.r.defs.registry.Get("http_requests_total"); return ok }, definitionsConverge, 10*time.Millisecond)
+	recordRequests(t, a.c)
+	recordRequests(t, b.c)
+	_, err = b.c.UnregisterMetric(ctx, &pb.UnregisterMetricRequest{Name: "http_requests_total", DeleteData: true})
+	require.NoError(t, err)
+	_, nb := sumRequests(t, b.c)
+	assert.Zero(t, nb, "B deleted its data at once")
+	require.Eventually(t, func() bool {
+		a.r.runDueDeletions(time.Now())
+		_, na := sumRequests(t, a.c)
+		return na == 0
+	}, definitionsConverge, 20*time.Millisecond, "A deleted its copy")
 }
 
 func TestDefinitionsOnEtcdBackupOnOneNodeRestoresOnAnother(t *testing.T) {
