@@ -573,7 +573,9 @@ const MaxEtcdBackupBytes = 1 << 20
 
 // bKey is where backup id is kept: outside <prefix>defs/, so that the
 // watch and the resyncs do not carry the backups.
-func (b *etcdBackend) bKey(id string) string { return strings.TrimSuffix(b.prefix, "defs/") + "defs-backups/" + id }
+func (b *etcdBackend) bKey(id string) string {
+	return strings.TrimSuffix(b.prefix, "defs/") + "defs-backups/" + id
+}
 
 // MaxBackupBytes is the largest backup PutBackup keeps
 // (definitions.BackupStore).
