@@ -127,15 +127,17 @@ func (e *Elector) Leader() string {
 // of the candidates' keys.
 func (e *Elector) observe(ctx context.Context) {
 	for ctx.Err() == nil {
-		e.refreshLeader(ctx)
-		wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
-		for wr := range e.cli.Watch(wctx, e.cfg.Key+"/", clientv3.WithPrefix()) {
-			if wr.Err() != nil {
-				break
+		// watch from the revision read, so that no change in between is missed
+		if rev, ok := e.refreshLeader(ctx); ok {
+			wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
+			for wr := range e.cli.Watch(wctx, e.cfg.Key+"/", clientv3.WithPrefix(), clientv3.WithRev(rev+1)) {
+				if wr.Err() != nil || wr.CompactRevision != 0 {
+					break
+				}
+				e.refreshLeader(ctx)
 			}
-			e.refreshLeader(ctx)
+			cancel()
 		}
-		cancel()
 		select {
 		case <-ctx.Done():
 			return
@@ -144,18 +146,20 @@ func (e *Elector) observe(ctx context.Context) {
 	}
 }
 
-func (e *Elector) refreshLeader(ctx context.Context) {
+// refreshLeader reads the leader; it returns the revision it read at.
+func (e *Elector) refreshLeader(ctx context.Context) (int64, bool) {
 	ctx, cancel := context.WithTimeout(ctx, e.cfg.RequestTimeout)
 	defer cancel()
 	resp, err := e.cli.Get(ctx, e.cfg.Key+"/", clientv3.WithFirstCreate()...)
 	if err != nil {
-		return
+		return 0, false
 	}
 	l := ""
 	if len(resp.Kvs) > 0 {
 		l = string(resp.Kvs[0].Value)
 	}
 	e.leader.Store(&l)
+	return resp.Header.Revision, true
 }
 
 // DefaultIdentity is host:pid.
