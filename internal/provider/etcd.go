@@ -317,11 +317,21 @@ func (s *etcdStore) nextGeneration(ctx context.Context) (uint64, error) {
 func (s *etcdStore) snapshot(ctx context.Context) (recs []*record, backups []*backupRecord, gen uint64, bad []error, rev int64, err error) {
 	tctx, cancel := context.WithTimeout(ctx, s.cfg.RequestTimeout)
 	defer cancel()
-	resp, err := s.cli.Get(tctx, s.cfg.Prefix, clientv3.WithPrefix())
+	// the registry's own keys only, at one revision: other keys under the
+	// prefix (the metric definitions, elections) are not the registry's
+	resp, err := s.cli.Txn(tctx).Then(
+		clientv3.OpGet(s.pKey(""), clientv3.WithPrefix()),
+		clientv3.OpGet(s.bKey(""), clientv3.WithPrefix()),
+		clientv3.OpGet(s.genKey()),
+	).Commit()
 	if err != nil {
 		return nil, nil, 0, nil, 0, fmt.Errorf("read the provider registry from etcd (%s): %w", strings.Join(s.cfg.Endpoints, ","), err)
 	}
-	for _, kv := range resp.Kvs {
+	kvs := resp.Responses[0].GetResponseRange().GetKvs()
+	for _, rr := range resp.Responses[1:] {
+		kvs = append(kvs, rr.GetResponseRange().GetKvs()...)
+	}
+	for _, kv := range kvs {
 		k := strings.TrimPrefix(string(kv.Key), s.cfg.Prefix)
 		switch {
 		case k == "gen":
