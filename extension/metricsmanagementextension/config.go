@@ -10,12 +10,11 @@ import (
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/config/configgrpc"
 	"go.opentelemetry.io/collector/config/confighttp"
-	"go.opentelemetry.io/collector/config/configopaque"
-	"go.opentelemetry.io/collector/config/configtls"
 
 	"go.opentelemetry.io/collector/config/configoptional"
 
 	"github.com/metricsmodule/metricsmodule/internal/authz"
+	"github.com/metricsmodule/metricsmodule/internal/etcdconf"
 	"github.com/metricsmodule/metricsmodule/internal/provider"
 )
 
@@ -90,24 +89,9 @@ const (
 )
 
 // EtcdConfig is the etcd cluster that keeps the provider registry of a
-// fleet of collectors.
-type EtcdConfig struct {
-	// Endpoints are the etcd client URLs, e.g. http://10.0.0.1:2379.
-	Endpoints []string `mapstructure:"endpoints"`
-	// Prefix is the key prefix of this fleet's registry.
-	Prefix string `mapstructure:"prefix"`
-	// DialTimeout bounds the first connection.
-	DialTimeout time.Duration `mapstructure:"dial_timeout"`
-	// RequestTimeout bounds each read and write.
-	RequestTimeout time.Duration `mapstructure:"request_timeout"`
-	// HealthInterval is how often each node checks etcd answers.
-	HealthInterval time.Duration `mapstructure:"health_interval"`
-	// TLS to etcd; absent: plain text.
-	TLS configoptional.Optional[configtls.ClientConfig] `mapstructure:"tls"`
-	// Username and Password authenticate to etcd when set.
-	Username string              `mapstructure:"username"`
-	Password configopaque.String `mapstructure:"password"`
-}
+// fleet of collectors (the block the metrics_service receiver's
+// definitions.etcd shares).
+type EtcdConfig = etcdconf.Config
 
 var _ component.Config = (*Config)(nil)
 
@@ -148,6 +132,9 @@ func (cfg *Config) Validate() error {
 		}
 		if cfg.Etcd.DialTimeout <= 0 || cfg.Etcd.RequestTimeout <= 0 || cfg.Etcd.HealthInterval <= 0 {
 			errs = append(errs, errors.New("etcd.dial_timeout, etcd.request_timeout, etcd.health_interval: must be positive"))
+		}
+		if t := cfg.Etcd.LeaseTTL; t != 0 && (t < time.Second || t%time.Second != 0) {
+			errs = append(errs, fmt.Errorf("etcd.lease_ttl: %s is not a whole number of seconds of at least 1s (etcd leases count seconds), e.g. 10s", t))
 		}
 	default:
 		errs = append(errs, fmt.Errorf("registry_backend: %q is not a backend; use storage or etcd", cfg.RegistryBackend))

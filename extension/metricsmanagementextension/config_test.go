@@ -35,7 +35,7 @@ func TestLoadConfig(t *testing.T) {
 	etcd.Etcd = EtcdConfig{
 		Endpoints: []string{"http://10.0.0.1:2379", "http://10.0.0.2:2379"}, Prefix: "/fleet-a/",
 		DialTimeout: 3 * time.Second, RequestTimeout: 4 * time.Second, HealthInterval: 500 * time.Millisecond,
-		Username: "collector", Password: "s3cret",
+		Username: "collector", Password: "s3cret", LeaseTTL: 10 * time.Second,
 	}
 
 	tests := []struct {

@@ -65,7 +65,7 @@ func newExtension(cfg *Config, set extension.Settings) *managementExtension {
 		x.etcd = &provider.EtcdConfig{
 			Endpoints: cfg.Etcd.Endpoints, Prefix: cfg.Etcd.Prefix, DialTimeout: cfg.Etcd.DialTimeout,
 			RequestTimeout: cfg.Etcd.RequestTimeout, HealthInterval: cfg.Etcd.HealthInterval,
-			Username: cfg.Etcd.Username, Password: string(cfg.Etcd.Password),
+			Username: cfg.Etcd.Username, Password: string(cfg.Etcd.Password), LeaseTTL: cfg.Etcd.LeaseTTL,
 		}
 	}
 	x.engine = provider.NewEngine(provider.Settings{

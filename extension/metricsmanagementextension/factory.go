@@ -42,6 +42,7 @@ func createDefaultConfig() component.Config {
 			DialTimeout:    provider.DefaultEtcdDialTimeout,
 			RequestTimeout: provider.DefaultEtcdRequestTimeout,
 			HealthInterval: provider.DefaultEtcdHealthInterval,
+			LeaseTTL:       provider.DefaultEtcdLeaseTTL,
 		},
 		StatusPage: configoptional.Default(func() confighttp.ServerConfig {
 			c := confighttp.NewDefaultServerConfig()

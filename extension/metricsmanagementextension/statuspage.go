@@ -86,6 +86,8 @@ polyline.tp{fill:none;stroke:#0969da;stroke-width:1.5}polyline.fail{fill:none;st
 {{define "table"}}{{with .Store}}<p id="store">Store: <b class="head-series">{{.HeadSeries}}</b> head series ·
 {{.Appended}} samples appended ({{printf "%.1f" .IngestRate}}/s over 1m) · {{.Rejected}} refused · {{.Blocks}} blocks, {{.DiskBytes}} bytes on disk ·
 Streams: <b class="streams">{{.Streams}}</b> open, {{.Subscriptions}} subscriptions, {{.StreamMemoryBytes}} bytes buffered</p>{{end}}
+{{with .Registry}}{{if eq .Backend "etcd"}}<p id="registry">Registry: etcd, revision {{.Revision}}{{if .Degraded}} · <b class="err">degraded</b>: {{.Detail}}{{end}} ·
+scheduled deletions led by <b class="leader">{{if .Leader}}{{.Leader}}{{else}}(no leader known){{end}}</b>{{if .Leading}} (this node){{end}}</p>{{end}}{{end}}
 {{if not .Providers}}<p id="empty">No providers.</p>{{else}}
 <table id="provider-table"><thead><tr>
 <th>Provider</th><th>State</th><th>Health</th><th>Health, last 10 min</th><th>Throughput, last 2 min</th>
@@ -110,6 +112,7 @@ Streams: <b class="streams">{{.Streams}}</b> open, {{.Subscriptions}} subscripti
 type pageData struct {
 	Providers []statusView
 	Store     *storeView
+	Registry  provider.RegistryHealth
 	Now       string
 	Refresh   time.Duration
 	W, H      int
@@ -156,7 +159,8 @@ func statusHandler(engine *provider.Engine, host component.Host) http.Handler {
 	mux := http.NewServeMux()
 	render := func(w http.ResponseWriter, name string) {
 		now := time.Now()
-		data := pageData{Now: now.UTC().Format(time.RFC3339), Refresh: refreshInterval, W: chartWidth, H: chartHeight, Store: storeStatus(host)}
+		data := pageData{Now: now.UTC().Format(time.RFC3339), Refresh: refreshInterval, W: chartWidth, H: chartHeight, Store: storeStatus(host),
+			Registry: engine.RegistryHealth()}
 		for _, p := range engine.Status() {
 			data.Providers = append(data.Providers, view(p, now))
 		}
@@ -172,6 +176,10 @@ func statusHandler(engine *provider.Engine, host component.Host) http.Handler {
 	}
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, _ *http.Request) { render(w, "page") })
 	mux.HandleFunc("GET /fragment", func(w http.ResponseWriter, _ *http.Request) { render(w, "table") })
+	mux.HandleFunc("GET /registry.json", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(engine.RegistryHealth())
+	})
 	mux.HandleFunc("GET /providers.json", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(engine.Status())

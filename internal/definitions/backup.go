@@ -61,6 +61,14 @@ type Definitions interface {
 
 var _ Definitions = (*registry.Registry)(nil)
 
+// nowUnregisterer unregisters a metric whose data is deleted now, telling
+// the other nodes of a fleet to delete theirs (*registry.Registry).
+type nowUnregisterer interface {
+	UnregisterNow(ctx context.Context, name string) (*registry.Entry, error)
+}
+
+var _ nowUnregisterer = (*registry.Registry)(nil)
+
 // Kind classifies an Error.
 type Kind int
 
@@ -108,10 +116,26 @@ func (e *Error) Error() string {
 // Unwrap returns the cause.
 func (e *Error) Unwrap() error { return e.Err }
 
+// BackupStore keeps backups where every node of a fleet reads them
+// (*registry.Registry on etcd implements it).
+type BackupStore interface {
+	// PutBackup stores backup id.
+	PutBackup(ctx context.Context, id string, raw []byte) (where string, err error)
+	// GetBackup reads backup id (ok false: not there).
+	GetBackup(ctx context.Context, id string) (raw []byte, ok bool, err error)
+	// MaxBackupBytes is the largest backup it keeps.
+	MaxBackupBytes() int
+}
+
 // Engine unregisters and restores metric definitions with their data.
 type Engine struct {
-	// Dir is where backups are written and read ("" refuses backups).
+	// Dir is where backups are written and read ("" refuses backups,
+	// unless Backups is set).
 	Dir string
+	// Backups, when set, keeps the backups for the whole fleet (etcd): a
+	// backup written on one node is restored on any. One larger than
+	// Backups.MaxBackupBytes goes to Dir (this node only) when Dir is set.
+	Backups BackupStore
 	// Store is the metric data (nil: definitions only).
 	Store Store
 	// Definitions are the metric definitions.
@@ -193,7 +217,13 @@ func (g *Engine) Unregister(ctx context.Context, req UnregisterRequest) (*Unregi
 		}
 		res.BackupID, res.BackupPath = id, path
 	}
-	if _, err := g.Definitions.Unregister(ctx, req.Name, res.DeleteAt); err != nil {
+	now, ok := g.Definitions.(nowUnregisterer)
+	if req.DeleteData && res.DeleteAt.IsZero() && ok {
+		// on etcd the other nodes delete their own copy of the data too
+		if _, err := now.UnregisterNow(ctx, req.Name); err != nil {
+			return nil, err
+		}
+	} else if _, err := g.Definitions.Unregister(ctx, req.Name, res.DeleteAt); err != nil {
 		return nil, err
 	}
 	if req.DeleteData && res.DeleteAt.IsZero() {
@@ -219,12 +249,9 @@ func (g *Engine) Write(ctx context.Context, e *registry.Entry) (id, path string,
 	fail := func(err error) (string, string, error) {
 		return "", "", &Error{Kind: KindInternal, Message: "backup " + e.Name, Err: err}
 	}
-	if g.Dir == "" {
+	if g.Dir == "" && g.Backups == nil {
 		return "", "", &Error{Kind: KindFailedPrecondition, Message: "backup " + e.Name + ": no backup directory",
 			Fix: "set definitions.backup_dir of the metrics_service receiver, or add the metrics_store extension (backups go next to its data)"}
-	}
-	if err := os.MkdirAll(g.Dir, 0o750); err != nil {
-		return fail(err)
 	}
 	entry, err := registry.EncodeEntry(e)
 	if err != nil {
@@ -245,6 +272,23 @@ func (g *Engine) Write(ctx context.Context, e *registry.Entry) (id, path string,
 		return fail(err)
 	}
 	id = fmt.Sprintf("%s-%s", e.Name, g.now().UTC().Format("20060102T150405.000000000Z"))
+	if g.Backups != nil {
+		switch limit := g.Backups.MaxBackupBytes(); {
+		case len(raw) <= limit:
+			where, err := g.Backups.PutBackup(ctx, id, raw)
+			if err != nil {
+				return "", "", err
+			}
+			return id, where, nil
+		case g.Dir == "":
+			return "", "", &Error{Kind: KindFailedPrecondition,
+				Message: fmt.Sprintf("backup %s: it is %d bytes, more than the %d etcd keeps in one value", e.Name, len(raw), limit),
+				Fix:     "set definitions.backup_dir to keep large backups on this node's disk, or unregister without backup"}
+		}
+	}
+	if err := os.MkdirAll(g.Dir, 0o750); err != nil {
+		return fail(err)
+	}
 	path = filepath.Join(g.Dir, id+".json")
 	if err := os.WriteFile(path, raw, 0o600); err != nil {
 		return fail(err)
@@ -259,6 +303,15 @@ func (g *Engine) Read(id string) (*registry.Entry, []byte, error) {
 		return nil, nil, &Error{Kind: KindInvalid, Field: "restore_backup_id", Message: fmt.Sprintf("%q is not a backup id", id),
 			Fix: "use the backup_id UnregisterMetric returned"}
 	}
+	if g.Backups != nil {
+		raw, ok, err := g.Backups.GetBackup(context.Background(), id)
+		if err != nil {
+			return nil, nil, err
+		}
+		if ok {
+			return decodeBackup(id, raw)
+		}
+	}
 	if g.Dir == "" {
 		return nil, nil, &Error{Kind: KindNotFound, Message: fmt.Sprintf("backup %q does not exist", id)}
 	}
@@ -269,6 +322,10 @@ func (g *Engine) Read(id string) (*registry.Entry, []byte, error) {
 	if err != nil {
 		return nil, nil, &Error{Kind: KindInternal, Message: "read backup", Err: err}
 	}
+	return decodeBackup(id, raw)
+}
+
+func decodeBackup(id string, raw []byte) (*registry.Entry, []byte, error) {
 	e, data, err := Decode(raw)
 	if err != nil {
 		return nil, nil, &Error{Kind: KindDataLoss, Message: fmt.Sprintf("backup %q is damaged", id), Err: err}
@@ -315,6 +372,9 @@ func (g *Engine) Restore(ctx context.Context, id string, dryRun bool) (*registry
 		}
 	}
 	if err := g.Definitions.Restore(ctx, e); err != nil {
+		if errors.Is(err, registry.ErrUnavailable) || errors.Is(err, registry.ErrConflict) {
+			return nil, err // etcd down, or another node registered it meanwhile
+		}
 		return nil, &Error{Kind: KindInternal, Message: "restore definition", Err: err}
 	}
 	return e, nil

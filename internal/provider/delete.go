@@ -239,8 +239,16 @@ func (e *Engine) remove(ctx context.Context, ps *providerState, setB []*backupRe
 	return nil
 }
 
-// runScheduledDelete deletes a provider whose scheduled time has come.
+// runScheduledDelete deletes a provider whose scheduled time has come. On
+// etcd only the node that leads the fleet's once-only work runs it (the
+// others stop their exporter when the deletion reaches them through the
+// watch); a node that becomes the leader later runs what is due then
+// (runDueScheduledDeletes).
 func (e *Engine) runScheduledDelete(id string) {
+	if e.etcd != nil && !e.etcd.leads() {
+		e.log.Debug("Scheduled provider deletion due: the leader of the fleet runs it", zap.String("provider_id", id))
+		return
+	}
 	ps, err := e.get(id)
 	if err != nil {
 		return
@@ -269,6 +277,22 @@ func (e *Engine) runScheduledDelete(id string) {
 		e.log.Error("Could not remove the provider from storage", zap.String("provider_id", id), zap.Error(err))
 	}
 	e.log.Info("Deleted provider (scheduled)", zap.String("provider_id", id), zap.Uint64("drained", drained), zap.Uint64("dropped", dropped))
+}
+
+// runDueScheduledDeletes runs every scheduled deletion that is due (this
+// node just became the leader).
+func (e *Engine) runDueScheduledDeletes() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.stopping {
+		return
+	}
+	now := e.now()
+	for id, ps := range e.providers {
+		if !ps.removed && ps.rec.DeleteAt != nil && !ps.rec.DeleteAt.After(now) {
+			e.bg.Go(func() { e.runScheduledDelete(id) })
+		}
+	}
 }
 
 func shortCleanup(s pb.CleanupStrategy) string {

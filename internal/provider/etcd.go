@@ -14,6 +14,8 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
+
+	"github.com/metricsmodule/metricsmodule/internal/election"
 )
 
 // EtcdConfig selects the etcd provider registry: every node of a fleet
@@ -35,6 +37,11 @@ type EtcdConfig struct {
 	TLS *tls.Config
 	// Username and Password authenticate to etcd when set.
 	Username, Password string
+	// LeaseTTL is the session lease of the election of the node that runs
+	// the scheduled deletions (DefaultEtcdLeaseTTL when 0).
+	LeaseTTL time.Duration
+	// Identity names this node in the election (host:pid when empty).
+	Identity string
 }
 
 // Defaults of EtcdConfig.
@@ -43,6 +50,7 @@ const (
 	DefaultEtcdDialTimeout    = 5 * time.Second
 	DefaultEtcdRequestTimeout = 5 * time.Second
 	DefaultEtcdHealthInterval = time.Second
+	DefaultEtcdLeaseTTL       = 10 * time.Second
 )
 
 // RegistryHealth is the state of the registry backend.
@@ -56,6 +64,12 @@ type RegistryHealth struct {
 	Detail string
 	// Revision is the last etcd revision this node applied (etcd only).
 	Revision int64
+	// Leading is set while this node leads the fleet's once-only work
+	// (scheduled deletions; etcd only).
+	Leading bool
+	// Leader is the node that leads it, as this node last saw ("" while
+	// unknown; etcd only).
+	Leader string
 }
 
 // etcdStore is the etcd registry: keys <prefix>p/<id> (record),
@@ -69,6 +83,10 @@ type etcdStore struct {
 	e      *Engine
 	degErr atomic.Pointer[string]
 	rev    atomic.Int64
+	// elector elects the node that runs the scheduled deletions (nil
+	// before run, or when the election could not start: then every node
+	// tries and the compare-and-swap makes it once).
+	elector atomic.Pointer[election.Elector]
 
 	mu      sync.Mutex
 	pending map[string]*remoteRec // latest remote state per provider id, not yet applied
@@ -138,6 +156,9 @@ func (s *etcdStore) notify() {
 
 func (s *etcdStore) health() RegistryHealth {
 	h := RegistryHealth{Backend: "etcd", Revision: s.rev.Load()}
+	if el := s.elector.Load(); el != nil {
+		h.Leading, h.Leader = el.Leading(), el.Leader()
+	}
 	if d := s.degErr.Load(); d != nil {
 		h.Degraded = true
 		h.Detail = s.unavailable(*d).Error()
@@ -296,11 +317,21 @@ func (s *etcdStore) nextGeneration(ctx context.Context) (uint64, error) {
 func (s *etcdStore) snapshot(ctx context.Context) (recs []*record, backups []*backupRecord, gen uint64, bad []error, rev int64, err error) {
 	tctx, cancel := context.WithTimeout(ctx, s.cfg.RequestTimeout)
 	defer cancel()
-	resp, err := s.cli.Get(tctx, s.cfg.Prefix, clientv3.WithPrefix())
+	// the registry's own keys only, at one revision: other keys under the
+	// prefix (the metric definitions, elections) are not the registry's
+	resp, err := s.cli.Txn(tctx).Then(
+		clientv3.OpGet(s.pKey(""), clientv3.WithPrefix()),
+		clientv3.OpGet(s.bKey(""), clientv3.WithPrefix()),
+		clientv3.OpGet(s.genKey()),
+	).Commit()
 	if err != nil {
 		return nil, nil, 0, nil, 0, fmt.Errorf("read the provider registry from etcd (%s): %w", strings.Join(s.cfg.Endpoints, ","), err)
 	}
-	for _, kv := range resp.Kvs {
+	kvs := resp.Responses[0].GetResponseRange().GetKvs()
+	for _, rr := range resp.Responses[1:] {
+		kvs = append(kvs, rr.GetResponseRange().GetKvs()...)
+	}
+	for _, kv := range kvs {
 		k := strings.TrimPrefix(string(kv.Key), s.cfg.Prefix)
 		switch {
 		case k == "gen":
@@ -349,10 +380,32 @@ func (s *etcdStore) load(ctx context.Context) ([]*record, []*backupRecord, uint6
 // run watches the prefix from the loaded revision and checks etcd's health
 // until ctx ends.
 func (s *etcdStore) run(ctx context.Context) {
+	el, err := election.Start(s.cli, election.Config{
+		Key: s.cfg.Prefix + "election/providers", Job: "scheduled provider deletions",
+		TTL: s.cfg.LeaseTTL, Identity: s.cfg.Identity, RequestTimeout: s.cfg.RequestTimeout,
+	}, s.log, func(ctx context.Context) {
+		// a new leader runs what is due at once (the old one may have died)
+		s.e.runDueScheduledDeletes()
+		<-ctx.Done()
+	})
+	if err != nil {
+		s.log.Warn("Leader election for scheduled deletions did not start: every node runs them (compare-and-swap keeps it once)", zap.Error(err))
+	} else {
+		s.elector.Store(el)
+	}
 	var wg sync.WaitGroup
 	wg.Go(func() { s.healthLoop(ctx) })
 	wg.Go(func() { s.watchLoop(ctx) })
 	wg.Wait()
+	if el != nil {
+		el.Close() // resign: another node takes over at once
+	}
+}
+
+// leads reports whether this node runs the fleet's scheduled deletions.
+func (s *etcdStore) leads() bool {
+	el := s.elector.Load()
+	return el == nil || el.Leading()
 }
 
 // healthLoop marks the registry degraded while a linearizable read fails,

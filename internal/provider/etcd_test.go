@@ -235,8 +235,9 @@ func TestEtcdNodeCutOffConvergesAfterCompaction(t *testing.T) {
 	require.Eventually(t, func() bool { return !a.RegistryHealth().Degraded }, convergeWithin, 10*time.Millisecond)
 }
 
-// A scheduled deletion runs on every node (each drains its own queue) and
-// removes the provider from etcd once.
+// A scheduled deletion is run by the node that leads the fleet's once-only
+// work (it removes the provider from etcd once); every node drains its own
+// queue, the others when the removal reaches them through the watch.
 func TestEtcdScheduledDeletionRunsOnce(t *testing.T) {
 	cluster := testpeer.StartEtcdCluster(t, 1)
 	prefix := "/" + t.Name() + "/"

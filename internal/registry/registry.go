@@ -16,6 +16,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	clientv3 "go.etcd.io/etcd/client/v3"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
@@ -64,7 +65,8 @@ type Deletion struct {
 
 // Registry holds the definitions. Reads at ingest are lock free.
 type Registry struct {
-	kv   KV
+	kv   KV           // local backend (nil on etcd)
+	etcd *etcdBackend // etcd backend (nil on a local one)
 	mode Mode
 	now  func() time.Time
 
@@ -96,8 +98,50 @@ func Open(ctx context.Context, kv KV, mode Mode) (*Registry, error) {
 	return r, nil
 }
 
-// Close closes the underlying store.
-func (r *Registry) Close(ctx context.Context) error { return r.kv.Close(ctx) }
+// Close closes the underlying store (on etcd: stops following the other
+// nodes; the client stays open).
+func (r *Registry) Close(ctx context.Context) error {
+	if r.etcd != nil {
+		r.etcd.close()
+		return nil
+	}
+	return r.kv.Close(ctx)
+}
+
+// Health returns the state of the backend.
+func (r *Registry) Health() Health {
+	if r.etcd != nil {
+		return r.etcd.health()
+	}
+	return Health{Backend: "local"}
+}
+
+// SetFence makes DueDeletions on etcd run only while fence reports ok, and
+// adds its comparison to the write (a leader election's fence: the write
+// fails once this node's leadership lease is gone). No effect on a local
+// backend.
+func (r *Registry) SetFence(fence func() (clientv3.Cmp, bool)) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.etcd != nil {
+		r.etcd.fence = fence
+	}
+}
+
+// DoneDeletions returns the scheduled deletions another node completed
+// since the last call (etcd: the node that took them with DueDeletions
+// deleted the data it holds; each other node deletes its own copy). Nil on
+// a local backend.
+func (r *Registry) DoneDeletions() []Deletion {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.etcd == nil {
+		return nil
+	}
+	out := r.etcd.done
+	r.etcd.done = nil
+	return out
+}
 
 // Mode returns the mode.
 func (r *Registry) Mode() Mode { return r.mode }
@@ -262,10 +306,38 @@ func (r *Registry) Unregister(ctx context.Context, name string, deleteAt time.Ti
 	return e, nil
 }
 
+// UnregisterNow is Unregister for a metric whose data the caller deletes
+// now. On etcd the same write tells every other node to delete its own
+// copy of the data (they see it in DoneDeletions); on a local backend it is
+// Unregister.
+func (r *Registry) UnregisterNow(ctx context.Context, name string) (*Entry, error) {
+	if r.etcd == nil {
+		return r.Unregister(ctx, name, time.Time{})
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	e := r.entries[name]
+	if e == nil {
+		return nil, ErrNotFound
+	}
+	next := cloneEntries(r.entries)
+	delete(next, name)
+	kept, err := r.etcd.commit(ctx, next, r.deletions, []Deletion{{Name: name, At: r.now()}}, false)
+	if err != nil {
+		return nil, err
+	}
+	r.entries, r.deletions = next, kept
+	return e, r.recompile()
+}
+
 // ErrNotFound is returned for a metric that is not registered.
 var ErrNotFound = errors.New("metric is not registered")
 
 // DueDeletions returns the scheduled deletions due at now and removes them.
+// On etcd this is once-only work of the fleet: the removal is one
+// compare-and-swap (and, with SetFence, only while this node leads), so
+// exactly one node gets each deletion; it returns nothing on a node that
+// does not lead or lost the race. The other nodes see it in DoneDeletions.
 func (r *Registry) DueDeletions(ctx context.Context, now time.Time) ([]Deletion, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -279,6 +351,18 @@ func (r *Registry) DueDeletions(ctx context.Context, now time.Time) ([]Deletion,
 	}
 	if len(due) == 0 {
 		return nil, nil
+	}
+	if r.etcd != nil {
+		kept, err := r.etcd.commit(ctx, r.entries, keep, due, true)
+		var conflict *ConflictError
+		switch {
+		case errors.Is(err, errNotLeading), errors.As(err, &conflict):
+			return nil, nil // another node takes them (or took them)
+		case err != nil:
+			return nil, err
+		}
+		r.deletions = kept
+		return due, nil
 	}
 	return due, r.commit(ctx, r.entries, keep)
 }
@@ -367,6 +451,14 @@ func (r *Registry) Rejections(name string) (int64, string) {
 
 // commit persists the new state, then publishes it. Callers hold r.mu.
 func (r *Registry) commit(ctx context.Context, entries map[string]*Entry, dels []Deletion) error {
+	if r.etcd != nil {
+		kept, err := r.etcd.commit(ctx, entries, dels, nil, false)
+		if err != nil {
+			return err
+		}
+		r.entries, r.deletions = entries, kept
+		return r.recompile()
+	}
 	raw, err := encode(entries, dels)
 	if err != nil {
 		return err
@@ -380,26 +472,34 @@ func (r *Registry) commit(ctx context.Context, entries map[string]*Entry, dels [
 
 // recompile publishes compiled definitions, keeping the label state of
 // definitions that did not change.
-func (r *Registry) recompile() error {
+func (r *Registry) recompile() error { return r.recompileForce(nil) }
+
+// recompileForce is recompile that compiles the names in force again even
+// when their version looks unchanged (another node unregistered and
+// registered them again). A definition that does not compile is left out
+// (and reported); the others are published.
+func (r *Registry) recompileForce(force map[string]bool) error {
 	old := map[string]*compiled{}
 	if p := r.compiled.Load(); p != nil {
 		old = *p
 	}
+	var errs []error
 	next := make(map[string]*compiled, len(r.entries))
 	for name, e := range r.entries {
 		cur := e.Current()
-		if c := old[name]; c != nil && c.version == cur.Version && c.index == e.Index {
+		if c := old[name]; c != nil && !force[name] && c.version == cur.Version && c.index == e.Index {
 			next[name] = c
 			continue
 		}
 		c, err := compile(cur.Definition, cur.Version, e.Index)
 		if err != nil {
-			return fmt.Errorf("compile %s: %w", name, err)
+			errs = append(errs, fmt.Errorf("compile %s: %w", name, err))
+			continue
 		}
 		next[name] = c
 	}
 	r.compiled.Store(&next)
-	return nil
+	return errors.Join(errs...)
 }
 
 func cloneEntries(m map[string]*Entry) map[string]*Entry {

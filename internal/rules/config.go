@@ -42,7 +42,18 @@ type Config struct {
 	ForGracePeriod time.Duration `mapstructure:"for_grace_period"`
 	// ResendDelay is how long to wait before resending a firing alert.
 	ResendDelay time.Duration `mapstructure:"resend_delay"`
+	// RunOn says which nodes of a fleet evaluate the rules: RunOnAll
+	// (default, "" too: every node over its own store) or RunOnLeader (one
+	// node at a time, elected on etcd; the others load the rules but do not
+	// evaluate them or send alerts).
+	RunOn string `mapstructure:"run_on"`
 }
+
+// Values of Config.RunOn.
+const (
+	RunOnAll    = "all"
+	RunOnLeader = "leader"
+)
 
 // DefaultConfig returns Prometheus' defaults: rules every minute, files
 // checked every 30s.
@@ -73,6 +84,11 @@ func (c *Config) Validate() error {
 	}
 	if c.EvaluationInterval <= 0 {
 		errs = append(errs, fmt.Errorf("evaluation_interval: must be positive, got %s (Prometheus' default is 1m)", c.EvaluationInterval))
+	}
+	switch c.RunOn {
+	case "", RunOnAll, RunOnLeader:
+	default:
+		errs = append(errs, fmt.Errorf("run_on: %q is not one of all, leader", c.RunOn))
 	}
 	if c.ReloadInterval < 0 {
 		errs = append(errs, fmt.Errorf("reload_interval: must not be negative (0 turns reloading off), got %s", c.ReloadInterval))

@@ -138,6 +138,8 @@ func TestConfigValidate(t *testing.T) {
 		{"external url", func(c *Config) { c.ExternalURL = "grafana" }, "external_url"},
 		{"external labels", func(c *Config) { c.ExternalLabels = map[string]string{"a-b": "x"} }, "external_labels: \"a-b\""},
 		{"queue", func(c *Config) { c.NotificationQueueCapacity = 0 }, "notification_queue_capacity"},
+		{"run on leader", func(c *Config) { c.RunOn = RunOnLeader }, ""},
+		{"run on", func(c *Config) { c.RunOn = "some" }, `run_on: "some" is not one of all, leader`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -29,8 +29,24 @@ type EtcdCluster struct {
 }
 
 // StartEtcdCluster starts an n-member cluster and waits until every member
-// answers /health; the members are stopped when the test ends.
+// answers /health; the members are stopped when the test ends. A member
+// that cannot bind its port (taken by another process since FreePort chose
+// it) makes it start the cluster again on other ports, up to 3 times.
 func StartEtcdCluster(tb testing.TB, n int) *EtcdCluster {
+	tb.Helper()
+	for attempt := 1; ; attempt++ {
+		c, err := startEtcdCluster(tb, n)
+		if err == nil {
+			return c
+		}
+		if attempt == 3 || !strings.Contains(err.Error(), "address already in use") {
+			tb.Fatal(err)
+		}
+		tb.Logf("etcd cluster did not start (%v); starting it again on other ports", err)
+	}
+}
+
+func startEtcdCluster(tb testing.TB, n int) (*EtcdCluster, error) {
 	tb.Helper()
 	c := &EtcdCluster{tb: tb, bin: LookPath(tb, "etcd")}
 	base := tb.TempDir()
@@ -50,9 +66,12 @@ func StartEtcdCluster(tb testing.TB, n int) *EtcdCluster {
 		c.Start(i)
 	}
 	for i := range n {
-		c.WaitHealthy(i)
+		if err := c.waitHealthy(i); err != nil {
+			c.StopAll()
+			return nil, err
+		}
 	}
-	return c
+	return c, nil
 }
 
 // Endpoints returns the client URLs of every member.
@@ -86,6 +105,12 @@ func (c *EtcdCluster) Start(i int) {
 // WaitHealthy waits (up to 30s) until member i answers /health with true.
 func (c *EtcdCluster) WaitHealthy(i int) {
 	c.tb.Helper()
+	if err := c.waitHealthy(i); err != nil {
+		c.tb.Fatal(err)
+	}
+}
+
+func (c *EtcdCluster) waitHealthy(i int) error {
 	deadline := time.Now().Add(30 * time.Second)
 	hc := &http.Client{Timeout: time.Second}
 	for time.Now().Before(deadline) {
@@ -95,7 +120,7 @@ func (c *EtcdCluster) WaitHealthy(i int) {
 			n, _ := resp.Body.Read(b[:])
 			_ = resp.Body.Close()
 			if resp.StatusCode == http.StatusOK && strings.Contains(string(b[:n]), `"true"`) {
-				return
+				return nil
 			}
 		}
 		c.mu.Lock()
@@ -103,11 +128,11 @@ func (c *EtcdCluster) WaitHealthy(i int) {
 		c.mu.Unlock()
 		select {
 		case <-done:
-			c.tb.Fatalf("etcd member %s exited:\n%s", c.names[i], c.Output(i))
+			return fmt.Errorf("etcd member %s exited:\n%s", c.names[i], c.Output(i))
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
-	c.tb.Fatalf("etcd member %s not healthy within 30s:\n%s", c.names[i], c.Output(i))
+	return fmt.Errorf("etcd member %s not healthy within 30s:\n%s", c.names[i], c.Output(i))
 }
 
 // Kill kills member i (SIGKILL) and waits for it to exit.

@@ -13,6 +13,7 @@ import (
 
 	"github.com/metricsmodule/metricsmodule/internal/authz"
 	"github.com/metricsmodule/metricsmodule/internal/convert"
+	"github.com/metricsmodule/metricsmodule/internal/etcdconf"
 	"github.com/metricsmodule/metricsmodule/internal/query"
 	"github.com/metricsmodule/metricsmodule/internal/registry"
 	"github.com/metricsmodule/metricsmodule/internal/rules"
@@ -94,9 +95,22 @@ type DefinitionsConfig struct {
 	// memory only when there is no store.
 	Path string `mapstructure:"path"`
 	// BackupDir is where UnregisterMetric writes backups. Empty: next to the
-	// store (<store.path>/../backups).
+	// store (<store.path>/../backups). With backend etcd, backups are kept
+	// in etcd and only those larger than 1 MiB go here.
 	BackupDir string `mapstructure:"backup_dir"`
+	// Backend is where the definitions live: local (default: the storage
+	// extension, the bbolt file or memory, for this node) or etcd (shared by
+	// a fleet of collectors; see Etcd).
+	Backend string `mapstructure:"backend"`
+	// Etcd is the etcd cluster of backend: etcd.
+	Etcd etcdconf.Config `mapstructure:"etcd"`
 }
+
+// Definitions backends.
+const (
+	DefinitionsBackendLocal = "local"
+	DefinitionsBackendEtcd  = "etcd"
+)
 
 // AggregationConfig says how records become pdata.
 type AggregationConfig struct {
@@ -183,8 +197,23 @@ func (cfg *Config) Validate() error {
 	if cfg.Rules.Enabled() && cfg.Query.Remote.Endpoint != "" {
 		errs = append(errs, errors.New("rules.files: rules are evaluated over the local store and cannot be combined with query.remote.endpoint; evaluate them on the remote backend or remove query.remote.endpoint"))
 	}
+	if cfg.Rules.Enabled() && cfg.Rules.RunOn == rules.RunOnLeader && cfg.Definitions.Backend != DefinitionsBackendEtcd {
+		errs = append(errs, errors.New("rules.run_on: leader elects the evaluating node on the etcd cluster of definitions.etcd; set definitions.backend: etcd (and definitions.etcd.endpoints), or rules.run_on: all"))
+	}
 	if cfg.Definitions.Mode != registry.ModeOpen && cfg.Definitions.Mode != registry.ModeStrict {
 		errs = append(errs, fmt.Errorf("definitions.mode: %q is not one of open, strict", cfg.Definitions.Mode))
+	}
+	switch cfg.Definitions.Backend {
+	case "", DefinitionsBackendLocal:
+	case DefinitionsBackendEtcd:
+		if err := cfg.Definitions.Etcd.Validate("definitions.etcd"); err != nil {
+			errs = append(errs, err)
+		}
+		if cfg.Definitions.Storage != nil || cfg.Definitions.Path != "" {
+			errs = append(errs, errors.New("definitions.storage, definitions.path: the definitions are in etcd with definitions.backend: etcd; remove them (or use definitions.backend: local)"))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("definitions.backend: %q is not a backend; use local or etcd", cfg.Definitions.Backend))
 	}
 	if cfg.Dedup.Window < 0 {
 		errs = append(errs, errors.New("dedup.window: must not be negative"))

@@ -31,7 +31,12 @@ func TestLoadConfig(t *testing.T) {
 	custom.Dedup = DedupConfig{Window: time.Minute, MaxEntries: 10, MaxBytes: 1 << 20, MaxRequestIDBytes: 64, Persist: true, Path: "/var/lib/metricsmodule/dedup.journal"}
 
 	defs := createDefaultConfig().(*Config)
-	defs.Definitions = DefinitionsConfig{Mode: registry.ModeStrict, BackupDir: "/var/lib/metricsmodule/backups"}
+	defs.Definitions.Mode, defs.Definitions.BackupDir = registry.ModeStrict, "/var/lib/metricsmodule/backups"
+	fleet := createDefaultConfig().(*Config)
+	fleet.Definitions.Backend = DefinitionsBackendEtcd
+	fleet.Definitions.Etcd.Endpoints = []string{"http://10.0.0.1:2379", "http://10.0.0.2:2379"}
+	fleet.Definitions.Etcd.Prefix = "/fleet-a/"
+	fleet.Definitions.Etcd.LeaseTTL = 5 * time.Second
 	deprecated := createDefaultConfig().(*Config)
 	deprecated.Definitions = defs.Definitions
 	deprecated.deprecatedRegistryKey = true
@@ -55,6 +60,12 @@ func TestLoadConfig(t *testing.T) {
 		{id: component.NewIDWithName(metadata.Type, "definitions"), want: defs},
 		{id: component.NewIDWithName(metadata.Type, "registry_deprecated"), want: deprecated},
 		{id: component.NewIDWithName(metadata.Type, "bad_definitions_mode"), wantErr: `definitions.mode: "sometimes" is not one of open, strict`},
+		{id: component.NewIDWithName(metadata.Type, "definitions_etcd"), want: fleet},
+		{id: component.NewIDWithName(metadata.Type, "definitions_etcd_no_endpoints"), wantErr: "definitions.etcd.endpoints: must list the etcd client URLs"},
+		{id: component.NewIDWithName(metadata.Type, "definitions_etcd_and_path"), wantErr: "definitions.storage, definitions.path: the definitions are in etcd"},
+		{id: component.NewIDWithName(metadata.Type, "definitions_etcd_bad_lease"), wantErr: "definitions.etcd.lease_ttl: 1.5s is not a whole number of seconds"},
+		{id: component.NewIDWithName(metadata.Type, "rules_leader_without_etcd"), wantErr: "rules.run_on: leader elects the evaluating node on the etcd cluster of definitions.etcd"},
+		{id: component.NewIDWithName(metadata.Type, "definitions_bad_backend"), wantErr: `definitions.backend: "zookeeper" is not a backend; use local or etcd`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.id.String(), func(t *testing.T) {

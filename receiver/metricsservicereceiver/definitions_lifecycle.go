@@ -63,6 +63,9 @@ func (r *metricsReceiver) startRegistry(ctx context.Context, host component.Host
 	rc := r.cfg.Definitions
 	var kv registry.KV
 	where := ""
+	if rc.Backend == DefinitionsBackendEtcd {
+		return r.startEtcdDefinitions(ctx, host)
+	}
 	switch {
 	case rc.Storage != nil:
 		ext, ok := host.GetExtensions()[*rc.Storage]
@@ -96,10 +99,21 @@ func (r *metricsReceiver) startRegistry(ctx context.Context, host component.Host
 		_ = kv.Close(ctx)
 		return err
 	}
+	r.installRegistry(reg, where)
+	return nil
+}
+
+// installRegistry makes reg the definitions in force and starts the
+// deletion loop.
+func (r *metricsReceiver) installRegistry(reg *registry.Registry, where string) {
+	rc := r.cfg.Definitions
 	r.defs.registry = reg
 	r.defs.engine = &definitions.Engine{Dir: r.backupDir(), Definitions: reg, Seen: r.in.acc.Names}
 	if r.store != nil {
 		r.defs.engine.Store = r.store
+	}
+	if r.defs.fleet != nil {
+		r.defs.engine.Backups = reg
 	}
 	r.in.acc.SetValidator(reg)
 	if r.cfg.deprecatedRegistryKey {
@@ -108,7 +122,6 @@ func (r *metricsReceiver) startRegistry(ctx context.Context, host component.Host
 	r.settings.Logger.Info("Opened metric definitions", zap.String("mode", string(rc.Mode)),
 		zap.String("kept_in", where), zap.Int("metrics", len(reg.List(nil))))
 	r.wg.Go(r.deletionLoop)
-	return nil
 }
 
 // deletionLoop deletes the data of unregistered metrics when their
@@ -126,15 +139,21 @@ func (r *metricsReceiver) deletionLoop() {
 	}
 }
 
+// runDueDeletions deletes the data of the metrics whose scheduled deletion
+// is due. With definitions on etcd only the leader takes them (once for the
+// fleet); every other node deletes its own copy of the data when it sees
+// the leader's (DoneDeletions).
 func (r *metricsReceiver) runDueDeletions(now time.Time) {
 	if r.defs.registry == nil || r.store == nil {
 		return
 	}
+	r.defs.deleting.Lock()
+	defer r.defs.deleting.Unlock()
 	due, err := r.defs.registry.DueDeletions(context.Background(), now)
 	if err != nil {
 		r.settings.Logger.Warn("Reading scheduled deletions failed", zap.Error(err))
-		return
 	}
+	due = append(due, r.defs.registry.DoneDeletions()...)
 	for _, d := range due {
 		if err := r.store.Delete(context.Background(), definitions.SeriesMatchers(d.Name)...); err != nil {
 			r.settings.Logger.Warn("Deleting the data of an unregistered metric failed", zap.String("metric", d.Name), zap.Error(err))

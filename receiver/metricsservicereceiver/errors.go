@@ -69,6 +69,7 @@ func statusOf(err error) error {
 		return err
 	}
 	var (
+		cfl  *registry.ConflictError
 		fe   *metricfilter.Error
 		se   *summary.Error
 		be   *definitions.Error
@@ -77,6 +78,11 @@ func statusOf(err error) error {
 		refd *store.RefusedError
 	)
 	switch {
+	case errors.As(err, &cfl):
+		// definitions on etcd: another node changed the metric first
+		return status.Error(codes.Aborted, cfl.Error())
+	case errors.Is(err, registry.ErrUnavailable):
+		return status.Error(codes.Unavailable, err.Error())
 	case errors.As(err, &fe):
 		return status.Error(codes.InvalidArgument, fe.Error())
 	case errors.As(err, &se):

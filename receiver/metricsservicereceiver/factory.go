@@ -12,6 +12,7 @@ import (
 	"go.opentelemetry.io/collector/receiver"
 
 	"github.com/metricsmodule/metricsmodule/internal/convert"
+	"github.com/metricsmodule/metricsmodule/internal/etcdconf"
 	"github.com/metricsmodule/metricsmodule/internal/query"
 	"github.com/metricsmodule/metricsmodule/internal/registry"
 	"github.com/metricsmodule/metricsmodule/internal/rules"
@@ -55,6 +56,7 @@ func createDefaultConfig() component.Config {
 		Rules:  rules.DefaultConfig(),
 		Definitions: DefinitionsConfig{
 			Mode: registry.ModeOpen,
+			Etcd: etcdconf.Default(),
 		},
 		PrometheusAPI: configoptional.Default(func() confighttp.ServerConfig {
 			c := confighttp.NewDefaultServerConfig()

@@ -108,8 +108,8 @@ func (r *metricsReceiver) startReads(ctx context.Context, host component.Host) e
 	}
 	hcfg := r.cfg.PrometheusAPI.Get()
 	opts := []promapi.Option{promapi.WithStatus(promapi.StatusInfo{Version: r.settings.BuildInfo.Version, Query: r.cfg.Query}), promapi.WithRemoteHeaders(qcfg.Remote.Headers)}
-	if r.rules != nil {
-		opts = append(opts, promapi.WithRules(r.rules))
+	if src := r.ruleSource(); src != nil {
+		opts = append(opts, promapi.WithRules(src))
 	}
 	h, err := promapi.Handler(eng, r.store, qcfg.Remote.Endpoint, func() promapi.LabelIndex {
 		if reg := r.defs.registry; reg != nil {

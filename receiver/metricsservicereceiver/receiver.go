@@ -97,6 +97,9 @@ type metricsReceiver struct {
 	httpLn     net.Listener
 	// rules evaluates rule files over the store (nil without rules.files).
 	rules *rules.Engine
+	// leaderRules evaluates the rules while this node leads
+	// (rules.run_on: leader; nil otherwise).
+	leaderRules *leaderRules
 
 	// summary answers GetMetricsSummary (nil without a store).
 	summary *summary.Engine
@@ -119,6 +122,10 @@ type definitionsState struct {
 	// engine unregisters, backs up, restores and describes definitions
 	// with their data.
 	engine *definitions.Engine
+	// fleet is set with definitions.backend: etcd (definitions_etcd.go).
+	fleet *definitionsFleet
+	// deleting serializes runs of the scheduled deletions.
+	deleting sync.Mutex
 }
 
 func newReceiver(cfg *Config, set receiver.Settings, next consumer.Metrics) (*metricsReceiver, error) {
@@ -190,6 +197,7 @@ func (r *metricsReceiver) Start(ctx context.Context, host component.Host) error 
 	r.health = health.NewServer()
 	healthpb.RegisterHealthServer(srv, r.health)
 	r.health.SetServingStatus(pb.MetricsService_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
+	r.defs.fleet.serveHealth(r.health)
 	reflection.Register(srv)
 
 	if r.stopTelemetry, err = r.startTelemetry(); err != nil {
@@ -255,6 +263,7 @@ func (r *metricsReceiver) Shutdown(ctx context.Context) error {
 		}
 	}
 	err := r.stopHTTP(ctx)
+	r.defs.fleet.stopElection() // resign first: another node takes over at once
 	r.stopRules()
 	r.wg.Wait()
 	err = errors.Join(err, r.closeDedupJournal())
@@ -265,6 +274,7 @@ func (r *metricsReceiver) Shutdown(ctx context.Context) error {
 	if r.defs.registry != nil {
 		err = errors.Join(err, r.defs.registry.Close(ctx))
 	}
+	err = errors.Join(err, r.defs.fleet.close())
 	return err
 }
 

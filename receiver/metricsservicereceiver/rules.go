@@ -8,6 +8,7 @@ import (
 
 	"github.com/prometheus/prometheus/promql"
 
+	"github.com/metricsmodule/metricsmodule/internal/promapi"
 	"github.com/metricsmodule/metricsmodule/internal/query"
 	"github.com/metricsmodule/metricsmodule/internal/rules"
 	"github.com/metricsmodule/metricsmodule/internal/store"
@@ -23,18 +24,39 @@ func (r *metricsReceiver) startRules() error {
 		return errors.New("rules.files: rules need the metrics_store extension (their output is stored there); add it, or remove rules.files")
 	}
 	sink := r.sink
-	eng, err := rules.New(r.cfg.Rules, rules.Deps{
-		Query:     r.ruleQuery,
-		Queryable: r.store.Queryable(),
-		Sink:      func() rules.Stager { return sink },
-		Logger:    r.settings.Logger.Named("rules"),
-		Slog:      store.NewSlogger(r.settings.Logger.Named("rules")),
-	})
+	newEngine := func() (*rules.Engine, error) {
+		return rules.New(r.cfg.Rules, rules.Deps{
+			Query:     r.ruleQuery,
+			Queryable: r.store.Queryable(),
+			Sink:      func() rules.Stager { return sink },
+			Logger:    r.settings.Logger.Named("rules"),
+			Slog:      store.NewSlogger(r.settings.Logger.Named("rules")),
+		})
+	}
+	eng, err := newEngine()
 	if err != nil {
 		return err
 	}
+	if r.cfg.Rules.RunOn == rules.RunOnLeader {
+		// loaded here (a bad file refuses the start); evaluated while this
+		// node leads (definitions_etcd.go starts the election)
+		r.leaderRules = &leaderRules{newEngine: newEngine, log: r.settings.Logger.Named("rules"), cur: eng}
+		return nil
+	}
 	r.rules = eng
 	eng.Start()
+	return nil
+}
+
+// ruleSource is what the Prometheus API lists rules and alerts from (nil
+// without rules).
+func (r *metricsReceiver) ruleSource() promapi.RuleSource {
+	switch {
+	case r.rules != nil:
+		return r.rules
+	case r.leaderRules != nil:
+		return r.leaderRules
+	}
 	return nil
 }
 
@@ -61,5 +83,8 @@ func (r *metricsReceiver) ruleQuery(ctx context.Context, q string, t time.Time) 
 func (r *metricsReceiver) stopRules() {
 	if r.rules != nil {
 		r.rules.Stop()
+	}
+	if r.leaderRules != nil {
+		r.leaderRules.close()
 	}
 }
