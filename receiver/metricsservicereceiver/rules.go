@@ -23,6 +23,11 @@ func (r *metricsReceiver) startRules() error {
 	if r.store == nil || r.sink == nil {
 		return errors.New("rules.files: rules need the metrics_store extension (their output is stored there); add it, or remove rules.files")
 	}
+	if r.sink.Shared() != nil && r.cfg.Rules.RunOn != rules.RunOnLeader {
+		// every node's engine answers from the fleet's backend: each would
+		// write the fleet's results again under its own collector_instance
+		return errors.New("rules.run_on: with a shared store (metrics_store shared) every node evaluates the rules over the whole fleet's data, so each node would store the same results again; set rules.run_on: leader (with definitions.backend: etcd) so one elected node evaluates them")
+	}
 	sink := r.sink
 	newEngine := func() (*rules.Engine, error) {
 		return rules.New(r.cfg.Rules, rules.Deps{
