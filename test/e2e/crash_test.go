@@ -38,6 +38,7 @@ type collectorProc struct {
 	t       *testing.T
 	cfgPath string
 	e       endpoints
+	mgmt    string // MetricsManagementService
 	dir     string
 	proc    *childcollector.Proc
 }
@@ -72,8 +73,28 @@ func newCollectorProcWith(t *testing.T, dir string, write func(*collectorProc)) 
 
 // writeConfig picks free ports and writes the overrides with them.
 func (p *collectorProc) writeConfig() {
+	p.writeOverrides(`
+exporters:
+  debug:
+    verbosity: basic
+    sampling_initial: 1
+    sampling_thereafter: 1000000
+service:
+  telemetry:
+    metrics:
+      level: none
+    logs:
+      level: warn
+`)
+}
+
+// writeOverrides picks free ports and writes the overrides: every receiver
+// and extension on them, the data under p.dir, then tail (exporters,
+// service).
+func (p *collectorProc) writeOverrides(tail string) {
 	t := p.t
 	p.e = endpoints{ingest: freePort(t), promAPI: freePort(t), otlpGRPC: freePort(t), otlpHTTP: freePort(t), remoteWrite: freePort(t)}
+	p.mgmt = freePort(t)
 	cfg := fmt.Sprintf(`
 receivers:
   metrics_service:
@@ -98,19 +119,8 @@ extensions:
     directory: %s
   metrics_management:
     endpoint: %s
-exporters:
-  debug:
-    verbosity: basic
-    sampling_initial: 1
-    sampling_thereafter: 1000000
-service:
-  telemetry:
-    metrics:
-      level: none
-    logs:
-      level: warn
-`, p.e.ingest, p.e.promAPI, p.e.otlpGRPC, p.e.otlpHTTP, p.e.remoteWrite, filepath.Join(p.dir, "tsdb"), freePort(t), filepath.Join(p.dir, "storage"), freePort(t))
-	require.NoError(t, os.WriteFile(p.cfgPath, []byte(cfg), 0o600))
+`, p.e.ingest, p.e.promAPI, p.e.otlpGRPC, p.e.otlpHTTP, p.e.remoteWrite, filepath.Join(p.dir, "tsdb"), freePort(t), filepath.Join(p.dir, "storage"), p.mgmt)
+	require.NoError(t, os.WriteFile(p.cfgPath, []byte(cfg+tail), 0o600))
 }
 
 // start runs the collector and waits until MetricsService is serving (a

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -102,7 +101,6 @@ func startRefusingSink(t *testing.T) (*refusingSink, string) {
 // provider's spool when the client gets its answer.
 type spoolCollector struct {
 	*collectorProc
-	mgmt string
 }
 
 func newSpoolCollector(t *testing.T, dir string) *spoolCollector {
@@ -116,33 +114,7 @@ func newSpoolCollector(t *testing.T, dir string) *spoolCollector {
 }
 
 func (p *spoolCollector) writeSpoolConfig() {
-	t, dir := p.t, p.dir
-	p.e = endpoints{ingest: freePort(t), promAPI: freePort(t), otlpGRPC: freePort(t), otlpHTTP: freePort(t), remoteWrite: freePort(t)}
-	p.mgmt = freePort(t)
-	cfg := fmt.Sprintf(`
-receivers:
-  metrics_service:
-    endpoint: %s
-    prometheus_api:
-      endpoint: %s
-  otlp:
-    protocols:
-      grpc:
-        endpoint: %s
-      http:
-        endpoint: %s
-  prometheus_remote_write:
-    endpoint: %s
-extensions:
-  metrics_store:
-    store:
-      path: %s
-  health_check:
-    endpoint: %s
-  file_storage:
-    directory: %s
-  metrics_management:
-    endpoint: %s
+	p.writeOverrides(fmt.Sprintf(`
 exporters:
   providers:
     extension: metrics_management
@@ -159,9 +131,7 @@ service:
     metrics:
       processors: [memory_limiter, metrics_store]
       exporters: [providers]
-`, p.e.ingest, p.e.promAPI, p.e.otlpGRPC, p.e.otlpHTTP, p.e.remoteWrite, filepath.Join(dir, "tsdb"), freePort(t),
-		filepath.Join(dir, "storage"), p.mgmt, filepath.Join(dir, "spool"))
-	require.NoError(t, os.WriteFile(p.cfgPath, []byte(cfg), 0o600))
+`, filepath.Join(p.dir, "spool")))
 }
 
 // TestSpooledProviderLosesNoAcknowledgedPointOnKill9 writes under load to a
