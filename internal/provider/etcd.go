@@ -16,6 +16,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/metricsmodule/metricsmodule/internal/election"
+	"github.com/metricsmodule/metricsmodule/internal/etcdconf"
 )
 
 // EtcdConfig selects the etcd provider registry: every node of a fleet
@@ -411,34 +412,25 @@ func (s *etcdStore) leads() bool {
 // healthLoop marks the registry degraded while a linearizable read fails,
 // and resyncs when etcd answers again.
 func (s *etcdStore) healthLoop(ctx context.Context) {
-	t := time.NewTicker(s.cfg.HealthInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		hctx, cancel := context.WithTimeout(ctx, s.cfg.RequestTimeout)
-		_, err := s.cli.Get(hctx, s.genKey())
-		cancel()
-		if ctx.Err() != nil {
-			return
-		}
-		if err != nil {
-			s.setDegraded(err.Error())
-			continue
-		}
-		if s.degErr.Load() != nil {
+	etcdconf.HealthLoop{
+		Interval: s.cfg.HealthInterval, Timeout: s.cfg.RequestTimeout,
+		Probe: func(ctx context.Context) error {
+			_, err := s.cli.Get(ctx, s.genKey())
+			return err
+		},
+		Degraded: func() bool { return s.degErr.Load() != nil },
+		Down:     func(err error) { s.setDegraded(err.Error()) },
+		Up: func(ctx context.Context) error {
 			if err := s.resync(ctx); err != nil {
 				s.log.Warn("Provider registry resync failed; retrying", zap.Error(err))
-				continue
+				return err
 			}
 			s.degErr.Store(nil)
 			s.notify()
 			s.log.Info("Provider registry on etcd answers again; resynced", zap.Int64("revision", s.rev.Load()))
-		}
-	}
+			return nil
+		},
+	}.Run(ctx)
 }
 
 // resync reads the whole registry and reconciles every provider with it.

@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/metricsmodule/metricsmodule/internal/etcdconf"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 )
@@ -473,37 +474,28 @@ func (b *etcdBackend) resyncLocked(ctx context.Context) error {
 // healthLoop marks the registry degraded while a read fails, and resyncs
 // when etcd answers again.
 func (b *etcdBackend) healthLoop(ctx context.Context) {
-	t := time.NewTicker(b.opts.HealthInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		hctx, cancel := context.WithTimeout(ctx, b.opts.RequestTimeout)
-		_, err := b.cli.Get(hctx, b.prefix, clientv3.WithPrefix(), clientv3.WithCountOnly())
-		cancel()
-		if ctx.Err() != nil {
-			return
-		}
-		if err != nil {
-			b.setDegraded(err.Error())
-			continue
-		}
-		if b.degErr.Load() != nil {
+	etcdconf.HealthLoop{
+		Interval: b.opts.HealthInterval, Timeout: b.opts.RequestTimeout,
+		Probe: func(ctx context.Context) error {
+			_, err := b.cli.Get(ctx, b.prefix, clientv3.WithPrefix(), clientv3.WithCountOnly())
+			return err
+		},
+		Degraded: func() bool { return b.degErr.Load() != nil },
+		Down:     func(err error) { b.setDegraded(err.Error()) },
+		Up: func(ctx context.Context) error {
 			b.r.mu.Lock()
 			err := b.resyncLocked(ctx)
 			b.r.mu.Unlock()
 			if err != nil {
 				b.log.Warn("Metric definitions resync failed; retrying", zap.Error(err))
-				continue
+				return err
 			}
 			b.degErr.Store(nil)
 			b.notify()
 			b.log.Info("Metric definitions on etcd answer again; resynced", zap.Int64("revision", b.rev.Load()))
-		}
-	}
+			return nil
+		},
+	}.Run(ctx)
 }
 
 // watchLoop applies the changes of every node from the loaded revision on;
