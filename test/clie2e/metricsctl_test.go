@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/metricsmodule/metricsmodule/test/childcollector"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -54,7 +55,7 @@ func TestEveryCommandGroupAgainstACollector(t *testing.T) {
 	tail := c.ctlCommand(tailCtx, "tail", "e2e_*", "--json", "--count", "2", "--batch-timeout-ms", "50", "--qos", "exactly-once")
 	tailOut, err := tail.StdoutPipe()
 	require.NoError(t, err)
-	tailErr := &syncBuffer{}
+	tailErr := &childcollector.Buffer{}
 	tail.Stderr = tailErr
 	require.NoError(t, tail.Start())
 	require.Eventually(t, func() bool { return strings.Contains(tailErr.String(), "streaming (subscription") },
@@ -209,7 +210,7 @@ func TestImportOf100kLinesInterruptedAndResumed(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	first := c.ctlCommand(ctx, "import", file, "--batch-size", "1000", "--rate", "20000")
-	firstErr := &syncBuffer{}
+	firstErr := &childcollector.Buffer{}
 	first.Stderr = firstErr
 	require.NoError(t, first.Start())
 	acked := func() int {
@@ -317,11 +318,11 @@ func TestTailResumesFromItsCheckpoint(t *testing.T) {
 	checkpoint := filepath.Join(t.TempDir(), "tail.json")
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	tail := func(count string) (*exec.Cmd, *bufio.Scanner, *syncBuffer) {
+	tail := func(count string) (*exec.Cmd, *bufio.Scanner, *childcollector.Buffer) {
 		cmd := c.ctlCommand(ctx, "tail", "e2e_tail_*", "--qos", "at-least-once", "--checkpoint", checkpoint, "--count", count, "--batch-timeout-ms", "20")
 		out, err := cmd.StdoutPipe()
 		require.NoError(t, err)
-		errOut := &syncBuffer{}
+		errOut := &childcollector.Buffer{}
 		cmd.Stderr = errOut
 		require.NoError(t, cmd.Start())
 		return cmd, bufio.NewScanner(out), errOut
