@@ -23,6 +23,7 @@ func (a *Accumulator) build(c *call, b *Batch) pmetric.Metrics {
 	// pass creates the metrics and counts their points, so that their point
 	// slices are allocated once.
 	last := int32(-1)
+	points, labels := 0, 0 // (number points at most, and their labels)
 	note := func(r *record, n int) {
 		if last >= 0 && c.slots[last].key.res == r.res && c.slots[last].key.name == r.m.Name {
 			fillMeta(c.slots[last].m, r)
@@ -39,11 +40,17 @@ func (a *Accumulator) build(c *call, b *Batch) pmetric.Metrics {
 		}
 		if c.gmark == nil || c.gmark[i] == 0 {
 			note(r, 1)
+			points++
+			labels += len(r.labels)
 			continue
 		}
 		if gi := c.gmark[i]; gi > 0 { // the first record of a series with several
 			g := &c.gauges[gi-1]
 			note(&b.recs[g.rec], len(g.recs))
+			for _, ri := range g.recs {
+				points++
+				labels += len(b.recs[ri].labels)
+			}
 			for _, ri := range g.recs {
 				fillMeta(c.slots[last].m, &b.recs[ri])
 			}
@@ -51,11 +58,19 @@ func (a *Accumulator) build(c *call, b *Batch) pmetric.Metrics {
 	}
 	for i := range c.staged {
 		st := &c.staged[i]
+		n := 1
+		if st.multi != nil {
+			n += len(st.multi.prior)
+		}
+		if b.recs[st.rec].m.Type == pb.MetricType_METRIC_TYPE_COUNTER {
+			points += n
+			labels += n * len(b.recs[st.rec].labels)
+		}
 		if st.multi == nil {
 			note(&b.recs[st.rec], 1)
 			continue
 		}
-		note(&b.recs[st.rec], 1+len(st.multi.prior))
+		note(&b.recs[st.rec], n)
 		for _, ri := range st.multi.recs {
 			fillMeta(c.slots[last].m, &b.recs[ri])
 		}
@@ -63,6 +78,11 @@ func (a *Accumulator) build(c *call, b *Batch) pmetric.Metrics {
 	for i := range c.slots {
 		reserve(c.slots[i].m, c.slots[i].n)
 	}
+	ar := &c.arena
+	if !a.noArena {
+		ar.reset(points, labels)
+	}
+	defer ar.reset(0, 0) // (the pdata keeps the arrays: the call must not)
 	j := 0
 	for i := range b.recs {
 		r := &b.recs[i]
@@ -72,17 +92,14 @@ func (a *Accumulator) build(c *call, b *Batch) pmetric.Metrics {
 		if c.gmark == nil || c.gmark[i] == 0 {
 			m := c.slots[c.order[j]].m
 			j++
-			dp := m.Gauge().DataPoints().AppendEmpty()
-			dp.SetTimestamp(pcommon.Timestamp(r.ts))
-			dp.SetDoubleValue(r.m.Value)
-			putRecordLabels(dp.Attributes(), r)
+			gaugePoint(ar, m.Gauge().DataPoints(), r)
 			continue
 		}
 		if gi := c.gmark[i]; gi > 0 {
 			dps := c.slots[c.order[j]].m.Gauge().DataPoints()
 			j++
 			for _, ri := range c.gauges[gi-1].recs {
-				gaugePoint(dps, &b.recs[ri])
+				gaugePoint(ar, dps, &b.recs[ri])
 			}
 		}
 	}
@@ -96,7 +113,7 @@ func (a *Accumulator) build(c *call, b *Batch) pmetric.Metrics {
 		if st.multi != nil {
 			for k := range st.multi.prior {
 				p := &st.multi.prior[k]
-				a.emit(m, p, max(prev, p.start), rec)
+				a.emit(ar, m, p, max(prev, p.start), rec)
 				prev = p.ts
 			}
 		}
@@ -105,12 +122,15 @@ func (a *Accumulator) build(c *call, b *Batch) pmetric.Metrics {
 			hist: st.next.hist, expo: st.next.expo, summary: st.next.summary,
 			dhist: st.dhist, dexpo: st.dexpo, pre: st.pre,
 		}
-		a.emit(m, &p, max(prev, p.start), rec)
+		a.emit(ar, m, &p, max(prev, p.start), rec)
 	}
 	return md
 }
 
-func gaugePoint(dps pmetric.NumberDataPointSlice, r *record) {
+func gaugePoint(ar *pointArena, dps pmetric.NumberDataPointSlice, r *record) {
+	if ar.numberPoint(dps, pcommon.Timestamp(r.ts), 0, r.m.Value, r.labels) {
+		return
+	}
 	dp := dps.AppendEmpty()
 	dp.SetTimestamp(pcommon.Timestamp(r.ts))
 	dp.SetDoubleValue(r.m.Value)
@@ -228,11 +248,18 @@ func pdataTemporality(t Temporality) pmetric.AggregationTemporality {
 
 // emit appends data point p of one series to m; deltaStart is the start time
 // of a delta point (the end of the series' previous point).
-func (a *Accumulator) emit(m pmetric.Metric, p *point, deltaStart int64, r *record) {
+func (a *Accumulator) emit(ar *pointArena, m pmetric.Metric, p *point, deltaStart int64, r *record) {
 	ts := pcommon.Timestamp(p.ts)
 	start := pcommon.Timestamp(p.start)
 	switch m.Type() {
 	case pmetric.MetricTypeSum:
+		if a.cfg.CounterTemporality == TemporalityDelta {
+			if ar.numberPoint(m.Sum().DataPoints(), ts, pcommon.Timestamp(deltaStart), p.delta, r.labels) {
+				return
+			}
+		} else if ar.numberPoint(m.Sum().DataPoints(), ts, start, p.total, r.labels) {
+			return
+		}
 		dp := m.Sum().DataPoints().AppendEmpty()
 		dp.SetTimestamp(ts)
 		if a.cfg.CounterTemporality == TemporalityDelta {
