@@ -53,14 +53,14 @@ func unmarshalBatch(b []byte, req *pb.RecordBatchMetricsRequest, flat *FlatLabel
 	var err error
 	for i := 0; i < len(b); {
 		start := i
-		tag, n := protowire.ConsumeVarint(b[i:])
+		tag, n := uvarint(b, i)
 		if n < 0 {
 			return req.UnmarshalVT(b[start:])
 		}
 		i += n
 		num, typ := protowire.Number(tag>>3), protowire.Type(tag&7)
 		if num == 1 && typ == protowire.BytesType {
-			v, n := protowire.ConsumeBytes(b[i:])
+			v, n := bytesAt(b, i)
 			if n < 0 {
 				return req.UnmarshalVT(b[start:])
 			}
@@ -159,6 +159,13 @@ func delegate(b []byte, start, i int, unmarshal func([]byte) error) (int, error)
 func countRecords(b []byte) int {
 	n := 0
 	for len(b) > 0 {
+		if b[0] == 0x0a { // field 1, bytes
+			if _, l := bytesAt(b, 1); l >= 0 {
+				n++
+				b = b[1+l:]
+				continue
+			}
+		}
 		num, typ, l := protowire.ConsumeTag(b)
 		if l < 0 {
 			break
@@ -198,7 +205,7 @@ func unmarshalMetric(b []byte, m *pb.MetricData, ts, st *timestamppb.Timestamp, 
 	}
 	for i := 0; i < len(b); {
 		start := i
-		tag, n := protowire.ConsumeVarint(b[i:])
+		tag, n := uvarint(b, i)
 		if n < 0 {
 			return fallback(start)
 		}
@@ -206,7 +213,7 @@ func unmarshalMetric(b []byte, m *pb.MetricData, ts, st *timestamppb.Timestamp, 
 		num, typ := protowire.Number(tag>>3), protowire.Type(tag&7)
 		switch {
 		case typ == protowire.BytesType && (num == 1 || num == 6 || num == 7):
-			v, n := protowire.ConsumeBytes(b[i:])
+			v, n := bytesAt(b, i)
 			if n < 0 {
 				return fallback(start)
 			}
@@ -221,19 +228,22 @@ func unmarshalMetric(b []byte, m *pb.MetricData, ts, st *timestamppb.Timestamp, 
 			}
 			continue
 		case typ == protowire.BytesType && num == 4:
-			v, n := protowire.ConsumeBytes(b[i:])
+			v, n := bytesAt(b, i)
 			if n < 0 {
 				return fallback(start)
 			}
-			if k, val, ok := mapEntry(v); ok {
-				i += n
-				if raw != nil && (spanStart < 0 || spanEnd == start) {
+			if raw != nil && (spanStart < 0 || spanEnd == start) {
+				// raw labels: only check that the entry is well formed
+				if validEntry(v) {
+					i += n
 					if spanStart < 0 {
 						spanStart = start
 					}
 					spanEnd = i
 					continue
 				}
+			} else if k, val, ok := mapEntry(v); ok {
+				i += n
 				toMap() // labels not in one run: a map after all
 				if m.Labels == nil {
 					m.Labels = make(map[string]string)
@@ -245,7 +255,7 @@ func unmarshalMetric(b []byte, m *pb.MetricData, ts, st *timestamppb.Timestamp, 
 			// the message, not of the entry: let it decode the rest.
 			return fallback(start)
 		case typ == protowire.VarintType && num == 2:
-			v, n := protowire.ConsumeVarint(b[i:])
+			v, n := uvarint(b, i)
 			if n < 0 {
 				return fallback(start)
 			}
@@ -261,7 +271,7 @@ func unmarshalMetric(b []byte, m *pb.MetricData, ts, st *timestamppb.Timestamp, 
 			continue
 		}
 		if num == 5 && typ == protowire.BytesType && m.Timestamp == nil && ts != nil {
-			if v, n := protowire.ConsumeBytes(b[i:]); n >= 0 {
+			if v, n := bytesAt(b, i); n >= 0 {
 				if sec, nanos, ok := timestampFields(v); ok {
 					ts.Seconds, ts.Nanos = sec, nanos
 					m.Timestamp = ts
@@ -273,7 +283,7 @@ func unmarshalMetric(b []byte, m *pb.MetricData, ts, st *timestamppb.Timestamp, 
 			m.Timestamp = ts
 		}
 		if num == 9 && typ == protowire.BytesType && m.StartTime == nil && st != nil {
-			if v, n := protowire.ConsumeBytes(b[i:]); n >= 0 {
+			if v, n := bytesAt(b, i); n >= 0 {
 				if sec, nanos, ok := timestampFields(v); ok {
 					st.Seconds, st.Nanos = sec, nanos
 					m.StartTime = st
@@ -311,17 +321,16 @@ func unmarshalMetric(b []byte, m *pb.MetricData, ts, st *timestamppb.Timestamp, 
 // anything else.
 func timestampFields(b []byte) (sec int64, nanos int32, ok bool) {
 	for len(b) > 0 {
-		num, typ, n := protowire.ConsumeTag(b)
-		if n < 0 || typ != protowire.VarintType || (num != 1 && num != 2) {
+		tag := b[0] // field 1 or 2, varint: one byte
+		if tag != 0x08 && tag != 0x10 {
 			return 0, 0, false
 		}
-		b = b[n:]
-		v, n := protowire.ConsumeVarint(b)
+		v, n := uvarint(b, 1)
 		if n < 0 {
 			return 0, 0, false
 		}
-		b = b[n:]
-		if num == 1 {
+		b = b[1+n:]
+		if tag == 0x08 {
 			sec = int64(v)
 		} else {
 			nanos = int32(v)
@@ -371,6 +380,37 @@ func mapEntry(b []byte) (k, v string, ok bool) {
 		}
 	}
 	return k, v, true
+}
+
+// validEntry reports whether b is a map<string,string> entry made only of
+// its key and value fields, as mapEntry does, without decoding it.
+func validEntry(b []byte) bool {
+	// the usual encoding: key, then value, lengths below 128
+	if len(b) >= 4 && b[0] == 0x0a && b[1] < 0x80 {
+		if j := 2 + int(b[1]); j+2 <= len(b) && b[j] == 0x12 && b[j+1] < 0x80 && j+2+int(b[j+1]) == len(b) {
+			return true
+		}
+	}
+	_, _, ok := mapEntry(b)
+	return ok
+}
+
+// uvarint is protowire.ConsumeVarint(b[i:]), faster for a one-byte varint.
+func uvarint(b []byte, i int) (uint64, int) {
+	if i < len(b) && b[i] < 0x80 {
+		return uint64(b[i]), 1
+	}
+	return protowire.ConsumeVarint(b[i:])
+}
+
+// bytesAt is protowire.ConsumeBytes(b[i:]), faster for a length below 128.
+func bytesAt(b []byte, i int) ([]byte, int) {
+	if i < len(b) && b[i] < 0x80 {
+		if l := int(b[i]); l < len(b)-i {
+			return b[i+1 : i+1+l], 1 + l
+		}
+	}
+	return protowire.ConsumeBytes(b[i:])
 }
 
 // alias returns b as a string without copying it.
