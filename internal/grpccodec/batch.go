@@ -77,8 +77,10 @@ func unmarshalBatch(b []byte, req *pb.RecordBatchMetricsRequest, flat *FlatLabel
 			} else {
 				m = &pb.MetricData{}
 			}
-			if err := unmarshalMetric(v, m, ts, st, raw); err != nil {
-				return err
+			if ts == nil || !fastMetric(v, m, ts, raw) {
+				if err := unmarshalMetric(v, m, ts, st, raw); err != nil {
+					return err
+				}
 			}
 			req.Metrics = append(req.Metrics, m)
 			continue
@@ -314,6 +316,88 @@ func unmarshalMetric(b []byte, m *pb.MetricData, ts, st *timestamppb.Timestamp, 
 		}
 	}
 	return nil
+}
+
+// fastMetric decodes b into m, which is zero, the way unmarshalMetric does,
+// when b is a record in the usual encoding: fields with one-byte tags
+// and lengths (below 128), name, type, value, labels in one run, one
+// timestamp of seconds and nanos, unit and description, in any order. It
+// returns false for anything else, after setting m, *ts and *raw back to
+// zero: the caller then decodes b with unmarshalMetric.
+func fastMetric(b []byte, m *pb.MetricData, ts *timestamppb.Timestamp, raw *[]byte) bool {
+	spanStart, spanEnd := -1, -1
+	for i := 0; i < len(b); {
+		tag := b[i]
+		i++
+		switch tag {
+		case 0x0a, 0x32, 0x3a: // name, unit, description
+			if i >= len(b) || b[i] >= 0x80 || int(b[i]) >= len(b)-i {
+				return fastFail(m, ts)
+			}
+			l := int(b[i])
+			s := alias(b[i+1 : i+1+l])
+			i += 1 + l
+			switch tag {
+			case 0x0a:
+				m.Name = s
+			case 0x32:
+				m.Unit = s
+			default:
+				m.Description = s
+			}
+		case 0x10: // type
+			if i >= len(b) || b[i] >= 0x80 {
+				return fastFail(m, ts)
+			}
+			m.Type = pb.MetricType(b[i])
+			i++
+		case 0x19: // value
+			if len(b)-i < 8 {
+				return fastFail(m, ts)
+			}
+			m.Value = math.Float64frombits(binary.LittleEndian.Uint64(b[i:]))
+			i += 8
+		case 0x22: // a label entry
+			if raw == nil || (spanStart >= 0 && spanEnd != i-1) ||
+				i >= len(b) || b[i] >= 0x80 || int(b[i]) >= len(b)-i || !validEntry(b[i+1:i+1+int(b[i])]) {
+				return fastFail(m, ts)
+			}
+			if spanStart < 0 {
+				spanStart = i - 1
+			}
+			i += 1 + int(b[i])
+			spanEnd = i
+		case 0x2a: // timestamp
+			if m.Timestamp != nil || i >= len(b) || b[i] >= 0x80 || int(b[i]) >= len(b)-i {
+				return fastFail(m, ts)
+			}
+			l := int(b[i])
+			sec, nanos, ok := timestampFields(b[i+1 : i+1+l])
+			if !ok {
+				return fastFail(m, ts)
+			}
+			ts.Seconds, ts.Nanos = sec, nanos
+			m.Timestamp = ts
+			i += 1 + l
+		default:
+			return fastFail(m, ts)
+		}
+	}
+	if raw != nil {
+		if spanStart >= 0 {
+			*raw = b[spanStart:spanEnd:spanEnd]
+		} else {
+			*raw = b[:0:0] // no labels
+		}
+	}
+	return true
+}
+
+// fastFail undoes what fastMetric set (raw is set only on success).
+func fastFail(m *pb.MetricData, ts *timestamppb.Timestamp) bool {
+	*m = pb.MetricData{}
+	*ts = timestamppb.Timestamp{}
+	return false
 }
 
 // timestampFields decodes a Timestamp made only of its seconds and nanos
