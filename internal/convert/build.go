@@ -23,7 +23,6 @@ func (a *Accumulator) build(c *call, b *Batch) pmetric.Metrics {
 	// pass creates the metrics and counts their points, so that their point
 	// slices are allocated once.
 	last := int32(-1)
-	points, labels := 0, 0 // (number points at most, and their labels)
 	note := func(r *record, n int) {
 		if last >= 0 && c.slots[last].key.res == r.res && c.slots[last].key.name == r.m.Name {
 			fillMeta(c.slots[last].m, r)
@@ -40,17 +39,11 @@ func (a *Accumulator) build(c *call, b *Batch) pmetric.Metrics {
 		}
 		if c.gmark == nil || c.gmark[i] == 0 {
 			note(r, 1)
-			points++
-			labels += len(r.labels)
 			continue
 		}
 		if gi := c.gmark[i]; gi > 0 { // the first record of a series with several
 			g := &c.gauges[gi-1]
 			note(&b.recs[g.rec], len(g.recs))
-			for _, ri := range g.recs {
-				points++
-				labels += len(b.recs[ri].labels)
-			}
 			for _, ri := range g.recs {
 				fillMeta(c.slots[last].m, &b.recs[ri])
 			}
@@ -61,10 +54,6 @@ func (a *Accumulator) build(c *call, b *Batch) pmetric.Metrics {
 		n := 1
 		if st.multi != nil {
 			n += len(st.multi.prior)
-		}
-		if b.recs[st.rec].m.Type == pb.MetricType_METRIC_TYPE_COUNTER {
-			points += n
-			labels += n * len(b.recs[st.rec].labels)
 		}
 		if st.multi == nil {
 			note(&b.recs[st.rec], 1)
@@ -79,10 +68,8 @@ func (a *Accumulator) build(c *call, b *Batch) pmetric.Metrics {
 		reserve(c.slots[i].m, c.slots[i].n)
 	}
 	ar := &c.arena
-	if !a.noArena {
-		ar.reset(points, labels)
-	}
-	defer ar.reset(0, 0) // (the pdata keeps the arrays: the call must not)
+	ar.reset(!a.noArena)
+	defer ar.reset(false) // (the pdata keeps the arrays: the call must not)
 	j := 0
 	for i := range b.recs {
 		r := &b.recs[i]

@@ -13,8 +13,8 @@ import (
 // value, its attribute array and one string value per label
 // (pcommon.Map.PutStr, which also searches the map for the key first). That
 // was the largest share of the receiver's CPU. A pointArena instead
-// allocates the points, attribute arrays and values of a whole request in
-// four arrays and writes them in place, with no key search (the labels of a
+// allocates the points, attribute arrays and values of a request together,
+// in a few arrays, and writes them in place, with no key search (the labels of a
 // record are unique and sorted). The result is the same pdata, element for
 // element: every point, attribute and value is still its own element, so
 // downstream components may read, modify, move or copy it as usual.
@@ -173,33 +173,41 @@ func setAny(dst *any, typ, data unsafe.Pointer) {
 }
 
 // pointArena hands out the number data points, attribute arrays and values
-// of one build (see above). The zero value is off: build then uses the
-// public API.
+// of one build (see above), from chunks of about 8 KiB: small objects,
+// which the Go heap reuses without the fragmentation large ones cause. The
+// zero value is off: build then uses the public API.
 type pointArena struct {
+	on   bool
 	dps  []pdataNumberPoint
 	kvs  []pdataKV
 	strs []pdataStr
 	dbls []pdataDouble
 }
 
-// reset sizes the arena for up to points number data points with labels
-// labels in all, unless the fast path is off.
-func (ar *pointArena) reset(points, labels int) {
-	*ar = pointArena{}
-	if !fastPdata.ok || points == 0 {
-		return
-	}
-	ar.dps = make([]pdataNumberPoint, 0, points)
-	ar.dbls = make([]pdataDouble, 0, points)
-	ar.kvs = make([]pdataKV, 0, labels)
-	ar.strs = make([]pdataStr, 0, labels)
+// chunk sizes (elements) of about 8 KiB
+const (
+	arenaPoints = 8192 / int(unsafe.Sizeof(pdataNumberPoint{}))
+	arenaKVs    = 8192 / int(unsafe.Sizeof(pdataKV{}))
+	arenaStrs   = 8192 / int(unsafe.Sizeof(pdataStr{}))
+	arenaDbls   = 8192 / int(unsafe.Sizeof(pdataDouble{}))
+)
+
+// reset empties the arena and turns it on, unless the fast path is off.
+func (ar *pointArena) reset(on bool) {
+	*ar = pointArena{on: on && fastPdata.ok}
 }
 
 // numberPoint appends a double data point with labels to dps; ok is false
-// when the arena is off or full (the caller then uses the public API).
+// when the arena is off (the caller then uses the public API).
 func (ar *pointArena) numberPoint(dps pmetric.NumberDataPointSlice, ts, start pcommon.Timestamp, v float64, labels []kv) bool {
-	if len(ar.dps) == cap(ar.dps) || cap(ar.kvs)-len(ar.kvs) < len(labels) {
+	if !ar.on {
 		return false
+	}
+	if len(ar.dps) == cap(ar.dps) {
+		ar.dps = make([]pdataNumberPoint, 0, arenaPoints)
+	}
+	if len(ar.dbls) == cap(ar.dbls) {
+		ar.dbls = make([]pdataDouble, 0, arenaDbls)
 	}
 	ar.dps = ar.dps[:len(ar.dps)+1]
 	p := &ar.dps[len(ar.dps)-1]
@@ -209,13 +217,19 @@ func (ar *pointArena) numberPoint(dps pmetric.NumberDataPointSlice, ts, start pc
 	d := &ar.dbls[len(ar.dbls)-1]
 	d.AsDouble = v
 	setAny(&p.Value, fastPdata.floatType, unsafe.Pointer(d))
-	if len(labels) > 0 {
-		lo := len(ar.kvs)
-		ar.kvs = ar.kvs[:lo+len(labels)]
-		ar.strs = ar.strs[:lo+len(labels)]
-		attrs := ar.kvs[lo : lo+len(labels) : lo+len(labels)]
+	if n := len(labels); n > 0 {
+		if cap(ar.kvs)-len(ar.kvs) < n {
+			ar.kvs = make([]pdataKV, 0, max(n, arenaKVs))
+		}
+		if cap(ar.strs)-len(ar.strs) < n {
+			ar.strs = make([]pdataStr, 0, max(n, arenaStrs))
+		}
+		lo, slo := len(ar.kvs), len(ar.strs)
+		ar.kvs = ar.kvs[:lo+n]
+		ar.strs = ar.strs[:slo+n]
+		attrs := ar.kvs[lo : lo+n : lo+n]
 		for i, l := range labels {
-			s := &ar.strs[lo+i]
+			s := &ar.strs[slo+i]
 			s.StringValue = l.v
 			attrs[i].Key = l.k
 			setAny(&attrs[i].Value, fastPdata.strType, unsafe.Pointer(s))

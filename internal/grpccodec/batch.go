@@ -77,10 +77,12 @@ func unmarshalBatch(b []byte, req *pb.RecordBatchMetricsRequest, flat *FlatLabel
 			} else {
 				m = &pb.MetricData{}
 			}
-			if ts == nil || !fastMetric(v, m, ts, raw) {
-				if err := unmarshalMetric(v, m, ts, st, raw); err != nil {
-					return err
+			if ts != nil && fastMetric(v, m, ts, raw) {
+				if flat != nil {
+					flat.arrays.fast[k-1] = true
 				}
+			} else if err := unmarshalMetric(v, m, ts, st, raw); err != nil {
+				return err
 			}
 			req.Metrics = append(req.Metrics, m)
 			continue
@@ -106,6 +108,7 @@ type batchArrays struct {
 	sts  []timestamppb.Timestamp
 	ptrs []*pb.MetricData
 	raw  [][]byte
+	fast []bool // the record was decoded by fastMetric
 }
 
 var arraysPool sync.Pool // *batchArrays, zeroed
@@ -121,24 +124,50 @@ func getArrays(n int) *batchArrays {
 	if a == nil || cap(a.mds) < n {
 		return &batchArrays{
 			mds: make([]pb.MetricData, n), tss: make([]timestamppb.Timestamp, n), sts: make([]timestamppb.Timestamp, n),
-			ptrs: make([]*pb.MetricData, 0, n), raw: make([][]byte, n),
+			ptrs: make([]*pb.MetricData, 0, n), raw: make([][]byte, n), fast: make([]bool, n),
 		}
 	}
-	a.mds, a.tss, a.sts, a.ptrs, a.raw = a.mds[:n], a.tss[:n], a.sts[:n], a.ptrs[:0], a.raw[:n]
+	a.mds, a.tss, a.sts, a.ptrs, a.raw, a.fast = a.mds[:n], a.tss[:n], a.sts[:n], a.ptrs[:0], a.raw[:n], a.fast[:n]
 	return a
 }
 
 // putArrays zeroes a (dropping its references to the request) and pools it
-// (up to maxPooledRecords records).
+// (up to maxPooledRecords records). (Elements past len were zeroed by an
+// earlier putArrays.)
 func putArrays(a *batchArrays) {
 	if cap(a.mds) > maxPooledRecords {
 		return
 	}
-	clear(a.mds[:cap(a.mds)])
-	clear(a.tss[:cap(a.tss)])
-	clear(a.sts[:cap(a.sts)])
+	for i := range a.mds {
+		m := &a.mds[i]
+		if a.fast[i] && m.Labels == nil && m.StartTime == nil && m.Observations == nil && m.Histogram == nil &&
+			m.Summary == nil && m.Resource == nil && !m.Cumulative && m.SampleRate == 0 {
+			// Zero only what fastMetric sets (clearing whole records
+			// costs a write barrier per pointer while the GC marks).
+			if m.Name != "" {
+				m.Name = ""
+			}
+			if m.Unit != "" {
+				m.Unit = ""
+			}
+			if m.Description != "" {
+				m.Description = ""
+			}
+			if m.Timestamp != nil {
+				m.Timestamp = nil
+			}
+			m.Type, m.Value = 0, 0
+			a.tss[i].Seconds, a.tss[i].Nanos = 0, 0
+			a.fast[i] = false
+			continue
+		}
+		a.fast[i] = false
+		clear(a.mds[i : i+1])
+		clear(a.tss[i : i+1])
+		clear(a.sts[i : i+1])
+	}
 	clear(a.ptrs[:cap(a.ptrs)])
-	clear(a.raw[:cap(a.raw)])
+	clear(a.raw)
 	arraysPool.Put(a)
 }
 
