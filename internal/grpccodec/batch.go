@@ -77,7 +77,7 @@ func unmarshalBatch(b []byte, req *pb.RecordBatchMetricsRequest, flat *FlatLabel
 			} else {
 				m = &pb.MetricData{}
 			}
-			if ts != nil && fastMetric(v, m, ts, raw) {
+			if ts != nil && fastMetric(v, m, ts, st, raw) {
 				if flat != nil {
 					flat.arrays.fast[k-1] = true
 				}
@@ -140,8 +140,8 @@ func putArrays(a *batchArrays) {
 	}
 	for i := range a.mds {
 		m := &a.mds[i]
-		if a.fast[i] && m.Labels == nil && m.StartTime == nil && m.Observations == nil && m.Histogram == nil &&
-			m.Summary == nil && m.Resource == nil && !m.Cumulative && m.SampleRate == 0 {
+		if a.fast[i] && m.Labels == nil && m.Observations == nil && m.Histogram == nil &&
+			m.Summary == nil && m.Resource == nil && m.SampleRate == 0 {
 			// Zero only what fastMetric sets (clearing whole records
 			// costs a write barrier per pointer while the GC marks).
 			if m.Name != "" {
@@ -156,8 +156,12 @@ func putArrays(a *batchArrays) {
 			if m.Timestamp != nil {
 				m.Timestamp = nil
 			}
-			m.Type, m.Value = 0, 0
+			if m.StartTime != nil {
+				m.StartTime = nil
+			}
+			m.Type, m.Value, m.Cumulative = 0, 0, false
 			a.tss[i].Seconds, a.tss[i].Nanos = 0, 0
+			a.sts[i].Seconds, a.sts[i].Nanos = 0, 0
 			a.fast[i] = false
 			continue
 		}
@@ -350,10 +354,11 @@ func unmarshalMetric(b []byte, m *pb.MetricData, ts, st *timestamppb.Timestamp, 
 // fastMetric decodes b into m, which is zero, the way unmarshalMetric does,
 // when b is a record in the usual encoding: fields with one-byte tags
 // and lengths (below 128), name, type, value, labels in one run, one
-// timestamp of seconds and nanos, unit and description, in any order. It
-// returns false for anything else, after setting m, *ts and *raw back to
-// zero: the caller then decodes b with unmarshalMetric.
-func fastMetric(b []byte, m *pb.MetricData, ts *timestamppb.Timestamp, raw *[]byte) bool {
+// timestamp and one start time (with st) of seconds and nanos, cumulative,
+// unit and description, in any order. It returns false for anything else,
+// after setting m, *ts and *st back to zero (raw is set only on success):
+// the caller then decodes b with unmarshalMetric.
+func fastMetric(b []byte, m *pb.MetricData, ts, st *timestamppb.Timestamp, raw *[]byte) bool {
 	spanStart, spanEnd := -1, -1
 	for i := 0; i < len(b); {
 		tag := b[i]
@@ -361,7 +366,7 @@ func fastMetric(b []byte, m *pb.MetricData, ts *timestamppb.Timestamp, raw *[]by
 		switch tag {
 		case 0x0a, 0x32, 0x3a: // name, unit, description
 			if i >= len(b) || b[i] >= 0x80 || int(b[i]) >= len(b)-i {
-				return fastFail(m, ts)
+				return fastFail(m, ts, st)
 			}
 			l := int(b[i])
 			s := alias(b[i+1 : i+1+l])
@@ -376,40 +381,55 @@ func fastMetric(b []byte, m *pb.MetricData, ts *timestamppb.Timestamp, raw *[]by
 			}
 		case 0x10: // type
 			if i >= len(b) || b[i] >= 0x80 {
-				return fastFail(m, ts)
+				return fastFail(m, ts, st)
 			}
 			m.Type = pb.MetricType(b[i])
 			i++
 		case 0x19: // value
 			if len(b)-i < 8 {
-				return fastFail(m, ts)
+				return fastFail(m, ts, st)
 			}
 			m.Value = math.Float64frombits(binary.LittleEndian.Uint64(b[i:]))
 			i += 8
 		case 0x22: // a label entry
 			if raw == nil || (spanStart >= 0 && spanEnd != i-1) ||
 				i >= len(b) || b[i] >= 0x80 || int(b[i]) >= len(b)-i || !validEntry(b[i+1:i+1+int(b[i])]) {
-				return fastFail(m, ts)
+				return fastFail(m, ts, st)
 			}
 			if spanStart < 0 {
 				spanStart = i - 1
 			}
 			i += 1 + int(b[i])
 			spanEnd = i
-		case 0x2a: // timestamp
-			if m.Timestamp != nil || i >= len(b) || b[i] >= 0x80 || int(b[i]) >= len(b)-i {
-				return fastFail(m, ts)
+		case 0x2a, 0x4a: // timestamp, start time
+			t := ts
+			if tag == 0x4a {
+				t = st
+			}
+			if t == nil || (tag == 0x2a && m.Timestamp != nil) || (tag == 0x4a && m.StartTime != nil) ||
+				i >= len(b) || b[i] >= 0x80 || int(b[i]) >= len(b)-i {
+				return fastFail(m, ts, st)
 			}
 			l := int(b[i])
 			sec, nanos, ok := timestampFields(b[i+1 : i+1+l])
 			if !ok {
-				return fastFail(m, ts)
+				return fastFail(m, ts, st)
 			}
-			ts.Seconds, ts.Nanos = sec, nanos
-			m.Timestamp = ts
+			t.Seconds, t.Nanos = sec, nanos
+			if tag == 0x2a {
+				m.Timestamp = t
+			} else {
+				m.StartTime = t
+			}
 			i += 1 + l
+		case 0x40: // cumulative
+			if i >= len(b) || b[i] >= 0x80 {
+				return fastFail(m, ts, st)
+			}
+			m.Cumulative = b[i] != 0
+			i++
 		default:
-			return fastFail(m, ts)
+			return fastFail(m, ts, st)
 		}
 	}
 	if raw != nil {
@@ -422,10 +442,13 @@ func fastMetric(b []byte, m *pb.MetricData, ts *timestamppb.Timestamp, raw *[]by
 	return true
 }
 
-// fastFail undoes what fastMetric set (raw is set only on success).
-func fastFail(m *pb.MetricData, ts *timestamppb.Timestamp) bool {
+// fastFail undoes what fastMetric set.
+func fastFail(m *pb.MetricData, ts, st *timestamppb.Timestamp) bool {
 	*m = pb.MetricData{}
-	*ts = timestamppb.Timestamp{}
+	ts.Seconds, ts.Nanos = 0, 0
+	if st != nil {
+		st.Seconds, st.Nanos = 0, 0
+	}
 	return false
 }
 

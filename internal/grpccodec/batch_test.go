@@ -22,11 +22,13 @@ func sampleRequests(t testing.TB) []*pb.RecordBatchMetricsRequest {
 	t.Helper()
 	var out []*pb.RecordBatchMetricsRequest
 	for _, s := range payload.Shapes {
-		p, err := payload.Build(s, payload.Options{})
-		if err != nil {
-			t.Fatal(err)
+		for _, cumulative := range []bool{false, true} { // (totals: with start times)
+			p, err := payload.Build(s, payload.Options{CumulativeCounters: cumulative})
+			if err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, p.Ours)
 		}
-		out = append(out, p.Ours)
 	}
 	ts := timestamppb.New(timestamppb.Now().AsTime())
 	out = append(out, &pb.RecordBatchMetricsRequest{
@@ -287,6 +289,37 @@ func TestReleasedArraysHoldNothing(t *testing.T) {
 				!proto.Equal(&a.sts[j], &timestamppb.Timestamp{}) || a.raw[j] != nil || a.fast[j] {
 				t.Fatalf("input %d record %d kept %v (timestamp %v, start %v, raw %x, fast %v)", i, j, &a.mds[j], &a.tss[j], &a.sts[j], a.raw[j], a.fast[j])
 			}
+		}
+	}
+}
+
+// TestUsualRecordsTakeTheFastPath: the records of the load test's shapes
+// (counters as increments and as totals with start times) are decoded by
+// fastMetric.
+func TestUsualRecordsTakeTheFastPath(t *testing.T) {
+	for _, s := range payload.Shapes {
+		for _, cumulative := range []bool{false, true} {
+			p, err := payload.Build(s, payload.Options{CumulativeCounters: cumulative})
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, err := p.Ours.MarshalVT()
+			if err != nil {
+				t.Fatal(err)
+			}
+			req := &pb.RecordBatchMetricsRequest{}
+			ctx, release, err := DecodeBatch(context.Background(), b, req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			a := ctx.Value(flatKey{}).(*FlatLabels).arrays
+			for i, fast := range a.fast {
+				if !fast {
+					t.Errorf("%s (totals %v): record %d not decoded by fastMetric: %v", s, cumulative, i, req.Metrics[i])
+					break
+				}
+			}
+			release()
 		}
 	}
 }
