@@ -686,6 +686,7 @@ func (c *call) reset() {
 	clear(c.slots)
 	c.slots = c.slots[:0]
 	c.order = c.order[:0]
+	clear(c.rms) // (the pooled call must not keep the pdata alive)
 	c.rms = c.rms[:0]
 }
 
