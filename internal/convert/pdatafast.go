@@ -132,10 +132,12 @@ func sameLayout(t, m reflect.Type) bool {
 		switch {
 		case tk == reflect.Struct && mk == reflect.Interface:
 			// internal.AnyValue{Value any} mirrored as any
-			if tf.Type.NumField() != 1 || tf.Type.Field(0).Type.Kind() != reflect.Interface {
+			if tf.Type.NumField() != 1 || tf.Type.Field(0).Type != mf.Type {
 				return false
 			}
 		case tk != mk:
+			return false
+		case tk == reflect.Interface && tf.Type != mf.Type: // any, not an interface with methods
 			return false
 		case tk == reflect.Slice && mf.Type.Elem().Kind() == reflect.Struct:
 			if !sameLayout(tf.Type.Elem(), mf.Type.Elem()) {
