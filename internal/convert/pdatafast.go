@@ -8,14 +8,13 @@ import (
 	"go.opentelemetry.io/collector/pdata/pmetric"
 )
 
-// Building pdata through its public API allocates five objects per number
-// data point with four labels, plus one per further label: the point, its
-// value, its attribute array and one string value per label
-// (pcommon.Map.PutStr, which also searches the map for the key first). That
-// was the largest share of the receiver's CPU. A pointArena instead
-// allocates the points, attribute arrays and values of a request together,
-// in a few arrays, and writes them in place, with no key search (the labels of a
-// record are unique and sorted). The result is the same pdata, element for
+// Building pdata through its public API allocates three objects per number
+// data point plus one per label: the point, its value, its attribute array
+// and one string value per label (pcommon.Map.PutStr, which also searches
+// the map for the key first). That was the largest share of the receiver's
+// CPU. A pointArena instead allocates the points, attribute arrays and
+// values of a request together, in chunks, and writes them in place, with
+// no key search (the labels of a record are unique and sorted). The result is the same pdata, element for
 // element: every point, attribute and value is still its own element, so
 // downstream components may read, modify, move or copy it as usual.
 //
