@@ -47,6 +47,7 @@ type Accumulator struct {
 	seriesAdm SeriesAdmitter // admitter, when its series checks can be cached
 	gauges    gaugeSeries    // gauge series keys (limits.max_series_per_metric)
 	cache     *seriesCache
+	noArena   bool // build through pdata's public API only (tests)
 }
 
 type shard struct {
@@ -671,6 +672,7 @@ type call struct {
 	slots   []metricSlot
 	order   []int32 // slot of each gauge group, then of each staged series
 	rms     []pmetric.ScopeMetrics
+	arena   pointArena // of the build under way
 }
 
 func (c *call) reset() {
@@ -684,6 +686,7 @@ func (c *call) reset() {
 	clear(c.slots)
 	c.slots = c.slots[:0]
 	c.order = c.order[:0]
+	clear(c.rms) // (the pooled call must not keep the pdata alive)
 	c.rms = c.rms[:0]
 }
 

@@ -51,11 +51,15 @@ func (a *Accumulator) build(c *call, b *Batch) pmetric.Metrics {
 	}
 	for i := range c.staged {
 		st := &c.staged[i]
+		n := 1
+		if st.multi != nil {
+			n += len(st.multi.prior)
+		}
 		if st.multi == nil {
 			note(&b.recs[st.rec], 1)
 			continue
 		}
-		note(&b.recs[st.rec], 1+len(st.multi.prior))
+		note(&b.recs[st.rec], n)
 		for _, ri := range st.multi.recs {
 			fillMeta(c.slots[last].m, &b.recs[ri])
 		}
@@ -63,6 +67,9 @@ func (a *Accumulator) build(c *call, b *Batch) pmetric.Metrics {
 	for i := range c.slots {
 		reserve(c.slots[i].m, c.slots[i].n)
 	}
+	ar := &c.arena
+	ar.reset(!a.noArena)
+	defer ar.reset(false) // (the pdata keeps the arrays: the call must not)
 	j := 0
 	for i := range b.recs {
 		r := &b.recs[i]
@@ -72,17 +79,14 @@ func (a *Accumulator) build(c *call, b *Batch) pmetric.Metrics {
 		if c.gmark == nil || c.gmark[i] == 0 {
 			m := c.slots[c.order[j]].m
 			j++
-			dp := m.Gauge().DataPoints().AppendEmpty()
-			dp.SetTimestamp(pcommon.Timestamp(r.ts))
-			dp.SetDoubleValue(r.m.Value)
-			putRecordLabels(dp.Attributes(), r)
+			gaugePoint(ar, m.Gauge().DataPoints(), r)
 			continue
 		}
 		if gi := c.gmark[i]; gi > 0 {
 			dps := c.slots[c.order[j]].m.Gauge().DataPoints()
 			j++
 			for _, ri := range c.gauges[gi-1].recs {
-				gaugePoint(dps, &b.recs[ri])
+				gaugePoint(ar, dps, &b.recs[ri])
 			}
 		}
 	}
@@ -96,7 +100,7 @@ func (a *Accumulator) build(c *call, b *Batch) pmetric.Metrics {
 		if st.multi != nil {
 			for k := range st.multi.prior {
 				p := &st.multi.prior[k]
-				a.emit(m, p, max(prev, p.start), rec)
+				a.emit(ar, m, p, max(prev, p.start), rec)
 				prev = p.ts
 			}
 		}
@@ -105,12 +109,15 @@ func (a *Accumulator) build(c *call, b *Batch) pmetric.Metrics {
 			hist: st.next.hist, expo: st.next.expo, summary: st.next.summary,
 			dhist: st.dhist, dexpo: st.dexpo, pre: st.pre,
 		}
-		a.emit(m, &p, max(prev, p.start), rec)
+		a.emit(ar, m, &p, max(prev, p.start), rec)
 	}
 	return md
 }
 
-func gaugePoint(dps pmetric.NumberDataPointSlice, r *record) {
+func gaugePoint(ar *pointArena, dps pmetric.NumberDataPointSlice, r *record) {
+	if ar.numberPoint(dps, pcommon.Timestamp(r.ts), 0, r.m.Value, r.labels) {
+		return
+	}
 	dp := dps.AppendEmpty()
 	dp.SetTimestamp(pcommon.Timestamp(r.ts))
 	dp.SetDoubleValue(r.m.Value)
@@ -228,11 +235,18 @@ func pdataTemporality(t Temporality) pmetric.AggregationTemporality {
 
 // emit appends data point p of one series to m; deltaStart is the start time
 // of a delta point (the end of the series' previous point).
-func (a *Accumulator) emit(m pmetric.Metric, p *point, deltaStart int64, r *record) {
+func (a *Accumulator) emit(ar *pointArena, m pmetric.Metric, p *point, deltaStart int64, r *record) {
 	ts := pcommon.Timestamp(p.ts)
 	start := pcommon.Timestamp(p.start)
 	switch m.Type() {
 	case pmetric.MetricTypeSum:
+		if a.cfg.CounterTemporality == TemporalityDelta {
+			if ar.numberPoint(m.Sum().DataPoints(), ts, pcommon.Timestamp(deltaStart), p.delta, r.labels) {
+				return
+			}
+		} else if ar.numberPoint(m.Sum().DataPoints(), ts, start, p.total, r.labels) {
+			return
+		}
 		dp := m.Sum().DataPoints().AppendEmpty()
 		dp.SetTimestamp(ts)
 		if a.cfg.CounterTemporality == TemporalityDelta {

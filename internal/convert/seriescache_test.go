@@ -199,7 +199,10 @@ func checkCacheMatchesSlowPath(t *testing.T, seed uint64, batches, size int, cac
 		a.SetAdmitter(ad)
 		return a
 	}
-	ref, fast := mk(), mk()
+	// The reference also builds its pdata through pdata's public API, the
+	// fast one in its arena (pdatafast.go).
+	mkRef := func() *Accumulator { a := mk(); a.noArena = true; return a }
+	ref, fast := mkRef(), mk()
 	// each with its own store: counters resume from it after Sweep
 	refStore, fastStore := newFakeStore(), newFakeStore()
 	var hitsBefore uint64 // hits of the fast accumulators restarted away
@@ -225,7 +228,7 @@ func checkCacheMatchesSlowPath(t *testing.T, seed uint64, batches, size int, cac
 		if bi < batches/2 && rng.IntN(8) == 0 {
 			// a restart: no state, the same stores (counters and histograms resume)
 			hitsBefore += fast.SeriesCacheStats().Hits
-			ref, fast = mk(), mk()
+			ref, fast = mkRef(), mk()
 			ref.SetResumer(refStore)
 			fast.SetResumer(fastStore)
 			for _, a := range []*Accumulator{ref, fast} {

@@ -53,14 +53,14 @@ func unmarshalBatch(b []byte, req *pb.RecordBatchMetricsRequest, flat *FlatLabel
 	var err error
 	for i := 0; i < len(b); {
 		start := i
-		tag, n := protowire.ConsumeVarint(b[i:])
+		tag, n := uvarint(b, i)
 		if n < 0 {
 			return req.UnmarshalVT(b[start:])
 		}
 		i += n
 		num, typ := protowire.Number(tag>>3), protowire.Type(tag&7)
 		if num == 1 && typ == protowire.BytesType {
-			v, n := protowire.ConsumeBytes(b[i:])
+			v, n := bytesAt(b, i)
 			if n < 0 {
 				return req.UnmarshalVT(b[start:])
 			}
@@ -77,7 +77,11 @@ func unmarshalBatch(b []byte, req *pb.RecordBatchMetricsRequest, flat *FlatLabel
 			} else {
 				m = &pb.MetricData{}
 			}
-			if err := unmarshalMetric(v, m, ts, st, raw); err != nil {
+			if ts != nil && fastMetric(v, m, ts, st, raw) {
+				if flat != nil {
+					flat.arrays.fast[k-1] = true
+				}
+			} else if err := unmarshalMetric(v, m, ts, st, raw); err != nil {
 				return err
 			}
 			req.Metrics = append(req.Metrics, m)
@@ -104,6 +108,7 @@ type batchArrays struct {
 	sts  []timestamppb.Timestamp
 	ptrs []*pb.MetricData
 	raw  [][]byte
+	fast []bool // the record was decoded by fastMetric
 }
 
 var arraysPool sync.Pool // *batchArrays, zeroed
@@ -119,24 +124,54 @@ func getArrays(n int) *batchArrays {
 	if a == nil || cap(a.mds) < n {
 		return &batchArrays{
 			mds: make([]pb.MetricData, n), tss: make([]timestamppb.Timestamp, n), sts: make([]timestamppb.Timestamp, n),
-			ptrs: make([]*pb.MetricData, 0, n), raw: make([][]byte, n),
+			ptrs: make([]*pb.MetricData, 0, n), raw: make([][]byte, n), fast: make([]bool, n),
 		}
 	}
-	a.mds, a.tss, a.sts, a.ptrs, a.raw = a.mds[:n], a.tss[:n], a.sts[:n], a.ptrs[:0], a.raw[:n]
+	a.mds, a.tss, a.sts, a.ptrs, a.raw, a.fast = a.mds[:n], a.tss[:n], a.sts[:n], a.ptrs[:0], a.raw[:n], a.fast[:n]
 	return a
 }
 
 // putArrays zeroes a (dropping its references to the request) and pools it
-// (up to maxPooledRecords records).
+// (up to maxPooledRecords records). (Elements past len were zeroed by an
+// earlier putArrays.)
 func putArrays(a *batchArrays) {
 	if cap(a.mds) > maxPooledRecords {
 		return
 	}
-	clear(a.mds[:cap(a.mds)])
-	clear(a.tss[:cap(a.tss)])
-	clear(a.sts[:cap(a.sts)])
+	for i := range a.mds {
+		m := &a.mds[i]
+		if a.fast[i] && m.Labels == nil && m.Observations == nil && m.Histogram == nil &&
+			m.Summary == nil && m.Resource == nil && m.SampleRate == 0 {
+			// Zero only what fastMetric sets (clearing whole records
+			// costs a write barrier per pointer while the GC marks).
+			if m.Name != "" {
+				m.Name = ""
+			}
+			if m.Unit != "" {
+				m.Unit = ""
+			}
+			if m.Description != "" {
+				m.Description = ""
+			}
+			if m.Timestamp != nil {
+				m.Timestamp = nil
+			}
+			if m.StartTime != nil {
+				m.StartTime = nil
+			}
+			m.Type, m.Value, m.Cumulative = 0, 0, false
+			a.tss[i].Seconds, a.tss[i].Nanos = 0, 0
+			a.sts[i].Seconds, a.sts[i].Nanos = 0, 0
+			a.fast[i] = false
+			continue
+		}
+		a.fast[i] = false
+		clear(a.mds[i : i+1])
+		clear(a.tss[i : i+1])
+		clear(a.sts[i : i+1])
+	}
 	clear(a.ptrs[:cap(a.ptrs)])
-	clear(a.raw[:cap(a.raw)])
+	clear(a.raw)
 	arraysPool.Put(a)
 }
 
@@ -159,6 +194,13 @@ func delegate(b []byte, start, i int, unmarshal func([]byte) error) (int, error)
 func countRecords(b []byte) int {
 	n := 0
 	for len(b) > 0 {
+		if b[0] == 0x0a { // field 1, bytes
+			if _, l := bytesAt(b, 1); l >= 0 {
+				n++
+				b = b[1+l:]
+				continue
+			}
+		}
 		num, typ, l := protowire.ConsumeTag(b)
 		if l < 0 {
 			break
@@ -198,7 +240,7 @@ func unmarshalMetric(b []byte, m *pb.MetricData, ts, st *timestamppb.Timestamp, 
 	}
 	for i := 0; i < len(b); {
 		start := i
-		tag, n := protowire.ConsumeVarint(b[i:])
+		tag, n := uvarint(b, i)
 		if n < 0 {
 			return fallback(start)
 		}
@@ -206,7 +248,7 @@ func unmarshalMetric(b []byte, m *pb.MetricData, ts, st *timestamppb.Timestamp, 
 		num, typ := protowire.Number(tag>>3), protowire.Type(tag&7)
 		switch {
 		case typ == protowire.BytesType && (num == 1 || num == 6 || num == 7):
-			v, n := protowire.ConsumeBytes(b[i:])
+			v, n := bytesAt(b, i)
 			if n < 0 {
 				return fallback(start)
 			}
@@ -221,19 +263,22 @@ func unmarshalMetric(b []byte, m *pb.MetricData, ts, st *timestamppb.Timestamp, 
 			}
 			continue
 		case typ == protowire.BytesType && num == 4:
-			v, n := protowire.ConsumeBytes(b[i:])
+			v, n := bytesAt(b, i)
 			if n < 0 {
 				return fallback(start)
 			}
-			if k, val, ok := mapEntry(v); ok {
-				i += n
-				if raw != nil && (spanStart < 0 || spanEnd == start) {
+			if raw != nil && (spanStart < 0 || spanEnd == start) {
+				// raw labels: only check that the entry is well formed
+				if validEntry(v) {
+					i += n
 					if spanStart < 0 {
 						spanStart = start
 					}
 					spanEnd = i
 					continue
 				}
+			} else if k, val, ok := mapEntry(v); ok {
+				i += n
 				toMap() // labels not in one run: a map after all
 				if m.Labels == nil {
 					m.Labels = make(map[string]string)
@@ -245,7 +290,7 @@ func unmarshalMetric(b []byte, m *pb.MetricData, ts, st *timestamppb.Timestamp, 
 			// the message, not of the entry: let it decode the rest.
 			return fallback(start)
 		case typ == protowire.VarintType && num == 2:
-			v, n := protowire.ConsumeVarint(b[i:])
+			v, n := uvarint(b, i)
 			if n < 0 {
 				return fallback(start)
 			}
@@ -261,7 +306,7 @@ func unmarshalMetric(b []byte, m *pb.MetricData, ts, st *timestamppb.Timestamp, 
 			continue
 		}
 		if num == 5 && typ == protowire.BytesType && m.Timestamp == nil && ts != nil {
-			if v, n := protowire.ConsumeBytes(b[i:]); n >= 0 {
+			if v, n := bytesAt(b, i); n >= 0 {
 				if sec, nanos, ok := timestampFields(v); ok {
 					ts.Seconds, ts.Nanos = sec, nanos
 					m.Timestamp = ts
@@ -273,7 +318,7 @@ func unmarshalMetric(b []byte, m *pb.MetricData, ts, st *timestamppb.Timestamp, 
 			m.Timestamp = ts
 		}
 		if num == 9 && typ == protowire.BytesType && m.StartTime == nil && st != nil {
-			if v, n := protowire.ConsumeBytes(b[i:]); n >= 0 {
+			if v, n := bytesAt(b, i); n >= 0 {
 				if sec, nanos, ok := timestampFields(v); ok {
 					st.Seconds, st.Nanos = sec, nanos
 					m.StartTime = st
@@ -306,22 +351,122 @@ func unmarshalMetric(b []byte, m *pb.MetricData, ts, st *timestamppb.Timestamp, 
 	return nil
 }
 
+// fastMetric decodes b into m, which is zero, the way unmarshalMetric does,
+// when b is a record in the usual encoding: fields with one-byte tags
+// and lengths (below 128), name, type, value, labels in one run, one
+// timestamp and one start time (with st) of seconds and nanos, cumulative,
+// unit and description, in any order. It returns false for anything else,
+// after setting m, *ts and *st back to zero (raw is set only on success):
+// the caller then decodes b with unmarshalMetric.
+func fastMetric(b []byte, m *pb.MetricData, ts, st *timestamppb.Timestamp, raw *[]byte) bool {
+	spanStart, spanEnd := -1, -1
+	for i := 0; i < len(b); {
+		tag := b[i]
+		i++
+		switch tag {
+		case 0x0a, 0x32, 0x3a: // name, unit, description
+			if i >= len(b) || b[i] >= 0x80 || int(b[i]) >= len(b)-i {
+				return fastFail(m, ts, st)
+			}
+			l := int(b[i])
+			s := alias(b[i+1 : i+1+l])
+			i += 1 + l
+			switch tag {
+			case 0x0a:
+				m.Name = s
+			case 0x32:
+				m.Unit = s
+			default:
+				m.Description = s
+			}
+		case 0x10: // type
+			if i >= len(b) || b[i] >= 0x80 {
+				return fastFail(m, ts, st)
+			}
+			m.Type = pb.MetricType(b[i])
+			i++
+		case 0x19: // value
+			if len(b)-i < 8 {
+				return fastFail(m, ts, st)
+			}
+			m.Value = math.Float64frombits(binary.LittleEndian.Uint64(b[i:]))
+			i += 8
+		case 0x22: // a label entry
+			if raw == nil || (spanStart >= 0 && spanEnd != i-1) ||
+				i >= len(b) || b[i] >= 0x80 || int(b[i]) >= len(b)-i || !validEntry(b[i+1:i+1+int(b[i])]) {
+				return fastFail(m, ts, st)
+			}
+			if spanStart < 0 {
+				spanStart = i - 1
+			}
+			i += 1 + int(b[i])
+			spanEnd = i
+		case 0x2a, 0x4a: // timestamp, start time
+			t := ts
+			if tag == 0x4a {
+				t = st
+			}
+			if t == nil || (tag == 0x2a && m.Timestamp != nil) || (tag == 0x4a && m.StartTime != nil) ||
+				i >= len(b) || b[i] >= 0x80 || int(b[i]) >= len(b)-i {
+				return fastFail(m, ts, st)
+			}
+			l := int(b[i])
+			sec, nanos, ok := timestampFields(b[i+1 : i+1+l])
+			if !ok {
+				return fastFail(m, ts, st)
+			}
+			t.Seconds, t.Nanos = sec, nanos
+			if tag == 0x2a {
+				m.Timestamp = t
+			} else {
+				m.StartTime = t
+			}
+			i += 1 + l
+		case 0x40: // cumulative
+			if i >= len(b) || b[i] >= 0x80 {
+				return fastFail(m, ts, st)
+			}
+			m.Cumulative = b[i] != 0
+			i++
+		default:
+			return fastFail(m, ts, st)
+		}
+	}
+	if raw != nil {
+		if spanStart >= 0 {
+			*raw = b[spanStart:spanEnd:spanEnd]
+		} else {
+			*raw = b[:0:0] // no labels
+		}
+	}
+	return true
+}
+
+// fastFail undoes what fastMetric set.
+func fastFail(m *pb.MetricData, ts, st *timestamppb.Timestamp) bool {
+	*m = pb.MetricData{}
+	ts.Seconds, ts.Nanos = 0, 0
+	if st != nil {
+		st.Seconds, st.Nanos = 0, 0
+	}
+	return false
+}
+
 // timestampFields decodes a Timestamp made only of its seconds and nanos
 // fields (as the generated code does: a later field wins); ok is false for
 // anything else.
 func timestampFields(b []byte) (sec int64, nanos int32, ok bool) {
 	for len(b) > 0 {
-		num, typ, n := protowire.ConsumeTag(b)
-		if n < 0 || typ != protowire.VarintType || (num != 1 && num != 2) {
+		tag := b[0] // field 1 or 2, varint: one byte
+		if tag != 0x08 && tag != 0x10 {
 			return 0, 0, false
 		}
-		b = b[n:]
-		v, n := protowire.ConsumeVarint(b)
+		v, n := uvarint(b, 1)
 		if n < 0 {
 			return 0, 0, false
 		}
-		b = b[n:]
-		if num == 1 {
+		b = b[1+n:]
+		if tag == 0x08 {
 			sec = int64(v)
 		} else {
 			nanos = int32(v)
@@ -371,6 +516,37 @@ func mapEntry(b []byte) (k, v string, ok bool) {
 		}
 	}
 	return k, v, true
+}
+
+// validEntry reports whether b is a map<string,string> entry made only of
+// its key and value fields, as mapEntry does, without decoding it.
+func validEntry(b []byte) bool {
+	// the usual encoding: key, then value, lengths below 128
+	if len(b) >= 4 && b[0] == 0x0a && b[1] < 0x80 {
+		if j := 2 + int(b[1]); j+2 <= len(b) && b[j] == 0x12 && b[j+1] < 0x80 && j+2+int(b[j+1]) == len(b) {
+			return true
+		}
+	}
+	_, _, ok := mapEntry(b)
+	return ok
+}
+
+// uvarint is protowire.ConsumeVarint(b[i:]), faster for a one-byte varint.
+func uvarint(b []byte, i int) (uint64, int) {
+	if i < len(b) && b[i] < 0x80 {
+		return uint64(b[i]), 1
+	}
+	return protowire.ConsumeVarint(b[i:])
+}
+
+// bytesAt is protowire.ConsumeBytes(b[i:]), faster for a length below 128.
+func bytesAt(b []byte, i int) ([]byte, int) {
+	if i < len(b) && b[i] < 0x80 {
+		if l := int(b[i]); l < len(b)-i {
+			return b[i+1 : i+1+l], 1 + l
+		}
+	}
+	return protowire.ConsumeBytes(b[i:])
 }
 
 // alias returns b as a string without copying it.

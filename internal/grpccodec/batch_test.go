@@ -22,11 +22,13 @@ func sampleRequests(t testing.TB) []*pb.RecordBatchMetricsRequest {
 	t.Helper()
 	var out []*pb.RecordBatchMetricsRequest
 	for _, s := range payload.Shapes {
-		p, err := payload.Build(s, payload.Options{})
-		if err != nil {
-			t.Fatal(err)
+		for _, cumulative := range []bool{false, true} { // (totals: with start times)
+			p, err := payload.Build(s, payload.Options{CumulativeCounters: cumulative})
+			if err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, p.Ours)
 		}
-		out = append(out, p.Ours)
 	}
 	ts := timestamppb.New(timestamppb.Now().AsTime())
 	out = append(out, &pb.RecordBatchMetricsRequest{
@@ -244,5 +246,80 @@ func TestLargeBatchArraysAreNotPooled(t *testing.T) {
 			t.Fatalf("a pooled batch has room for %d records, above %d", cap(a.mds), maxPooledRecords)
 		}
 		putArrays(a)
+	}
+}
+
+// TestReleasedArraysHoldNothing: once the handler returned, the pooled
+// arrays hold nothing of the request, whether its records were decoded the
+// fast way or not, and whatever the handler set on them (convert adds a
+// label map for the Validator).
+func TestReleasedArraysHoldNothing(t *testing.T) {
+	reqs := sampleRequests(t)
+	// labels not in one run, and an unknown field
+	odd := []byte{0x0a, 0x0f, 0x0a, 0x01, 'n', 0x22, 0x04, 0x0a, 0x00, 0x12, 0x00, 0x10, 0x01, 0x22, 0x02, 0x0a, 0x00,
+		0x0a, 0x05, 0x0a, 0x01, 'm', 0x78, 0x01}
+	var inputs [][]byte
+	for _, r := range reqs {
+		b, err := r.MarshalVT()
+		if err != nil {
+			t.Fatal(err)
+		}
+		inputs = append(inputs, b)
+	}
+	inputs = append(inputs, odd)
+	for i, b := range inputs {
+		req := &pb.RecordBatchMetricsRequest{}
+		ctx, release, err := DecodeBatch(context.Background(), b, req)
+		if err != nil {
+			t.Fatalf("input %d: %v", i, err)
+		}
+		a := ctx.Value(flatKey{}).(*FlatLabels).arrays
+		if a == nil {
+			t.Fatalf("input %d: no pooled arrays", i)
+		}
+		for j, m := range req.Metrics {
+			if j%2 == 0 {
+				m.Labels = map[string]string{"added": "by the handler"}
+			}
+		}
+		release()
+		a.mds, a.tss, a.sts, a.raw, a.fast = a.mds[:cap(a.mds)], a.tss[:cap(a.tss)], a.sts[:cap(a.sts)], a.raw[:cap(a.raw)], a.fast[:cap(a.fast)]
+		for j := range a.mds {
+			if !proto.Equal(&a.mds[j], &pb.MetricData{}) || !proto.Equal(&a.tss[j], &timestamppb.Timestamp{}) ||
+				!proto.Equal(&a.sts[j], &timestamppb.Timestamp{}) || a.raw[j] != nil || a.fast[j] {
+				t.Fatalf("input %d record %d kept %v (timestamp %v, start %v, raw %x, fast %v)", i, j, &a.mds[j], &a.tss[j], &a.sts[j], a.raw[j], a.fast[j])
+			}
+		}
+	}
+}
+
+// TestUsualRecordsTakeTheFastPath: the records of the load test's shapes
+// (counters as increments and as totals with start times) are decoded by
+// fastMetric.
+func TestUsualRecordsTakeTheFastPath(t *testing.T) {
+	for _, s := range payload.Shapes {
+		for _, cumulative := range []bool{false, true} {
+			p, err := payload.Build(s, payload.Options{CumulativeCounters: cumulative})
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, err := p.Ours.MarshalVT()
+			if err != nil {
+				t.Fatal(err)
+			}
+			req := &pb.RecordBatchMetricsRequest{}
+			ctx, release, err := DecodeBatch(context.Background(), b, req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			a := ctx.Value(flatKey{}).(*FlatLabels).arrays
+			for i, fast := range a.fast {
+				if !fast {
+					t.Errorf("%s (totals %v): record %d not decoded by fastMetric: %v", s, cumulative, i, req.Metrics[i])
+					break
+				}
+			}
+			release()
+		}
 	}
 }

@@ -39,6 +39,8 @@ func NewFactory() receiver.Factory {
 func createDefaultConfig() component.Config {
 	server := configgrpc.NewDefaultServerConfig()
 	server.NetAddr.Endpoint = DefaultEndpoint
+	// As the otlpreceiver: large batches arrive in fewer reads.
+	server.ReadBufferSize = 512 * 1024
 	cc := convert.DefaultConfig()
 	return &Config{
 		ServerConfig: server,
