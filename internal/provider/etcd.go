@@ -459,20 +459,9 @@ func (s *etcdStore) resync(ctx context.Context) error {
 }
 
 func (s *etcdStore) watchLoop(ctx context.Context) {
-	for ctx.Err() == nil {
-		wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
-		wch := s.cli.Watch(wctx, s.cfg.Prefix, clientv3.WithPrefix(), clientv3.WithRev(s.rev.Load()+1))
-		resync := false
-		for wr := range wch {
-			if wr.CompactRevision != 0 || errors.Is(wr.Err(), context.Canceled) && ctx.Err() == nil {
-				resync = true
-				break
-			}
-			if err := wr.Err(); err != nil {
-				s.log.Debug("etcd watch ended", zap.Error(err))
-				s.setDegraded(err.Error())
-				break
-			}
+	etcdconf.WatchLoop{
+		Client: s.cli, Prefix: s.cfg.Prefix, From: s.rev.Load, Pause: s.cfg.HealthInterval / 4,
+		Apply: func(wr clientv3.WatchResponse) {
 			s.log.Debug("etcd watch response", zap.Int("events", len(wr.Events)), zap.Int64("revision", wr.Header.Revision))
 			for _, ev := range wr.Events {
 				s.event(ev)
@@ -480,22 +469,13 @@ func (s *etcdStore) watchLoop(ctx context.Context) {
 			if n := len(wr.Events); n > 0 {
 				s.rev.Store(wr.Events[n-1].Kv.ModRevision)
 			}
-		}
-		cancel()
-		if ctx.Err() != nil {
-			return
-		}
-		if resync {
-			if err := s.resync(ctx); err != nil {
-				s.setDegraded(err.Error())
-			}
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(s.cfg.HealthInterval / 4):
-		}
-	}
+		},
+		Resync: s.resync,
+		Down: func(err error) {
+			s.log.Debug("etcd watch ended", zap.Error(err))
+			s.setDegraded(err.Error())
+		},
+	}.Run(ctx)
 }
 
 func (s *etcdStore) event(ev *clientv3.Event) {

@@ -502,40 +502,19 @@ func (b *etcdBackend) healthLoop(ctx context.Context) {
 // each watch response is applied under one lock and publishes new compiled
 // definitions (a new DefinitionsToken).
 func (b *etcdBackend) watchLoop(ctx context.Context) {
-	for ctx.Err() == nil {
-		wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
-		wch := b.cli.Watch(wctx, b.prefix, clientv3.WithPrefix(), clientv3.WithRev(b.rev.Load()+1))
-		resync := false
-		for wr := range wch {
-			if wr.CompactRevision != 0 || errors.Is(wr.Err(), context.Canceled) && ctx.Err() == nil {
-				resync = true
-				break
-			}
-			if err := wr.Err(); err != nil {
-				b.log.Debug("etcd watch of the definitions ended", zap.Error(err))
-				b.setDegraded(err.Error())
-				break
-			}
-			b.applyEvents(wr.Events)
-		}
-		cancel()
-		if ctx.Err() != nil {
-			return
-		}
-		if resync {
+	etcdconf.WatchLoop{
+		Client: b.cli, Prefix: b.prefix, From: b.rev.Load, Pause: b.opts.HealthInterval / 4,
+		Apply: func(wr clientv3.WatchResponse) { b.applyEvents(wr.Events) },
+		Resync: func(ctx context.Context) error {
 			b.r.mu.Lock()
-			err := b.resyncLocked(ctx)
-			b.r.mu.Unlock()
-			if err != nil {
-				b.setDegraded(err.Error())
-			}
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(b.opts.HealthInterval / 4):
-		}
-	}
+			defer b.r.mu.Unlock()
+			return b.resyncLocked(ctx)
+		},
+		Down: func(err error) {
+			b.log.Debug("etcd watch of the definitions ended", zap.Error(err))
+			b.setDegraded(err.Error())
+		},
+	}.Run(ctx)
 }
 
 func (b *etcdBackend) applyEvents(evs []*clientv3.Event) {
