@@ -127,6 +127,10 @@ type providerState struct {
 	generation uint64
 	// spool is the provider's durable queue (nil: off, or not opened yet).
 	spool *spool
+	// replacing is the running sender an update replaces, set just before
+	// runLocked starts its successor: it keeps sending the spooled batches
+	// pending at the switch until retireOld ends its drain.
+	replacing *sender
 	// legacyGen is set when the generation was issued at restore (a record
 	// stored before generations): it may differ after the next restart.
 	legacyGen bool

@@ -144,7 +144,16 @@ type spool struct {
 	cacheN        int
 	cacheBytes    int64
 	consumer      *sender
-	ackBuf        []byte
+	// draining is the sender an update replaced while it drains: it alone
+	// takes the drainLeft batches at the head (those pending when it was
+	// replaced), and the consumer waits for them, so that the old
+	// destination gets what it would have got without a spool and the new
+	// one does not get again what a BLUE_GREEN candidate already had a copy
+	// of. endDrain ends it (what the old sender released goes to the
+	// consumer then).
+	draining  *sender
+	drainLeft int
+	ackBuf    []byte
 	// truncated counts the torn or corrupt records cut at open.
 	truncated int
 	replay    struct {
@@ -450,19 +459,66 @@ func (sp *spool) setConsumer(s *sender) {
 	}
 }
 
+// handOver makes next the consumer while old, the sender it replaces, still
+// sends the batches pending now (see draining) until endDrain.
+func (sp *spool) handOver(old, next *sender) {
+	sp.mu.Lock()
+	defer sp.mu.Unlock()
+	sp.consumer = next
+	if n := len(sp.pending) - sp.head; old != nil && old != next && n > 0 {
+		sp.draining, sp.drainLeft = old, n
+		for range min(n, cap(old.wake)) {
+			select {
+			case old.wake <- struct{}{}:
+			default:
+			}
+		}
+		return
+	}
+	sp.wakeLocked(min(len(sp.pending)-sp.head, cap(next.wake)))
+}
+
+// endDrain ends old's drain: the consumer takes every pending batch again.
+func (sp *spool) endDrain(old *sender) {
+	sp.mu.Lock()
+	defer sp.mu.Unlock()
+	if sp.draining != old || old == nil {
+		return
+	}
+	sp.draining, sp.drainLeft = nil, 0
+	sp.wakeLocked(len(sp.pending) - sp.head)
+}
+
+// mayTakeLocked says whether s may take the batch at the head.
+func (sp *spool) mayTakeLocked(s *sender) bool {
+	switch {
+	case sp.draining != nil && s == sp.draining:
+		return sp.drainLeft > 0
+	case s == sp.consumer:
+		return sp.draining == nil
+	}
+	return false
+}
+
 // take hands the oldest pending batch to a worker of s; nil when there is
 // none or s is not the consumer. A batch that cannot be read back is
 // dropped and counted (through drop) and the next one is tried.
 func (sp *spool) take(s *sender, drop func(points int)) *item {
 	for {
 		sp.mu.Lock()
-		if sp.closed || sp.consumer != s || sp.head == len(sp.pending) || s.ctx.Err() != nil {
+		if sp.closed || sp.head == len(sp.pending) || s.ctx.Err() != nil || !sp.mayTakeLocked(s) {
 			sp.mu.Unlock()
 			return nil
 		}
 		e := sp.pending[sp.head]
 		sp.pending[sp.head] = nil
 		sp.head++
+		if s == sp.draining {
+			if sp.drainLeft--; sp.drainLeft == 0 {
+				sp.draining = nil // the rest is the consumer's
+				sp.wakeLocked(len(sp.pending) - sp.head)
+			}
+		}
 		if sp.head == len(sp.pending) {
 			sp.pending, sp.head = sp.pending[:0], 0
 		} else if sp.head > 1024 && sp.head > len(sp.pending)/2 {
@@ -551,6 +607,9 @@ func (sp *spool) release(e *spoolEntry) {
 		sp.pending[sp.head] = e
 	} else {
 		sp.pending = append([]*spoolEntry{e}, sp.pending...)
+	}
+	if sp.draining != nil {
+		sp.drainLeft++ // the old sender's again while it drains
 	}
 	sp.wakeLocked(1)
 }

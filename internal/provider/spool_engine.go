@@ -152,6 +152,11 @@ func (e *Engine) attachSpoolLocked(ps *providerState, s *sender) {
 		return
 	}
 	s.spool.Store(ps.spool)
+	if old := ps.replacing; old != nil {
+		ps.replacing = nil
+		ps.spool.handOver(old, s)
+		return
+	}
 	ps.spool.setConsumer(s)
 }
 

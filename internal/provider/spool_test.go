@@ -481,3 +481,50 @@ func TestEngineSpoolOfAnEarlierGenerationIsNotSent(t *testing.T) {
 	require.NoError(t, err)
 	assert.NotEqual(t, "999\n", string(raw))
 }
+
+// TestEngineSpoolBlueGreenOldDestinationDrainsWhatWasPendingAtPromotion: the
+// batches that arrive during the verification are spooled for the old
+// destination and copied to the candidate; those the old one has not sent
+// when the candidate is promoted still go to the old destination (as
+// without a spool), so the new one never gets a batch twice.
+func TestEngineSpoolBlueGreenOldDestinationDrainsWhatWasPendingAtPromotion(t *testing.T) {
+	e := spoolEngine(t, newTestHost(sinkFactory()), newMemStorage(), t.TempDir(), 1<<20)
+	t.Cleanup(func() { require.NoError(t, e.Shutdown(ctx)) })
+	blue, blueName := newSink(t, "blue")
+	blue.gate = make(chan struct{}) // the old destination is slow: a backlog at the promotion
+	create(t, e, sinkProvider("p1", blueName))
+	green, greenName := newSink(t, "green")
+	done := make(chan error, 1)
+	go func() {
+		_, err := e.Update(ctx, &pb.UpdateProviderRequest{ProviderId: "p1", Config: sinkProvider("p1", greenName),
+			Strategy: pb.UpdateStrategy_UPDATE_STRATEGY_BLUE_GREEN, VerifyPeriod: durationpb.New(300 * time.Millisecond),
+			DrainTimeout: durationpb.New(30 * time.Second)})
+		done <- err
+	}()
+	candidate := func() bool {
+		e.mu.Lock()
+		defer e.mu.Unlock()
+		return e.providers["p1"].shadow != nil
+	}
+	eventually(t, candidate, "the candidate runs")
+	for i := range 30 {
+		require.NoError(t, e.Router().ConsumeMetrics(ctx, gauges("bg", i, 1)))
+	}
+	eventually(t, func() bool { return green.pointCount() >= 30 }, "the candidate gets a copy")
+	eventually(t, func() bool {
+		e.mu.Lock()
+		defer e.mu.Unlock()
+		p := e.providers["p1"]
+		return p.shadow == nil && p.primary != nil && p.primary.cfg.version == 2
+	}, "the candidate is promoted")
+	close(blue.gate) // the old destination catches up
+	require.NoError(t, <-done)
+	eventually(t, func() bool { return blue.pointCount() >= 30 }, "the old destination gets what was pending at the promotion")
+	eventually(t, func() bool { return providerStats(t, e, "p1").GetQueueSize() == 0 }, "the spool empties")
+	_, gs := green.snapshot()
+	_, bs := blue.snapshot()
+	for i := range 30 {
+		assert.Equal(t, 1, gs[int64(i)], "green: point %d once (its verification copy)", i)
+		assert.Equal(t, 1, bs[int64(i)], "blue: point %d once", i)
+	}
+}

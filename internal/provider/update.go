@@ -462,7 +462,9 @@ func (e *Engine) blueGreen(ctx context.Context, ps *providerState, next *pb.Prov
 	ps.shadow = nil
 	s.stats.Store(ps.stats)
 	ps.cfg = proto.Clone(next).(*pb.ProviderConfig)
+	ps.replacing = old // the candidate had a copy of what the spool holds now: the old destination gets it
 	e.runLocked(ps, s, b)
+	ps.replacing = nil
 	ps.state = pb.ProviderState_PROVIDER_STATE_UPDATING
 	e.mu.Unlock()
 	e.opPhase(ps, PhaseDraining, 80, 98, drain)
@@ -523,6 +525,9 @@ func (e *Engine) retireOld(ctx context.Context, old *sender, drain time.Duration
 	defer cancel()
 	defer context.AfterFunc(e.baseCtx, cancel)() // the engine's shutdown deadline cuts it short
 	drained, dropped, err := old.stop(dctx, true)
+	if sp := old.spool.Load(); sp != nil {
+		sp.endDrain(old) // what old did not send goes to the new consumer
+	}
 	if err != nil {
 		e.log.Warn("Stopping the replaced exporter failed", zap.String("provider_id", old.cfg.providerID), zap.Error(err))
 	}
