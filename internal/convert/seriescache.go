@@ -102,15 +102,17 @@ const maxEntryBytes = 0xFFFF
 // raw returns the raw label entries the entry was made from.
 func (e *cachedSeries) raw() string { return e.blk[:e.rawLen] }
 
-// label returns label i (sorted by name) of e.
+// label returns label i (sorted by name) of e. (blk was built by
+// newCachedSeries, so the offsets are in range: no bounds checks.)
 func (e *cachedSeries) label(i int) kv {
-	p := len(e.blk) - 8*(int(e.nl)-i)
-	o := e.blk[p : p+8]
-	ko := int(o[0]) | int(o[1])<<8
-	kl := int(o[2]) | int(o[3])<<8
-	vo := int(o[4]) | int(o[5])<<8
-	vl := int(o[6]) | int(o[7])<<8
-	return kv{e.blk[ko : ko+kl], e.blk[vo : vo+vl]}
+	base := unsafe.StringData(e.blk)
+	o := binary.LittleEndian.Uint64(unsafe.Slice((*byte)(unsafe.Add(unsafe.Pointer(base), len(e.blk)-8*(int(e.nl)-i))), 8))
+	ko, kl := int(uint16(o)), int(uint16(o>>16))
+	vo, vl := int(uint16(o>>32)), int(uint16(o>>48))
+	return kv{
+		unsafe.String((*byte)(unsafe.Add(unsafe.Pointer(base), ko)), kl),
+		unsafe.String((*byte)(unsafe.Add(unsafe.Pointer(base), vo)), vl),
+	}
 }
 
 // appendLabels appends the labels of e, sorted by name, to dst.
