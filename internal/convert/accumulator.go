@@ -193,7 +193,9 @@ func (a *Accumulator) Limits() Limits { return a.cfg.Limits }
 // record is one prepared item of a batch.
 type record struct {
 	m *pb.MetricData
-	// labels are m.Labels (with the validator's defaults) sorted by name.
+	// labels are m.Labels (with the validator's defaults) sorted by name;
+	// nil for a record whose labels are those of its cache entry cs (see
+	// labelsOf).
 	labels []kv
 	name   *nameInfo
 	key    uint64
@@ -514,10 +516,11 @@ func (a *Accumulator) prepareOne(h *hasher, arena *[]kv, r *record, m *pb.Metric
 	}
 	r.name = ni
 	if cached {
-		e := newCachedSeries(raw, m, reqKey, token, labels, r.key, ni)
-		// (by series key only when its labels are the record's)
-		a.cache.put(hk, e, !defaulted)
-		r.cs = e
+		if e := newCachedSeries(raw, m, reqKey, token, labels, r.key, ni); e != nil {
+			// (by series key only when its labels are the record's)
+			a.cache.put(hk, e, !defaulted)
+			r.cs = e
+		}
 	}
 	return nil
 }
@@ -533,7 +536,7 @@ func (a *Accumulator) prepareCached(r *record, m *pb.MetricData, e *cachedSeries
 			return iss
 		}
 	}
-	r.labels = e.labels
+	r.labels = nil // (the entry's: see labelsOf)
 	r.cs = e
 	r.ts = now
 	if m.Timestamp != nil {
@@ -545,13 +548,13 @@ func (a *Accumulator) prepareCached(r *record, m *pb.MetricData, e *cachedSeries
 		}
 		gen := sa.Generation()
 		if am := e.admitted.Load(); am == nil || am.gen != gen || am.unit != m.Unit {
-			if iss := sa.AdmitSeries(m, labelNames(e.labels)); iss != nil {
+			if iss := sa.AdmitSeries(m, labelNames(e.appendLabels(nil))); iss != nil {
 				return iss
 			}
 			e.admitted.Store(&admitMark{gen: gen, unit: strings.Clone(m.Unit)}) // (m.Unit may alias the request)
 		}
 	} else if a.admitter != nil {
-		if iss := a.admitter.Admit(m, labelNames(e.labels), r.ts); iss != nil {
+		if iss := a.admitter.Admit(m, e.labelNames(), r.ts); iss != nil {
 			return iss
 		}
 	}
@@ -584,6 +587,26 @@ func (a *Accumulator) nameInfo(m *pb.MetricData) (*nameInfo, *Issue) {
 		}
 	}
 	return ni, nil
+}
+
+// labelsOf returns the sorted labels of r: from the request, or a copy of
+// those of its cache entry (the hot paths read the entry in place).
+func labelsOf(r *record) []kv {
+	if r.labels == nil && r.cs != nil && r.cs.nl > 0 {
+		return r.cs.appendLabels(make([]kv, 0, r.cs.nl))
+	}
+	return r.labels
+}
+
+// labelNames yields the names of e's labels, sorted.
+func (e *cachedSeries) labelNames() iter.Seq[string] {
+	return func(yield func(string) bool) {
+		for i := range int(e.nl) {
+			if !yield(e.label(i).k) {
+				return
+			}
+		}
+	}
 }
 
 // labelNames yields the names of sorted labels.
@@ -1045,7 +1068,7 @@ func (a *Accumulator) resume(st *staged, b *Batch, r *record) {
 		if m.Cumulative || a.cfg.CounterTemporality != TemporalityCumulative {
 			return
 		}
-		total, l, f, ok := a.resumer.ResumeCounter(m, labelPairs(r.labels), res)
+		total, l, f, ok := a.resumer.ResumeCounter(m, labelPairs(labelsOf(r)), res)
 		if !ok || math.IsNaN(total) || math.IsInf(total, 0) || total < 0 {
 			return
 		}
@@ -1056,7 +1079,7 @@ func (a *Accumulator) resume(st *staged, b *Batch, r *record) {
 			a.cfg.HistogramTemporality != TemporalityCumulative {
 			return
 		}
-		counts, sum, l, f, ok := a.resumer.ResumeHistogram(m, labelPairs(r.labels), res, a.bounds)
+		counts, sum, l, f, ok := a.resumer.ResumeHistogram(m, labelPairs(labelsOf(r)), res, a.bounds)
 		if !ok || len(counts) != len(a.bounds)+1 || math.IsNaN(sum) || math.IsInf(sum, 0) {
 			return
 		}

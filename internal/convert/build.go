@@ -115,7 +115,7 @@ func (a *Accumulator) build(c *call, b *Batch) pmetric.Metrics {
 }
 
 func gaugePoint(ar *pointArena, dps pmetric.NumberDataPointSlice, r *record) {
-	if ar.numberPoint(dps, pcommon.Timestamp(r.ts), 0, r.m.Value, r.labels) {
+	if ar.numberPoint(dps, pcommon.Timestamp(r.ts), 0, r.m.Value, r.labels, r.cs) {
 		return
 	}
 	dp := dps.AppendEmpty()
@@ -127,6 +127,14 @@ func gaugePoint(ar *pointArena, dps pmetric.NumberDataPointSlice, r *record) {
 // putRecordLabels sets the labels of r as attrs. The strings are shared:
 // from the series cache, or from the request.
 func putRecordLabels(attrs pcommon.Map, r *record) {
+	if r.labels == nil && r.cs != nil {
+		attrs.EnsureCapacity(int(r.cs.nl))
+		for i := range int(r.cs.nl) {
+			l := r.cs.label(i)
+			attrs.PutStr(l.k, l.v)
+		}
+		return
+	}
 	putLabels(attrs, r.labels)
 }
 
@@ -241,10 +249,10 @@ func (a *Accumulator) emit(ar *pointArena, m pmetric.Metric, p *point, deltaStar
 	switch m.Type() {
 	case pmetric.MetricTypeSum:
 		if a.cfg.CounterTemporality == TemporalityDelta {
-			if ar.numberPoint(m.Sum().DataPoints(), ts, pcommon.Timestamp(deltaStart), p.delta, r.labels) {
+			if ar.numberPoint(m.Sum().DataPoints(), ts, pcommon.Timestamp(deltaStart), p.delta, r.labels, r.cs) {
 				return
 			}
-		} else if ar.numberPoint(m.Sum().DataPoints(), ts, start, p.total, r.labels) {
+		} else if ar.numberPoint(m.Sum().DataPoints(), ts, start, p.total, r.labels, r.cs) {
 			return
 		}
 		dp := m.Sum().DataPoints().AppendEmpty()

@@ -198,9 +198,10 @@ func (ar *pointArena) reset(on bool) {
 	*ar = pointArena{on: on && fastPdata.ok}
 }
 
-// numberPoint appends a double data point with labels to dps; ok is false
-// when the arena is off (the caller then uses the public API).
-func (ar *pointArena) numberPoint(dps pmetric.NumberDataPointSlice, ts, start pcommon.Timestamp, v float64, labels []kv) bool {
+// numberPoint appends a double data point with labels to dps (with labels
+// nil, those of the cache entry cs when not nil); ok is false when the arena
+// is off (the caller then uses the public API).
+func (ar *pointArena) numberPoint(dps pmetric.NumberDataPointSlice, ts, start pcommon.Timestamp, v float64, labels []kv, cs *cachedSeries) bool {
 	if !ar.on {
 		return false
 	}
@@ -218,7 +219,12 @@ func (ar *pointArena) numberPoint(dps pmetric.NumberDataPointSlice, ts, start pc
 	d := &ar.dbls[len(ar.dbls)-1]
 	d.AsDouble = v
 	setAny(&p.Value, fastPdata.floatType, unsafe.Pointer(d))
-	if n := len(labels); n > 0 {
+	n := len(labels)
+	fromCache := labels == nil && cs != nil
+	if fromCache {
+		n = int(cs.nl)
+	}
+	if n > 0 {
 		if cap(ar.kvs)-len(ar.kvs) < n {
 			ar.kvs = make([]pdataKV, 0, max(n, arenaKVs))
 		}
@@ -229,7 +235,13 @@ func (ar *pointArena) numberPoint(dps pmetric.NumberDataPointSlice, ts, start pc
 		ar.kvs = ar.kvs[:lo+n]
 		ar.strs = ar.strs[:slo+n]
 		attrs := ar.kvs[lo : lo+n : lo+n]
-		for i, l := range labels {
+		for i := range n {
+			var l kv
+			if fromCache {
+				l = cs.label(i)
+			} else {
+				l = labels[i]
+			}
 			s := &ar.strs[slo+i]
 			s.StringValue = l.v
 			attrs[i].Key = l.k

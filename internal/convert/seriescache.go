@@ -69,16 +69,22 @@ type cacheShard struct {
 }
 
 // cachedSeries is one remembered series. It is immutable once published.
+//
+// Its labels are not a []kv (a 16-byte header per string, eight pointers
+// for four labels, all scanned by the garbage collector) but offsets into
+// blk, one pointer-free string: the raw label entries as received, then the
+// bytes of labels that are not in them (defaults added by the Validator),
+// then per label four little-endian uint16s (name offset, name length,
+// value offset, value length). An entry is about half the size it was.
 type cachedSeries struct {
-	raw    string // the raw label entries (protobuf field 4) as received
-	name   string
-	typ    pb.MetricType
+	blk    string // raw label entries, other label bytes, label offsets
+	rawLen uint32 // the raw label entries are blk[:rawLen]
+	nl     uint16 // labels
 	resKey uint64
 	token  any // CachingValidator.DefinitionsToken when checked
 
-	labels []kv // validated, with defaults, sorted by name; owned strings
-	key    uint64
-	ni     *nameInfo
+	key uint64
+	ni  *nameInfo // the name and type of the series
 	// gauge is the gauge series' mark in Accumulator.gauges once admitted
 	// (read and written with gaugeSeries.mu held).
 	gauge atomic.Pointer[gaugeMark]
@@ -87,6 +93,34 @@ type cachedSeries struct {
 	ser atomic.Pointer[series]
 	// admitted is the series' last pass of SeriesAdmitter.AdmitSeries.
 	admitted atomic.Pointer[admitMark]
+}
+
+// maxEntryBytes bounds blk without its offsets (they are uint16s): a
+// series with more label bytes is not cached.
+const maxEntryBytes = 0xFFFF
+
+// raw returns the raw label entries the entry was made from.
+func (e *cachedSeries) raw() string { return e.blk[:e.rawLen] }
+
+// label returns label i (sorted by name) of e. (blk was built by
+// newCachedSeries, so the offsets are in range: no bounds checks.)
+func (e *cachedSeries) label(i int) kv {
+	base := unsafe.StringData(e.blk)
+	o := binary.LittleEndian.Uint64(unsafe.Slice((*byte)(unsafe.Add(unsafe.Pointer(base), len(e.blk)-8*(int(e.nl)-i))), 8))
+	ko, kl := int(uint16(o)), int(uint16(o>>16))
+	vo, vl := int(uint16(o>>32)), int(uint16(o>>48))
+	return kv{
+		unsafe.String((*byte)(unsafe.Add(unsafe.Pointer(base), ko)), kl),
+		unsafe.String((*byte)(unsafe.Add(unsafe.Pointer(base), vo)), vl),
+	}
+}
+
+// appendLabels appends the labels of e, sorted by name, to dst.
+func (e *cachedSeries) appendLabels(dst []kv) []kv {
+	for i := range int(e.nl) {
+		dst = append(dst, e.label(i))
+	}
+	return dst
 }
 
 // admitMark records a pass of SeriesAdmitter.AdmitSeries: the admitter's
@@ -138,7 +172,7 @@ func (h *hasher) rawKey(resKey uint64, m *pb.MetricData, raw []byte) uint64 {
 // is reports whether e is the cached entry of this record's series under
 // token (false for a nil e).
 func (e *cachedSeries) is(m *pb.MetricData, raw []byte, resKey uint64, token any) bool {
-	return e != nil && e.typ == m.Type && e.resKey == resKey && e.token == token && e.name == m.Name && e.raw == string(raw)
+	return e != nil && e.ni.typ == m.Type && e.resKey == resKey && e.token == token && e.ni.name == m.Name && e.raw() == string(raw)
 }
 
 // hintsFor returns the entries of the last batch of resource reqKey (read
@@ -194,11 +228,11 @@ func (c *seriesCache) getByKey(key uint64, m *pb.MetricData, labels []kv, resKey
 	sh.mu.RLock()
 	e := sh.byKey[key]
 	sh.mu.RUnlock()
-	if e == nil || e.typ != m.Type || e.resKey != resKey || e.token != token || e.name != m.Name || len(e.labels) != len(labels) {
+	if e == nil || e.ni.typ != m.Type || e.resKey != resKey || e.token != token || e.ni.name != m.Name || int(e.nl) != len(labels) {
 		return nil
 	}
 	for i := range labels {
-		if e.labels[i] != labels[i] {
+		if e.label(i) != labels[i] {
 			return nil
 		}
 	}
@@ -244,33 +278,61 @@ func (c *seriesCache) len() int {
 }
 
 // newCachedSeries builds the entry of a series that passed every
-// series-level check. raw and labels may point into a request buffer: the
-// entry keeps one copy of raw, and labels that were decoded from raw point
-// into that copy (others, e.g. defaults added by the Validator, are copied).
+// series-level check, or returns nil when its labels are too large to
+// cache (maxEntryBytes). raw and labels may point into a request buffer:
+// the entry keeps one copy of raw, and labels that were decoded from raw
+// are offsets into that copy (others, e.g. defaults added by the Validator,
+// are copied after it).
 func newCachedSeries(raw []byte, m *pb.MetricData, resKey uint64, token any, labels []kv, key uint64, ni *nameInfo) *cachedSeries {
-	e := &cachedSeries{
-		raw: string(raw), name: ni.name, typ: m.Type, resKey: resKey, token: token,
-		labels: make([]kv, len(labels)), key: key, ni: ni,
+	if len(raw) > maxEntryBytes || len(labels) > 0xFFFF {
+		return nil
 	}
-	for i, l := range labels {
-		e.labels[i] = kv{within(e.raw, raw, l.k), within(e.raw, raw, l.v)}
-	}
-	return e
-}
-
-// within returns s as a substring of owned, a copy of raw, when s lies
-// inside raw; else a copy of s.
-func within(owned string, raw []byte, s string) string {
-	if len(s) == 0 {
-		return ""
-	}
-	if len(raw) > 0 {
-		off := uintptr(unsafe.Pointer(unsafe.StringData(s))) - uintptr(unsafe.Pointer(unsafe.SliceData(raw)))
-		if off < uintptr(len(raw)) && off+uintptr(len(s)) <= uintptr(len(raw)) {
-			return owned[off : off+uintptr(len(s))]
+	size := len(raw)
+	for _, l := range labels {
+		if !inside(raw, l.k) {
+			size += len(l.k)
+		}
+		if !inside(raw, l.v) {
+			size += len(l.v)
 		}
 	}
-	return strings.Clone(s)
+	if size > maxEntryBytes {
+		return nil
+	}
+	blk := make([]byte, size, size+8*len(labels))
+	copy(blk, raw)
+	extra := len(raw)
+	place := func(s string) (off int) {
+		if len(s) == 0 {
+			return 0
+		}
+		if inside(raw, s) {
+			return int(uintptr(unsafe.Pointer(unsafe.StringData(s))) - uintptr(unsafe.Pointer(unsafe.SliceData(raw))))
+		}
+		off = extra
+		extra += copy(blk[extra:], s)
+		return off
+	}
+	for _, l := range labels {
+		ko, vo := place(l.k), place(l.v)
+		blk = binary.LittleEndian.AppendUint16(blk, uint16(ko))
+		blk = binary.LittleEndian.AppendUint16(blk, uint16(len(l.k)))
+		blk = binary.LittleEndian.AppendUint16(blk, uint16(vo))
+		blk = binary.LittleEndian.AppendUint16(blk, uint16(len(l.v)))
+	}
+	return &cachedSeries{
+		blk: unsafe.String(unsafe.SliceData(blk), len(blk)), rawLen: uint32(len(raw)), nl: uint16(len(labels)),
+		resKey: resKey, token: token, key: key, ni: ni,
+	}
+}
+
+// inside reports whether s, not empty, lies inside raw's memory.
+func inside(raw []byte, s string) bool {
+	if len(s) == 0 || len(raw) == 0 {
+		return false
+	}
+	off := uintptr(unsafe.Pointer(unsafe.StringData(s))) - uintptr(unsafe.Pointer(unsafe.SliceData(raw)))
+	return off < uintptr(len(raw)) && off+uintptr(len(s)) <= uintptr(len(raw))
 }
 
 // SeriesCacheStats are the series cache's counters.

@@ -489,3 +489,27 @@ func TestLargeBatchBufsAreNotPooled(t *testing.T) {
 		(&Batch{bufs: p}).Release()
 	}
 }
+
+func TestCachedSeriesLabelsRoundTrip(t *testing.T) {
+	ni := &nameInfo{typ: pb.MetricType_METRIC_TYPE_GAUGE, name: "g"}
+	m := &pb.MetricData{Name: "g", Type: pb.MetricType_METRIC_TYPE_GAUGE}
+	raw := rawOf([][2]string{{"b", "2"}, {"a", ""}, {"c", "three"}})
+	_, fromRaw, ok := appendRawLabels(nil, raw)
+	require.True(t, ok)
+	// a default label that is not in raw, as a Validator adds it
+	labels := append(slices.Clone(fromRaw), kv{"zone", "z1"})
+	e := newCachedSeries(raw, m, 7, nil, labels, 9, ni)
+	require.NotNil(t, e)
+	require.Equal(t, string(raw), e.raw())
+	require.Equal(t, labels, e.appendLabels(nil))
+	require.True(t, e.is(m, raw, 7, nil))
+	require.False(t, e.is(m, raw, 8, nil))
+
+	t.Run("labels over 64 KiB are not cached", func(t *testing.T) {
+		big := rawOf([][2]string{{"k", strings.Repeat("v", 70_000)}})
+		_, l, ok := appendRawLabels(nil, big)
+		require.True(t, ok)
+		require.Nil(t, newCachedSeries(big, m, 7, nil, l, 9, ni))
+		require.Nil(t, newCachedSeries(raw, m, 7, nil, []kv{{"k", strings.Repeat("v", 70_000)}}, 9, ni))
+	})
+}
