@@ -159,36 +159,57 @@ func cpuTime() time.Duration {
 // (routing, queue, worker, stats, health) in front of an exporter that does
 // nothing, with benchBatch data points per batch.
 func BenchmarkProviderOverhead(b *testing.B) {
+	newOverheadBench(b, nil).run(b)
+}
+
+// overheadBench is an engine with one provider "nop" whose exporter does
+// nothing, at most benchOutstanding batches ahead of it.
+type overheadBench struct {
+	e      *Engine
+	slots  chan struct{}
+	done   atomic.Int64
+	target atomic.Int64
+	all    chan struct{}
+}
+
+// newOverheadBench starts the engine; setup (when set) runs before the
+// provider is created (e.g. to turn the spool on).
+func newOverheadBench(b *testing.B, setup func(*Engine)) *overheadBench {
 	ctx := context.Background()
-	var done atomic.Int64
-	all := make(chan struct{})
-	var target atomic.Int64
-	target.Store(-1)
-	slots := make(chan struct{}, benchOutstanding)
+	ob := &overheadBench{all: make(chan struct{}), slots: make(chan struct{}, benchOutstanding)}
+	ob.target.Store(-1)
 	nop := exporter.NewFactory(sinkType, func() component.Config { return &sinkConfig{} },
 		exporter.WithMetrics(func(context.Context, exporter.Settings, component.Config) (exporter.Metrics, error) {
 			return sinkExporter{ConsumeMetricsFunc: func(context.Context, pmetric.Metrics) error {
-				<-slots
-				if done.Add(1) == target.Load() {
-					close(all)
+				<-ob.slots
+				if ob.done.Add(1) == ob.target.Load() {
+					close(ob.all)
 				}
 				return nil
 			}}, nil
 		}, component.StabilityLevelAlpha))
-	e := NewEngine(Settings{TelemetrySettings: componenttest.NewNopTelemetrySettings(), LookupHost: noDNS})
-	require.NoError(b, e.Start(ctx, newTestHost(nop), nil))
-	b.Cleanup(func() { require.NoError(b, e.Shutdown(ctx)) })
-	_, err := e.Create(ctx, &pb.CreateProviderRequest{AutoStart: true, Config: sinkProvider("nop", "nop")})
+	ob.e = NewEngine(Settings{TelemetrySettings: componenttest.NewNopTelemetrySettings(), LookupHost: noDNS})
+	require.NoError(b, ob.e.Start(ctx, newTestHost(nop), nil))
+	b.Cleanup(func() { require.NoError(b, ob.e.Shutdown(ctx)) })
+	if setup != nil {
+		setup(ob.e)
+	}
+	_, err := ob.e.Create(ctx, &pb.CreateProviderRequest{AutoStart: true, Config: sinkProvider("nop", "nop")})
 	require.NoError(b, err)
+	return ob
+}
+
+// run sends b.N batches and waits until the exporter has them all.
+func (ob *overheadBench) run(b *testing.B) {
 	md := benchMetrics()
 	b.ReportAllocs()
 	b.ResetTimer()
-	target.Store(int64(b.N))
+	ob.target.Store(int64(b.N))
 	for range b.N {
-		slots <- struct{}{}
-		if err := e.Router().ConsumeMetrics(ctx, md); err != nil {
+		ob.slots <- struct{}{}
+		if err := ob.e.Router().ConsumeMetrics(context.Background(), md); err != nil {
 			b.Fatal(err)
 		}
 	}
-	<-all
+	<-ob.all
 }

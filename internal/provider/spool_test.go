@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -13,7 +12,6 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/component/componenttest"
-	"go.opentelemetry.io/collector/exporter"
 	"go.opentelemetry.io/collector/pdata/pmetric"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
@@ -355,45 +353,16 @@ func TestEngineSpoolOfUnknownProviderRemovedAtStart(t *testing.T) {
 func BenchmarkProviderSpool(b *testing.B) {
 	for _, mode := range []string{"memory", "spool-batch", "spool-always"} {
 		b.Run(mode, func(b *testing.B) {
-			ctx := context.Background()
-			var done atomic.Int64
-			all := make(chan struct{})
-			var target atomic.Int64
-			target.Store(-1)
-			slots := make(chan struct{}, benchOutstanding)
-			nop := exporter.NewFactory(sinkType, func() component.Config { return &sinkConfig{} },
-				exporter.WithMetrics(func(context.Context, exporter.Settings, component.Config) (exporter.Metrics, error) {
-					return sinkExporter{ConsumeMetricsFunc: func(context.Context, pmetric.Metrics) error {
-						<-slots
-						if done.Add(1) == target.Load() {
-							close(all)
-						}
-						return nil
-					}}, nil
-				}, component.StabilityLevelAlpha))
-			e := NewEngine(Settings{TelemetrySettings: componenttest.NewNopTelemetrySettings(), LookupHost: noDNS})
-			require.NoError(b, e.Start(ctx, newTestHost(nop), nil))
-			b.Cleanup(func() { require.NoError(b, e.Shutdown(ctx)) })
-			switch mode {
-			case "spool-batch":
-				require.NoError(b, e.EnableSpool(SpoolConfig{Directory: b.TempDir(), Sync: SpoolSyncBatch}))
-			case "spool-always":
-				require.NoError(b, e.EnableSpool(SpoolConfig{Directory: b.TempDir(), Sync: SpoolSyncAlways}))
-			}
-			_, err := e.Create(ctx, &pb.CreateProviderRequest{AutoStart: true, Config: sinkProvider("nop", "nop")})
-			require.NoError(b, err)
-			md := benchMetrics()
-			b.ReportAllocs()
-			b.ResetTimer()
-			target.Store(int64(b.N))
-			cpu0 := cpuTime()
-			for range b.N {
-				slots <- struct{}{}
-				if err := e.Router().ConsumeMetrics(ctx, md); err != nil {
-					b.Fatal(err)
+			ob := newOverheadBench(b, func(e *Engine) {
+				switch mode {
+				case "spool-batch":
+					require.NoError(b, e.EnableSpool(SpoolConfig{Directory: b.TempDir(), Sync: SpoolSyncBatch}))
+				case "spool-always":
+					require.NoError(b, e.EnableSpool(SpoolConfig{Directory: b.TempDir(), Sync: SpoolSyncAlways}))
 				}
-			}
-			<-all
+			})
+			cpu0 := cpuTime()
+			ob.run(b)
 			b.StopTimer()
 			b.ReportMetric(float64(cpuTime()-cpu0)/float64(b.N), "cpu-ns/batch")
 		})
