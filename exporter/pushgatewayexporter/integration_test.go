@@ -178,6 +178,8 @@ func TestIntegrationPushgatewayValuesLabelsAndGrouping(t *testing.T) {
 		m := series(fams, "http_requests_total", g1("route", "/a"))
 		require.NotNil(c, m)
 		assert.InDelta(c, 12.0, m.GetCounter().GetValue(), 0)
+		// each group is its own push: the second may land after the first
+		require.NotNil(c, series(fams, "http_requests_total", groupLabels("it", "env", "test", "service_instance_id", "i-2", "route", "/a")), "second group")
 	}, 20*time.Second, 50*time.Millisecond)
 
 	assert.Equal(t, dto.MetricType_COUNTER, fams["http_requests_total"].GetType())
