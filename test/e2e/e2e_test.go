@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -117,6 +118,21 @@ func startCollectorWith(t *testing.T, sinkAddr, extra string) endpoints {
 // testdata/config.yaml and before the test's endpoints and extra.
 func startCollectorFiles(t *testing.T, sinkAddr string, files []string, extra string) endpoints {
 	t.Helper()
+	for attempt := 1; ; attempt++ {
+		e, err := tryStartCollectorFiles(t, sinkAddr, files, extra)
+		if err == nil {
+			return e
+		}
+		// a port picked free was taken before the collector bound it: new ports
+		require.ErrorContains(t, err, "address already in use", "collector did not start")
+		require.Less(t, attempt, 5, "collector did not start: %v", err)
+	}
+}
+
+// tryStartCollectorFiles starts the collector once on free ports; it returns
+// the error of a collector that stopped before it ran.
+func tryStartCollectorFiles(t *testing.T, sinkAddr string, files []string, extra string) (endpoints, error) {
+	t.Helper()
 	e := endpoints{ingest: freePort(t), promAPI: freePort(t), otlpGRPC: freePort(t), otlpHTTP: freePort(t), remoteWrite: freePort(t)}
 	overrides := fmt.Sprintf(`
 receivers:
@@ -173,12 +189,23 @@ service:
 	require.NoError(t, err)
 	done := make(chan error, 1)
 	go func() { done <- col.Run(context.Background()) }()
-	require.Eventually(t, func() bool { return col.GetState() == otelcol.StateRunning }, 30*time.Second, 10*time.Millisecond)
+	deadline := time.Now().Add(30 * time.Second)
+	for col.GetState() != otelcol.StateRunning {
+		select {
+		case err := <-done:
+			if err == nil {
+				err = errors.New("the collector stopped before it ran")
+			}
+			return endpoints{}, err
+		case <-time.After(10 * time.Millisecond):
+		}
+		require.True(t, time.Now().Before(deadline), "collector not running after 30s")
+	}
 	t.Cleanup(func() {
 		col.Shutdown()
 		require.NoError(t, <-done)
 	})
-	return e
+	return e, nil
 }
 
 func extraURIs(extra string) []string {
