@@ -80,43 +80,56 @@ func forEachShape(b *testing.B, run func(b *testing.B, p benchPayload) []byte) {
 // consumer that does nothing.
 func BenchmarkDecodeConvert(b *testing.B) {
 	forEachShape(b, func(b *testing.B, p benchPayload) []byte {
-		// Started as in a collector (default config, so the metric
-		// definitions' ingest checks are on), on a free port nobody calls.
-		cfg := createDefaultConfig().(*Config)
-		cfg.NetAddr.Endpoint = "127.0.0.1:0"
-		r, err := newReceiver(cfg, receivertest.NewNopSettings(metadata.Type), nopMetrics{})
-		if err != nil {
-			b.Fatal(err)
-		}
+		svc, stop := startBenchService(b)
+		b.Cleanup(stop)
 		ctx := context.Background()
-		if err := r.Start(ctx, componenttest.NewNopHost()); err != nil {
-			b.Fatal(err)
-		}
-		b.Cleanup(func() {
-			if err := r.Shutdown(context.Background()); err != nil {
-				b.Error(err)
-			}
-		})
-		svc := &metricsService{r: r}
 		for b.Loop() {
 			// decoded as the server does it (grpccodec: strings point
 			// into one private copy of the bytes, labels stay raw)
-			var req pb.RecordBatchMetricsRequest
-			rctx, release, err := grpccodec.DecodeBatch(ctx, p.ours, &req)
-			if err != nil {
-				b.Fatal(err)
-			}
-			resp, err := svc.RecordBatchMetrics(rctx, &req)
-			release()
-			if err != nil {
-				b.Fatal(err)
-			}
-			if int(resp.AcceptedCount) != p.points {
-				b.Fatalf("accepted %d of %d", resp.AcceptedCount, p.points)
+			if n := recordRaw(b, ctx, svc, p.ours); n != p.points {
+				b.Fatalf("accepted %d of %d", n, p.points)
 			}
 		}
 		return p.ours
 	})
+}
+
+// startBenchService starts a receiver as in a collector (default config, so
+// the metric definitions' ingest checks are on) on a free port nobody calls,
+// in front of a consumer that does nothing; stop shuts it down.
+func startBenchService(b *testing.B) (svc *metricsService, stop func()) {
+	b.Helper()
+	cfg := createDefaultConfig().(*Config)
+	cfg.NetAddr.Endpoint = "127.0.0.1:0"
+	r, err := newReceiver(cfg, receivertest.NewNopSettings(metadata.Type), nopMetrics{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := r.Start(context.Background(), componenttest.NewNopHost()); err != nil {
+		b.Fatal(err)
+	}
+	return &metricsService{r: r}, func() {
+		if err := r.Shutdown(context.Background()); err != nil {
+			b.Error(err)
+		}
+	}
+}
+
+// recordRaw decodes raw as the server does (grpccodec: strings point into
+// one private copy of the bytes, labels stay raw), records it, and returns
+// the accepted count.
+func recordRaw(b *testing.B, ctx context.Context, svc *metricsService, raw []byte) int {
+	var req pb.RecordBatchMetricsRequest
+	rctx, release, err := grpccodec.DecodeBatch(ctx, raw, &req)
+	if err != nil {
+		b.Fatal(err)
+	}
+	resp, err := svc.RecordBatchMetrics(rctx, &req)
+	release()
+	if err != nil {
+		b.Fatal(err)
+	}
+	return int(resp.AcceptedCount)
 }
 
 // BenchmarkDecodeConvertShuffled is BenchmarkDecodeConvert with the labels
@@ -126,23 +139,12 @@ func BenchmarkDecodeConvert(b *testing.B) {
 // after sorting the labels, not by their bytes.
 func BenchmarkDecodeConvertShuffled(b *testing.B) {
 	forEachShape(b, func(b *testing.B, p benchPayload) []byte {
-		cfg := createDefaultConfig().(*Config)
-		cfg.NetAddr.Endpoint = "127.0.0.1:0"
-		r, err := newReceiver(cfg, receivertest.NewNopSettings(metadata.Type), nopMetrics{})
-		if err != nil {
-			b.Fatal(err)
-		}
+		svc, stop := startBenchService(b)
+		b.Cleanup(stop)
 		ctx := context.Background()
-		if err := r.Start(ctx, componenttest.NewNopHost()); err != nil {
-			b.Fatal(err)
-		}
-		b.Cleanup(func() {
-			if err := r.Shutdown(context.Background()); err != nil {
-				b.Error(err)
-			}
-		})
 		var orig pb.RecordBatchMetricsRequest
-		if err := orig.UnmarshalVT(p.ours); err != nil {
+		var err error
+		if err = orig.UnmarshalVT(p.ours); err != nil {
 			b.Fatal(err)
 		}
 		encodings := make([][]byte, 16)
@@ -151,22 +153,12 @@ func BenchmarkDecodeConvertShuffled(b *testing.B) {
 				b.Fatal(err)
 			}
 		}
-		svc := &metricsService{r: r}
 		i := 0
 		for b.Loop() {
-			var req pb.RecordBatchMetricsRequest
-			rctx, release, err := grpccodec.DecodeBatch(ctx, encodings[i%len(encodings)], &req)
-			if err != nil {
-				b.Fatal(err)
-			}
+			n := recordRaw(b, ctx, svc, encodings[i%len(encodings)])
 			i++
-			resp, err := svc.RecordBatchMetrics(rctx, &req)
-			release()
-			if err != nil {
-				b.Fatal(err)
-			}
-			if int(resp.AcceptedCount) != p.points {
-				b.Fatalf("accepted %d of %d", resp.AcceptedCount, p.points)
+			if n != p.points {
+				b.Fatalf("accepted %d of %d", n, p.points)
 			}
 		}
 		return p.ours

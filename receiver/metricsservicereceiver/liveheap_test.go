@@ -9,13 +9,7 @@ import (
 	"runtime/pprof"
 	"testing"
 
-	"go.opentelemetry.io/collector/component/componenttest"
-	"go.opentelemetry.io/collector/receiver/receivertest"
-
 	"github.com/metricsmodule/metricsmodule/cmd/metricsbench/payload"
-	"github.com/metricsmodule/metricsmodule/internal/grpccodec"
-	pb "github.com/metricsmodule/metricsmodule/proto/metricsmodule/v1"
-	"github.com/metricsmodule/metricsmodule/receiver/metricsservicereceiver/internal/metadata"
 )
 
 // BenchmarkLiveHeapPerSeries reports the receiver's live heap per series
@@ -42,32 +36,15 @@ func BenchmarkLiveHeapPerSeries(b *testing.B) {
 				series /= 7
 			}
 			for b.Loop() {
-				cfg := createDefaultConfig().(*Config)
-				cfg.NetAddr.Endpoint = "127.0.0.1:0"
-				r, err := newReceiver(cfg, receivertest.NewNopSettings(metadata.Type), nopMetrics{})
-				if err != nil {
-					b.Fatal(err)
-				}
+				svc, stop := startBenchService(b)
 				ctx := context.Background()
-				if err := r.Start(ctx, componenttest.NewNopHost()); err != nil {
-					b.Fatal(err)
-				}
-				svc := &metricsService{r: r}
 				var ms runtime.MemStats
 				runtime.GC()
 				runtime.ReadMemStats(&ms)
 				before := ms.HeapAlloc
 				for range 2 {
 					for _, data := range reqs {
-						var req pb.RecordBatchMetricsRequest
-						rctx, release, err := grpccodec.DecodeBatch(ctx, data, &req)
-						if err != nil {
-							b.Fatal(err)
-						}
-						if _, err := svc.RecordBatchMetrics(rctx, &req); err != nil {
-							b.Fatal(err)
-						}
-						release()
+						recordRaw(b, ctx, svc, data)
 					}
 				}
 				runtime.GC()
@@ -85,9 +62,7 @@ func BenchmarkLiveHeapPerSeries(b *testing.B) {
 					out.Close()
 				}
 				runtime.KeepAlive(svc)
-				if err := r.Shutdown(context.Background()); err != nil {
-					b.Error(err)
-				}
+				stop()
 			}
 		})
 	}
