@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/metricsmodule/metricsmodule/internal/etcdconf"
+	pb "github.com/metricsmodule/metricsmodule/proto/metricsmodule/v1"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 )
@@ -245,6 +247,12 @@ func (b *etcdBackend) commit(ctx context.Context, next map[string]*Entry, dels, 
 			return nil, err
 		}
 		k := b.mKey(name)
+		if len(raw) > maxEtcdDefinitionBytes {
+			return nil, &InvalidError{Issues: []*pb.ValidationIssue{{Field: "definition", Code: "too_large",
+				Message:    fmt.Sprintf("metric %q with its version history is %d bytes stored, over the %d bytes one etcd key takes (etcd's request limit is 1.5 MiB)", name, len(raw), maxEtcdDefinitionBytes),
+				Suggestion: "shorten the definition (fewer allowed label values, a shorter description), or unregister the metric and register it again to drop its old versions",
+				Severity:   pb.Severity_SEVERITY_ERROR}}}
+		}
 		cond(k)
 		ops = append(ops, clientv3.OpPut(k, string(raw)))
 		puts[k] = true
@@ -299,6 +307,12 @@ func (b *etcdBackend) commit(ctx context.Context, next map[string]*Entry, dels, 
 	tctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), b.opts.RequestTimeout)
 	defer cancel()
 	resp, err := b.cli.Txn(tctx).If(cmps...).Then(ops...).Else(orElse...).Commit()
+	if errors.Is(err, rpctypes.ErrRequestTooLarge) {
+		// this write's size, not etcd's health: the registry stays up
+		return nil, &InvalidError{Issues: []*pb.ValidationIssue{{Field: "definition", Code: "too_large",
+			Message:    "the change is larger than etcd takes in one request (--max-request-bytes, 1.5 MiB by default)",
+			Suggestion: "shorten the definition, or raise etcd's --max-request-bytes", Severity: pb.Severity_SEVERITY_ERROR}}}
+	}
 	if err != nil {
 		b.setDegraded(err.Error())
 		return nil, b.unavailable(err.Error())
@@ -317,6 +331,12 @@ func (b *etcdBackend) commit(ctx context.Context, next map[string]*Entry, dels, 
 }
 
 var errNotLeading = errors.New("this node does not lead")
+
+// maxEtcdDefinitionBytes bounds one metric's stored record (its version
+// history) on etcd, below etcd's default request limit of 1.5 MiB, so that
+// one large definition is refused on its own instead of failing the write
+// at etcd.
+const maxEtcdDefinitionBytes = 1 << 20
 
 // conflictLocked applies the current state of the keys a refused Txn read
 // (so that a retry starts from it) and names the first that changed.

@@ -297,3 +297,26 @@ func TestEtcdUnregisterNowTellsTheOtherNodesToDeleteTheirData(t *testing.T) {
 	_, err = a.UnregisterNow(ctx, "http_requests_total")
 	require.ErrorIs(t, err, ErrNotFound)
 }
+
+// TestEtcdOversizedDefinitionIsRefusedAloneAndTheRegistryStaysUp: a
+// definition too large for one etcd key is refused as invalid, naming the
+// limit and the fix; the registry is not marked degraded, so every other
+// caller's changes still go through.
+func TestEtcdOversizedDefinitionIsRefusedAloneAndTheRegistryStaysUp(t *testing.T) {
+	cluster := testpeer.StartEtcdCluster(t, 1)
+	r := etcdNode(t, cluster.Endpoints(), prefixOf(t), ModeOpen)
+	big := baseDef()
+	big.Name = "huge_total"
+	for i := range 20_000 {
+		big.Labels[0].AllowedValues = append(big.Labels[0].AllowedValues, strings.Repeat("v", 56)+strconv.Itoa(i))
+	}
+	_, err := r.Register(ctx, big, RegisterOptions{})
+	var inv *InvalidError
+	require.ErrorAs(t, err, &inv)
+	assert.Equal(t, "too_large", inv.Issues[0].Code)
+	assert.Contains(t, inv.Issues[0].Message, `"huge_total"`)
+	assert.NotEmpty(t, inv.Issues[0].Suggestion)
+	assert.False(t, r.Health().Degraded, "one caller's oversized definition does not degrade the registry")
+	_, err = r.Register(ctx, baseDef(), RegisterOptions{})
+	require.NoError(t, err, "other changes still go through")
+}
