@@ -12,11 +12,13 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 
 	"github.com/metricsmodule/metricsmodule/internal/election"
 	"github.com/metricsmodule/metricsmodule/internal/etcdconf"
+	pb "github.com/metricsmodule/metricsmodule/proto/metricsmodule/v1"
 )
 
 // EtcdConfig selects the etcd provider registry: every node of a fleet
@@ -72,6 +74,12 @@ type RegistryHealth struct {
 	// unknown; etcd only).
 	Leader string
 }
+
+// maxEtcdRecordBytes bounds one provider's stored record on etcd, below
+// etcd's default request limit of 1.5 MiB, so that one large config is
+// refused on its own instead of failing the write at etcd (which would mark
+// the registry degraded for every caller).
+const maxEtcdRecordBytes = 1 << 20
 
 // etcdStore is the etcd registry: keys <prefix>p/<id> (record),
 // <prefix>b/<id> (backup), <prefix>gen (last generation). Every write is one
@@ -192,6 +200,12 @@ func (s *etcdStore) apply(ctx context.Context, c change) error {
 			s.forceLocked(ids)
 			return fmt.Errorf("encode provider %q: %w", r.ID, err)
 		}
+		if len(b) > maxEtcdRecordBytes {
+			s.forceLocked(ids)
+			return &ValidationError{Issues: []*pb.ValidationIssue{issue("config", "too_large",
+				fmt.Sprintf("provider %q with its version history is %d bytes stored, over the %d bytes one etcd key takes", r.ID, len(b), maxEtcdRecordBytes),
+				"shorten the config (headers, filters), or delete the provider and create it again to drop its old versions")}}
+		}
 		cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(s.pKey(r.ID)), "=", s.e.knownRevLocked(r.ID)))
 		ops = append(ops, clientv3.OpPut(s.pKey(r.ID), string(b)))
 	}
@@ -216,6 +230,13 @@ func (s *etcdStore) apply(ctx context.Context, c change) error {
 	tctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.RequestTimeout)
 	defer cancel()
 	resp, err := s.cli.Txn(tctx).If(cmps...).Then(ops...).Else(orElse...).Commit()
+	if errors.Is(err, rpctypes.ErrRequestTooLarge) {
+		// this write's size, not etcd's health: the registry stays up
+		s.forceLocked(ids)
+		return &ValidationError{Issues: []*pb.ValidationIssue{issue("config", "too_large",
+			"the change is larger than etcd takes in one request (--max-request-bytes, 1.5 MiB by default)",
+			"shorten the config, or raise etcd's --max-request-bytes")}}
+	}
 	if err != nil {
 		s.setDegraded(err.Error())
 		s.forceLocked(ids)

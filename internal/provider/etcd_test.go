@@ -315,3 +315,25 @@ func TestEtcdUnavailableKeepsExporting(t *testing.T) {
 	}, convergeWithin, 50*time.Millisecond, "delete once etcd is back")
 	require.Eventually(t, gone(a, "p"), convergeWithin, 10*time.Millisecond)
 }
+
+// TestEtcdOversizedProviderIsRefusedAloneAndTheRegistryStaysUp: a provider
+// record too large for one etcd key is refused as invalid, naming the limit
+// and the fix; the registry is not marked degraded, so other changes go
+// through.
+func TestEtcdOversizedProviderIsRefusedAloneAndTheRegistryStaysUp(t *testing.T) {
+	cluster := testpeer.StartEtcdCluster(t, 1)
+	e := etcdNode(t, cluster.Endpoints(), "/"+strings.ReplaceAll(t.Name(), "/", "_")+"/")
+	_, name := newSink(t, "s")
+	big := sinkProvider("big", name)
+	big.Description = strings.Repeat("d", 1200*1024)
+	_, err := e.Create(ctx, &pb.CreateProviderRequest{Config: big, AutoStart: true})
+	var ve *ValidationError
+	require.ErrorAs(t, err, &ve)
+	assert.Equal(t, "too_large", ve.Issues[0].GetCode())
+	assert.Contains(t, ve.Issues[0].GetMessage(), `"big"`)
+	assert.False(t, e.RegistryHealth().Degraded, "one caller's oversized config does not degrade the registry")
+	_, _, ok := stateOf(e, "big")
+	assert.False(t, ok, "nothing of the refused provider runs")
+	_, err = e.Create(ctx, &pb.CreateProviderRequest{Config: sinkProvider("small", name), AutoStart: true})
+	require.NoError(t, err, "other changes still go through")
+}
