@@ -70,8 +70,14 @@ service:
 	run := func(args ...string) string {
 		cctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 		defer cancel()
-		base := []string{"--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--user-data-dir=" + t.TempDir()}
-		out, err := exec.CommandContext(cctx, chromium, append(append(base, args...), page)...).Output()
+		var out []byte
+		var err error
+		for range 2 { // a second try when the browser itself crashed (seen under CI load)
+			base := []string{"--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--user-data-dir=" + t.TempDir()}
+			if out, err = exec.CommandContext(cctx, chromium, append(append(base, args...), page)...).Output(); err == nil {
+				break
+			}
+		}
 		require.NoError(t, err, "chromium")
 		return string(out)
 	}
