@@ -219,6 +219,8 @@ type Batch struct {
 	resources []resource
 	now       int64
 	single    bool
+	// cachedAll: every item's series came from the series cache
+	cachedAll bool
 	// Issues are the refused items, in index order.
 	Issues []*Issue
 }
@@ -260,6 +262,14 @@ func (b *Batch) Release() {
 
 // Len is the number of items in the batch.
 func (b *Batch) Len() int { return len(b.recs) }
+
+// Detached reports whether nothing the batch built, or will build, holds a
+// string or byte of its request: every item's series came from the series
+// cache (its labels are the entry's; its name, unit and description owned
+// copies) and no item was refused (an Issue may quote the request). The
+// request's buffer may then be reused once the call has ended and the
+// answer holds none of its strings either.
+func (b *Batch) Detached() bool { return b.cachedAll && len(b.Issues) == 0 }
 
 // SeriesID returns the series identity of item i as 16 hex digits.
 func (b *Batch) SeriesID(i int) string {
@@ -391,6 +401,13 @@ func (a *Accumulator) prepare(ms []*pb.MetricData, res *pb.Resource, single bool
 	}
 	if a.cache != nil && len(rawLabels) > 0 {
 		a.cache.updateHints(reqKey, hints, b.recs)
+	}
+	b.cachedAll = len(b.Issues) == 0
+	for i := range b.recs {
+		if r := &b.recs[i]; r.cs == nil || r.labels != nil {
+			b.cachedAll = false
+			break
+		}
 	}
 	return b
 }
@@ -528,6 +545,7 @@ func (a *Accumulator) prepareOne(h *hasher, arena *[]kv, r *record, m *pb.Metric
 // prepareCached is prepareOne for a record whose series is in the cache:
 // only the checks that depend on the record's other fields and values run.
 func (a *Accumulator) prepareCached(r *record, m *pb.MetricData, e *cachedSeries, reqKey uint64, now int64) *Issue {
+	e.ni.adopt(m) // (before anything reads m: see Batch.Detached)
 	if iss := validateRecord(m, nil, 0, true, now, &a.cfg.Limits, a.allowsNaN); iss != nil {
 		return iss
 	}

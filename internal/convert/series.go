@@ -19,6 +19,29 @@ type nameInfo struct {
 	typ    pb.MetricType
 	name   string // owned copy
 	series atomic.Int64
+	// meta holds owned copies of the unit and description last seen on a
+	// record of the name (see adopt).
+	meta atomic.Pointer[nameMeta]
+}
+
+// nameMeta is a unit and a description.
+type nameMeta struct{ unit, desc string }
+
+// adopt points m's name, unit and description at owned strings equal to
+// them, so that nothing built from m keeps the request's bytes alive (they
+// may point into a buffer the server reuses, see Batch.Detached). m's name
+// must equal ni's.
+func (ni *nameInfo) adopt(m *pb.MetricData) {
+	m.Name = ni.name
+	if m.Unit == "" && m.Description == "" {
+		return
+	}
+	mt := ni.meta.Load()
+	if mt == nil || mt.unit != m.Unit || mt.desc != m.Description {
+		mt = &nameMeta{unit: strings.Clone(m.Unit), desc: strings.Clone(m.Description)}
+		ni.meta.Store(mt)
+	}
+	m.Unit, m.Description = mt.unit, mt.desc
 }
 
 // nameTable maps metric names to their nameInfo. Reads are lock free.

@@ -15,8 +15,8 @@ import (
 // unmarshalBatch decodes a RecordBatchMetricsRequest from b like
 // req.UnmarshalVT, but the strings of the hot fields (metric name, unit,
 // description, label names and values) point into b instead of being copied
-// one by one. b must be a private copy that is never modified or reused: the
-// decoded request and everything built from its strings keep it alive.
+// one by one. b must not be modified or reused while anything built from
+// those strings is in use: a server reuses it only after Recycle.
 //
 // Only the well-formed common case is decoded here. Other fields go through
 // the generated UnmarshalVT: one field at a time where it reads only that

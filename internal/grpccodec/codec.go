@@ -66,16 +66,21 @@ func (Codec) Marshal(v any) (mem.BufferSlice, error) {
 
 // Unmarshal decodes data into v. The message stays valid after data is
 // released: strings are copied out of data, except for a
-// RecordBatchMetricsRequest, whose hot strings point into a private copy of
-// the message bytes (one allocation instead of one per string; see
-// unmarshalBatch).
+// RecordBatchMetricsRequest, whose hot strings point into a copy of the
+// message bytes (one buffer instead of one allocation per string; see
+// unmarshalBatch). Under StrictService that buffer comes from a pool and
+// goes back to it only when the handler calls Recycle.
 func (c Codec) Unmarshal(data mem.BufferSlice, v any) error {
 	if d, ok := v.(*deferredDecode); ok {
 		// StrictService: grpc-go would write INTERNAL to the stream as soon
 		// as Unmarshal fails, so the error is handed back in d instead.
 		if req, ok := d.v.(*pb.RecordBatchMetricsRequest); ok && d.flat != nil {
 			d.flat.req = req
-			d.err = decodeError(req, unmarshalBatch(data.Materialize(), req, d.flat))
+			// Decoded in place from a pooled buffer, which goes back to
+			// the pool only after Recycle (see FlatLabels.release).
+			buf := copyToPool(data, *requestPool.Load())
+			d.flat.buf = buf
+			d.err = decodeError(req, unmarshalBatch(buf.ReadOnlyData(), req, d.flat))
 			return nil
 		}
 		d.err = c.Unmarshal(data, d.v)
@@ -94,6 +99,15 @@ func (c Codec) Unmarshal(data mem.BufferSlice, v any) error {
 		return fmt.Errorf("grpccodec: cannot unmarshal into %T: not a proto message", v)
 	}
 	return decodeError(v, proto.Unmarshal(buf.ReadOnlyData(), m))
+}
+
+// copyToPool copies data into a buffer of pool (always: a message in one
+// buffer is not kept in the transport's buffer, so that what Recycle
+// reuses is always the pool's).
+func copyToPool(data mem.BufferSlice, pool mem.BufferPool) mem.Buffer {
+	b := pool.Get(data.Len())
+	data.CopyTo(*b)
+	return mem.NewBuffer(b, pool)
 }
 
 // Name returns "proto".

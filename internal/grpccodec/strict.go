@@ -9,6 +9,7 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/mem"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
@@ -64,6 +65,10 @@ type FlatLabels struct {
 	Raw [][]byte
 	// arrays of the request, reused after the handler returned
 	arrays *batchArrays
+	// buf holds the request's bytes; recycle: it goes back to requestPool
+	// after the handler returned (see Recycle)
+	buf     mem.Buffer
+	recycle bool
 }
 
 // release gives the request's arrays back for reuse: the request must not
@@ -75,6 +80,29 @@ func (f *FlatLabels) release() {
 		}
 		putArrays(f.arrays)
 		f.arrays, f.Raw = nil, nil
+	}
+	if f.buf != nil {
+		if f.recycle {
+			f.buf.Free()
+		}
+		// else the garbage collector takes the buffer once nothing
+		// points into it
+		f.buf, f.recycle = nil, false
+	}
+}
+
+// Recycle tells a StrictService server that nothing built from req, a
+// RecordBatchMetricsRequest it decoded, points into req's strings or raw
+// labels any more, nor will once the handler has returned (its answer
+// included): the buffer they point into is then reused for a later
+// request. Without it the buffer is left to the garbage collector. ctx is
+// the handler's context.
+//
+// Call it only when that is certain: a string kept past the call would
+// change under its holder. (convert.Batch.Detached says so for a batch.)
+func Recycle(ctx context.Context, req *pb.RecordBatchMetricsRequest) {
+	if f, ok := ctx.Value(flatKey{}).(*FlatLabels); ok && f.req == req {
+		f.recycle = true
 	}
 }
 

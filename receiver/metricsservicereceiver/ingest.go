@@ -146,6 +146,11 @@ func (s *metricsService) recordBatch(ctx context.Context, req *pb.RecordBatchMet
 		DatapointsRejected: uint64(len(b.Issues)),
 		SeriesCreated:      uint64(out.SeriesCreated),
 	}
+	if b.Detached() {
+		// nothing kept points into the request (and the answer quotes
+		// none of it): its buffer can serve a later request
+		grpccodec.Recycle(ctx, req)
+	}
 	return resp, nil
 }
 
