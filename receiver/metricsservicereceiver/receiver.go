@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"runtime"
 	"net/http"
 	"sync"
 	"sync/atomic"
@@ -182,6 +183,10 @@ func (r *metricsReceiver) Start(ctx context.Context, host component.Host) error 
 	srv, err := r.cfg.ToServer(ctx, host.GetExtensions(), r.settings.TelemetrySettings,
 		append(authzOpts,
 			configgrpc.WithGrpcServerOption(grpc.ForceServerCodecV2(grpccodec.Codec{})),
+			// Calls run on long-lived goroutines whose stacks have grown
+			// already (grpc-go starts a goroutine per call otherwise, or
+			// when every worker is busy).
+			configgrpc.WithGrpcServerOption(grpc.NumStreamWorkers(uint32(runtime.GOMAXPROCS(0)))),
 			// before utf8check: it decodes what the next ones look at
 			configgrpc.WithGrpcServerOption(grpc.ChainStreamInterceptor(grpccodec.StrictStreamInterceptor(true))),
 			// Record* check their strings per item (internal/convert).
