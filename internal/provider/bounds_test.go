@@ -133,3 +133,32 @@ func TestCreateAndUpdateRefuseOversizedText(t *testing.T) {
 	assert.Empty(t, got.GetProviders()[0].GetConfig().GetTags())
 	assert.Equal(t, uint64(1), got.GetProviders()[0].GetVersion())
 }
+
+// A backup whose config is over the bounds (written before them, or edited)
+// is refused on restore naming the field; nothing is created.
+func TestRestoreRefusesBackupOverBounds(t *testing.T) {
+	t.Parallel()
+	e := newTestEngine(t, distribution(), newMemStorage())
+	_, name := newSink(t, "a")
+	create(t, e, sinkProvider("p", name))
+	del, err := e.Delete(ctx, &pb.DeleteProviderRequest{ProviderId: "p", Backup: true, CleanupStrategy: pb.CleanupStrategy_CLEANUP_STRATEGY_IMMEDIATE})
+	require.NoError(t, err)
+	require.NotEmpty(t, del.GetBackupId())
+
+	e.mu.Lock()
+	for _, v := range e.backups[del.GetBackupId()].Record.Versions {
+		pc, err := v.config()
+		require.NoError(t, err)
+		pc.Tags = map[string]string{"team": strings.Repeat("t", maxTagValueBytes+1)}
+		v.cfg = pc
+	}
+	e.mu.Unlock()
+
+	_, err = e.Create(ctx, &pb.CreateProviderRequest{RestoreBackupId: del.GetBackupId(), AutoStart: true})
+	var ve *ValidationError
+	require.True(t, errors.As(err, &ve), "%v", err)
+	assert.Equal(t, `config.tags["team"]: tag value has 1025 bytes, at most 1024 are allowed; shorten the value`, ve.Error())
+	got, err := e.List(ctx, &pb.ListProvidersRequest{})
+	require.NoError(t, err)
+	assert.Empty(t, got.GetProviders())
+}
