@@ -86,7 +86,8 @@ func TestSpecExampleThroughCollector(t *testing.T) {
 		20*time.Second, 10*time.Millisecond, "the recorded counter reaches the provider's destination")
 
 	// The example verbatim: the pushgateway exporter is compiled in, so it is
-	// created and runs (its pushes go to "pushgateway:9091").
+	// created and runs (its pushes go to "pushgateway:9091", a name the
+	// in-process resolver of this test binary does not know: dns_test.go).
 	resp, err = c.mgmt.CreateMetricsProvider(ctx, parseCreate(t, specExample))
 	require.NoError(t, err)
 	assert.Equal(t, "pushgateway/providers/prod-prometheus/g2/v1", resp.GetProvider().GetExporterId())
@@ -110,6 +111,11 @@ func TestSpecExampleThroughCollector(t *testing.T) {
 		st, err := c.mgmt.GetProviderStats(ctx, &pb.GetProviderStatsRequest{ProviderId: "debug"})
 		return err == nil && st.GetStats().GetDatapointsSent() > 0
 	}, 20*time.Second, 10*time.Millisecond)
+	// The example's pushes failed on the name lookup, answered in-process.
+	require.Eventually(t, func() bool {
+		st, err := c.mgmt.GetProviderStats(ctx, &pb.GetProviderStatsRequest{ProviderId: "prod-prometheus"})
+		return err == nil && strings.Contains(st.GetStats().GetLastError(), errNoDNS.Error())
+	}, 20*time.Second, 10*time.Millisecond, "the pushgateway provider's export fails on the in-process resolver")
 
 	list, err := c.mgmt.ListMetricsProviders(ctx, &pb.ListProvidersRequest{})
 	require.NoError(t, err)

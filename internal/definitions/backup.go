@@ -57,6 +57,9 @@ type Definitions interface {
 	Rejections(name string) (int64, string)
 	Unregister(ctx context.Context, name string, deleteAt time.Time) (*registry.Entry, error)
 	Restore(ctx context.Context, e *registry.Entry) error
+	// CheckEntry refuses an entry over the bounds in force
+	// (*registry.InvalidError naming the field).
+	CheckEntry(e *registry.Entry) error
 }
 
 var _ Definitions = (*registry.Registry)(nil)
@@ -358,6 +361,12 @@ func (g *Engine) Restore(ctx context.Context, id string, dryRun bool) (*registry
 	if _, exists := g.Definitions.Get(e.Name); exists {
 		return nil, &Error{Kind: KindAlreadyExists, Message: fmt.Sprintf("metric %q is registered", e.Name),
 			Fix: fmt.Sprintf("unregister it before restoring backup %q", id)}
+	}
+	// Checked before anything is applied: a backup over the bounds in
+	// force (an oversized allowed value, say) restores neither its data
+	// nor its definition.
+	if err := g.Definitions.CheckEntry(e); err != nil {
+		return nil, err
 	}
 	if dryRun {
 		return e, nil

@@ -16,6 +16,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 
+	"google.golang.org/protobuf/types/known/structpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/metricsmodule/metricsmodule/internal/testpeer"
@@ -324,8 +325,10 @@ func TestEtcdOversizedProviderIsRefusedAloneAndTheRegistryStaysUp(t *testing.T) 
 	cluster := testpeer.StartEtcdCluster(t, 1)
 	e := etcdNode(t, cluster.Endpoints(), "/"+strings.ReplaceAll(t.Name(), "/", "_")+"/")
 	_, name := newSink(t, "s")
+	// Within the bounds of every field (description and tags are bounded
+	// well below), the custom exporter config is not.
 	big := sinkProvider("big", name)
-	big.Description = strings.Repeat("d", 1200*1024)
+	big.Settings.Custom.Config.Fields["padding"] = structpb.NewStringValue(strings.Repeat("d", 1200*1024))
 	_, err := e.Create(ctx, &pb.CreateProviderRequest{Config: big, AutoStart: true})
 	var ve *ValidationError
 	require.ErrorAs(t, err, &ve)

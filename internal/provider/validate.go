@@ -34,6 +34,12 @@ const (
 	maxConcurrency = 1000
 	maxNameLen     = 256
 	maxTags        = 64
+	// maxDescriptionBytes bounds config.description: every List and Get
+	// returns it.
+	maxDescriptionBytes = 4096
+	// maxTagKeyBytes and maxTagValueBytes bound each of config.tags.
+	maxTagKeyBytes   = 128
+	maxTagValueBytes = 1024
 )
 
 // validateID checks a provider id; field names the request field.
@@ -82,12 +88,37 @@ func validateConfig(pc *pb.ProviderConfig) []*pb.ValidationIssue {
 			add(issue("config.failover.failover_provider_id", "invalid_value", "a provider cannot fail over to itself", "name another provider"))
 		}
 	}
-	if len(pc.GetTags()) > maxTags {
-		add(issue("config.tags", "too_many", fmt.Sprintf("%d tags, at most %d are allowed", len(pc.GetTags()), maxTags), ""))
+	if n := len(pc.GetDescription()); n > maxDescriptionBytes {
+		add(issue("config.description", "too_long", fmt.Sprintf("description has %d bytes, at most %d are allowed; shorten it (link to a longer text instead)", n, maxDescriptionBytes), ""))
 	}
-	for k := range pc.GetTags() {
-		if k == "" {
-			add(issue("config.tags", "invalid_format", "tag keys must not be empty", ""))
+	add(validateTags(pc.GetTags())...)
+	return out
+}
+
+// validateTags checks config.tags: how many, and the size of each key and
+// value (they are stored and returned by every List and Get). The issues
+// come in key order.
+func validateTags(tags map[string]string) []*pb.ValidationIssue {
+	if len(tags) > maxTags {
+		return []*pb.ValidationIssue{issue("config.tags", "too_many",
+			fmt.Sprintf("%d tags, at most %d are allowed; drop some tags", len(tags), maxTags), "")}
+	}
+	keys := make([]string, 0, len(tags))
+	for k := range tags {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var out []*pb.ValidationIssue
+	for _, k := range keys {
+		f := "config.tags[" + strconv.Quote(k[:min(len(k), 64)]) + "]"
+		switch {
+		case k == "":
+			out = append(out, issue("config.tags", "invalid_format", "tag keys must not be empty", ""))
+		case len(k) > maxTagKeyBytes:
+			out = append(out, issue(f, "too_long", fmt.Sprintf("tag key has %d bytes, at most %d are allowed; shorten the key", len(k), maxTagKeyBytes), ""))
+		}
+		if v := tags[k]; len(v) > maxTagValueBytes {
+			out = append(out, issue(f, "too_long", fmt.Sprintf("tag value has %d bytes, at most %d are allowed; shorten the value", len(v), maxTagValueBytes), ""))
 		}
 	}
 	return out

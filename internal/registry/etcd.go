@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/metricsmodule/metricsmodule/internal/convert"
 	"github.com/metricsmodule/metricsmodule/internal/etcdconf"
 	pb "github.com/metricsmodule/metricsmodule/proto/metricsmodule/v1"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
@@ -133,7 +134,7 @@ func OpenEtcd(ctx context.Context, opts EtcdOptions, mode Mode) (*Registry, erro
 	if !strings.HasSuffix(p, "/") {
 		p += "/"
 	}
-	r := &Registry{mode: mode, now: time.Now, entries: map[string]*Entry{}}
+	r := &Registry{mode: mode, now: time.Now, entries: map[string]*Entry{}, lim: convert.DefaultConfig().Limits}
 	b := &etcdBackend{r: r, opts: opts, cli: opts.Client, prefix: p + "defs/", log: opts.Logger, revs: map[string]int64{}}
 	r.etcd = b
 	r.mu.Lock()

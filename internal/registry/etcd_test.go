@@ -307,8 +307,14 @@ func TestEtcdOversizedDefinitionIsRefusedAloneAndTheRegistryStaysUp(t *testing.T
 	r := etcdNode(t, cluster.Endpoints(), prefixOf(t), ModeOpen)
 	big := baseDef()
 	big.Name = "huge_total"
-	for i := range 20_000 {
-		big.Labels[0].AllowedValues = append(big.Labels[0].AllowedValues, strings.Repeat("v", 56)+strconv.Itoa(i))
+	// Each label within the bounds (1000 allowed values, each short), but
+	// twenty of them make more than an etcd key holds.
+	for l := range 20 {
+		ld := &pb.LabelDefinition{Name: "l" + strconv.Itoa(l)}
+		for i := range 1000 {
+			ld.AllowedValues = append(ld.AllowedValues, strings.Repeat("v", 56)+strconv.Itoa(i))
+		}
+		big.Labels = append(big.Labels, ld)
 	}
 	_, err := r.Register(ctx, big, RegisterOptions{})
 	var inv *InvalidError

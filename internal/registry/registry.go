@@ -71,6 +71,7 @@ type Registry struct {
 	now  func() time.Time
 
 	mu        sync.Mutex // writers
+	lim       convert.Limits
 	entries   map[string]*Entry
 	deletions []Deletion
 	compiled  atomic.Pointer[map[string]*compiled]
@@ -82,7 +83,7 @@ func Open(ctx context.Context, kv KV, mode Mode) (*Registry, error) {
 	if mode != ModeOpen && mode != ModeStrict {
 		return nil, fmt.Errorf("mode: %q is not one of open, strict", mode)
 	}
-	r := &Registry{kv: kv, mode: mode, now: time.Now, entries: map[string]*Entry{}}
+	r := &Registry{kv: kv, mode: mode, now: time.Now, entries: map[string]*Entry{}, lim: convert.DefaultConfig().Limits}
 	raw, err := kv.Get(ctx, stateKey)
 	if err != nil {
 		return nil, fmt.Errorf("load registry: %w", err)
@@ -223,7 +224,7 @@ func (e *BreakingError) Is(target error) bool { return target == ErrBreaking }
 
 // Register creates or updates a definition; every change is a new version.
 func (r *Registry) Register(ctx context.Context, def *pb.MetricDefinition, opts RegisterOptions) (*RegisterResult, error) {
-	if issues := ValidateDefinition(def); len(issues) > 0 {
+	if issues := ValidateDefinition(def, r.limits()); len(issues) > 0 {
 		return nil, &InvalidError{Issues: issues}
 	}
 	if _, err := compile(def, 1, opts.Index); err != nil {
@@ -267,8 +268,12 @@ func (r *Registry) Register(ctx context.Context, def *pb.MetricDefinition, opts 
 	return res, nil
 }
 
-// Restore puts back an entry (with its history) saved in a backup.
+// Restore puts back an entry (with its history) saved in a backup. An
+// entry over the bounds in force is refused (CheckEntry).
 func (r *Registry) Restore(ctx context.Context, e *Entry) error {
+	if err := r.CheckEntry(e); err != nil {
+		return err
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if _, ok := r.entries[e.Name]; ok {
@@ -633,8 +638,9 @@ var (
 	labelNameRE  = regexp.MustCompile(`^[a-zA-Z_][a-zA-Z0-9_.]*$`)
 )
 
-// ValidateDefinition lists what is wrong with a definition.
-func ValidateDefinition(d *pb.MetricDefinition) []*pb.ValidationIssue {
+// ValidateDefinition lists what is wrong with a definition, its text
+// bounded by the record limits lim (see SetLimits).
+func ValidateDefinition(d *pb.MetricDefinition, lim convert.Limits) []*pb.ValidationIssue {
 	var out []*pb.ValidationIssue
 	add := func(field, code, msg, fix string) {
 		out = append(out, &pb.ValidationIssue{Field: "definition." + field, Code: code, Message: msg, Suggestion: fix, Severity: pb.Severity_SEVERITY_ERROR})
@@ -680,6 +686,9 @@ func ValidateDefinition(d *pb.MetricDefinition) []*pb.ValidationIssue {
 			add("histogram_buckets", "unsorted_buckets", "bucket bounds must be strictly increasing", "sort them and drop duplicates")
 			break
 		}
+	}
+	for _, b := range checkBounds(d, lim) {
+		add(b.field, b.code, b.msg, b.suggestion())
 	}
 	return out
 }

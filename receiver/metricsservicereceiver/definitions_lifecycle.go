@@ -107,6 +107,8 @@ func (r *metricsReceiver) startRegistry(ctx context.Context, host component.Host
 // deletion loop.
 func (r *metricsReceiver) installRegistry(reg *registry.Registry, where string) {
 	rc := r.cfg.Definitions
+	// A definition's text is bounded by the record limits (limits.*).
+	reg.SetLimits(r.cfg.Limits.Limits)
 	r.defs.registry = reg
 	r.defs.engine = &definitions.Engine{Dir: r.backupDir(), Definitions: reg, Seen: r.in.acc.Names}
 	if r.store != nil {
