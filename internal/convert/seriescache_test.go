@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/pdata/pmetric"
@@ -512,4 +513,64 @@ func TestCachedSeriesLabelsRoundTrip(t *testing.T) {
 		require.Nil(t, newCachedSeries(big, m, 7, nil, l, 9, ni))
 		require.Nil(t, newCachedSeries(raw, m, 7, nil, []kv{{"k", strings.Repeat("v", 70_000)}}, 9, ni))
 	})
+}
+
+// TestBatchDetachedOnlyWhenEveryItemIsCachedAndAccepted: a server reuses a
+// request's buffer only for a Detached batch, so it must be false whenever
+// something built from the batch may still point into the request.
+func TestBatchDetachedOnlyWhenEveryItemIsCachedAndAccepted(t *testing.T) {
+	g := func(name string, value float64) *pb.MetricData {
+		// strings of their own, as if each pointed into its request
+		return &pb.MetricData{
+			Name: strings.Clone(name), Type: pb.MetricType_METRIC_TYPE_GAUGE, Value: value,
+			Unit: strings.Clone("By"), Description: strings.Clone("bytes"), Timestamp: at(0),
+		}
+	}
+	raw := rawOf([][2]string{{"a", "1"}})
+	for _, tc := range []struct {
+		name  string
+		items func() ([]*pb.MetricData, [][]byte)
+		want  bool
+	}{
+		{"every item cached", func() ([]*pb.MetricData, [][]byte) {
+			return []*pb.MetricData{g("seen", 1), g("seen", 2)}, [][]byte{raw, raw}
+		}, true},
+		{"a new series", func() ([]*pb.MetricData, [][]byte) {
+			return []*pb.MetricData{g("seen", 1), g("new", 2)}, [][]byte{raw, raw}
+		}, false},
+		{"a refused item", func() ([]*pb.MetricData, [][]byte) {
+			bad := g("seen", 1)
+			bad.Timestamp = nil
+			bad.Unit = "\xff"
+			return []*pb.MetricData{g("seen", 1), bad}, [][]byte{raw, raw}
+		}, false},
+		{"labels in a map", func() ([]*pb.MetricData, [][]byte) {
+			m := g("seen", 1)
+			m.Labels = map[string]string{"a": "1"}
+			return []*pb.MetricData{m}, [][]byte{nil}
+		}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a := newTestAccumulator(t, nil)
+			first := a.PrepareWire([]*pb.MetricData{g("seen", 0)}, nil, [][]byte{raw})
+			require.False(t, first.Detached(), "a batch of new series")
+			_, err := a.Apply(first, false, nopConsume)
+			require.NoError(t, err)
+			first.Release()
+
+			ms, raws := tc.items()
+			b := a.PrepareWire(ms, nil, raws)
+			defer b.Release()
+			require.Equal(t, tc.want, b.Detached())
+			if tc.want {
+				// names, units and descriptions are owned strings now
+				for _, m := range ms {
+					// (pointers compared, not what they point to)
+					require.True(t, unsafe.StringData(ms[0].Name) == unsafe.StringData(m.Name), "name")
+					require.True(t, unsafe.StringData(ms[0].Unit) == unsafe.StringData(m.Unit), "unit")
+					require.True(t, unsafe.StringData(ms[0].Description) == unsafe.StringData(m.Description), "description")
+				}
+			}
+		})
+	}
 }
