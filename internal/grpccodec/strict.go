@@ -111,7 +111,9 @@ type flatKey struct{}
 // BatchLabels returns the raw labels of req when the server decoded it
 // (StrictService with Codec) without label maps, else nil: the records of
 // req then hold their labels in their maps. ctx is the handler's context.
-// Strings and bytes point into a private copy of the request.
+// Strings and bytes point into a copy of the request that is reused for a
+// later request after Recycle: a caller that calls Recycle must keep none
+// of them.
 func BatchLabels(ctx context.Context, req *pb.RecordBatchMetricsRequest) [][]byte {
 	if f, ok := ctx.Value(flatKey{}).(*FlatLabels); ok && f.req == req {
 		return f.Raw
