@@ -105,6 +105,10 @@ type subscriber struct {
 
 func subscribe(t *testing.T, n *node, id string, resume *uint64) (*subscriber, error) {
 	t.Helper()
+	// A new subscription on a node whose log is not connected yet starts
+	// after the last record once the log is back (not at the records
+	// published meanwhile): the tests subscribe on a connected node.
+	require.Eventually(t, func() bool { return n.log.Status().Connected }, wait, time.Millisecond)
 	st, err := n.hub.Subscribe(&pb.StreamMetricsRequest{
 		Filter: &pb.MetricFilter{Names: []string{"wanted"}},
 		Options: &pb.StreamOptions{
