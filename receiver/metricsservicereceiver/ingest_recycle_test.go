@@ -14,19 +14,13 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
-	"go.opentelemetry.io/collector/config/confighttp"
-	"go.opentelemetry.io/collector/config/configoptional"
 	"go.opentelemetry.io/collector/consumer/consumertest"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/pmetric"
-	"go.opentelemetry.io/collector/receiver/receivertest"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/metricsmodule/metricsmodule/internal/grpccodec"
 	pb "github.com/metricsmodule/metricsmodule/proto/metricsmodule/v1"
-	"github.com/metricsmodule/metricsmodule/receiver/metricsservicereceiver/internal/metadata"
 )
 
 // poisonPool is a request pool that overwrites every buffer put back and
@@ -165,21 +159,8 @@ func TestRecycledRequestBuffersLeaveNoTrace(t *testing.T) {
 	t.Cleanup(grpccodec.SetRequestPool(pool))
 
 	sink := new(consumertest.MetricsSink)
-	cfg := createDefaultConfig().(*Config)
-	cfg.NetAddr.Endpoint = "127.0.0.1:0"
-	hc := confighttp.NewDefaultServerConfig()
-	hc.NetAddr.Endpoint = "127.0.0.1:0"
-	cfg.PrometheusAPI = configoptional.Some(hc)
-	require.NoError(t, cfg.Validate())
-	next, host := storePipeline(t, t.TempDir(), nil, sink)
-	r, err := newReceiver(cfg, receivertest.NewNopSettings(metadata.Type), next)
-	require.NoError(t, err)
-	require.NoError(t, r.Start(context.Background(), host))
-	t.Cleanup(func() { require.NoError(t, r.Shutdown(context.Background())) })
-	conn, err := grpc.NewClient(r.addr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = conn.Close() })
-	client := pb.NewMetricsServiceClient(conn)
+	r := startStoreReceiverTo(t, t.TempDir(), sink)
+	client := dialReceiver(t, r)
 
 	const rounds = 12
 	var answers []*pb.RecordBatchMetricsResponse

@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/config/confighttp"
 	"go.opentelemetry.io/collector/config/configoptional"
+	"go.opentelemetry.io/collector/consumer"
 	"go.opentelemetry.io/collector/receiver/receivertest"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -30,15 +31,28 @@ import (
 func startWithStore(t *testing.T, dir string) (pb.MetricsServiceClient, string) {
 	t.Helper()
 	r := startStoreReceiver(t, dir)
+	return dialReceiver(t, r), "http://" + r.httpLn.Addr().String()
+}
+
+// dialReceiver returns a client of r's gRPC server.
+func dialReceiver(t *testing.T, r *metricsReceiver) pb.MetricsServiceClient {
+	t.Helper()
 	conn, err := grpc.NewClient(r.addr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = conn.Close() })
-	return pb.NewMetricsServiceClient(conn), "http://" + r.httpLn.Addr().String()
+	return pb.NewMetricsServiceClient(conn)
 }
 
 // startStoreReceiver starts a receiver with a metrics_store pipeline over dir
 // and the Prometheus API.
 func startStoreReceiver(t *testing.T, dir string) *metricsReceiver {
+	t.Helper()
+	return startStoreReceiverTo(t, dir, &switchSink{})
+}
+
+// startStoreReceiverTo is startStoreReceiver whose store hands the data on
+// to sink.
+func startStoreReceiverTo(t *testing.T, dir string, sink consumer.Metrics) *metricsReceiver {
 	t.Helper()
 	cfg := createDefaultConfig().(*Config)
 	cfg.NetAddr.Endpoint = "127.0.0.1:0"
@@ -46,7 +60,7 @@ func startStoreReceiver(t *testing.T, dir string) *metricsReceiver {
 	hc.NetAddr.Endpoint = "127.0.0.1:0"
 	cfg.PrometheusAPI = configoptional.Some(hc)
 	require.NoError(t, cfg.Validate())
-	next, host := storePipeline(t, dir, nil, &switchSink{})
+	next, host := storePipeline(t, dir, nil, sink)
 	r, err := newReceiver(cfg, receivertest.NewNopSettings(metadata.Type), next)
 	require.NoError(t, err)
 	require.NoError(t, r.Start(context.Background(), host))
