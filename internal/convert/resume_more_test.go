@@ -175,3 +175,53 @@ func TestExponentialHistogramResumeRefusals(t *testing.T) {
 		})
 	}
 }
+
+// TestResumedSummaryAndExponentialPointsComeAfterTheStoredOne: a record
+// older than the stored point counts at the next millisecond, and a
+// series whose idle state was dropped resumes too.
+func TestResumedSummaryAndExponentialPointsComeAfterTheStoredOne(t *testing.T) {
+	expo := func(c *Config) { c.Histogram.Kind = HistogramExponential }
+	st := newFakeStore()
+	before := newTestAccumulator(t, expo)
+	before.SetResumer(st)
+	storeBatch(t, before, st, summaryObs(5, 1), expoObs(5, 1))
+
+	after := newTestAccumulator(t, expo)
+	after.SetClock(func() time.Time { return t0.Add(10 * time.Second) })
+	after.SetResumer(st)
+	md := storeBatch(t, after, st, summaryObs(3, 2), expoObs(3, 2))
+	for _, m := range md.ResourceMetrics().At(0).ScopeMetrics().At(0).Metrics().All() {
+		switch m.Type() {
+		case pmetric.MetricTypeSummary:
+			dp := m.Summary().DataPoints().At(0)
+			assert.Equal(t, t0.UnixNano()+5*sec+msNanos, int64(dp.Timestamp()), "after the stored point")
+			assert.Equal(t, t0.UnixNano()+5*sec-msNanos, int64(dp.StartTimestamp()))
+			assert.Equal(t, uint64(2), dp.Count())
+		case pmetric.MetricTypeExponentialHistogram:
+			dp := m.ExponentialHistogram().DataPoints().At(0)
+			assert.Equal(t, t0.UnixNano()+5*sec+msNanos, int64(dp.Timestamp()), "after the stored point")
+			assert.Equal(t, t0.UnixNano()+5*sec-msNanos, int64(dp.StartTimestamp()))
+			assert.Equal(t, uint64(2), dp.Count())
+		default:
+			t.Fatalf("unexpected metric %s", m.Name())
+		}
+	}
+
+	// the idle state is dropped: the next record resumes from the store
+	now := t0.Add(10 * time.Second)
+	after.SetClock(func() time.Time { return now })
+	now = now.Add(DefaultConfig().SeriesTTL + time.Minute)
+	require.Equal(t, 2, after.Sweep())
+	ts := int(DefaultConfig().SeriesTTL/time.Second) + 80
+	md = storeBatch(t, after, st, summaryObs(ts, 3), expoObs(ts, 3))
+	for _, m := range md.ResourceMetrics().At(0).ScopeMetrics().At(0).Metrics().All() {
+		if m.Type() == pmetric.MetricTypeSummary {
+			assert.Equal(t, uint64(3), m.Summary().DataPoints().At(0).Count())
+			assert.Equal(t, 6.0, m.Summary().DataPoints().At(0).Sum())
+		} else {
+			assert.Equal(t, uint64(3), m.ExponentialHistogram().DataPoints().At(0).Count())
+			assert.Equal(t, 6.0, m.ExponentialHistogram().DataPoints().At(0).Sum())
+		}
+	}
+	assert.Equal(t, 6, st.asked, "once per series creation: before, after, after the sweep")
+}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"maps"
 	"math"
-	"path/filepath"
 	"sync/atomic"
 	"testing"
 
@@ -128,7 +127,7 @@ func TestStoreResumerFindsTheExponentialHistogramTheAccumulatorStored(t *testing
 	_, _, _, ok = r.ResumeExponential(rec("shop.other", 1), sortedPairs(labels), res.Attributes, ccfg.Histogram.MaxSize)
 	assert.False(t, ok, "not stored")
 	assert.Equal(t, map[string]int64{
-		"exponential histogram: positive buckets: more buckets than histogram.max_size (4)":                         1,
+		"exponential histogram: positive buckets: more buckets than histogram.max_size (4)":                    1,
 		"exponential histogram: schema 8 is the store's highest: the accumulator's scale may have been higher": 1,
 	}, r.refused.counts())
 }
@@ -218,7 +217,7 @@ func TestSummaryAndExponentialHistogramContinueAcrossARestart(t *testing.T) {
 		send(c, obs)
 	}
 	stop()
-	c, r, _ := runReceiverWith(t, filepath.Clean(dir), expo)
+	c, r, _ := runReceiverWith(t, dir, expo)
 	for _, obs := range batches[2:] {
 		send(c, obs)
 	}
