@@ -283,3 +283,56 @@ func TestSummaryAndExponentialHistogramContinueAcrossARestart(t *testing.T) {
 		NegativeOffset: wantDP.Negative().Offset(), NegativeCounts: wantDP.Negative().BucketCounts().AsRaw(),
 	}, stored)
 }
+
+// TestStoreResumerFindsAFleetNodesOwnSummaryAndExponentialHistogram: in a
+// fleet (shared store) a node resumes its own stored summary and
+// exponential histogram (found with its identity label), never another
+// node's.
+func TestStoreResumerFindsAFleetNodesOwnSummaryAndExponentialHistogram(t *testing.T) {
+	st := openTestStore(t)
+	ccfg := convert.DefaultConfig()
+	ccfg.Histogram.Kind = convert.HistogramExponential
+	acc := convert.NewAccumulator(ccfg, convert.Scope{Name: "test"})
+	node := nodeIdentity{label: "collector_instance", value: "node-a"}
+	res := &pb.Resource{Attributes: map[string]string{"service.name": "shop"}}
+	labels := map[string]string{"route": "/a"}
+	summary := &pb.MetricData{Name: "rt", Type: pb.MetricType_METRIC_TYPE_SUMMARY, Observations: []float64{0.5, 2}, Labels: maps.Clone(labels)}
+	hist := &pb.MetricData{Name: "size", Type: pb.MetricType_METRIC_TYPE_HISTOGRAM, Observations: []float64{0.5, 200}, Labels: maps.Clone(labels)}
+	b := acc.Prepare([]*pb.MetricData{summary, hist}, res, false)
+	require.Empty(t, b.Issues)
+	_, err := acc.Apply(b, true, func(md pmetric.Metrics) error {
+		node.stamp(md) // as the receiver does before the pipeline
+		txn, err := st.Stage(context.Background(), md)
+		if err != nil {
+			return err
+		}
+		return txn.Commit()
+	})
+	require.NoError(t, err)
+
+	for _, tt := range []struct {
+		name string
+		node nodeIdentity
+		ok   bool
+	}{
+		{"this node", node, true},
+		{"another node", nodeIdentity{label: "collector_instance", value: "node-b"}, false},
+		{"without the identity", nodeIdentity{}, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			r := storeResumer{st: st, logger: zap.NewNop(), warned: new(atomic.Bool), node: tt.node, refused: newResumeRefusals()}
+			count, sum, _, _, ok := r.ResumeSummary(summary, sortedPairs(labels), res.Attributes)
+			require.Equal(t, tt.ok, ok)
+			h, _, _, hok := r.ResumeExponential(hist, sortedPairs(labels), res.Attributes, ccfg.Histogram.MaxSize)
+			require.Equal(t, tt.ok, hok)
+			if tt.ok {
+				assert.Equal(t, uint64(2), count)
+				assert.Equal(t, 2.5, sum)
+				assert.Equal(t, uint64(2), h.Count)
+				assert.Equal(t, 200.5, h.Sum)
+			}
+			assert.False(t, r.warned.Load())
+			assert.Empty(t, r.refused.counts())
+		})
+	}
+}
