@@ -128,10 +128,11 @@ func (a *Accumulator) SetAdmitter(ad Admitter) {
 	a.seriesAdm, _ = ad.(SeriesAdmitter)
 }
 
-// Resumer gives the accumulator the stored running total of a counter
-// series it holds no state for: after a restart, or after Sweep dropped the
-// idle series. The accumulator asks it once per series creation (never per
-// point) and goes on from the stored total instead of from zero.
+// Resumer gives the accumulator the stored running total of a counter,
+// histogram or summary series it holds no state for: after a restart, or
+// after Sweep dropped the idle series. The accumulator asks it once per
+// series creation (never per point) and goes on from the stored total
+// instead of from zero.
 type Resumer interface {
 	// ResumeCounter returns the newest stored value of the counter series
 	// of record m (a counter increment) with labels (sorted by name, with
@@ -146,6 +147,16 @@ type Resumer interface {
 	// or timer): the stored observation count of each bucket (not
 	// cumulative; len(bounds)+1) and their sum.
 	ResumeHistogram(m *pb.MetricData, labels iter.Seq2[string, string], res map[string]string, bounds []float64) (counts []uint64, sum float64, last, first int64, ok bool)
+	// ResumeSummary is ResumeCounter for the summary series of record m
+	// (observations of a summary): its stored observation count and sum
+	// (the quantiles are not resumed).
+	ResumeSummary(m *pb.MetricData, labels iter.Seq2[string, string], res map[string]string) (count uint64, sum float64, last, first int64, ok bool)
+	// ResumeExponential is ResumeCounter for the exponential histogram
+	// series of record m (observations of a histogram or timer under
+	// histogram.kind exponential): the stored histogram in OTel's layout,
+	// only when it is exactly the one the accumulator had, at its scale,
+	// with at most maxSize buckets per range (histogram.max_size).
+	ResumeExponential(m *pb.MetricData, labels iter.Seq2[string, string], res map[string]string, maxSize int32) (h ExponentialState, last, first int64, ok bool)
 }
 
 // PdataUnit is the unit of the pdata metric records like m become (a timer
@@ -1067,7 +1078,8 @@ func (a *Accumulator) stage(c *call, b *Batch, ri int32) *Issue {
 
 // resume starts the staged new series st of record r from its stored
 // state, when the Resumer has it: a counter of increments whose points are
-// cumulative, or a cumulative explicit-bucket histogram or timer built from
+// cumulative, a cumulative histogram or timer (explicit or exponential)
+// built from observations, or the count and sum of a summary built from
 // observations. The series then goes on as if the accumulator had kept it:
 // the same totals, its points after the stored one, and a start time before
 // the series' oldest stored sample (the original start is not stored).
@@ -1093,8 +1105,23 @@ func (a *Accumulator) resume(st *staged, b *Batch, r *record) {
 		st.next.total = total
 		last, first = l, f
 	case pb.MetricType_METRIC_TYPE_HISTOGRAM, pb.MetricType_METRIC_TYPE_TIMER:
-		if m.Histogram != nil || m.Summary != nil || a.cfg.Histogram.Kind != HistogramExplicit ||
-			a.cfg.HistogramTemporality != TemporalityCumulative {
+		if m.Histogram != nil || m.Summary != nil || a.cfg.HistogramTemporality != TemporalityCumulative {
+			return
+		}
+		if a.cfg.Histogram.Kind == HistogramExponential {
+			h, l, f, ok := a.resumer.ResumeExponential(m, labelPairs(labelsOf(r)), res, a.cfg.Histogram.MaxSize)
+			if !ok {
+				return
+			}
+			e, ok := resumedExpoHist(h, a.cfg.Histogram.MaxSize)
+			if !ok {
+				return
+			}
+			st.next.expo = e
+			last, first = l, f
+			break
+		}
+		if a.cfg.Histogram.Kind != HistogramExplicit {
 			return
 		}
 		counts, sum, l, f, ok := a.resumer.ResumeHistogram(m, labelPairs(labelsOf(r)), res, a.bounds)
@@ -1109,6 +1136,18 @@ func (a *Accumulator) resume(st *staged, b *Batch, r *record) {
 		h.sum = sum
 		h.noMinMax = true // not stored
 		st.next.hist = h
+		last, first = l, f
+	case pb.MetricType_METRIC_TYPE_SUMMARY:
+		if m.Histogram != nil || m.Summary != nil {
+			return
+		}
+		count, sum, l, f, ok := a.resumer.ResumeSummary(m, labelPairs(labelsOf(r)), res)
+		if !ok || math.IsNaN(sum) || math.IsInf(sum, 0) {
+			return
+		}
+		s := newSummaryState(a.cfg.Summary.RelativeAccuracy)
+		s.count, s.sum = count, sum
+		st.next.summary = s
 		last, first = l, f
 	default:
 		return
@@ -1313,7 +1352,7 @@ func (a *Accumulator) observe(st *staged, t pb.MetricType, v float64, n uint64) 
 			}
 			e = st.next.expo
 		}
-		e.h.UpdateByIncr(v, n)
+		e.observe(v, n)
 		return
 	}
 	var h *explicitHist

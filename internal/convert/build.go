@@ -372,6 +372,10 @@ func (a *Accumulator) emit(ar *pointArena, m pmetric.Metric, p *point, deltaStar
 }
 
 func fillExpo(dp pmetric.ExponentialHistogramDataPoint, e *expoHist) {
+	if e.base != nil {
+		fillResumedExpo(dp, e)
+		return
+	}
 	h := &e.h
 	dp.SetCount(h.Count())
 	dp.SetSum(h.Sum())

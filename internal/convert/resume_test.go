@@ -30,7 +30,9 @@ type fakeStore struct {
 type storedSum struct {
 	first, last int64
 	v           float64
-	counts      []uint64 // histograms
+	counts      []uint64          // histograms
+	n           uint64            // summaries: the count
+	expo        *ExponentialState // exponential histograms
 }
 
 func newFakeStore() *fakeStore { return &fakeStore{series: map[string]*storedSum{}} }
@@ -71,7 +73,33 @@ func (f *fakeStore) ResumeHistogram(m *pb.MetricData, labels iter.Seq2[string, s
 	return slices.Clone(s.counts), s.v, s.last, s.first, true
 }
 
-func (f *fakeStore) put(id string, ts int64, v float64, counts []uint64) {
+func (f *fakeStore) ResumeSummary(m *pb.MetricData, labels iter.Seq2[string, string], res map[string]string) (uint64, float64, int64, int64, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.asked++
+	s := f.series["s:"+seriesID(m.Name, labels, res)]
+	if s == nil {
+		return 0, 0, 0, 0, false
+	}
+	f.hits++
+	return s.n, s.v, s.last, s.first, true
+}
+
+func (f *fakeStore) ResumeExponential(m *pb.MetricData, labels iter.Seq2[string, string], res map[string]string, maxSize int32) (ExponentialState, int64, int64, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.asked++
+	s := f.series["e:"+seriesID(m.Name, labels, res)]
+	if s == nil || s.expo == nil {
+		return ExponentialState{}, 0, 0, false
+	}
+	f.hits++
+	h := *s.expo
+	h.PositiveCounts, h.NegativeCounts = slices.Clone(h.PositiveCounts), slices.Clone(h.NegativeCounts)
+	return h, s.last, s.first, true
+}
+
+func (f *fakeStore) put(id string, ts int64, v float64, counts []uint64) *storedSum {
 	s := f.series[id]
 	if s == nil {
 		s = &storedSum{first: ts}
@@ -79,7 +107,9 @@ func (f *fakeStore) put(id string, ts int64, v float64, counts []uint64) {
 	}
 	if ts >= s.last {
 		s.last, s.v, s.counts = ts, v, counts
+		return s
 	}
+	return &storedSum{} // (an older point: not kept)
 }
 
 // consume stores the cumulative sums and histograms of md.
@@ -101,6 +131,19 @@ func (f *fakeStore) consume(md pmetric.Metrics) error {
 				case m.Type() == pmetric.MetricTypeHistogram && m.Histogram().AggregationTemporality() == pmetric.AggregationTemporalityCumulative:
 					for _, dp := range m.Histogram().DataPoints().All() {
 						f.put("h:"+seriesID(m.Name(), sortedAttrs(dp.Attributes()), res), int64(dp.Timestamp()), dp.Sum(), dp.BucketCounts().AsRaw())
+					}
+				case m.Type() == pmetric.MetricTypeSummary:
+					for _, dp := range m.Summary().DataPoints().All() {
+						f.put("s:"+seriesID(m.Name(), sortedAttrs(dp.Attributes()), res), int64(dp.Timestamp()), dp.Sum(), nil).n = dp.Count()
+					}
+				case m.Type() == pmetric.MetricTypeExponentialHistogram && m.ExponentialHistogram().AggregationTemporality() == pmetric.AggregationTemporalityCumulative:
+					// (what the store keeps: no min and max)
+					for _, dp := range m.ExponentialHistogram().DataPoints().All() {
+						f.put("e:"+seriesID(m.Name(), sortedAttrs(dp.Attributes()), res), int64(dp.Timestamp()), dp.Sum(), nil).expo = &ExponentialState{
+							Scale: dp.Scale(), ZeroCount: dp.ZeroCount(), Count: dp.Count(), Sum: dp.Sum(),
+							PositiveOffset: dp.Positive().Offset(), PositiveCounts: dp.Positive().BucketCounts().AsRaw(),
+							NegativeOffset: dp.Negative().Offset(), NegativeCounts: dp.Negative().BucketCounts().AsRaw(),
+						}
 					}
 				}
 			}

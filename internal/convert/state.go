@@ -43,6 +43,19 @@ func (h *explicitHist) observe(bounds []float64, v float64, n uint64) {
 type expoHist struct {
 	h       structure.Histogram[float64]
 	maxSize int32
+	// base is the stored histogram this one resumed from (nil if none,
+	// shared by clones: never written); h then holds the observations
+	// since, and sum the sum of both (see resume.go).
+	base *expoBase
+	sum  float64
+}
+
+// observe adds n observations of v.
+func (e *expoHist) observe(v float64, n uint64) {
+	e.h.UpdateByIncr(v, n)
+	if e.base != nil && v != 0 {
+		e.sum += v * float64(n) // as h adds it to its own sum
+	}
 }
 
 func newExpoHist(maxSize int32) *expoHist {
@@ -56,6 +69,7 @@ func newExpoHist(maxSize int32) *expoHist {
 func (e *expoHist) clone() *expoHist {
 	c := newExpoHist(e.maxSize)
 	e.h.CopyInto(&c.h)
+	c.base, c.sum = e.base, e.sum
 	return c
 }
 

@@ -24,6 +24,9 @@ type StoredSample struct {
 	// First is the oldest kept sample's time (unix ms): within the
 	// retention, in the head or a block.
 	First int64
+	// Histogram is the newest sample when it is an integer native
+	// histogram (LastHistogram only; Value is then 0).
+	Histogram *histogram.Histogram
 }
 
 // LastSample returns the newest float sample of the series that the first
@@ -33,7 +36,7 @@ type StoredSample struct {
 // the store has no sample of that series. It reads the series index and
 // the series' chunk list, and decodes only its newest chunk.
 func (s *Store) LastSample(ctx context.Context, md pmetric.Metrics) (smp StoredSample, ok bool, err error) {
-	got, err := s.lastSamples(ctx, md, true)
+	got, err := s.lastSamples(ctx, md, true, chunkenc.ValFloat)
 	if err != nil || len(got) == 0 {
 		return StoredSample{}, false, err
 	}
@@ -52,10 +55,22 @@ type StoredSeries struct {
 // not target_info), in the translator's order; series without a stored
 // float sample are left out.
 func (s *Store) LastSamples(ctx context.Context, md pmetric.Metrics) ([]StoredSeries, error) {
-	return s.lastSamples(ctx, md, false)
+	return s.lastSamples(ctx, md, false, chunkenc.ValFloat)
 }
 
-func (s *Store) lastSamples(ctx context.Context, md pmetric.Metrics, firstOnly bool) ([]StoredSeries, error) {
+// LastHistogram is LastSample for a series stored as an integer native
+// histogram (an exponential histogram): its newest histogram sample, in
+// smp.Histogram. ok is false when the series has none (nothing stored, or
+// only float histograms).
+func (s *Store) LastHistogram(ctx context.Context, md pmetric.Metrics) (smp StoredSample, ok bool, err error) {
+	got, err := s.lastSamples(ctx, md, true, chunkenc.ValHistogram)
+	if err != nil || len(got) == 0 {
+		return StoredSample{}, false, err
+	}
+	return got[0].StoredSample, true, nil
+}
+
+func (s *Store) lastSamples(ctx context.Context, md pmetric.Metrics, firstOnly bool, want chunkenc.ValueType) ([]StoredSeries, error) {
 	if s.closed.Load() {
 		return nil, ErrClosed
 	}
@@ -79,7 +94,7 @@ func (s *Store) lastSamples(ctx context.Context, md pmetric.Metrics, firstOnly b
 	var out []StoredSeries
 	var it chunks.Iterator
 	for _, ls := range capt.ls {
-		smp, ok, err := lastOf(ctx, q, ls, &it)
+		smp, ok, err := lastOf(ctx, q, ls, &it, want)
 		if err != nil {
 			return nil, err
 		}
@@ -90,9 +105,9 @@ func (s *Store) lastSamples(ctx context.Context, md pmetric.Metrics, firstOnly b
 	return out, nil
 }
 
-// lastOf reads the newest float sample of the series ls (exactly) and the
-// time of its oldest chunk.
-func lastOf(ctx context.Context, q storage.ChunkQuerier, ls labels.Labels, it *chunks.Iterator) (smp StoredSample, ok bool, err error) {
+// lastOf reads the newest sample of type want (float or integer
+// histogram) of the series ls (exactly) and the time of its oldest chunk.
+func lastOf(ctx context.Context, q storage.ChunkQuerier, ls labels.Labels, it *chunks.Iterator, want chunkenc.ValueType) (smp StoredSample, ok bool, err error) {
 	matchers := make([]*labels.Matcher, 0, ls.Len())
 	ls.Range(func(l labels.Label) {
 		matchers = append(matchers, labels.MustNewMatcher(labels.MatchEqual, l.Name, l.Value))
@@ -125,7 +140,14 @@ func lastOf(ctx context.Context, q storage.ChunkQuerier, ls labels.Labels, it *c
 		ci := newest.Chunk.Iterator(nil)
 		found := false
 		for vt := ci.Next(); vt != chunkenc.ValNone; vt = ci.Next() {
-			if vt != chunkenc.ValFloat {
+			if vt != want {
+				continue
+			}
+			if want == chunkenc.ValHistogram {
+				if t := ci.AtT(); !found || t >= smp.Last {
+					smp.Last, smp.Histogram = ci.AtHistogram(nil)
+					found = true
+				}
 				continue
 			}
 			t, v := ci.At()

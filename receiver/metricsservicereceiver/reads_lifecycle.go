@@ -58,7 +58,7 @@ func (r *metricsReceiver) findSink(host component.Host) error {
 		r.node = nodeIdentity{label: w.Config().InstanceLabel, value: w.Config().Instance}
 	}
 	r.in.acc.SetAdmitter(storeAdmitter{st: r.store, acc: r.in.acc, now: time.Now})
-	r.in.acc.SetResumer(storeResumer{st: r.store, logger: r.settings.Logger, warned: new(atomic.Bool), node: r.node})
+	r.in.acc.SetResumer(storeResumer{st: r.store, logger: r.settings.Logger, warned: new(atomic.Bool), node: r.node, refused: newResumeRefusals()})
 	return nil
 }
 
