@@ -7,6 +7,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/metricsmodule/metricsmodule/internal/nativehist"
+
 	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/promql"
@@ -152,6 +154,23 @@ func histogramSample(t int64, h *histogram.FloatHistogram) *pb.Sample {
 	return &pb.Sample{Timestamp: timestamppb.New(time.UnixMilli(t)), Histogram: toHistogramValue(h)}
 }
 
+// maxExponentialBuckets bounds the buckets of each sign of an exponential
+// histogram in an answer: a histogram whose buckets lie further apart is
+// answered at a lower scale (see nativehist).
+const maxExponentialBuckets = 4096
+
+// wholeCounts converts bucket counts (whole numbers for stored samples).
+func wholeCounts(cs []float64) []uint64 {
+	if len(cs) == 0 {
+		return nil
+	}
+	out := make([]uint64, len(cs))
+	for i, c := range cs {
+		out[i] = uint64(c)
+	}
+	return out
+}
+
 // toHistogramValue converts a native histogram: custom-bucket histograms to
 // explicit buckets, exponential ones to exponential buckets.
 func toHistogramValue(h *histogram.FloatHistogram) *pb.HistogramValue {
@@ -171,18 +190,11 @@ func toHistogramValue(h *histogram.FloatHistogram) *pb.HistogramValue {
 		out.BucketCounts = counts
 		return out
 	}
-	e := &pb.ExponentialBuckets{Scale: h.Schema, ZeroCount: uint64(h.ZeroCount), ZeroThreshold: h.ZeroThreshold}
-	if len(h.PositiveSpans) > 0 {
-		e.PositiveOffset = h.PositiveSpans[0].Offset
-		for it := h.PositiveBucketIterator(); it.Next(); {
-			e.PositiveBucketCounts = append(e.PositiveBucketCounts, uint64(it.At().Count))
-		}
-	}
-	if len(h.NegativeSpans) > 0 {
-		e.NegativeOffset = h.NegativeSpans[0].Offset
-		for it := h.NegativeBucketIterator(); it.Next(); {
-			e.NegativeBucketCounts = append(e.NegativeBucketCounts, uint64(it.At().Count))
-		}
+	scale, pos, neg := nativehist.ToExponential(h.Schema, h.PositiveBucketIterator(), h.NegativeBucketIterator(), maxExponentialBuckets)
+	e := &pb.ExponentialBuckets{
+		Scale: scale, ZeroCount: uint64(h.ZeroCount), ZeroThreshold: h.ZeroThreshold,
+		PositiveOffset: pos.Offset, PositiveBucketCounts: wholeCounts(pos.Counts),
+		NegativeOffset: neg.Offset, NegativeBucketCounts: wholeCounts(neg.Counts),
 	}
 	out.Exponential = e
 	return out

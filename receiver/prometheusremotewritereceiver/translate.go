@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/metricsmodule/metricsmodule/internal/nativehist"
+
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/otlptranslator"
 	"github.com/prometheus/prometheus/model/histogram"
@@ -241,42 +243,32 @@ func (b *builder) addHistograms(ls labels.Labels, help string, hs []histSample) 
 			continue
 		}
 		h := s.h
-		dp.SetScale(h.Schema)
+		scale, pos, neg := nativehist.ToExponential(h.Schema, h.PositiveBucketIterator(), h.NegativeBucketIterator(), maxExponentialBuckets)
+		dp.SetScale(scale)
 		dp.SetZeroThreshold(h.ZeroThreshold)
 		dp.SetZeroCount(h.ZeroCount)
 		dp.SetCount(h.Count)
 		dp.SetSum(h.Sum)
-		setBuckets(dp.Positive(), h.PositiveBucketIterator())
-		setBuckets(dp.Negative(), h.NegativeBucketIterator())
+		setBuckets(dp.Positive(), pos)
+		setBuckets(dp.Negative(), neg)
 		b.n.histograms++
 	}
 	return nil
 }
 
-// setBuckets sets dense OTel buckets from Prometheus' sparse ones: the
-// Prometheus bucket of index i is (base^(i-1), base^i], the OTel bucket of
-// index k is (base^k, base^(k+1)], so k = i-1.
-func setBuckets(dst pmetric.ExponentialHistogramDataPointBuckets, it histogram.BucketIterator[uint64]) {
-	var idx []int32
-	var counts []uint64
-	for it.Next() {
-		bk := it.At()
-		idx = append(idx, bk.Index)
-		counts = append(counts, bk.Count)
-	}
-	if len(idx) == 0 {
+// maxExponentialBuckets bounds the dense buckets of each sign of a native
+// histogram converted to OTel's form (sparse buckets far apart would take
+// that many zero buckets): one whose buckets lie further apart is kept at a
+// lower scale (see nativehist), as an OTel SDK does at its size limit.
+const maxExponentialBuckets = 4096
+
+// setBuckets sets dense OTel buckets (see nativehist.ToExponential).
+func setBuckets(dst pmetric.ExponentialHistogramDataPointBuckets, b nativehist.Buckets[uint64]) {
+	if len(b.Counts) == 0 {
 		return
 	}
-	lo, hi := idx[0], idx[0]
-	for _, i := range idx {
-		lo, hi = min(lo, i), max(hi, i)
-	}
-	dense := make([]uint64, hi-lo+1)
-	for j, i := range idx {
-		dense[i-lo] += counts[j]
-	}
-	dst.SetOffset(lo - 1)
-	dst.BucketCounts().FromRaw(dense)
+	dst.SetOffset(b.Offset)
+	dst.BucketCounts().FromRaw(b.Counts)
 }
 
 // checkHistogram refuses what has no exact ExponentialHistogram form.

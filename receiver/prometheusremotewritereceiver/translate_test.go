@@ -240,3 +240,31 @@ func TestNativeHistogramIsExponentialHistogram(t *testing.T) {
 		})
 	}
 }
+
+// TestNativeHistogramBucketsFarApartAreKeptAtALowerScale: sparse buckets
+// far apart would take that many zero buckets in OTel's dense form; the
+// histogram is kept at the highest scale whose buckets fit, every
+// observation counted.
+func TestNativeHistogramBucketsFarApartAreKeptAtALowerScale(t *testing.T) {
+	h := &histogram.Histogram{
+		Schema: 8, Count: 3, Sum: 1e30,
+		// OTel indexes 0 and 25,000 (about 2^97.7) at scale 8
+		PositiveSpans:   []histogram.Span{{Offset: 1, Length: 1}, {Offset: 24_999, Length: 1}},
+		PositiveBuckets: []int64{1, 0}, // deltas: 1 and 1
+		ZeroCount:       1, ZeroThreshold: 1e-128,
+	}
+	md, _, err := fromV1(&prompb.WriteRequest{Timeseries: []prompb.TimeSeries{{
+		Labels:     lbls("__name__", "wide_seconds", "job", "api"),
+		Histograms: []prompb.Histogram{prompb.FromIntHistogram(1_700_000_000_123, h)},
+	}}})
+	require.NoError(t, err)
+	dp := md.ResourceMetrics().At(0).ScopeMetrics().At(0).Metrics().At(0).ExponentialHistogram().DataPoints().At(0)
+	// 25,000 >> 3 = 3125: 3,126 buckets at scale 5
+	require.Equal(t, int32(5), dp.Scale())
+	require.Equal(t, int32(0), dp.Positive().Offset())
+	got := dp.Positive().BucketCounts().AsRaw()
+	require.Len(t, got, 3126)
+	require.Equal(t, uint64(1), got[0])
+	require.Equal(t, uint64(1), got[3125])
+	require.Equal(t, uint64(3), dp.Count())
+}
