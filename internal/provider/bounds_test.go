@@ -179,13 +179,13 @@ func padTo(t *testing.T, n int, set func(pad int), size func() int) {
 	require.Equal(t, n, size())
 }
 
-// paddedConfig returns sinkProvider's exporter config with a "padding"
-// string that makes it exactly n bytes encoded.
+// paddedConfig returns sinkProvider's exporter config with an "endpoint"
+// (which the sink does not use) that makes it exactly n bytes encoded.
 func paddedConfig(t *testing.T, sink string, n int) *structpb.Struct {
 	t.Helper()
 	cfg, err := structpb.NewStruct(map[string]any{"name": sink})
 	require.NoError(t, err)
-	padTo(t, n, func(pad int) { cfg.Fields["padding"] = structpb.NewStringValue(strings.Repeat("p", pad)) },
+	padTo(t, n, func(pad int) { cfg.Fields["endpoint"] = structpb.NewStringValue(strings.Repeat("p", pad)) },
 		func() int { return proto.Size(cfg) })
 	return cfg
 }
