@@ -34,8 +34,8 @@ const (
 // max_label_name_bytes, the metric name by max_name_bytes, the unit by
 // max_unit_bytes, descriptions by max_description_bytes (0 = unlimited
 // where it is for records). A definition with more labels, or a value
-// longer, than a record may carry could never be recorded in full anyway. Until it
-// is called, the defaults of convert.DefaultConfig apply.
+// longer, than a record may carry could never be recorded in full anyway.
+// Until it is called, the defaults of convert.DefaultConfig apply.
 func (r *Registry) SetLimits(lim convert.Limits) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
