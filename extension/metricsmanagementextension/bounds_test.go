@@ -10,6 +10,9 @@ import (
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/fieldmaskpb"
+	"google.golang.org/protobuf/types/known/structpb"
 
 	pb "github.com/metricsmodule/metricsmodule/proto/metricsmodule/v1"
 )
@@ -59,4 +62,66 @@ func TestOversizedProviderTextIsInvalidArgument(t *testing.T) {
 	require.Len(t, list.GetProviders(), 1)
 	assert.Empty(t, list.GetProviders()[0].GetConfig().GetTags(), "the refused update changed nothing")
 	assert.Equal(t, uint64(1), list.GetProviders()[0].GetVersion())
+}
+
+// Settings over 64 KiB encoded, or a custom exporter config nested more
+// than 32 levels deep, are refused over gRPC with INVALID_ARGUMENT naming
+// the field path, the size or depth, the limit and the fix, on create and
+// on a masked update; at the limit a config is accepted; nothing is stored.
+func TestOversizedProviderSettingsAreInvalidArgument(t *testing.T) {
+	t.Parallel()
+	c := startCollector(t, t.TempDir(), "", "")
+	ctx := context.Background()
+
+	// withHeaders sets one header whose value makes the settings n bytes encoded.
+	withHeaders := func(pc *pb.ProviderConfig, n int) *pb.ProviderConfig {
+		o := pc.GetSettings().GetOpentelemetry()
+		o.Headers = map[string]string{"X-Pad": ""}
+		for pad := n - proto.Size(o); pad >= 0; pad-- {
+			o.Headers["X-Pad"] = strings.Repeat("h", pad)
+			if proto.Size(o) <= n {
+				break
+			}
+		}
+		require.Equal(t, n, proto.Size(o))
+		return pc
+	}
+	_, err := c.mgmt.CreateMetricsProvider(ctx, &pb.CreateProviderRequest{Config: withHeaders(otlpProvider("p", "127.0.0.1:1"), 65537)})
+	st := status.Convert(err)
+	require.Equal(t, codes.InvalidArgument, st.Code(), "%v", err)
+	assert.Equal(t, "config.settings.opentelemetry: settings.opentelemetry has 65537 bytes encoded, at most 65536 are allowed; shorten the headers", st.Message())
+	assert.Equal(t, []string{"config.settings.opentelemetry"}, fieldViolations(st))
+
+	_, err = c.mgmt.CreateMetricsProvider(ctx, &pb.CreateProviderRequest{Config: withHeaders(otlpProvider("p", "127.0.0.1:1"), 65536)})
+	require.NoError(t, err, "settings at the limit are accepted")
+
+	_, err = c.mgmt.UpdateMetricsProvider(ctx, &pb.UpdateProviderRequest{
+		ProviderId: "p", Config: withHeaders(otlpProvider("", "127.0.0.1:1"), 70000),
+		UpdateMask: &fieldmaskpb.FieldMask{Paths: []string{"settings.opentelemetry.headers"}},
+	})
+	st = status.Convert(err)
+	require.Equal(t, codes.InvalidArgument, st.Code(), "%v", err)
+	assert.Equal(t, []string{"config.settings.opentelemetry"}, fieldViolations(st))
+
+	// a custom exporter config 33 levels deep
+	var deep any = map[string]any{"v": 1.0}
+	for range 31 {
+		deep = map[string]any{"n": deep}
+	}
+	cfg, err := structpb.NewStruct(map[string]any{"verbosity": "basic", "n": deep})
+	require.NoError(t, err)
+	dbg := &pb.ProviderConfig{ProviderId: "debug", Type: pb.ProviderType_PROVIDER_TYPE_CUSTOM,
+		Settings: &pb.ProviderSettings{Custom: &pb.CustomSettings{ExporterType: "debug", Config: cfg}}}
+	_, err = c.mgmt.CreateMetricsProvider(ctx, &pb.CreateProviderRequest{Config: dbg})
+	st = status.Convert(err)
+	require.Equal(t, codes.InvalidArgument, st.Code(), "%v", err)
+	field := "config.settings.custom.config" + strings.Repeat(".n", 32)
+	assert.Equal(t, field+": the exporter config nests more than 32 levels of maps and lists here; flatten it", st.Message())
+	assert.Equal(t, []string{field}, fieldViolations(st))
+
+	list, err := c.mgmt.ListMetricsProviders(ctx, &pb.ListProvidersRequest{})
+	require.NoError(t, err)
+	require.Len(t, list.GetProviders(), 1)
+	assert.Equal(t, uint64(1), list.GetProviders()[0].GetVersion(), "the refused update changed nothing")
+	assert.Contains(t, list.GetProviders()[0].GetConfig().GetSettings().GetOpentelemetry().GetHeaders(), "X-Pad")
 }

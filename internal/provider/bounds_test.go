@@ -8,7 +8,9 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/fieldmaskpb"
+	"google.golang.org/protobuf/types/known/structpb"
 
 	pb "github.com/metricsmodule/metricsmodule/proto/metricsmodule/v1"
 )
@@ -159,6 +161,230 @@ func TestRestoreRefusesBackupOverBounds(t *testing.T) {
 	require.True(t, errors.As(err, &ve), "%v", err)
 	assert.Equal(t, `config.tags["team"]: tag value has 1025 bytes, at most 1024 are allowed; shorten the value`, ve.Error())
 	got, err := e.List(ctx, &pb.ListProvidersRequest{})
+	require.NoError(t, err)
+	assert.Empty(t, got.GetProviders())
+}
+
+// padTo calls set with the longest padding that makes size() at most n,
+// and requires it to be exactly n.
+func padTo(t *testing.T, n int, set func(pad int), size func() int) {
+	t.Helper()
+	set(0)
+	for pad := n - size(); pad >= 0; pad-- {
+		set(pad)
+		if size() <= n {
+			break
+		}
+	}
+	require.Equal(t, n, size())
+}
+
+// paddedConfig returns sinkProvider's exporter config with an "endpoint"
+// (which the sink does not use) that makes it exactly n bytes encoded.
+func paddedConfig(t *testing.T, sink string, n int) *structpb.Struct {
+	t.Helper()
+	cfg, err := structpb.NewStruct(map[string]any{"name": sink})
+	require.NoError(t, err)
+	padTo(t, n, func(pad int) { cfg.Fields["endpoint"] = structpb.NewStringValue(strings.Repeat("p", pad)) },
+		func() int { return proto.Size(cfg) })
+	return cfg
+}
+
+// nested returns a map nested levels deep ({"n": {"n": ... {"v": 1}}}), or
+// with list, a list of lists ([[... [1]]]).
+func nested(levels int, list bool) *structpb.Value {
+	v := structpb.NewNumberValue(1)
+	for range levels {
+		if list {
+			v = structpb.NewListValue(&structpb.ListValue{Values: []*structpb.Value{v}})
+		} else if v.GetStructValue() == nil && v.GetListValue() == nil {
+			v = structpb.NewStructValue(&structpb.Struct{Fields: map[string]*structpb.Value{"v": v}})
+		} else {
+			v = structpb.NewStructValue(&structpb.Struct{Fields: map[string]*structpb.Value{"n": v}})
+		}
+	}
+	return v
+}
+
+// The settings of the provider's type (for a custom exporter, its config)
+// are bounded: at most 64 KiB encoded, a custom config at most 32 levels of
+// maps and lists deep. At the limit accepted, one over refused naming the
+// field path, the size or depth, the limit and the fix.
+func TestValidateBoundsSettings(t *testing.T) {
+	t.Parallel()
+	// otel makes pc an OpenTelemetry provider whose settings are n bytes encoded.
+	otel := func(t *testing.T, pc *pb.ProviderConfig, n int) {
+		o := &pb.OpenTelemetrySettings{Endpoint: "127.0.0.1:4317"}
+		pc.Type, pc.Settings = pb.ProviderType_PROVIDER_TYPE_OPENTELEMETRY, &pb.ProviderSettings{Opentelemetry: o}
+		padTo(t, n, func(pad int) { o.Headers = map[string]string{"X-Pad": strings.Repeat("h", pad)} },
+			func() int { return proto.Size(o) })
+	}
+	prom := func(pc *pb.ProviderConfig) {
+		pc.Type = pb.ProviderType_PROVIDER_TYPE_PROMETHEUS
+		pc.Settings = &pb.ProviderSettings{Prometheus: &pb.PrometheusSettings{
+			RemoteWriteUrl: "http://127.0.0.1:9090/api/v1/write",
+			ExternalLabels: map[string]string{"pad": strings.Repeat("e", maxSettingsBytes)},
+		}}
+	}
+	tests := []struct {
+		name  string
+		edit  func(t *testing.T, pc *pb.ProviderConfig)
+		field string // empty: accepted
+		want  []string
+	}{
+		{name: "custom config at the limit", edit: func(t *testing.T, pc *pb.ProviderConfig) {
+			pc.Settings.Custom.Config = paddedConfig(t, "s", maxSettingsBytes)
+		}},
+		{
+			name: "custom config one byte over", edit: func(t *testing.T, pc *pb.ProviderConfig) {
+				pc.Settings.Custom.Config = paddedConfig(t, "s", maxSettingsBytes+1)
+			},
+			field: "config.settings.custom.config",
+			want:  []string{"the exporter config has 65537 bytes encoded, at most 65536 are allowed", "shorten it"},
+		},
+		{
+			// a large config is not walked for other checks: only its size is reported
+			name: "custom config over, with a negative value", edit: func(t *testing.T, pc *pb.ProviderConfig) {
+				pc.Settings.Custom.Config = paddedConfig(t, "s", maxSettingsBytes+1)
+				pc.Settings.Custom.Config.Fields["timeout"] = structpb.NewNumberValue(-1)
+			},
+			field: "config.settings.custom.config", want: []string{"bytes encoded"},
+		},
+		{name: "custom config 32 levels deep", edit: func(_ *testing.T, pc *pb.ProviderConfig) {
+			pc.Settings.Custom.Config.Fields["n"] = nested(maxConfigDepth-1, false)
+		}},
+		{
+			name: "custom config 33 levels deep", edit: func(_ *testing.T, pc *pb.ProviderConfig) {
+				pc.Settings.Custom.Config.Fields["n"] = nested(maxConfigDepth, false)
+			},
+			field: "config.settings.custom.config" + strings.Repeat(".n", maxConfigDepth),
+			want:  []string{"nests more than 32 levels of maps and lists here; flatten it"},
+		},
+		{name: "custom config lists 32 levels deep", edit: func(_ *testing.T, pc *pb.ProviderConfig) {
+			pc.Settings.Custom.Config.Fields["l"] = nested(maxConfigDepth-1, true)
+		}},
+		{
+			name: "custom config lists 33 levels deep", edit: func(_ *testing.T, pc *pb.ProviderConfig) {
+				pc.Settings.Custom.Config.Fields["l"] = nested(maxConfigDepth, true)
+			},
+			field: "config.settings.custom.config.l" + strings.Repeat("[0]", maxConfigDepth-1),
+			want:  []string{"more than 32 levels"},
+		},
+		{
+			name: "deep under a long key", edit: func(_ *testing.T, pc *pb.ProviderConfig) {
+				pc.Settings.Custom.Config.Fields[strings.Repeat("k", 100)] = nested(maxConfigDepth, false)
+			},
+			field: "config.settings.custom.config." + strings.Repeat("k", 64) + "…" + strings.Repeat(".n", maxConfigDepth-1),
+			want:  []string{"more than 32 levels"},
+		},
+		{name: "opentelemetry settings at the limit", edit: func(t *testing.T, pc *pb.ProviderConfig) { otel(t, pc, maxSettingsBytes) }},
+		{
+			name: "opentelemetry settings one byte over", edit: func(t *testing.T, pc *pb.ProviderConfig) { otel(t, pc, maxSettingsBytes+1) },
+			field: "config.settings.opentelemetry",
+			want:  []string{"settings.opentelemetry has 65537 bytes encoded, at most 65536 are allowed; shorten the headers"},
+		},
+		{
+			name: "prometheus settings over", edit: func(_ *testing.T, pc *pb.ProviderConfig) { prom(pc) },
+			field: "config.settings.prometheus",
+			want:  []string{"settings.prometheus has 655", "at most 65536 are allowed; shorten the headers, grouping_labels and external_labels"},
+		},
+		{
+			name: "statsd settings over", edit: func(_ *testing.T, pc *pb.ProviderConfig) {
+				pc.Type = pb.ProviderType_PROVIDER_TYPE_STATSD
+				pc.Settings = &pb.ProviderSettings{Statsd: &pb.StatsdSettings{Address: "127.0.0.1:8125", Prefix: strings.Repeat("s", maxSettingsBytes)}}
+			},
+			field: "config.settings.statsd", want: []string{"at most 65536 are allowed; shorten the address and prefix"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			pc := sinkProvider("p", "s")
+			tt.edit(t, pc)
+			var errs []*pb.ValidationIssue
+			for _, iss := range validateConfig(pc) {
+				if iss.GetSeverity() == pb.Severity_SEVERITY_ERROR {
+					errs = append(errs, iss)
+				}
+			}
+			if tt.field == "" {
+				require.Empty(t, errs)
+				return
+			}
+			require.Len(t, errs, 1, "%v", errs)
+			assert.Equal(t, tt.field, errs[0].GetField())
+			for _, w := range tt.want {
+				assert.Contains(t, errs[0].GetMessage(), w)
+			}
+		})
+	}
+}
+
+// Create, a full update, a masked update, a rollback to a version stored
+// before the bounds and a restore of such a backup all refuse settings over
+// the bounds, naming the field; nothing changes.
+func TestEveryPathRefusesSettingsOverBounds(t *testing.T) {
+	t.Parallel()
+	e := newTestEngine(t, distribution(), newMemStorage())
+	_, name := newSink(t, "a")
+	oversized := func(id string) *pb.ProviderConfig {
+		pc := sinkProvider(id, name)
+		pc.Settings.Custom.Config = paddedConfig(t, name, maxSettingsBytes+1)
+		return pc
+	}
+	refused := func(err error, field string) {
+		t.Helper()
+		var ve *ValidationError
+		require.True(t, errors.As(err, &ve), "%v", err)
+		require.Len(t, ve.Issues, 1, "%v", ve.Issues)
+		assert.Equal(t, field, ve.Issues[0].GetField())
+	}
+	_, err := e.Create(ctx, &pb.CreateProviderRequest{Config: oversized("p"), AutoStart: true})
+	refused(err, "config.settings.custom.config")
+
+	create(t, e, sinkProvider("p", name))
+	_, err = e.Update(ctx, &pb.UpdateProviderRequest{ProviderId: "p", Config: oversized("")})
+	refused(err, "config.settings.custom.config")
+	_, err = e.Update(ctx, &pb.UpdateProviderRequest{
+		ProviderId: "p", Config: oversized(""), UpdateMask: &fieldmaskpb.FieldMask{Paths: []string{"settings.custom.config"}},
+	})
+	refused(err, "config.settings.custom.config")
+	deep := sinkProvider("", name)
+	deep.Settings.Custom.Config.Fields["n"] = nested(maxConfigDepth, false)
+	_, err = e.Update(ctx, &pb.UpdateProviderRequest{
+		ProviderId: "p", Config: deep, UpdateMask: &fieldmaskpb.FieldMask{Paths: []string{"settings"}},
+	})
+	refused(err, "config.settings.custom.config"+strings.Repeat(".n", maxConfigDepth))
+
+	// version 2, then version 1 made oversized (as if stored before the bounds)
+	_, err = e.Update(ctx, &pb.UpdateProviderRequest{ProviderId: "p", Config: withName(sinkProvider("", name), "two")})
+	require.NoError(t, err)
+	e.mu.Lock()
+	e.providers["p"].rec.find(1).cfg = oversized("p")
+	e.mu.Unlock()
+	_, err = e.Update(ctx, &pb.UpdateProviderRequest{ProviderId: "p", RollbackToVersion: 1})
+	refused(err, "config.settings.custom.config")
+
+	got, err := e.List(ctx, &pb.ListProvidersRequest{})
+	require.NoError(t, err)
+	require.Len(t, got.GetProviders(), 1)
+	assert.Equal(t, uint64(2), got.GetProviders()[0].GetVersion(), "no refused change was applied")
+	assert.Len(t, got.GetProviders()[0].GetConfig().GetSettings().GetCustom().GetConfig().GetFields(), 1)
+
+	// a backup whose config nests too deep is refused on restore
+	del, err := e.Delete(ctx, &pb.DeleteProviderRequest{ProviderId: "p", Backup: true, CleanupStrategy: pb.CleanupStrategy_CLEANUP_STRATEGY_IMMEDIATE})
+	require.NoError(t, err)
+	e.mu.Lock()
+	for _, v := range e.backups[del.GetBackupId()].Record.Versions {
+		pc, err := v.config()
+		require.NoError(t, err)
+		pc.Settings.Custom.Config.Fields["n"] = nested(maxConfigDepth, false)
+		v.cfg = pc
+	}
+	e.mu.Unlock()
+	_, err = e.Create(ctx, &pb.CreateProviderRequest{RestoreBackupId: del.GetBackupId(), AutoStart: true})
+	refused(err, "config.settings.custom.config"+strings.Repeat(".n", maxConfigDepth))
+	got, err = e.List(ctx, &pb.ListProvidersRequest{})
 	require.NoError(t, err)
 	assert.Empty(t, got.GetProviders())
 }

@@ -16,7 +16,6 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 
-	"google.golang.org/protobuf/types/known/structpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/metricsmodule/metricsmodule/internal/testpeer"
@@ -26,10 +25,16 @@ import (
 // etcdNode starts one engine ("node") on the etcd registry under prefix.
 func etcdNode(t *testing.T, endpoints []string, prefix string) *Engine {
 	t.Helper()
+	return etcdNodeWith(t, endpoints, prefix, 5)
+}
+
+// etcdNodeWith is etcdNode keeping maxVersions config versions per provider.
+func etcdNodeWith(t *testing.T, endpoints []string, prefix string, maxVersions int) *Engine {
+	t.Helper()
 	tel := componenttest.NewNopTelemetrySettings()
 	tel.Logger = zaptest.NewLogger(t, zaptest.Level(zap.DebugLevel)).With(zap.String("node", prefix+fmt.Sprint(len(endpoints))))
 	e := NewEngine(Settings{
-		TelemetrySettings: tel, MaxVersions: 5, MaxBackups: 10, LookupHost: noDNS,
+		TelemetrySettings: tel, MaxVersions: maxVersions, MaxBackups: 10, LookupHost: noDNS,
 		Etcd: &EtcdConfig{Endpoints: endpoints, Prefix: prefix, DialTimeout: 5 * time.Second,
 			RequestTimeout: 2 * time.Second, HealthInterval: 100 * time.Millisecond},
 	})
@@ -323,20 +328,39 @@ func TestEtcdUnavailableKeepsExporting(t *testing.T) {
 // through.
 func TestEtcdOversizedProviderIsRefusedAloneAndTheRegistryStaysUp(t *testing.T) {
 	cluster := testpeer.StartEtcdCluster(t, 1)
-	e := etcdNode(t, cluster.Endpoints(), "/"+strings.ReplaceAll(t.Name(), "/", "_")+"/")
+	// Every config within the bounds (exporter config, description and
+	// tags at their limits, about 140 KiB), but ten versions of it make
+	// more than an etcd key holds.
+	e := etcdNodeWith(t, cluster.Endpoints(), "/"+strings.ReplaceAll(t.Name(), "/", "_")+"/", 10)
 	_, name := newSink(t, "s")
-	// Within the bounds of every field (description and tags are bounded
-	// well below), the custom exporter config is not.
-	big := sinkProvider("big", name)
-	big.Settings.Custom.Config.Fields["padding"] = structpb.NewStringValue(strings.Repeat("d", 1200*1024))
-	_, err := e.Create(ctx, &pb.CreateProviderRequest{Config: big, AutoStart: true})
+	big := func(v int) *pb.ProviderConfig {
+		pc := withName(sinkProvider("big", name), fmt.Sprint(v))
+		pc.Settings.Custom.Config = paddedConfig(t, name, maxSettingsBytes)
+		pc.Description = strings.Repeat("d", maxDescriptionBytes)
+		pc.Tags = make(map[string]string, maxTags)
+		for i := range maxTags {
+			pc.Tags[fmt.Sprintf("%0*d", maxTagKeyBytes, i)] = strings.Repeat("t", maxTagValueBytes)
+		}
+		return pc
+	}
+	_, err := e.Create(ctx, &pb.CreateProviderRequest{Config: big(1)}) // stopped: updated in place
+	require.NoError(t, err)
+	v := 1
+	for ; v <= 10; v++ {
+		if _, err = e.Update(ctx, &pb.UpdateProviderRequest{ProviderId: "big", Config: big(v + 1)}); err != nil {
+			break
+		}
+	}
+	require.Greater(t, v, 1, "the first versions fit: %v", err)
 	var ve *ValidationError
 	require.ErrorAs(t, err, &ve)
 	assert.Equal(t, "too_large", ve.Issues[0].GetCode())
 	assert.Contains(t, ve.Issues[0].GetMessage(), `"big"`)
 	assert.False(t, e.RegistryHealth().Degraded, "one caller's oversized config does not degrade the registry")
-	_, _, ok := stateOf(e, "big")
-	assert.False(t, ok, "nothing of the refused provider runs")
+	_, version, ok := stateOf(e, "big")
+	require.True(t, ok)
+	assert.Equal(t, uint64(v), version, "the refused version is not applied")
+	t.Logf("version %d refused: %v", v+1, err)
 	_, err = e.Create(ctx, &pb.CreateProviderRequest{Config: sinkProvider("small", name), AutoStart: true})
 	require.NoError(t, err, "other changes still go through")
 }

@@ -404,8 +404,16 @@ func valueSecrets(v *structpb.Value, secret bool) []string {
 // error messages, health history, last_error, log lines. A nil scrubber
 // changes nothing.
 type scrubber struct {
-	r *strings.Replacer
+	r interface{ Replace(string) string }
 }
+
+// oneSecret replaces one secret. strings.NewReplacer with a single old
+// string builds a Boyer-Moore table in time quadratic in a repetitive
+// secret (3 s for 64 KiB of one letter, hours for a 4 MiB bearer token a
+// caller may send); strings.ReplaceAll has no such table.
+type oneSecret struct{ old, new string }
+
+func (o oneSecret) Replace(t string) string { return strings.ReplaceAll(t, o.old, o.new) }
 
 // newScrubber returns the scrubber of the configs' secrets (nil when they
 // have none).
@@ -427,6 +435,10 @@ func newScrubber(pcs ...*pb.ProviderConfig) *scrubber {
 	}
 	// Longest first: a URL's whole user info before its password.
 	sort.Slice(secrets, func(i, j int) bool { return len(secrets[i]) > len(secrets[j]) })
+	if len(secrets) == 1 {
+		return &scrubber{r: oneSecret{old: secrets[0], new: redactedURLPart}}
+	}
+	// (with two or more, NewReplacer builds a trie, linear in their length)
 	args := make([]string, 0, 2*len(secrets))
 	for _, s := range secrets {
 		args = append(args, s, redactedURLPart)

@@ -373,3 +373,20 @@ func TestScrubLogger(t *testing.T) {
 	assert.Contains(t, line, "REDACTED")
 	assert.EqualValues(t, 7, ent.ContextMap()["n"])
 }
+
+// A config with one long, repetitive secret (a header value of 64 KiB of
+// one letter) is scrubbed like any other: every occurrence, and nothing
+// else. (strings.NewReplacer took 3 s to build for it; see oneSecret.)
+func TestScrubOneLongSecret(t *testing.T) {
+	t.Parallel()
+	long := strings.Repeat("h", 64<<10)
+	pc := &pb.ProviderConfig{Type: pb.ProviderType_PROVIDER_TYPE_OPENTELEMETRY, Settings: &pb.ProviderSettings{
+		Opentelemetry: &pb.OpenTelemetrySettings{Endpoint: "127.0.0.1:4317", Headers: map[string]string{"X-Key": long}},
+	}}
+	require.Equal(t, []string{long}, secretValues(pc), "one secret")
+	s := newScrubber(pc)
+	assert.Equal(t, "a REDACTED b REDACTED hhh", s.str("a "+long+" b "+long+" hhh"))
+	assert.Equal(t, "REDACTEDh", s.str(long+"h"), "leftmost match")
+	err := s.err(&ValidationError{Issues: []*pb.ValidationIssue{issue("f", "c", "value "+long, "")}})
+	assert.Equal(t, "f: value REDACTED", err.Error())
+}

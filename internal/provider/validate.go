@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"go.opentelemetry.io/collector/component"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/structpb"
@@ -40,6 +41,13 @@ const (
 	// maxTagKeyBytes and maxTagValueBytes bound each of config.tags.
 	maxTagKeyBytes   = 128
 	maxTagValueBytes = 1024
+	// maxSettingsBytes bounds the encoded (protobuf) size of the settings
+	// of the provider's type, for a custom exporter of its config: they are
+	// stored with every version and returned by every List and Get.
+	maxSettingsBytes = 64 << 10
+	// maxConfigDepth bounds how deeply the maps and lists of a custom
+	// exporter config nest (the config itself is level 1).
+	maxConfigDepth = 32
 )
 
 // validateID checks a provider id; field names the request field.
@@ -159,6 +167,10 @@ func validateSettings(pc *pb.ProviderConfig) []*pb.ValidationIssue {
 		return append(out, issue("config.settings."+want, "required",
 			fmt.Sprintf("settings.%s must be set for type %s", want, pc.GetType()), ""))
 	}
+	if iss := validateSettingsSize(s, want); iss != nil {
+		// the settings themselves are not walked: the caller shortens them first
+		return append(out, iss)
+	}
 	switch want {
 	case "prometheus":
 		out = append(out, validatePrometheus(s.GetPrometheus())...)
@@ -170,6 +182,29 @@ func validateSettings(pc *pb.ProviderConfig) []*pb.ValidationIssue {
 		out = append(out, validateCustom(s.GetCustom())...)
 	}
 	return out
+}
+
+// validateSettingsSize refuses settings of type want (for "custom", the
+// exporter config) larger than maxSettingsBytes encoded.
+func validateSettingsSize(s *pb.ProviderSettings, want string) *pb.ValidationIssue {
+	var (
+		n                int
+		field, what, fix string
+	)
+	switch want {
+	case "prometheus":
+		n, field, what, fix = proto.Size(s.GetPrometheus()), "config.settings.prometheus", "settings.prometheus", "shorten the headers, grouping_labels and external_labels"
+	case "opentelemetry":
+		n, field, what, fix = proto.Size(s.GetOpentelemetry()), "config.settings.opentelemetry", "settings.opentelemetry", "shorten the headers"
+	case "statsd":
+		n, field, what, fix = proto.Size(s.GetStatsd()), "config.settings.statsd", "settings.statsd", "shorten the address and prefix"
+	case "custom":
+		n, field, what, fix = proto.Size(s.GetCustom().GetConfig()), "config.settings.custom.config", "the exporter config", "shorten it (large content belongs in a file the exporter reads)"
+	}
+	if n <= maxSettingsBytes {
+		return nil
+	}
+	return issue(field, "too_large", fmt.Sprintf("%s has %d bytes encoded, at most %d are allowed; %s", what, n, maxSettingsBytes, fix), "")
 }
 
 func validatePrometheus(p *pb.PrometheusSettings) []*pb.ValidationIssue {
@@ -297,12 +332,57 @@ func validateCustom(c *pb.CustomSettings) []*pb.ValidationIssue {
 	if c.GetExporterType() == "providers" {
 		return []*pb.ValidationIssue{issue(f+"exporter_type", "invalid_value", "a provider cannot be a providers exporter (it would loop)", "")}
 	}
+	if p := tooDeep(f+"config", structpb.NewStructValue(c.GetConfig()), 1); p != "" {
+		return []*pb.ValidationIssue{issue(p, "too_deep",
+			fmt.Sprintf("the exporter config nests more than %d levels of maps and lists here; flatten it", maxConfigDepth), "")}
+	}
 	var out []*pb.ValidationIssue
 	for k, v := range c.GetConfig().GetFields() {
 		out = append(out, negativeValues(f+"config."+k, v)...)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].GetField() < out[j].GetField() })
 	return out
+}
+
+// tooDeep returns the path of the first map or list (keys in order) nested
+// deeper than maxConfigDepth levels in v, itself at level depth; "" when
+// there is none. Keys longer than 64 bytes are cut in the path.
+func tooDeep(path string, v *structpb.Value, depth int) string {
+	switch x := v.GetKind().(type) {
+	case *structpb.Value_StructValue:
+		if depth > maxConfigDepth {
+			return path
+		}
+		fields := x.StructValue.GetFields()
+		keys := make([]string, 0, len(fields))
+		for k := range fields {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			if p := tooDeep(path+"."+cutKey(k), fields[k], depth+1); p != "" {
+				return p
+			}
+		}
+	case *structpb.Value_ListValue:
+		if depth > maxConfigDepth {
+			return path
+		}
+		for i, e := range x.ListValue.GetValues() {
+			if p := tooDeep(path+"["+strconv.Itoa(i)+"]", e, depth+1); p != "" {
+				return p
+			}
+		}
+	}
+	return ""
+}
+
+// cutKey returns k, cut to its first 64 bytes and marked when longer.
+func cutKey(k string) string {
+	if len(k) <= 64 {
+		return k
+	}
+	return strings.ToValidUTF8(k[:64], "") + "…"
 }
 
 // negativeValues refuses negative numbers and durations in a custom

@@ -28,13 +28,14 @@ const (
 	maxBoundIssues = 100
 )
 
-// SetLimits sets the record limits a definition's text is bounded by (the
-// receiver's limits block): allowed and default values by
-// max_label_value_bytes, label names by max_label_name_bytes, the metric
-// name by max_name_bytes, the unit by max_unit_bytes, descriptions by
-// max_description_bytes (0 = unlimited where it is for records). A value
-// longer than a record may carry could never be recorded anyway. Until it
-// is called, the defaults of convert.DefaultConfig apply.
+// SetLimits sets the record limits a definition is bounded by (the
+// receiver's limits block): its number of labels by max_labels, allowed and
+// default values by max_label_value_bytes, label names by
+// max_label_name_bytes, the metric name by max_name_bytes, the unit by
+// max_unit_bytes, descriptions by max_description_bytes (0 = unlimited
+// where it is for records). A definition with more labels, or a value
+// longer, than a record may carry could never be recorded in full anyway.
+// Until it is called, the defaults of convert.DefaultConfig apply.
 func (r *Registry) SetLimits(lim convert.Limits) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -66,8 +67,10 @@ func (b boundIssue) suggestion() string {
 // quoteKey quotes a map key for a field path, at most its first 64 bytes.
 func quoteKey(k string) string { return strconv.Quote(k[:min(len(k), 64)]) }
 
-// checkBounds lists the text fields of d over their bounds, with paths
-// relative to the definition ("labels[0].allowed_values[3]").
+// checkBounds lists the fields of d over their bounds (sizes of text, the
+// number of labels, allowed values and tags), with paths relative to the
+// definition ("labels[0].allowed_values[3]"). Over limits.max_labels, the
+// labels themselves are not checked.
 func checkBounds(d *pb.MetricDefinition, lim convert.Limits) []boundIssue {
 	var out []boundIssue
 	// over adds an issue when n > limit (limit 0 = unlimited).
@@ -84,7 +87,16 @@ func checkBounds(d *pb.MetricDefinition, lim convert.Limits) []boundIssue {
 	over("unit", "unit_too_long", "unit", len(d.GetUnit()), lim.MaxUnitBytes, "max_unit_bytes", "use a UCUM unit such as \"s\" or \"By\"")
 	over("description", "description_too_long", "description", len(d.GetDescription()), lim.MaxDescriptionBytes, "max_description_bytes", "shorten the description (link to a longer text instead)")
 	over("owner", "owner_too_long", "owner", len(d.GetOwner()), maxOwnerBytes, "", "name the owning team or person briefly")
-	for i, l := range d.GetLabels() {
+	labels := d.GetLabels()
+	if tooManyLabels(d, lim) {
+		// the labels themselves are not checked: the caller drops some first
+		labels = nil
+		out = append(out, boundIssue{field: "labels", code: "too_many_labels",
+			msg: fmt.Sprintf("the definition declares %d labels, the limit is %d (limits.max_labels): a record carries at most that many",
+				len(d.GetLabels()), lim.MaxLabels),
+			key: "max_labels", fix: "drop labels that do not identify the series"})
+	}
+	for i, l := range labels {
 		f := fmt.Sprintf("labels[%d]", i)
 		over(f+".name", "label_name_too_long", "label name", len(l.GetName()), lim.MaxLabelNameBytes, "max_label_name_bytes", "shorten the label name")
 		over(f+".description", "description_too_long", "label description", len(l.GetDescription()), lim.MaxDescriptionBytes, "max_description_bytes", "shorten the description")
@@ -116,6 +128,12 @@ func checkBounds(d *pb.MetricDefinition, lim convert.Limits) []boundIssue {
 		over(f, "tag_value_too_long", "tag value", len(tags[k]), maxTagValueBytes, "", "shorten the value")
 	}
 	return out
+}
+
+// tooManyLabels reports whether d declares more labels than a record may
+// carry (limits.max_labels; 0 = unlimited, as for records).
+func tooManyLabels(d *pb.MetricDefinition, lim convert.Limits) bool {
+	return lim.MaxLabels > 0 && len(d.GetLabels()) > lim.MaxLabels
 }
 
 // CheckEntry checks that every version of e (a backup's entry) is within

@@ -38,6 +38,21 @@ func TestValidateDefinitionBounds(t *testing.T) {
 		field string // empty: accepted
 		want  []string
 	}{
+		{name: "32 labels", edit: func(d *pb.MetricDefinition) { d.Labels = withLabels(d.Labels, 32) }},
+		{
+			name: "33 labels", edit: func(d *pb.MetricDefinition) { d.Labels = withLabels(d.Labels, 33) },
+			field: "definition.labels", want: []string{"the definition declares 33 labels, the limit is 32 (limits.max_labels)",
+				"fix: drop labels that do not identify the series, or raise limits.max_labels"},
+		},
+		{
+			// the labels themselves are not checked (nor reported) then
+			name: "33 labels, one of them invalid", edit: func(d *pb.MetricDefinition) {
+				d.Labels = withLabels(d.Labels, 33)
+				d.Labels[5].Name = "__reserved"
+				d.Labels[6].AllowedValues = values(maxAllowedValues + 1)
+			},
+			field: "definition.labels", want: []string{"declares 33 labels"},
+		},
 		{name: "1000 allowed values", edit: func(d *pb.MetricDefinition) { label(d).AllowedValues = values(maxAllowedValues) }},
 		{
 			name: "1001 allowed values", edit: func(d *pb.MetricDefinition) { label(d).AllowedValues = values(maxAllowedValues + 1) },
@@ -122,6 +137,69 @@ func TestValidateDefinitionBounds(t *testing.T) {
 			assert.False(t, ok, "nothing is stored")
 		})
 	}
+}
+
+// withLabels returns labels with optional labels l<i> added up to n.
+func withLabels(labels []*pb.LabelDefinition, n int) []*pb.LabelDefinition {
+	for i := len(labels); i < n; i++ {
+		labels = append(labels, &pb.LabelDefinition{Name: fmt.Sprintf("l%d", i)})
+	}
+	return labels
+}
+
+// limits.max_labels bounds the labels a definition declares; 0 is
+// unlimited, as for records.
+func TestSetLimitsBoundsLabelCount(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	r, _ := openTest(t, ModeOpen)
+	lim := convert.DefaultConfig().Limits
+	lim.MaxLabels = 5
+	r.SetLimits(lim)
+	d := baseDef()
+	d.Labels = withLabels(d.Labels, 6)
+	_, err := r.Register(ctx, d, RegisterOptions{})
+	var inv *InvalidError
+	require.True(t, errors.As(err, &inv), "%v", err)
+	assert.Equal(t, "definition invalid: definition.labels: the definition declares 6 labels, the limit is 5 (limits.max_labels): a record carries at most that many", inv.Error())
+
+	d.Labels = d.Labels[:5]
+	_, err = r.Register(ctx, d, RegisterOptions{})
+	require.NoError(t, err, "at the limit")
+
+	lim.MaxLabels = 0
+	r.SetLimits(lim)
+	d.Labels = withLabels(d.Labels, 100)
+	_, err = r.Register(ctx, d, RegisterOptions{})
+	require.NoError(t, err, "max_labels 0 is unlimited")
+	e, ok := r.Get(d.Name)
+	require.True(t, ok)
+	assert.Len(t, e.Current().Definition.GetLabels(), 100)
+}
+
+// A backup version declaring more labels than limits.max_labels is
+// refused on restore naming the version and the field.
+func TestRestoreRefusesEntryOverLabelCount(t *testing.T) {
+	t.Parallel()
+	r, _ := openTest(t, ModeOpen)
+	lim := convert.DefaultConfig().Limits
+	lim.MaxLabels = 4
+	r.SetLimits(lim)
+	good, bad := baseDef(), baseDef()
+	bad.Labels = withLabels(bad.Labels, 5)
+	e := &Entry{Name: good.Name, Versions: []Version{
+		{Version: 1, Definition: good, CreatedAt: time.Unix(1, 0)},
+		{Version: 2, Definition: bad, CreatedAt: time.Unix(2, 0)},
+	}}
+	err := r.Restore(context.Background(), e)
+	var inv *InvalidError
+	require.True(t, errors.As(err, &inv), "%v", err)
+	require.Len(t, inv.Issues, 1)
+	assert.Equal(t, "versions[1].definition.labels", inv.Issues[0].GetField())
+	assert.Equal(t, "backup version 2: the definition declares 5 labels, the limit is 4 (limits.max_labels): a record carries at most that many", inv.Issues[0].GetMessage())
+	assert.Equal(t, "raise limits.max_labels to restore this backup", inv.Issues[0].GetSuggestion())
+	_, ok := r.Get(good.Name)
+	assert.False(t, ok, "nothing is restored")
 }
 
 func tagsN(n int) map[string]string {

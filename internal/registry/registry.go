@@ -655,7 +655,11 @@ func ValidateDefinition(d *pb.MetricDefinition, lim convert.Limits) []*pb.Valida
 		add("type", "missing_type", "type is not set or unknown", "set METRIC_TYPE_COUNTER, _GAUGE, _HISTOGRAM, _SUMMARY or _TIMER")
 	}
 	seen := map[string]bool{}
-	for i, l := range d.Labels {
+	labels := d.Labels
+	if tooManyLabels(d, lim) {
+		labels = nil // refused by checkBounds, unchecked: the caller drops some first
+	}
+	for i, l := range labels {
 		f := fmt.Sprintf("labels[%d]", i)
 		switch {
 		case !labelNameRE.MatchString(l.Name):

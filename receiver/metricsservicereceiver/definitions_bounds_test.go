@@ -3,6 +3,7 @@ package metricsservicereceiver
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -76,6 +77,60 @@ func TestRegisterMetricBoundsAllowedValues(t *testing.T) {
 	_, ok = r.defs.registry.Get("http_requests_total")
 	assert.False(t, ok, "no definition restored")
 	_, n = sumRequests(t, c)
+	assert.Zero(t, n, "no data restored")
+}
+
+// withLabels adds optional labels l<i> to def up to n labels.
+func withLabels(def *pb.MetricDefinition, n int) *pb.MetricDefinition {
+	for i := len(def.Labels); i < n; i++ {
+		def.Labels = append(def.Labels, &pb.LabelDefinition{Name: fmt.Sprintf("l%d", i)})
+	}
+	return def
+}
+
+// The labels a definition declares are bounded by limits.max_labels (here
+// 4): over gRPC, one more is INVALID_ARGUMENT naming definition.labels, the
+// count, the limit, the config key and the fix; at the limit it is
+// accepted. An update over it is refused, and so is the restore of a
+// backup edited to declare more, before anything is applied.
+func TestRegisterMetricBoundsLabelCount(t *testing.T) {
+	c, r, _ := runReceiverWith(t, t.TempDir(), func(cfg *Config) { cfg.Limits.MaxLabels = 4 })
+	ctx := context.Background()
+
+	_, err := c.RegisterMetric(ctx, &pb.RegisterMetricRequest{Definition: withLabels(requestsDef(), 5)})
+	st := status.Convert(err)
+	require.Equal(t, codes.InvalidArgument, st.Code(), "%v", err)
+	assert.Equal(t, "definition invalid: definition.labels: the definition declares 5 labels, the limit is 4 (limits.max_labels): "+
+		"a record carries at most that many (fix: drop labels that do not identify the series, or raise limits.max_labels)", st.Message())
+	assert.Equal(t, []string{"definition.labels"}, badRequestFields(st))
+	_, ok := r.defs.registry.Get("http_requests_total")
+	assert.False(t, ok)
+
+	_, err = c.RegisterMetric(ctx, &pb.RegisterMetricRequest{Definition: withLabels(requestsDef(), 4)})
+	require.NoError(t, err, "at the limit")
+
+	// An update over the limit is refused too; version 1 stays.
+	_, err = c.RegisterMetric(ctx, &pb.RegisterMetricRequest{Definition: withLabels(requestsDef(), 5)})
+	st = status.Convert(err)
+	require.Equal(t, codes.InvalidArgument, st.Code(), "%v", err)
+	assert.Equal(t, []string{"definition.labels"}, badRequestFields(st))
+	e, ok := r.defs.registry.Get("http_requests_total")
+	require.True(t, ok)
+	assert.Len(t, e.Versions, 1)
+
+	// Backup, edit it to declare 6 labels, restore: refused before anything is applied.
+	recordRequests(t, c)
+	del, err := c.UnregisterMetric(ctx, &pb.UnregisterMetricRequest{Name: "http_requests_total", DeleteData: true, Backup: true})
+	require.NoError(t, err)
+	editBackup(t, del.BackupPath, func(d *pb.MetricDefinition) { withLabels(d, 6) })
+	_, err = c.RegisterMetric(ctx, &pb.RegisterMetricRequest{RestoreBackupId: del.BackupId})
+	st = status.Convert(err)
+	require.Equal(t, codes.InvalidArgument, st.Code(), "%v", err)
+	assert.Equal(t, "definition invalid: versions[0].definition.labels: backup version 1: the definition declares 6 labels, the limit is 4 "+
+		"(limits.max_labels): a record carries at most that many (fix: raise limits.max_labels to restore this backup)", st.Message())
+	_, ok = r.defs.registry.Get("http_requests_total")
+	assert.False(t, ok, "no definition restored")
+	_, n := sumRequests(t, c)
 	assert.Zero(t, n, "no data restored")
 }
 
