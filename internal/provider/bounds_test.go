@@ -1,6 +1,7 @@
 package provider
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -387,4 +388,16 @@ func TestEveryPathRefusesSettingsOverBounds(t *testing.T) {
 	got, err = e.List(ctx, &pb.ListProvidersRequest{})
 	require.NoError(t, err)
 	assert.Empty(t, got.GetProviders())
+}
+
+// TestStoredRecordsAreNotHTMLEscaped: '<', '>' and '&' are stored as sent,
+// not as six-byte escapes, and read back the same.
+func TestStoredRecordsAreNotHTMLEscaped(t *testing.T) {
+	desc := strings.Repeat("<&>", 1000)
+	b, err := marshalRecord(map[string]string{"description": desc})
+	require.NoError(t, err)
+	require.Less(t, len(b), len(desc)+64)
+	var back map[string]string
+	require.NoError(t, json.Unmarshal(b, &back))
+	require.Equal(t, desc, back["description"])
 }

@@ -195,7 +195,7 @@ func (s *etcdStore) apply(ctx context.Context, c change) error {
 	var ops []clientv3.Op
 	for _, r := range c.setProviders {
 		r.Format = recordFormatVers
-		b, err := json.Marshal(r)
+		b, err := marshalRecord(r)
 		if err != nil {
 			s.forceLocked(ids)
 			return fmt.Errorf("encode provider %q: %w", r.ID, err)
@@ -214,7 +214,7 @@ func (s *etcdStore) apply(ctx context.Context, c change) error {
 		ops = append(ops, clientv3.OpDelete(s.pKey(id)))
 	}
 	for _, b := range c.setBackups {
-		raw, err := json.Marshal(b)
+		raw, err := marshalRecord(b)
 		if err != nil {
 			return fmt.Errorf("encode backup %q: %w", b.ID, err)
 		}

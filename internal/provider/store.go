@@ -1,6 +1,7 @@
 package provider
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -175,7 +176,7 @@ func (p *persister) apply(ctx context.Context, c change) error {
 	var ops []*storage.Operation
 	for _, r := range c.setProviders {
 		r.Format = recordFormatVers
-		b, err := json.Marshal(r)
+		b, err := marshalRecord(r)
 		if err != nil {
 			return fmt.Errorf("encode provider %q: %w", r.ID, err)
 		}
@@ -185,7 +186,7 @@ func (p *persister) apply(ctx context.Context, c change) error {
 		ops = append(ops, storage.DeleteOperation(keyProviderPfx+id))
 	}
 	for _, b := range c.setBackups {
-		raw, err := json.Marshal(b)
+		raw, err := marshalRecord(b)
 		if err != nil {
 			return fmt.Errorf("encode backup %q: %w", b.ID, err)
 		}
@@ -269,4 +270,17 @@ func (p *persister) loadAll(ctx context.Context) (recs []*record, backups []*bac
 		backups = append(backups, br)
 	}
 	return recs, backups, idx.Generation, bad, nil
+}
+
+// marshalRecord encodes a stored record as JSON without HTML escaping: a
+// config full of '<', '>' or '&' would otherwise take six bytes stored per
+// byte sent.
+func marshalRecord(v any) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
 }
