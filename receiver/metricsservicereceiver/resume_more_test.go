@@ -298,17 +298,7 @@ func TestStoreResumerFindsAFleetNodesOwnSummaryAndExponentialHistogram(t *testin
 	labels := map[string]string{"route": "/a"}
 	summary := &pb.MetricData{Name: "rt", Type: pb.MetricType_METRIC_TYPE_SUMMARY, Observations: []float64{0.5, 2}, Labels: maps.Clone(labels)}
 	hist := &pb.MetricData{Name: "size", Type: pb.MetricType_METRIC_TYPE_HISTOGRAM, Observations: []float64{0.5, 200}, Labels: maps.Clone(labels)}
-	b := acc.Prepare([]*pb.MetricData{summary, hist}, res, false)
-	require.Empty(t, b.Issues)
-	_, err := acc.Apply(b, true, func(md pmetric.Metrics) error {
-		node.stamp(md) // as the receiver does before the pipeline
-		txn, err := st.Stage(context.Background(), md)
-		if err != nil {
-			return err
-		}
-		return txn.Commit()
-	})
-	require.NoError(t, err)
+	recordOnNode(t, st, acc, node, res, summary, hist)
 
 	for _, tt := range []struct {
 		name string

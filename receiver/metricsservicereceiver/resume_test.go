@@ -143,17 +143,7 @@ func TestStoreResumerFindsAFleetNodesOwnTotals(t *testing.T) {
 	labels := map[string]string{"route": "/a"}
 	counter := &pb.MetricData{Name: "orders_total", Type: pb.MetricType_METRIC_TYPE_COUNTER, Value: 5, Labels: maps.Clone(labels)}
 	timer := &pb.MetricData{Name: "latency", Type: pb.MetricType_METRIC_TYPE_TIMER, Observations: []float64{0.5, 2}, Labels: maps.Clone(labels)}
-	b := acc.Prepare([]*pb.MetricData{counter, timer}, res, false)
-	require.Empty(t, b.Issues)
-	_, err = acc.Apply(b, true, func(md pmetric.Metrics) error {
-		node.stamp(md) // as the receiver does before the pipeline
-		txn, err := st.Stage(context.Background(), md)
-		if err != nil {
-			return err
-		}
-		return txn.Commit()
-	})
-	require.NoError(t, err)
+	recordOnNode(t, st, acc, node, res, counter, timer)
 
 	for _, tt := range []struct {
 		name string
@@ -178,4 +168,21 @@ func TestStoreResumerFindsAFleetNodesOwnTotals(t *testing.T) {
 			assert.False(t, r.warned.Load())
 		})
 	}
+}
+
+// recordOnNode records ms (in resource res) through acc and stores the
+// result stamped with node's identity, as a fleet node's receiver does.
+func recordOnNode(t *testing.T, st *store.Store, acc *convert.Accumulator, node nodeIdentity, res *pb.Resource, ms ...*pb.MetricData) {
+	t.Helper()
+	b := acc.Prepare(ms, res, false)
+	require.Empty(t, b.Issues)
+	_, err := acc.Apply(b, true, func(md pmetric.Metrics) error {
+		node.stamp(md) // as the receiver does before the pipeline
+		txn, err := st.Stage(context.Background(), md)
+		if err != nil {
+			return err
+		}
+		return txn.Commit()
+	})
+	require.NoError(t, err)
 }
