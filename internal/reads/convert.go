@@ -2,10 +2,13 @@ package reads
 
 import (
 	"encoding/base64"
+	"math"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/prometheus/prometheus/promql/parser"
 
 	"github.com/metricsmodule/metricsmodule/internal/nativehist"
 
@@ -107,6 +110,61 @@ func (e *Engine) newSeries(ls labels.Labels) *pb.Series {
 	})
 	out.Type, _ = e.typeOf(out.Name)
 	return out
+}
+
+// hasFractionalHistogram reports whether a histogram sample of v has a
+// count that is not a whole number (rate(), increase() or avg() give them):
+// a HistogramValue carries whole counts, so such an answer is refused, not
+// truncated.
+func hasFractionalHistogram(v parser.Value) bool {
+	fractional := func(h *histogram.FloatHistogram) bool {
+		if h == nil {
+			return false
+		}
+		if !whole(h.Count) || !whole(h.ZeroCount) {
+			return true
+		}
+		for _, c := range h.PositiveBuckets {
+			if !whole(c) {
+				return true
+			}
+		}
+		for _, c := range h.NegativeBuckets {
+			if !whole(c) {
+				return true
+			}
+		}
+		return false
+	}
+	switch v := v.(type) {
+	case promql.Vector:
+		for _, smp := range v {
+			if fractional(smp.H) {
+				return true
+			}
+		}
+	case promql.Matrix:
+		for _, ser := range v {
+			for _, p := range ser.Histograms {
+				if fractional(p.H) {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
+func whole(f float64) bool { return f == math.Trunc(f) }
+
+// fractionalHistogramError refuses an answer with fractional histogram
+// counts; field is the request field that asked for them.
+func fractionalHistogramError(field, fix string) *Error {
+	return &Error{
+		Kind: KindInvalid, Field: field,
+		Message: "the answer holds histogram samples with fractional counts (rate(), increase() and avg() of histograms give them), and a HistogramValue carries whole counts",
+		Fix:     fix,
+	}
 }
 
 // matrixSeries converts a range query's answer, samples in time order.

@@ -104,6 +104,10 @@ func (e *Engine) QueryMetrics(ctx context.Context, req *pb.QueryMetricsRequest) 
 	if err != nil {
 		return nil, err
 	}
+	if hasFractionalHistogram(res.Value) {
+		return nil, fractionalHistogramError("query",
+			"wrap the histograms in histogram_count(), histogram_sum(), histogram_quantile() or histogram_fraction(), or read the answer through the Prometheus API (/api/v1/query), whose histograms carry fractional counts")
+	}
 	resp := &pb.QueryMetricsResponse{
 		Warnings: append(res.Warnings, prefixed("info: ", res.Infos)...),
 		Stats: &pb.QueryStats{

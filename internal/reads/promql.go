@@ -53,6 +53,10 @@ func (e *Engine) promqlPage(ctx context.Context, p *getParams) (*pb.GetMetricsRe
 	if err != nil {
 		return nil, err
 	}
+	if hasFractionalHistogram(res.Value) {
+		return nil, fractionalHistogramError("aggregation",
+			"aggregate histograms with SUM (whole counts), or use QueryMetrics with histogram_quantile() or histogram_count()")
+	}
 	var all []*pb.Series
 	switch v := res.Value.(type) {
 	case promql.Matrix:
