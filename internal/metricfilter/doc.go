@@ -43,7 +43,8 @@
 // (4 KiB) in each name, glob, name_regex, label name and label value; and
 // at most MaxProgramSize (65,536) regex instructions for the globs,
 // name_regex and regex label matchers together, estimated from the parse
-// tree before anything is compiled (exact names are a set, not a regex).
+// tree before anything is compiled, a character class counting its ranges
+// too (exact names are a set, not a regex).
 // A refusal is an *Error with code too_many, too_long or too_large (Bound
 // reports it) naming the field, the size, the limit and the fix, never the
 // oversized value itself.
