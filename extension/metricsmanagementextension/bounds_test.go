@@ -2,6 +2,7 @@ package metricsmanagementextension_test
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -124,4 +125,64 @@ func TestOversizedProviderSettingsAreInvalidArgument(t *testing.T) {
 	require.Len(t, list.GetProviders(), 1)
 	assert.Equal(t, uint64(1), list.GetProviders()[0].GetVersion(), "the refused update changed nothing")
 	assert.Contains(t, list.GetProviders()[0].GetConfig().GetSettings().GetOpentelemetry().GetHeaders(), "X-Pad")
+}
+
+// A filter over the bounds of package metricfilter (entries per list, bytes
+// per string, regex program size) and a bearer token over 16 KiB are
+// refused over gRPC with INVALID_ARGUMENT naming the field, the size, the
+// limit and the fix, never the token; at the limit they are accepted;
+// nothing is stored.
+func TestOversizedProviderFilterAndTokenAreInvalidArgument(t *testing.T) {
+	t.Parallel()
+	c := startCollector(t, t.TempDir(), "", "")
+	ctx := context.Background()
+
+	names := make([]string, 1001)
+	for i := range names {
+		names[i] = fmt.Sprintf("m%d", i)
+	}
+	pc := otlpProvider("p", "127.0.0.1:1")
+	pc.Filter = &pb.MetricFilter{Names: names}
+	_, err := c.mgmt.CreateMetricsProvider(ctx, &pb.CreateProviderRequest{Config: pc})
+	st := status.Convert(err)
+	require.Equal(t, codes.InvalidArgument, st.Code(), "%v", err)
+	assert.Equal(t, "config.filter.names: 1001 entries, at most 1000 are allowed; send at most 1000; match a family of names with a glob (http_*) or name_regex", st.Message())
+	assert.Equal(t, []string{"config.filter.names"}, fieldViolations(st))
+
+	pc.Filter = &pb.MetricFilter{LabelMatchers: []*pb.LabelMatcher{
+		{Name: "a", Value: "x"}, {Name: "b", Operator: pb.MatchOperator_MATCH_OPERATOR_REGEX, Value: strings.Repeat(".{1000}", 66)},
+	}}
+	_, err = c.mgmt.CreateMetricsProvider(ctx, &pb.CreateProviderRequest{Config: pc})
+	st = status.Convert(err)
+	require.Equal(t, codes.InvalidArgument, st.Code(), "%v", err)
+	assert.Contains(t, st.Message(), "config.filter.label_matchers[1].value: compiles to about 66000 regex instructions")
+	assert.Contains(t, st.Message(), "at most 65536 are allowed together; use smaller repetition counts")
+
+	pc.Filter = &pb.MetricFilter{Names: names[:1000]}
+	_, err = c.mgmt.CreateMetricsProvider(ctx, &pb.CreateProviderRequest{Config: pc})
+	require.NoError(t, err, "a filter at the limit is accepted")
+
+	token := strings.Repeat("T", 16385)
+	tok := otlpProvider("tok", "127.0.0.1:1")
+	tok.Security.BearerToken = token
+	_, err = c.mgmt.CreateMetricsProvider(ctx, &pb.CreateProviderRequest{Config: tok})
+	st = status.Convert(err)
+	require.Equal(t, codes.InvalidArgument, st.Code(), "%v", err)
+	assert.Equal(t, "config.security.bearer_token: bearer_token has 16385 bytes, at most 16384 are allowed; send the token itself; for a longer credential use an authenticator extension", st.Message())
+	assert.Equal(t, []string{"config.security.bearer_token"}, fieldViolations(st))
+	assert.NotContains(t, fmt.Sprint(st.Proto()), "TTTT", "the token is not echoed")
+
+	tok.ProviderId = ""
+	_, err = c.mgmt.UpdateMetricsProvider(ctx, &pb.UpdateProviderRequest{
+		ProviderId: "p", Config: tok, UpdateMask: &fieldmaskpb.FieldMask{Paths: []string{"security.bearer_token"}},
+	})
+	st = status.Convert(err)
+	require.Equal(t, codes.InvalidArgument, st.Code(), "%v", err)
+	assert.Equal(t, []string{"config.security.bearer_token"}, fieldViolations(st))
+
+	list, err := c.mgmt.ListMetricsProviders(ctx, &pb.ListProvidersRequest{})
+	require.NoError(t, err)
+	require.Len(t, list.GetProviders(), 1)
+	assert.Equal(t, uint64(1), list.GetProviders()[0].GetVersion(), "the refused update changed nothing")
+	assert.Empty(t, list.GetProviders()[0].GetConfig().GetSecurity().GetBearerToken())
 }

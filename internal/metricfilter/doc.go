@@ -34,6 +34,21 @@
 // "x*"). Providers also look a label matcher's label up in the resource
 // attributes when the data point does not have it.
 //
+// # Bounds
+//
+// A filter runs on every exported batch (providers), every ingested batch
+// (subscriptions) or every selected series (reads), so its size is bounded
+// for every caller alike: at most MaxEntries (1,000) entries in each of
+// names, exclude_names, label_matchers and types; at most MaxTextBytes
+// (4 KiB) in each name, glob, name_regex, label name and label value; and
+// at most MaxProgramSize (65,536) regex instructions for the globs,
+// name_regex and regex label matchers together, estimated from the parse
+// tree before anything is compiled, a character class counting its ranges
+// too (exact names are a set, not a regex).
+// A refusal is an *Error with code too_many, too_long or too_large (Bound
+// reports it) naming the field, the size, the limit and the fix, never the
+// oversized value itself.
+//
 // Compile refuses a bad filter with an *Error naming the field
 // ("filter.names[2]") and the fix. Matchers turns a filter into Prometheus
 // label matchers so that reads select in the store the set MatchName and

@@ -105,34 +105,93 @@ func compile(field string, f *pb.MetricFilter, firstOnly bool) (*Filter, []*Erro
 		errs = append(errs, e)
 		return firstOnly
 	}
-	var exprs []string
-	var stop bool
-	c.names, exprs, stop = compileNames(field+".names", f.GetNames(), add)
+	var (
+		prog  program
+		exprs []string
+		stop  bool
+	)
+	c.names, exprs, stop = compileNames(field+".names", f.GetNames(), &prog, add)
 	if stop {
 		return nil, errs
 	}
 	if len(exprs) > 0 {
 		c.namesExpr = strings.Join(exprs, "|")
 	}
-	c.exclude, c.excludeExpr, stop = compileNames(field+".exclude_names", f.GetExcludeNames(), add)
+	c.exclude, c.excludeExpr, stop = compileNames(field+".exclude_names", f.GetExcludeNames(), &prog, add)
 	if stop {
 		return nil, errs
 	}
 	if re := f.GetNameRegex(); re != "" {
-		m, err := compileRegex(re)
-		if err != nil {
-			if add(&Error{Field: field + ".name_regex", Code: "invalid_regex", Message: fmt.Sprintf("%q is not a valid RE2 regex: %v", re, err), Fix: regexFix}) {
+		rf := field + ".name_regex"
+		if len(re) > MaxTextBytes {
+			if add(tooLong(rf, len(re), "shorten the regex; list the names instead, or match a family with a glob")) {
 				return nil, errs
 			}
+		} else if e, skip := prog.take(rf, re); e != nil || skip {
+			if e != nil && add(e) {
+				return nil, errs
+			}
+		} else {
+			m, err := compileRegex(re)
+			if err != nil {
+				if add(&Error{Field: rf, Code: "invalid_regex", Message: fmt.Sprintf("%q is not a valid RE2 regex: %v", re, err), Fix: regexFix}) {
+					return nil, errs
+				}
+			}
+			c.nameRegex, c.regexSource = m, re
 		}
-		c.nameRegex, c.regexSource = m, re
 	}
-	for i, lm := range f.GetLabelMatchers() {
+	if lms := f.GetLabelMatchers(); len(lms) > MaxEntries {
+		if add(tooMany(field+".label_matchers", len(lms), "label matchers",
+			fmt.Sprintf("send at most %d; match several values of a label with one regex matcher (=~ \"a|b\")", MaxEntries))) {
+			return nil, errs
+		}
+	} else if stop := compileLabelMatchers(field, lms, c, &prog, add); stop {
+		return nil, errs
+	}
+	if ts := f.GetTypes(); len(ts) > MaxEntries {
+		if add(tooMany(field+".types", len(ts), "types", "list each metric type once")) {
+			return nil, errs
+		}
+	} else {
+		for i, t := range ts {
+			if t <= pb.MetricType_METRIC_TYPE_UNSPECIFIED || t > pb.MetricType_METRIC_TYPE_TIMER {
+				if add(&Error{Field: fmt.Sprintf("%s.types[%d]", field, i), Code: "invalid_value", Message: fmt.Sprintf("%v is not a metric type", t),
+					Fix: "use METRIC_TYPE_COUNTER, _GAUGE, _HISTOGRAM, _SUMMARY or _TIMER"}) {
+					return nil, errs
+				}
+				continue
+			}
+			c.types |= 1 << uint(t)
+		}
+	}
+	if len(errs) > 0 {
+		return nil, errs
+	}
+	return c, nil
+}
+
+// compileLabelMatchers compiles lms into c.labels; stop is true when add
+// asked to stop.
+func compileLabelMatchers(field string, lms []*pb.LabelMatcher, c *Filter, prog *program, add func(*Error) bool) (stop bool) {
+	for i, lm := range lms {
 		lf := fmt.Sprintf("%s.label_matchers[%d]", field, i)
+		if n := len(lm.GetName()); n > MaxTextBytes {
+			if add(tooLong(lf+".name", n, "use the label's name (label names are short)")) {
+				return true
+			}
+			continue
+		}
+		if n := len(lm.GetValue()); n > MaxTextBytes {
+			if add(tooLong(lf+".value", n, "shorten the value; match a family of values with a regex matcher")) {
+				return true
+			}
+			continue
+		}
 		if lm.GetName() == "" {
 			// reported; the operator and value are still checked
 			if add(&Error{Field: lf + ".name", Code: "required", Message: "must be set", Fix: "set name to the label to match"}) {
-				return nil, errs
+				return true
 			}
 		}
 		var typ labels.MatchType
@@ -148,14 +207,22 @@ func compile(field string, f *pb.MetricFilter, firstOnly bool) (*Filter, []*Erro
 		default:
 			if add(&Error{Field: lf + ".operator", Code: "invalid_value", Message: fmt.Sprintf("%d is not a match operator", lm.GetOperator()),
 				Fix: "use MATCH_OPERATOR_EQUAL, _NOT_EQUAL, _REGEX or _NOT_REGEX"}) {
-				return nil, errs
+				return true
 			}
 			continue
+		}
+		if typ == labels.MatchRegexp || typ == labels.MatchNotRegexp {
+			if e, skip := prog.take(lf+".value", lm.GetValue()); e != nil || skip {
+				if e != nil && add(e) {
+					return true
+				}
+				continue
+			}
 		}
 		m, err := labels.NewMatcher(typ, lm.GetName(), lm.GetValue())
 		if err != nil {
 			if add(&Error{Field: lf + ".value", Code: "invalid_regex", Message: fmt.Sprintf("%q is not a valid RE2 regex: %v", lm.GetValue(), err), Fix: regexFix}) {
-				return nil, errs
+				return true
 			}
 			continue
 		}
@@ -163,20 +230,7 @@ func compile(field string, f *pb.MetricFilter, firstOnly bool) (*Filter, []*Erro
 			c.labels = append(c.labels, m)
 		}
 	}
-	for i, t := range f.GetTypes() {
-		if t <= pb.MetricType_METRIC_TYPE_UNSPECIFIED || t > pb.MetricType_METRIC_TYPE_TIMER {
-			if add(&Error{Field: fmt.Sprintf("%s.types[%d]", field, i), Code: "invalid_value", Message: fmt.Sprintf("%v is not a metric type", t),
-				Fix: "use METRIC_TYPE_COUNTER, _GAUGE, _HISTOGRAM, _SUMMARY or _TIMER"}) {
-				return nil, errs
-			}
-			continue
-		}
-		c.types |= 1 << uint(t)
-	}
-	if len(errs) > 0 {
-		return nil, errs
-	}
-	return c, nil
+	return false
 }
 
 // compileRegex compiles an RE2 regex the way PromQL's =~ does (anchored,
@@ -190,11 +244,21 @@ func compileRegex(re string) (*labels.FastRegexMatcher, error) {
 
 // compileNames compiles names or globs; exprs are their regexes (exact
 // names quoted) for the store. stop is true when add asked to stop.
-func compileNames(field string, names []string, add func(*Error) bool) (s nameSet, exprs []string, stop bool) {
+func compileNames(field string, names []string, prog *program, add func(*Error) bool) (s nameSet, exprs []string, stop bool) {
+	if len(names) > MaxEntries {
+		return s, nil, add(tooMany(field, len(names), "entries",
+			fmt.Sprintf("send at most %d; match a family of names with a glob (http_*) or name_regex", MaxEntries)))
+	}
 	for i, n := range names {
 		f := fmt.Sprintf("%s[%d]", field, i)
 		if n == "" {
 			if add(&Error{Field: f, Code: "required", Message: "must not be empty", Fix: "set a metric name or a glob such as http_*, or remove the entry"}) {
+				return s, nil, true
+			}
+			continue
+		}
+		if len(n) > MaxTextBytes {
+			if add(tooLong(f, len(n), "shorten the name or glob; match a family of names with a glob such as http_*")) {
 				return s, nil, true
 			}
 			continue
@@ -216,6 +280,12 @@ func compileNames(field string, names []string, add func(*Error) bool) (s nameSe
 		expr, err := GlobRegexp(n)
 		var m *labels.FastRegexMatcher
 		if err == nil {
+			if e, skip := prog.take(f, expr); e != nil || skip {
+				if e != nil && add(e) {
+					return s, nil, true
+				}
+				continue
+			}
 			m, err = compileRegex(expr)
 		}
 		if err != nil {

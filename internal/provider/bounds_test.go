@@ -401,3 +401,195 @@ func TestStoredRecordsAreNotHTMLEscaped(t *testing.T) {
 	require.NoError(t, json.Unmarshal(b, &back))
 	require.Equal(t, desc, back["description"])
 }
+
+// The strings of config.security are bounded (the token and password at 16
+// KiB, the others at 4 KiB): at the limit accepted, one byte over refused
+// naming the field, the size, the limit and the fix, never the value.
+func TestValidateBoundsSecurity(t *testing.T) {
+	t.Parallel()
+	secret := func(n int) string { return strings.Repeat("S", n) }
+	tests := []struct {
+		name  string
+		sec   *pb.SecurityConfig
+		field string // empty: accepted
+		want  string
+	}{
+		{name: "bearer token at the limit", sec: &pb.SecurityConfig{BearerToken: secret(maxSecretBytes)}},
+		{
+			name: "bearer token one byte over", sec: &pb.SecurityConfig{BearerToken: secret(maxSecretBytes + 1)},
+			field: "config.security.bearer_token", want: "bearer_token has 16385 bytes, at most 16384 are allowed; send the token itself",
+		},
+		{name: "password at the limit", sec: &pb.SecurityConfig{BasicAuth: &pb.BasicAuth{Username: "u", Password: secret(maxSecretBytes)}}},
+		{
+			name: "password one byte over", sec: &pb.SecurityConfig{BasicAuth: &pb.BasicAuth{Username: "u", Password: secret(maxSecretBytes + 1)}},
+			field: "config.security.basic_auth.password", want: "password has 16385 bytes, at most 16384 are allowed; use a shorter password",
+		},
+		{name: "username at the limit", sec: &pb.SecurityConfig{BasicAuth: &pb.BasicAuth{Username: secret(maxSecurityTextBytes), Password: "p"}}},
+		{
+			name: "username one byte over", sec: &pb.SecurityConfig{BasicAuth: &pb.BasicAuth{Username: secret(maxSecurityTextBytes + 1), Password: "p"}},
+			field: "config.security.basic_auth.username", want: "username has 4097 bytes, at most 4096 are allowed; shorten the user name",
+		},
+		{name: "ca_file at the limit", sec: &pb.SecurityConfig{Tls: &pb.TlsSettings{CaFile: secret(maxSecurityTextBytes)}}},
+		{
+			name: "ca_file one byte over", sec: &pb.SecurityConfig{Tls: &pb.TlsSettings{CaFile: secret(maxSecurityTextBytes + 1)}},
+			field: "config.security.tls.ca_file", want: "tls.ca_file has 4097 bytes, at most 4096 are allowed; use a shorter path to the file",
+		},
+		{
+			name: "cert_file one byte over", sec: &pb.SecurityConfig{Tls: &pb.TlsSettings{CertFile: secret(maxSecurityTextBytes + 1), KeyFile: "k"}},
+			field: "config.security.tls.cert_file", want: "tls.cert_file has 4097 bytes",
+		},
+		{
+			name: "key_file one byte over", sec: &pb.SecurityConfig{Tls: &pb.TlsSettings{CertFile: "c", KeyFile: secret(maxSecurityTextBytes + 1)}},
+			field: "config.security.tls.key_file", want: "tls.key_file has 4097 bytes",
+		},
+		{name: "server_name at the limit", sec: &pb.SecurityConfig{Tls: &pb.TlsSettings{ServerName: secret(maxSecurityTextBytes)}}},
+		{
+			name: "server_name one byte over", sec: &pb.SecurityConfig{Tls: &pb.TlsSettings{ServerName: secret(maxSecurityTextBytes + 1)}},
+			field: "config.security.tls.server_name", want: "tls.server_name has 4097 bytes, at most 4096 are allowed; use the server's host name",
+		},
+		{
+			// refused for its size only, not also as a malformed component id
+			name: "authenticator one byte over", sec: &pb.SecurityConfig{Authenticator: secret(maxSecurityTextBytes + 1)},
+			field: "config.security.authenticator", want: "authenticator has 4097 bytes, at most 4096 are allowed; use the component id of an auth extension",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			pc := sinkProvider("p", "s")
+			pc.Security = tt.sec
+			var errs []*pb.ValidationIssue
+			for _, iss := range validateConfig(pc) {
+				if iss.GetSeverity() == pb.Severity_SEVERITY_ERROR {
+					errs = append(errs, iss)
+				}
+			}
+			if tt.field == "" {
+				require.Empty(t, errs)
+				return
+			}
+			require.Len(t, errs, 1, "%v", errs)
+			assert.Equal(t, tt.field, errs[0].GetField())
+			assert.Equal(t, "too_long", errs[0].GetCode())
+			assert.Contains(t, errs[0].GetMessage(), tt.want)
+			assert.NotContains(t, (&ValidationError{Issues: errs}).Error(), "SSSS", "the value is not repeated")
+		})
+	}
+}
+
+// A provider's filter over the bounds of package metricfilter is refused
+// naming the field under config.filter, the size, the limit and the fix in
+// the message.
+func TestValidateBoundsFilter(t *testing.T) {
+	t.Parallel()
+	names := make([]string, 1001)
+	for i := range names {
+		names[i] = fmt.Sprintf("m%d", i)
+	}
+	values := []*pb.LabelMatcher{{Name: "a"}, {Name: "b"}, {Name: "c"}, {Name: "d", Value: strings.Repeat("v", 4097)}}
+	tests := []struct {
+		name   string
+		filter *pb.MetricFilter
+		field  string // empty: accepted
+		want   string
+	}{
+		{name: "1000 names", filter: &pb.MetricFilter{Names: names[:1000]}},
+		{
+			name: "1001 names", filter: &pb.MetricFilter{Names: names}, field: "config.filter.names",
+			want: "1001 entries, at most 1000 are allowed; send at most 1000; match a family of names with a glob (http_*) or name_regex",
+		},
+		{
+			name: "label value over", filter: &pb.MetricFilter{LabelMatchers: values}, field: "config.filter.label_matchers[3].value",
+			want: "has 4097 bytes, at most 4096 are allowed; shorten the value; match a family of values with a regex matcher",
+		},
+		{
+			name: "regex program over", filter: &pb.MetricFilter{NameRegex: strings.Repeat(".{1000}", 66)}, field: "config.filter.name_regex",
+			want: "compiles to about 66000 regex instructions, 66000 with the filter's other globs and regexes; at most 65536 are allowed together; use smaller repetition counts ({n,m}), fewer alternatives, or a simpler pattern",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			pc := sinkProvider("p", "s")
+			pc.Filter = tt.filter
+			iss := validateConfig(pc)
+			if tt.field == "" {
+				require.Empty(t, iss)
+				_, err := compileFilter(pc.GetFilter())
+				require.NoError(t, err)
+				return
+			}
+			require.Len(t, iss, 1, "%v", iss)
+			assert.Equal(t, tt.field, iss[0].GetField())
+			assert.Equal(t, tt.field+": "+tt.want, (&ValidationError{Issues: iss}).Error())
+			_, err := compileFilter(pc.GetFilter())
+			require.Error(t, err, "the exporter refuses what validation refuses")
+		})
+	}
+}
+
+// Create, a full update, a masked update, a rollback to a version stored
+// before the bounds and a restore of such a backup all refuse an oversized
+// bearer token, naming the field and never the token; nothing changes.
+func TestEveryPathRefusesSecurityOverBounds(t *testing.T) {
+	t.Parallel()
+	e := newTestEngine(t, distribution(), newMemStorage())
+	_, name := newSink(t, "a")
+	token := strings.Repeat("T", maxSecretBytes+1)
+	oversized := func(id string) *pb.ProviderConfig {
+		pc := sinkProvider(id, name)
+		pc.Security = &pb.SecurityConfig{BearerToken: token}
+		return pc
+	}
+	refused := func(err error) {
+		t.Helper()
+		var ve *ValidationError
+		require.True(t, errors.As(err, &ve), "%v", err)
+		require.Len(t, ve.Issues, 1, "%v", ve.Issues)
+		assert.Equal(t, "config.security.bearer_token", ve.Issues[0].GetField())
+		assert.NotContains(t, ve.Error(), "TTTT")
+		assert.NotContains(t, ve.Issues[0].GetMessage(), "TTTT")
+	}
+	_, err := e.Create(ctx, &pb.CreateProviderRequest{Config: oversized("p"), AutoStart: true})
+	refused(err)
+
+	create(t, e, sinkProvider("p", name))
+	_, err = e.Update(ctx, &pb.UpdateProviderRequest{ProviderId: "p", Config: oversized("")})
+	refused(err)
+	_, err = e.Update(ctx, &pb.UpdateProviderRequest{
+		ProviderId: "p", Config: oversized(""), UpdateMask: &fieldmaskpb.FieldMask{Paths: []string{"security.bearer_token"}},
+	})
+	refused(err)
+
+	_, err = e.Update(ctx, &pb.UpdateProviderRequest{ProviderId: "p", Config: withName(sinkProvider("", name), "two")})
+	require.NoError(t, err)
+	e.mu.Lock()
+	e.providers["p"].rec.find(1).cfg = oversized("p")
+	e.mu.Unlock()
+	_, err = e.Update(ctx, &pb.UpdateProviderRequest{ProviderId: "p", RollbackToVersion: 1})
+	refused(err)
+
+	got, err := e.List(ctx, &pb.ListProvidersRequest{})
+	require.NoError(t, err)
+	require.Len(t, got.GetProviders(), 1)
+	assert.Equal(t, uint64(2), got.GetProviders()[0].GetVersion(), "no refused change was applied")
+	assert.Nil(t, got.GetProviders()[0].GetConfig().GetSecurity())
+
+	del, err := e.Delete(ctx, &pb.DeleteProviderRequest{ProviderId: "p", Backup: true, CleanupStrategy: pb.CleanupStrategy_CLEANUP_STRATEGY_IMMEDIATE})
+	require.NoError(t, err)
+	e.mu.Lock()
+	for _, v := range e.backups[del.GetBackupId()].Record.Versions {
+		pc, err := v.config()
+		require.NoError(t, err)
+		pc.Security = &pb.SecurityConfig{BasicAuth: &pb.BasicAuth{Username: "u", Password: token}}
+		v.cfg = pc
+	}
+	e.mu.Unlock()
+	_, err = e.Create(ctx, &pb.CreateProviderRequest{RestoreBackupId: del.GetBackupId(), AutoStart: true})
+	var ve *ValidationError
+	require.True(t, errors.As(err, &ve), "%v", err)
+	assert.Equal(t, "config.security.basic_auth.password: basic_auth.password has 16385 bytes, at most 16384 are allowed; use a shorter password, or an authenticator extension", ve.Error())
+	got, err = e.List(ctx, &pb.ListProvidersRequest{})
+	require.NoError(t, err)
+	assert.Empty(t, got.GetProviders())
+}

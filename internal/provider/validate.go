@@ -48,6 +48,14 @@ const (
 	// maxConfigDepth bounds how deeply the maps and lists of a custom
 	// exporter config nest (the config itself is level 1).
 	maxConfigDepth = 32
+	// maxSecretBytes bounds config.security.bearer_token and
+	// basic_auth.password: they are stored with every version, sent with
+	// every export and scrubbed from every logged error.
+	maxSecretBytes = 16 << 10
+	// maxSecurityTextBytes bounds the other strings of config.security:
+	// basic_auth.username, the tls file paths and server_name, and
+	// authenticator.
+	maxSecurityTextBytes = 4096
 )
 
 // validateID checks a provider id; field names the request field.
@@ -416,10 +424,16 @@ func negativeValues(field string, v *structpb.Value) []*pb.ValidationIssue {
 }
 
 // validateFilter checks a filter the way metricfilter compiles it: one
-// issue per refused field.
+// issue per refused field. A filter over its bounds (metricfilter.MaxEntries
+// and the others) is refused with the fix in the message, as the other
+// bounds of a provider are.
 func validateFilter(f string, mf *pb.MetricFilter) []*pb.ValidationIssue {
 	var out []*pb.ValidationIssue
 	for _, e := range metricfilter.Validate(f, mf) {
+		if e.Bound() {
+			out = append(out, issue(e.Field, e.Code, e.Message+"; "+e.Fix, ""))
+			continue
+		}
 		out = append(out, issue(e.Field, e.Code, e.Message, e.Fix))
 	}
 	return out
@@ -446,7 +460,7 @@ func validateSecurity(pc *pb.ProviderConfig) []*pb.ValidationIssue {
 	if s == nil {
 		return nil
 	}
-	var out []*pb.ValidationIssue
+	out := validateSecuritySizes(s)
 	tls := s.GetTls()
 	if (tls.GetCertFile() == "") != (tls.GetKeyFile() == "") {
 		out = append(out, issue(f+"tls.key_file", "conflict", "cert_file and key_file must be set together", ""))
@@ -462,9 +476,13 @@ func validateSecurity(pc *pb.ProviderConfig) []*pb.ValidationIssue {
 		out = append(out, issue(f+"bearer_token", "conflict", "bearer_token and basic_auth are exclusive", "set one of them"))
 	}
 	if a := s.GetAuthenticator(); a != "" {
-		var id component.ID
-		if err := id.UnmarshalText([]byte(a)); err != nil {
-			out = append(out, issue(f+"authenticator", "invalid_format", fmt.Sprintf("authenticator %q is not a component id: %v", a, err), "e.g. \"oauth2client\""))
+		// one over maxSecurityTextBytes is refused by validateSecuritySizes
+		// and not repeated here
+		if len(a) <= maxSecurityTextBytes {
+			var id component.ID
+			if err := id.UnmarshalText([]byte(a)); err != nil {
+				out = append(out, issue(f+"authenticator", "invalid_format", fmt.Sprintf("authenticator %q is not a component id: %v", a, err), "e.g. \"oauth2client\""))
+			}
 		}
 		if ba.GetUsername() != "" || s.GetBearerToken() != "" {
 			out = append(out, issue(f+"authenticator", "conflict", "authenticator and basic_auth/bearer_token are exclusive", "set one of them"))
@@ -475,6 +493,35 @@ func validateSecurity(pc *pb.ProviderConfig) []*pb.ValidationIssue {
 			if strings.EqualFold(k, "authorization") {
 				out = append(out, issue(f+"bearer_token", "conflict", "an Authorization header is set in the settings too", "remove the header or the credentials"))
 			}
+		}
+	}
+	return out
+}
+
+// validateSecuritySizes bounds the strings of config.security, naming the
+// field, its size, the limit and the fix; a value is never repeated (the
+// token and password are secrets).
+func validateSecuritySizes(s *pb.SecurityConfig) []*pb.ValidationIssue {
+	const f = "config.security."
+	var out []*pb.ValidationIssue
+	for _, b := range []struct {
+		field string
+		n     int
+		limit int
+		fix   string
+	}{
+		{"bearer_token", len(s.GetBearerToken()), maxSecretBytes, "send the token itself; for a longer credential use an authenticator extension"},
+		{"basic_auth.username", len(s.GetBasicAuth().GetUsername()), maxSecurityTextBytes, "shorten the user name"},
+		{"basic_auth.password", len(s.GetBasicAuth().GetPassword()), maxSecretBytes, "use a shorter password, or an authenticator extension"},
+		{"tls.ca_file", len(s.GetTls().GetCaFile()), maxSecurityTextBytes, "use a shorter path to the file"},
+		{"tls.cert_file", len(s.GetTls().GetCertFile()), maxSecurityTextBytes, "use a shorter path to the file"},
+		{"tls.key_file", len(s.GetTls().GetKeyFile()), maxSecurityTextBytes, "use a shorter path to the file"},
+		{"tls.server_name", len(s.GetTls().GetServerName()), maxSecurityTextBytes, "use the server's host name"},
+		{"authenticator", len(s.GetAuthenticator()), maxSecurityTextBytes, "use the component id of an auth extension, e.g. \"oauth2client\""},
+	} {
+		if b.n > b.limit {
+			out = append(out, issue(f+b.field, "too_long",
+				fmt.Sprintf("%s has %d bytes, at most %d are allowed; %s", b.field, b.n, b.limit, b.fix), ""))
 		}
 	}
 	return out
