@@ -67,12 +67,7 @@ func TestValidateBoundsFreeText(t *testing.T) {
 			t.Parallel()
 			pc := sinkProvider("p", "s")
 			tt.edit(pc)
-			var errs []*pb.ValidationIssue
-			for _, iss := range validateConfig(pc) {
-				if iss.GetSeverity() == pb.Severity_SEVERITY_ERROR {
-					errs = append(errs, iss)
-				}
-			}
+			errs := errorIssues(validateConfig(pc))
 			if tt.field == "" {
 				require.Empty(t, errs)
 				return
@@ -302,12 +297,7 @@ func TestValidateBoundsSettings(t *testing.T) {
 			t.Parallel()
 			pc := sinkProvider("p", "s")
 			tt.edit(t, pc)
-			var errs []*pb.ValidationIssue
-			for _, iss := range validateConfig(pc) {
-				if iss.GetSeverity() == pb.Severity_SEVERITY_ERROR {
-					errs = append(errs, iss)
-				}
-			}
+			errs := errorIssues(validateConfig(pc))
 			if tt.field == "" {
 				require.Empty(t, errs)
 				return
@@ -458,12 +448,7 @@ func TestValidateBoundsSecurity(t *testing.T) {
 			t.Parallel()
 			pc := sinkProvider("p", "s")
 			pc.Security = tt.sec
-			var errs []*pb.ValidationIssue
-			for _, iss := range validateConfig(pc) {
-				if iss.GetSeverity() == pb.Severity_SEVERITY_ERROR {
-					errs = append(errs, iss)
-				}
-			}
+			errs := errorIssues(validateConfig(pc))
 			if tt.field == "" {
 				require.Empty(t, errs)
 				return
@@ -592,4 +577,15 @@ func TestEveryPathRefusesSecurityOverBounds(t *testing.T) {
 	got, err = e.List(ctx, &pb.ListProvidersRequest{})
 	require.NoError(t, err)
 	assert.Empty(t, got.GetProviders())
+}
+
+// errorIssues keeps the issues of severity error.
+func errorIssues(issues []*pb.ValidationIssue) []*pb.ValidationIssue {
+	var errs []*pb.ValidationIssue
+	for _, iss := range issues {
+		if iss.GetSeverity() == pb.Severity_SEVERITY_ERROR {
+			errs = append(errs, iss)
+		}
+	}
+	return errs
 }
