@@ -5,6 +5,7 @@ import (
 	"iter"
 	"maps"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -117,6 +118,11 @@ func (r storeResumer) ResumeHistogram(m *pb.MetricData, labels iter.Seq2[string,
 		r.readFailed(m, err)
 		return nil, 0, 0, 0, false
 	}
+	if len(got) == 0 {
+		// with store.histograms: native, one native histogram with
+		// custom buckets
+		return r.resumeCustomBuckets(m, md, bounds)
+	}
 	if len(got) != len(bounds)+3 {
 		return nil, 0, 0, 0, false // not stored, or not all of it
 	}
@@ -156,6 +162,52 @@ func (r storeResumer) ResumeHistogram(m *pb.MetricData, labels iter.Seq2[string,
 		return nil, 0, 0, 0, false
 	}
 	return counts, sum, last * msNanos, first * msNanos, true
+}
+
+// resumeCustomBuckets is ResumeHistogram for a histogram the store keeps
+// as a native histogram with custom buckets (store.histograms: native).
+func (r storeResumer) resumeCustomBuckets(m *pb.MetricData, md pmetric.Metrics, bounds []float64) (counts []uint64, sum float64, last, first int64, ok bool) {
+	smp, ok, err := r.st.LastHistogram(context.Background(), md)
+	if err != nil {
+		r.readFailed(m, err)
+		return nil, 0, 0, 0, false
+	}
+	if !ok {
+		return nil, 0, 0, 0, false
+	}
+	counts, why := customBucketsOf(smp.Histogram, bounds)
+	if why != "" {
+		return nil, 0, 0, 0, r.refuse(m, "histogram: "+why)
+	}
+	return counts, smp.Histogram.Sum, smp.Last * msNanos, smp.First * msNanos, true
+}
+
+// customBucketsOf is the observation count of each bucket (not cumulative;
+// len(bounds)+1) of the native histogram with custom buckets h, or why it
+// is not the histogram of these bounds.
+func customBucketsOf(h *histogram.Histogram, bounds []float64) ([]uint64, string) {
+	switch {
+	case h == nil || !h.UsesCustomBuckets():
+		return nil, "the stored histogram has no custom buckets"
+	case !slices.Equal(h.CustomValues, bounds):
+		return nil, "the stored bucket bounds are not aggregation.histogram.buckets"
+	case math.IsNaN(h.Sum) || math.IsInf(h.Sum, 0):
+		return nil, "the stored sum is not finite"
+	}
+	counts := make([]uint64, len(bounds)+1)
+	var total uint64
+	for it := h.PositiveBucketIterator(); it.Next(); {
+		b := it.At()
+		if b.Index < 0 || int(b.Index) >= len(counts) {
+			return nil, "a stored bucket is outside the bounds"
+		}
+		counts[b.Index] += b.Count
+		total += b.Count
+	}
+	if total != h.Count {
+		return nil, "the stored bucket counts do not add up to the count"
+	}
+	return counts, ""
 }
 
 // ResumeSummary implements convert.Resumer. It reads the _count and _sum

@@ -3,11 +3,13 @@ package metricsservicereceiver
 import (
 	"context"
 	"maps"
+	"math"
 	"slices"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/pdata/pmetric"
@@ -79,7 +81,7 @@ func TestStoreResumerFindsTheCounterTheAccumulatorStored(t *testing.T) {
 // of a stored histogram (buckets, _count, _sum) give back its buckets.
 func TestStoreResumerFindsTheHistogramTheAccumulatorStored(t *testing.T) {
 	for _, native := range []bool{false, true} {
-		t.Run(map[bool]string{false: "classic", true: "native (not resumed)"}[native], func(t *testing.T) {
+		t.Run(map[bool]string{false: "classic", true: "native with custom buckets"}[native], func(t *testing.T) {
 			cfg := store.DefaultConfig()
 			cfg.Path = t.TempDir()
 			if native {
@@ -108,12 +110,8 @@ func TestStoreResumerFindsTheHistogramTheAccumulatorStored(t *testing.T) {
 			})
 			require.NoError(t, err)
 
-			r := storeResumer{st: st, logger: zap.NewNop(), warned: new(atomic.Bool)}
+			r := storeResumer{st: st, logger: zap.NewNop(), warned: new(atomic.Bool), refused: newResumeRefusals()}
 			counts, sum, last, first, ok := r.ResumeHistogram(rec(1), sortedPairs(labels), res.Attributes, ccfg.Histogram.Buckets)
-			if native {
-				assert.False(t, ok)
-				return
-			}
 			require.True(t, ok)
 			assert.Equal(t, []uint64{1, 2, 1}, counts)
 			assert.InDelta(t, 4.25, sum, 1e-9)
@@ -185,4 +183,36 @@ func recordOnNode(t *testing.T, st *store.Store, acc *convert.Accumulator, node 
 		return txn.Commit()
 	})
 	require.NoError(t, err)
+}
+
+// TestCustomBucketsOfRefusesWhatIsNotTheHistogram: a stored native
+// histogram resumes an explicit histogram only when it is exactly one of
+// these bounds.
+func TestCustomBucketsOfRefusesWhatIsNotTheHistogram(t *testing.T) {
+	bounds := []float64{0.1, 1}
+	good := func() *histogram.Histogram {
+		return &histogram.Histogram{
+			Schema: histogram.CustomBucketsSchema, CustomValues: []float64{0.1, 1}, Count: 4, Sum: 4.25,
+			PositiveSpans: []histogram.Span{{Offset: 0, Length: 3}}, PositiveBuckets: []int64{1, 1, -1}, // 1, 2, 1
+		}
+	}
+	counts, why := customBucketsOf(good(), bounds)
+	require.Empty(t, why)
+	require.Equal(t, []uint64{1, 2, 1}, counts)
+	for _, tc := range []struct {
+		name string
+		edit func(h *histogram.Histogram) *histogram.Histogram
+		want string
+	}{
+		{"nothing", func(*histogram.Histogram) *histogram.Histogram { return nil }, "no custom buckets"},
+		{"exponential", func(h *histogram.Histogram) *histogram.Histogram { h.Schema, h.CustomValues = 0, nil; return h }, "no custom buckets"},
+		{"other bounds", func(h *histogram.Histogram) *histogram.Histogram { h.CustomValues = []float64{0.1, 2}; return h }, "bounds"},
+		{"sum not finite", func(h *histogram.Histogram) *histogram.Histogram { h.Sum = math.Inf(1); return h }, "sum"},
+		{"counts do not add up", func(h *histogram.Histogram) *histogram.Histogram { h.Count = 5; return h }, "add up"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, why := customBucketsOf(tc.edit(good()), bounds)
+			require.Contains(t, why, tc.want)
+		})
+	}
 }
