@@ -400,25 +400,23 @@ func (a *Accumulator) prepare(ms []*pb.MetricData, res *pb.Resource, single bool
 		}
 		wg.Wait()
 	}
+	b.cachedAll = true // (until an item refused or not from the cache)
 	for i := range b.recs {
 		if issues[i] != nil {
 			b.refuse(i, issues[i])
+			b.cachedAll = false
 			continue
 		}
 		r := &b.recs[i]
+		if r.cs == nil || r.labels != nil {
+			b.cachedAll = false
+		}
 		if r.resKey != reqKey {
 			r.res = b.resourceIndex(r.m.Resource.Attributes, r.resKey)
 		}
 	}
 	if a.cache != nil && len(rawLabels) > 0 {
 		a.cache.updateHints(reqKey, hints, b.recs)
-	}
-	b.cachedAll = len(b.Issues) == 0
-	for i := range b.recs {
-		if r := &b.recs[i]; r.cs == nil || r.labels != nil {
-			b.cachedAll = false
-			break
-		}
 	}
 	return b
 }
